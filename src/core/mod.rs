@@ -1,3 +1,21 @@
 //! The sans-IO Raft core: a pure, deterministic state machine.
+//!
+//! No IO, clocks, threads or global randomness here (enforced by `tests/tidy.rs`): time is a
+//! [`Raft::tick`], randomness a PRNG seeded through [`Options::seed`], and every effect is
+//! returned in a [`Ready`] for the runtime to carry out in its documented order.
+
+mod raft_log;
+mod message;
+mod raft;
+mod rng;
+#[cfg(test)]
+mod tests;
 mod types;
+
+pub use raft_log::RaftLog;
+pub use message::{
+    AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote, RequestVoteResponse,
+};
+pub use raft::{Ignored, Options, Raft, Ready, Role, SoftState};
+pub use rng::SplitMix64;
 pub use types::{HardState, LogIndex, NodeId, Term};
