@@ -1,6 +1,9 @@
 //! `leader`: Raft consensus over ZeroMQ. See ARCHITECTURE.md for the layers.
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod core;
+pub mod node;
 pub mod storage;
+pub mod transport;

@@ -4,18 +4,19 @@
 //! [`Raft::tick`], randomness a PRNG seeded through [`Options::seed`], and every effect is
 //! returned in a [`Ready`] for the runtime to carry out in its documented order.
 
-mod raft_log;
 mod message;
 mod raft;
+mod raft_log;
 mod rng;
 #[cfg(test)]
 mod tests;
 mod types;
 
-pub use raft_log::RaftLog;
 pub use message::{
-    AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote, RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote,
+    RequestVoteResponse,
 };
 pub use raft::{Ignored, Options, Raft, Ready, Role, SoftState};
+pub use raft_log::RaftLog;
 pub use rng::SplitMix64;
 pub use types::{HardState, LogIndex, NodeId, Term};

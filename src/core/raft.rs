@@ -4,17 +4,18 @@
 //! [`Raft::ready`]. Control flow lives in `step` (term rules once, then dispatch on message);
 //! `become_*` mutate the role, `handle_*` answer one message, `send_*` queue messages.
 
-use super::raft_log::RaftLog;
 use super::message::{
     AppendEntries, AppendEntriesResponse, Message, Outgoing, RequestVote, RequestVoteResponse,
 };
+use super::raft_log::RaftLog;
 use super::rng::SplitMix64;
 use super::types::{HardState, LogIndex, NodeId, Term};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// The three roles of Figure 4.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The three roles of Figure 4. On the wire (client status) as a bincode enum tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
     /// Passive: answers leaders and candidates.
     Follower,
@@ -152,13 +153,26 @@ impl Raft {
 
     /// A core restarting from persisted hard state and log.
     pub fn restore(options: Options, hard_state: HardState, log: RaftLog) -> Self {
-        assert!(options.election_ticks >= 2, "election_ticks must be at least 2");
-        assert!(options.heartbeat_ticks >= 1, "heartbeat_ticks must be at least 1");
-        assert!(!options.peers.contains(&options.id), "peers must not contain self");
+        assert!(
+            options.election_ticks >= 2,
+            "election_ticks must be at least 2"
+        );
+        assert!(
+            options.heartbeat_ticks >= 1,
+            "heartbeat_ticks must be at least 1"
+        );
+        assert!(
+            !options.peers.contains(&options.id),
+            "peers must not contain self"
+        );
         let mut peers = options.peers;
         peers.sort();
         peers.dedup();
-        let soft = SoftState { role: Role::Follower, term: hard_state.current_term, leader_id: None };
+        let soft = SoftState {
+            role: Role::Follower,
+            term: hard_state.current_term,
+            leader_id: None,
+        };
         let mut raft = Raft {
             id: options.id,
             peers,
@@ -237,12 +251,17 @@ impl Raft {
     }
     /// The soft state as it is now.
     pub fn soft_state(&self) -> SoftState {
-        SoftState { role: self.role, term: self.current_term, leader_id: self.leader_id }
+        SoftState {
+            role: self.role,
+            term: self.current_term,
+            leader_id: self.leader_id,
+        }
     }
 
     /// Majority of the full cluster (peers + self).
     fn quorum(&self) -> usize {
-        (self.peers.len() + 1) / 2 + 1
+        let voters = self.peers.len() + 1;
+        voters / 2 + 1
     }
 
     /// Advance logical time by one tick.
@@ -270,7 +289,11 @@ impl Raft {
             self.election_elapsed = 0;
             // Thesis §6.2: a leader cut off from a majority steps down rather than serve.
             if self.check_quorum && self.recent_active.len() + 1 < self.quorum() {
-                log::info!("{}: lost contact with a majority in term {}; stepping down", self.id, self.current_term);
+                log::info!(
+                    "{}: lost contact with a majority in term {}; stepping down",
+                    self.id,
+                    self.current_term
+                );
                 self.become_follower(self.current_term, None);
             }
             self.recent_active.clear();
@@ -281,7 +304,12 @@ impl Raft {
     pub fn step(&mut self, from: NodeId, message: Message) {
         if !self.peers.contains(&from) {
             self.ignored.unknown_peer += 1;
-            log::debug!("{}: ignoring {} from unknown server {}", self.id, message.kind(), from);
+            log::debug!(
+                "{}: ignoring {} from unknown server {}",
+                self.id,
+                message.kind(),
+                from
+            );
             return;
         }
         let term = message.term();
@@ -309,10 +337,20 @@ impl Raft {
         let term = self.current_term;
         match message {
             Message::RequestVote(_) => {
-                self.send(from, Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: false }));
+                self.send(
+                    from,
+                    Message::RequestVoteResponse(RequestVoteResponse {
+                        term,
+                        vote_granted: false,
+                    }),
+                );
             }
             Message::AppendEntries(_) => {
-                let reply = AppendEntriesResponse { term, success: false, match_index: LogIndex(0) };
+                let reply = AppendEntriesResponse {
+                    term,
+                    success: false,
+                    match_index: LogIndex(0),
+                };
                 self.send(from, Message::AppendEntriesResponse(reply));
             }
             Message::RequestVoteResponse(_) | Message::AppendEntriesResponse(_) => {
@@ -334,9 +372,17 @@ impl Raft {
         }
         log::debug!(
             "{}: vote for {} in term {}: {} (voted_for={:?}, up_to_date={})",
-            self.id, from, self.current_term, vote_granted, self.voted_for, up_to_date
+            self.id,
+            from,
+            self.current_term,
+            vote_granted,
+            self.voted_for,
+            up_to_date
         );
-        let reply = RequestVoteResponse { term: self.current_term, vote_granted };
+        let reply = RequestVoteResponse {
+            term: self.current_term,
+            vote_granted,
+        };
         self.send(from, Message::RequestVoteResponse(reply));
     }
 
@@ -355,7 +401,12 @@ impl Raft {
         if self.role == Role::Leader {
             // Two leaders in one term would break Election Safety (§5.2); only a faulty or
             // forged peer can cause it, so count it, never obey it.
-            log::error!("{}: AppendEntries from {} claims leadership of my term {}", self.id, from, m.term);
+            log::error!(
+                "{}: AppendEntries from {} claims leadership of my term {}",
+                self.id,
+                from,
+                m.term
+            );
             self.ignored.conflicting_leader += 1;
             return;
         }
@@ -368,14 +419,26 @@ impl Raft {
         if !m.entries.is_empty() {
             // Accepting entries needs a durable log (log replication); refusing is safe.
             self.ignored.unsupported_entries += 1;
-            let reply = AppendEntriesResponse { term: self.current_term, success: false, match_index: LogIndex(0) };
+            let reply = AppendEntriesResponse {
+                term: self.current_term,
+                success: false,
+                match_index: LogIndex(0),
+            };
             self.send(from, Message::AppendEntriesResponse(reply));
             return;
         }
         // §5.3 consistency check on the entry preceding the (empty) batch.
         let success = self.log.term_at(m.prev_log_index) == Some(m.prev_log_term);
-        let match_index = if success { m.prev_log_index } else { LogIndex(0) };
-        let reply = AppendEntriesResponse { term: self.current_term, success, match_index };
+        let match_index = if success {
+            m.prev_log_index
+        } else {
+            LogIndex(0)
+        };
+        let reply = AppendEntriesResponse {
+            term: self.current_term,
+            success,
+            match_index,
+        };
         self.send(from, Message::AppendEntriesResponse(reply));
     }
 
@@ -427,7 +490,11 @@ impl Raft {
 
     /// §5.2: a winner asserts leadership at once with heartbeats to prevent new elections.
     fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate can win an election");
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate can win an election"
+        );
         self.role = Role::Leader;
         self.leader_id = Some(self.id);
         self.votes_granted.clear();
@@ -468,7 +535,9 @@ impl Raft {
 
     /// True when [`Raft::ready`] would return something to do.
     pub fn has_ready(&self) -> bool {
-        !self.messages.is_empty() || self.hard_state() != self.persisted || self.soft_state() != self.published
+        !self.messages.is_empty()
+            || self.hard_state() != self.persisted
+            || self.soft_state() != self.published
     }
 
     /// Take the work accumulated since the last call. The caller must handle it completely,
@@ -495,18 +564,32 @@ impl Raft {
     /// Invariants of Figure 2 / Figure 3, checked after every input in debug and test builds.
     #[cfg(any(test, debug_assertions))]
     fn assert_invariants(&mut self) {
-        assert!(self.commit_index <= self.log.last_index(), "commit_index beyond last_index");
+        assert!(
+            self.commit_index <= self.log.last_index(),
+            "commit_index beyond last_index"
+        );
         match self.role {
             Role::Leader => {
                 assert_eq!(self.voted_for, Some(self.id), "a leader voted for itself");
                 assert_eq!(self.leader_id, Some(self.id), "a leader knows it leads");
             }
-            Role::Candidate => assert_eq!(self.voted_for, Some(self.id), "a candidate voted for itself"),
-            Role::Follower => assert_ne!(self.leader_id, Some(self.id), "a follower is not its own leader"),
+            Role::Candidate => assert_eq!(
+                self.voted_for,
+                Some(self.id),
+                "a candidate voted for itself"
+            ),
+            Role::Follower => assert_ne!(
+                self.leader_id,
+                Some(self.id),
+                "a follower is not its own leader"
+            ),
         }
         if let Some(vote) = self.voted_for {
             if let Some((term, seen)) = self.vote_seen {
-                assert!(term != self.current_term || seen == vote, "two votes in term {term}: {seen} then {vote}");
+                assert!(
+                    term != self.current_term || seen == vote,
+                    "two votes in term {term}: {seen} then {vote}"
+                );
             }
             self.vote_seen = Some((self.current_term, vote));
         }

@@ -16,7 +16,11 @@ impl RaftLog {
     /// A log holding `entries`, which must be contiguous from index 1.
     pub fn from_entries(entries: Vec<Entry>) -> Self {
         for (i, entry) in entries.iter().enumerate() {
-            assert_eq!(entry.index, LogIndex(i as u64 + 1), "log entries must start at 1 with no gaps");
+            assert_eq!(
+                entry.index,
+                LogIndex(i as u64 + 1),
+                "log entries must start at 1 with no gaps"
+            );
         }
         RaftLog { entries }
     }

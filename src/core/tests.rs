@@ -22,7 +22,11 @@ fn follower(id: u64) -> Raft {
 }
 
 fn hard(term: u64, voted_for: Option<u64>) -> HardState {
-    HardState { current_term: Term(term), voted_for: voted_for.map(NodeId), commit_index: LogIndex(0) }
+    HardState {
+        current_term: Term(term),
+        voted_for: voted_for.map(NodeId),
+        commit_index: LogIndex(0),
+    }
 }
 
 /// A log whose entries have the given terms, indexes from 1.
@@ -30,7 +34,11 @@ fn log_with_terms(terms: &[u64]) -> RaftLog {
     let entries = terms
         .iter()
         .enumerate()
-        .map(|(i, &t)| Entry { term: Term(t), index: LogIndex(i as u64 + 1), data: vec![] })
+        .map(|(i, &t)| Entry {
+            term: Term(t),
+            index: LogIndex(i as u64 + 1),
+            data: vec![],
+        })
         .collect();
     RaftLog::from_entries(entries)
 }
@@ -55,7 +63,10 @@ fn vote_request(term: u64, candidate: u64, last_index: u64, last_term: u64) -> M
 }
 
 fn vote_granted(term: u64) -> Message {
-    Message::RequestVoteResponse(RequestVoteResponse { term: Term(term), vote_granted: true })
+    Message::RequestVoteResponse(RequestVoteResponse {
+        term: Term(term),
+        vote_granted: true,
+    })
 }
 
 fn heartbeat(term: u64, leader: u64) -> Message {
@@ -71,7 +82,12 @@ fn heartbeat(term: u64, leader: u64) -> Message {
 
 /// The single reply to `to` in a Ready, asserting there is exactly one message.
 fn only_message(ready: &Ready) -> &Outgoing {
-    assert_eq!(ready.messages.len(), 1, "expected exactly one message: {:?}", ready.messages);
+    assert_eq!(
+        ready.messages.len(),
+        1,
+        "expected exactly one message: {:?}",
+        ready.messages
+    );
     &ready.messages[0]
 }
 
@@ -93,9 +109,19 @@ fn election_timeout_is_randomized_within_one_to_two_timeouts() {
     // §5.2: randomized timeouts in [E, 2E) spread candidates apart.
     let mut seen = std::collections::BTreeSet::new();
     for id in 1..=40 {
-        let mut r = Raft::new(Options { seed: id, ..options(1, &[2, 3]) }, HardState::default());
+        let mut r = Raft::new(
+            Options {
+                seed: id,
+                ..options(1, &[2, 3])
+            },
+            HardState::default(),
+        );
         let n = tick_until_candidate(&mut r);
-        assert!((E..2 * E).contains(&n), "timeout {n} outside [{E}, {})", 2 * E);
+        assert!(
+            (E..2 * E).contains(&n),
+            "timeout {n} outside [{E}, {})",
+            2 * E
+        );
         seen.insert(n);
     }
     assert!(seen.len() > 3, "timeouts are not randomized: {seen:?}");
@@ -107,13 +133,26 @@ fn candidate_increments_term_votes_for_itself_and_requests_votes() {
     tick_until_candidate(&mut r);
     let ready = r.ready();
     assert_eq!(ready.hard_state, Some(hard(5, Some(1))));
-    assert!(ready.must_sync, "a vote must reach disk before the requests leave (thesis §3.8)");
+    assert!(
+        ready.must_sync,
+        "a vote must reach disk before the requests leave (thesis §3.8)"
+    );
     let expected: Vec<Outgoing> = [2, 3]
         .iter()
-        .map(|&p| Outgoing { to: NodeId(p), message: vote_request(5, 1, 2, 3) })
+        .map(|&p| Outgoing {
+            to: NodeId(p),
+            message: vote_request(5, 1, 2, 3),
+        })
         .collect();
     assert_eq!(ready.messages, expected);
-    assert_eq!(ready.soft_state, Some(SoftState { role: Role::Candidate, term: Term(5), leader_id: None }));
+    assert_eq!(
+        ready.soft_state,
+        Some(SoftState {
+            role: Role::Candidate,
+            term: Term(5),
+            leader_id: None
+        })
+    );
 }
 
 #[test]
@@ -130,7 +169,13 @@ fn candidate_with_majority_becomes_leader_and_sends_heartbeats() {
     let ready = r.ready();
     assert_eq!(ready.messages.len(), 4);
     for (out, peer) in ready.messages.iter().zip(2..=5) {
-        assert_eq!(out, &Outgoing { to: NodeId(peer), message: heartbeat(1, 1) });
+        assert_eq!(
+            out,
+            &Outgoing {
+                to: NodeId(peer),
+                message: heartbeat(1, 1)
+            }
+        );
     }
     assert_eq!(ready.soft_state.unwrap().leader_id, Some(NodeId(1)));
 }
@@ -140,7 +185,10 @@ fn rejected_votes_do_not_elect_and_a_split_vote_starts_a_new_term() {
     let mut r = follower(1);
     tick_until_candidate(&mut r);
     for p in 2..=5 {
-        let reject = RequestVoteResponse { term: Term(1), vote_granted: false };
+        let reject = RequestVoteResponse {
+            term: Term(1),
+            vote_granted: false,
+        };
         r.step(NodeId(p), Message::RequestVoteResponse(reject));
     }
     assert_eq!(r.role(), Role::Candidate);
@@ -171,8 +219,17 @@ fn grants_one_vote_per_term_first_come_first_served() {
     r.step(NodeId(3), vote_request(1, 3, 0, 0));
     let ready = r.ready();
     assert_eq!(ready.hard_state, None, "nothing changed");
-    let refused = Message::RequestVoteResponse(RequestVoteResponse { term: Term(1), vote_granted: false });
-    assert_eq!(only_message(&ready), &Outgoing { to: NodeId(3), message: refused });
+    let refused = Message::RequestVoteResponse(RequestVoteResponse {
+        term: Term(1),
+        vote_granted: false,
+    });
+    assert_eq!(
+        only_message(&ready),
+        &Outgoing {
+            to: NodeId(3),
+            message: refused
+        }
+    );
 
     // A retransmitted request from the candidate we voted for is granted again (idempotent).
     r.step(NodeId(2), vote_request(1, 2, 0, 0));
@@ -186,7 +243,10 @@ fn restarted_server_never_votes_twice_in_a_term() {
     r.step(NodeId(3), vote_request(7, 3, 0, 0));
     let ready = r.ready();
     assert_eq!(ready.hard_state, None);
-    let refused = Message::RequestVoteResponse(RequestVoteResponse { term: Term(7), vote_granted: false });
+    let refused = Message::RequestVoteResponse(RequestVoteResponse {
+        term: Term(7),
+        vote_granted: false,
+    });
     assert_eq!(only_message(&ready).message, refused);
     assert_eq!(r.current_term(), Term(7));
 }
@@ -203,11 +263,22 @@ fn vote_requires_candidate_log_at_least_as_up_to_date() {
         ((1, 3), true),  // newer last term, shorter
     ];
     for ((last_index, last_term), granted) in cases {
-        let mut r = Raft::restore(options(1, &[2, 3]), hard(2, None), log_with_terms(&[1, 2, 2]));
+        let mut r = Raft::restore(
+            options(1, &[2, 3]),
+            hard(2, None),
+            log_with_terms(&[1, 2, 2]),
+        );
         r.step(NodeId(2), vote_request(3, 2, last_index, last_term));
         let ready = r.ready();
-        let expected = Message::RequestVoteResponse(RequestVoteResponse { term: Term(3), vote_granted: granted });
-        assert_eq!(only_message(&ready).message, expected, "candidate log ({last_index}, {last_term})");
+        let expected = Message::RequestVoteResponse(RequestVoteResponse {
+            term: Term(3),
+            vote_granted: granted,
+        });
+        assert_eq!(
+            only_message(&ready).message,
+            expected,
+            "candidate log ({last_index}, {last_term})"
+        );
         assert_eq!(r.voted_for(), granted.then_some(NodeId(2)));
     }
 }
@@ -224,7 +295,13 @@ fn higher_term_turns_leader_into_follower_and_clears_vote() {
     // §5.1: any message with a higher term updates the term and converts to follower.
     let mut r = make_leader(1);
     let term = r.current_term().0;
-    r.step(NodeId(4), Message::RequestVoteResponse(RequestVoteResponse { term: Term(term + 3), vote_granted: false }));
+    r.step(
+        NodeId(4),
+        Message::RequestVoteResponse(RequestVoteResponse {
+            term: Term(term + 3),
+            vote_granted: false,
+        }),
+    );
     assert_eq!(r.role(), Role::Follower);
     assert_eq!(r.current_term(), Term(term + 3));
     assert_eq!(r.voted_for(), None);
@@ -236,10 +313,23 @@ fn higher_term_turns_leader_into_follower_and_clears_vote() {
 fn higher_term_append_entries_sets_the_leader() {
     let mut r = follower(1);
     r.step(NodeId(3), heartbeat(4, 3));
-    assert_eq!((r.role(), r.current_term(), r.leader_id()), (Role::Follower, Term(4), Some(NodeId(3))));
+    assert_eq!(
+        (r.role(), r.current_term(), r.leader_id()),
+        (Role::Follower, Term(4), Some(NodeId(3)))
+    );
     let ready = r.ready();
-    let ok = AppendEntriesResponse { term: Term(4), success: true, match_index: LogIndex(0) };
-    assert_eq!(only_message(&ready), &Outgoing { to: NodeId(3), message: Message::AppendEntriesResponse(ok) });
+    let ok = AppendEntriesResponse {
+        term: Term(4),
+        success: true,
+        match_index: LogIndex(0),
+    };
+    assert_eq!(
+        only_message(&ready),
+        &Outgoing {
+            to: NodeId(3),
+            message: Message::AppendEntriesResponse(ok)
+        }
+    );
 }
 
 #[test]
@@ -248,7 +338,10 @@ fn candidate_returns_to_follower_on_append_entries_of_its_term() {
     let mut r = follower(1);
     tick_until_candidate(&mut r);
     r.step(NodeId(2), heartbeat(1, 2));
-    assert_eq!((r.role(), r.current_term(), r.leader_id()), (Role::Follower, Term(1), Some(NodeId(2))));
+    assert_eq!(
+        (r.role(), r.current_term(), r.leader_id()),
+        (Role::Follower, Term(1), Some(NodeId(2)))
+    );
     assert_eq!(r.voted_for(), Some(NodeId(1)), "the vote of the term stays");
 }
 
@@ -256,13 +349,23 @@ fn candidate_returns_to_follower_on_append_entries_of_its_term() {
 fn stale_requests_are_rejected_with_the_current_term_and_stale_responses_dropped() {
     let mut r = Raft::new(options(1, &[2, 3]), hard(5, None));
     r.step(NodeId(2), vote_request(4, 2, 0, 0));
-    let refused = Message::RequestVoteResponse(RequestVoteResponse { term: Term(5), vote_granted: false });
+    let refused = Message::RequestVoteResponse(RequestVoteResponse {
+        term: Term(5),
+        vote_granted: false,
+    });
     assert_eq!(only_message(&r.ready()).message, refused);
     assert_eq!(r.voted_for(), None);
 
     r.step(NodeId(2), heartbeat(4, 2));
-    let nack = AppendEntriesResponse { term: Term(5), success: false, match_index: LogIndex(0) };
-    assert_eq!(only_message(&r.ready()).message, Message::AppendEntriesResponse(nack));
+    let nack = AppendEntriesResponse {
+        term: Term(5),
+        success: false,
+        match_index: LogIndex(0),
+    };
+    assert_eq!(
+        only_message(&r.ready()).message,
+        Message::AppendEntriesResponse(nack)
+    );
     assert_eq!(r.leader_id(), None, "a stale leader is not followed");
 
     r.step(NodeId(3), vote_granted(4));
@@ -300,7 +403,10 @@ fn leader_sends_heartbeats_every_heartbeat_interval() {
         r.tick();
         let ready = r.ready();
         if !ready.messages.is_empty() {
-            assert!(ready.messages.iter().all(|o| matches!(o.message, Message::AppendEntries(_))));
+            assert!(ready
+                .messages
+                .iter()
+                .all(|o| matches!(o.message, Message::AppendEntries(_))));
             assert_eq!(ready.messages.len(), 4);
             sent_at.push(t);
         }
@@ -314,14 +420,22 @@ fn leader_without_a_quorum_steps_down_after_an_election_timeout() {
     let mut r = make_leader(1);
     let term = r.current_term();
     let ack = |t: Term| {
-        Message::AppendEntriesResponse(AppendEntriesResponse { term: t, success: true, match_index: LogIndex(0) })
+        Message::AppendEntriesResponse(AppendEntriesResponse {
+            term: t,
+            success: true,
+            match_index: LogIndex(0),
+        })
     };
     for _ in 0..3 * E {
         r.tick();
         r.step(NodeId(2), ack(term));
         r.step(NodeId(3), ack(term));
     }
-    assert_eq!(r.role(), Role::Leader, "two acks + self is a majority of five");
+    assert_eq!(
+        r.role(),
+        Role::Leader,
+        "two acks + self is a majority of five"
+    );
     for _ in 0..E {
         r.tick();
         r.step(NodeId(2), ack(term));
@@ -329,7 +443,10 @@ fn leader_without_a_quorum_steps_down_after_an_election_timeout() {
     for _ in 0..E {
         r.tick();
     }
-    assert_eq!((r.role(), r.current_term(), r.leader_id()), (Role::Follower, term, None));
+    assert_eq!(
+        (r.role(), r.current_term(), r.leader_id()),
+        (Role::Follower, term, None)
+    );
 }
 
 #[test]
@@ -363,14 +480,28 @@ fn single_server_cluster_elects_itself() {
 #[test]
 fn append_entries_with_entries_is_refused_until_replication_exists() {
     let mut r = follower(1);
-    let entry = Entry { term: Term(1), index: LogIndex(1), data: b"x".to_vec() };
-    let m = AppendEntries { entries: vec![entry], ..match heartbeat(1, 2) {
-        Message::AppendEntries(m) => m,
-        _ => unreachable!(),
-    } };
+    let entry = Entry {
+        term: Term(1),
+        index: LogIndex(1),
+        data: b"x".to_vec(),
+    };
+    let m = AppendEntries {
+        entries: vec![entry],
+        ..match heartbeat(1, 2) {
+            Message::AppendEntries(m) => m,
+            _ => unreachable!(),
+        }
+    };
     r.step(NodeId(2), Message::AppendEntries(m));
-    let nack = AppendEntriesResponse { term: Term(1), success: false, match_index: LogIndex(0) };
-    assert_eq!(only_message(&r.ready()).message, Message::AppendEntriesResponse(nack));
+    let nack = AppendEntriesResponse {
+        term: Term(1),
+        success: false,
+        match_index: LogIndex(0),
+    };
+    assert_eq!(
+        only_message(&r.ready()).message,
+        Message::AppendEntriesResponse(nack)
+    );
     assert_eq!(r.last_index(), LogIndex(0));
     assert_eq!(r.ignored().unsupported_entries, 1);
 }

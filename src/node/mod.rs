@@ -1,0 +1,358 @@
+//! The runtime: one server as a thread that drives the core with storage, transport and a
+//! clock, and the [`Server`] handle the library user holds.
+//!
+//! This is the Rust face of the original Go API: `New(pid, conf)` is [`Server::start`],
+//! `State()`/`Leader()` are [`Server::role`]/[`Server::leader`], the partition array is
+//! [`Server::block`]/[`Server::unblock`], `Outbox`/`Inbox` are [`Server::send`]/[`Server::recv_timeout`],
+//! and `ServerStopped()` is [`Server::stop`] (which waits) and [`Server::is_stopped`].
+
+mod runtime;
+
+use crate::config::{Config, ConfigError};
+use crate::core::{NodeId, Role, Term};
+use crate::storage::{DiskStorage, Storage, StorageError};
+use crate::transport::client_wire::Status;
+use crate::transport::{DropCounts, TransportError};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Default bound on application messages waiting in a server's inbox; beyond it new ones are
+/// dropped and counted, so a slow reader cannot make the server grow without bound.
+pub const INBOX_CAPACITY: usize = 4096;
+
+/// Knobs of one server beyond config.json.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// Data directory; default: the config's `data_dir/<pid>`.
+    pub data_dir: Option<PathBuf>,
+    /// Seed for the core's PRNG; default: random. Fix it to replay a run's timeouts.
+    pub seed: Option<u64>,
+    /// Inbox bound; default [`INBOX_CAPACITY`].
+    pub inbox_capacity: Option<usize>,
+}
+
+/// Where an application message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One server.
+    Pid(NodeId),
+    /// Every other server of the cluster.
+    Broadcast,
+}
+
+/// An application message received from another server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxMessage {
+    /// Sender pid.
+    pub from: NodeId,
+    /// The sender's id for this message.
+    pub msg_id: u64,
+    /// True when the sender broadcast it.
+    pub broadcast: bool,
+    /// The bytes sent.
+    pub payload: Vec<u8>,
+}
+
+/// One change of role, term or known leader, as observed by the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleChange {
+    /// New role.
+    pub role: Role,
+    /// Term of the change.
+    pub term: Term,
+    /// Leader known after the change.
+    pub leader: Option<NodeId>,
+    /// When it happened.
+    pub at: Instant,
+}
+
+/// Why a server could not start or had to stop.
+#[derive(Debug)]
+pub enum NodeError {
+    /// config.json is invalid or does not name the pid.
+    Config(ConfigError),
+    /// The data directory is locked, unreadable, corrupt, or an fsync failed (fail-stop).
+    Storage(StorageError),
+    /// A socket could not be bound or connected.
+    Transport(TransportError),
+    /// The runtime thread panicked (a bug); the text is the panic message.
+    Panicked(String),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Config(e) => write!(f, "{e}"),
+            NodeError::Storage(e) => write!(f, "storage: {e}"),
+            NodeError::Transport(e) => write!(f, "transport: {e}"),
+            NodeError::Panicked(e) => write!(f, "server thread panicked: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+impl From<ConfigError> for NodeError {
+    fn from(e: ConfigError) -> Self {
+        NodeError::Config(e)
+    }
+}
+impl From<StorageError> for NodeError {
+    fn from(e: StorageError) -> Self {
+        NodeError::Storage(e)
+    }
+}
+impl From<TransportError> for NodeError {
+    fn from(e: TransportError) -> Self {
+        NodeError::Transport(e)
+    }
+}
+
+/// State shared between the handle and the runtime thread. The runtime writes, the handle reads
+/// (except `blocked` and `stop`, which the handle writes).
+struct Shared {
+    status: Mutex<Status>,
+    history: Mutex<Vec<RoleChange>>,
+    blocked: Mutex<BTreeSet<NodeId>>,
+    drops: Mutex<DropCounts>,
+    inbox_dropped: AtomicU64,
+    stop: AtomicBool,
+    stopped: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means the runtime panicked; the data is still a valid snapshot.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Commands from the handle to the runtime thread.
+enum Command {
+    Send {
+        target: Target,
+        msg_id: u64,
+        payload: Vec<u8>,
+    },
+}
+
+/// A running server. Dropping it stops the server and waits for its thread.
+pub struct Server {
+    pid: NodeId,
+    peers: Vec<NodeId>,
+    data_dir: PathBuf,
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<Command>,
+    wake: Mutex<zmq::Socket>,
+    inbox: Mutex<mpsc::Receiver<InboxMessage>>,
+    next_msg_id: AtomicU64,
+    thread: Option<JoinHandle<Result<(), NodeError>>>,
+}
+
+impl Server {
+    /// Start server `pid` of the cluster described by the config file at `config_path`
+    /// (the original's `New(pid, conf)`).
+    pub fn start(pid: u64, config_path: impl AsRef<Path>) -> Result<Server, NodeError> {
+        let config = Config::load(config_path)?;
+        Server::start_with(&config, NodeId(pid), NodeOptions::default())
+    }
+
+    /// Start server `pid` of `config` with extra options. Returns once its sockets are bound
+    /// and its data directory is locked and read, so errors are reported here.
+    pub fn start_with(
+        config: &Config,
+        pid: NodeId,
+        options: NodeOptions,
+    ) -> Result<Server, NodeError> {
+        let me = config.server(pid)?.clone();
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir_for(pid));
+        let storage = DiskStorage::open(&data_dir)?;
+        let hard_state = storage.hard_state();
+        let peers: Vec<NodeId> = config.peers(pid).map(|s| s.pid).collect();
+        let shared = Arc::new(Shared {
+            status: Mutex::new(runtime::initial_status(pid, &hard_state)),
+            history: Mutex::new(Vec::new()),
+            blocked: Mutex::new(BTreeSet::new()),
+            drops: Mutex::new(DropCounts::default()),
+            inbox_dropped: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        });
+        let ctx = zmq::Context::new();
+        let (wake, wake_endpoint) = runtime::wake_pair(&ctx, pid)?;
+        let (commands_tx, commands_rx) = mpsc::channel();
+        let (inbox_tx, inbox_rx) =
+            mpsc::sync_channel(options.inbox_capacity.unwrap_or(INBOX_CAPACITY));
+        let runtime = runtime::Runtime::new(runtime::RuntimeParts {
+            config,
+            me: &me,
+            storage: Box::new(storage),
+            hard_state,
+            seed: options.seed.unwrap_or_else(rand::random),
+            ctx,
+            wake_endpoint,
+            shared: Arc::clone(&shared),
+            commands: commands_rx,
+            inbox: inbox_tx,
+        })?;
+        let thread = std::thread::Builder::new()
+            .name(format!("leader-{pid}"))
+            .spawn(move || runtime.run())
+            .expect("spawn the server thread");
+        log::info!(
+            "server {pid}: started at {} (client {}), data {}",
+            me.endpoint,
+            me.client_endpoint,
+            data_dir.display()
+        );
+        Ok(Server {
+            pid,
+            peers,
+            data_dir,
+            shared,
+            commands: commands_tx,
+            wake: Mutex::new(wake),
+            inbox: Mutex::new(inbox_rx),
+            next_msg_id: AtomicU64::new(1),
+            thread: Some(thread),
+        })
+    }
+
+    /// This server's pid.
+    pub fn pid(&self) -> NodeId {
+        self.pid
+    }
+    /// The other servers of the cluster.
+    pub fn peers(&self) -> &[NodeId] {
+        &self.peers
+    }
+    /// The data directory this server holds locked.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+    /// A snapshot of the server's status (role, term, leader, vote, indexes).
+    pub fn status(&self) -> Status {
+        *lock(&self.shared.status)
+    }
+    /// Current role (the original's `State()`).
+    pub fn role(&self) -> Role {
+        self.status().role
+    }
+    /// Current term.
+    pub fn term(&self) -> Term {
+        self.status().term
+    }
+    /// The leader this server knows of in its current term (the original's `Leader()`).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.status().leader
+    }
+    /// Every role change since start, oldest first.
+    pub fn role_changes(&self) -> Vec<RoleChange> {
+        lock(&self.shared.history).clone()
+    }
+    /// Counters of inbound envelopes dropped, by reason.
+    pub fn drop_counts(&self) -> DropCounts {
+        *lock(&self.shared.drops)
+    }
+    /// Application messages dropped because the inbox was full.
+    pub fn inbox_dropped(&self) -> u64 {
+        self.shared.inbox_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Simulate a network partition: drop all traffic to and from `pid` (the original's
+    /// partition array).
+    pub fn block(&self, pid: NodeId) {
+        lock(&self.shared.blocked).insert(pid);
+    }
+    /// Undo [`Server::block`] for `pid`.
+    pub fn unblock(&self, pid: NodeId) {
+        lock(&self.shared.blocked).remove(&pid);
+    }
+    /// Undo every [`Server::block`] (the original's `UnsetPartitionValue()`).
+    pub fn unblock_all(&self) {
+        lock(&self.shared.blocked).clear();
+    }
+    /// The pids currently blocked.
+    pub fn blocked(&self) -> BTreeSet<NodeId> {
+        lock(&self.shared.blocked).clone()
+    }
+
+    /// Send an application message (the original's Outbox). Returns its message id. Delivery is
+    /// best effort, like any datagram: a dead or blocked peer does not get it.
+    pub fn send(&self, target: Target, payload: Vec<u8>) -> u64 {
+        let msg_id = self.next_msg_id.fetch_add(1, Ordering::Relaxed);
+        // A send after the runtime stopped is dropped like any undeliverable message.
+        let _ = self.commands.send(Command::Send {
+            target,
+            msg_id,
+            payload,
+        });
+        self.wake();
+        msg_id
+    }
+    /// The next application message from another server, waiting up to `timeout`
+    /// (the original's Inbox).
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<InboxMessage> {
+        lock(&self.inbox).recv_timeout(timeout).ok()
+    }
+    /// The next application message if one is waiting.
+    pub fn try_recv(&self) -> Option<InboxMessage> {
+        lock(&self.inbox).try_recv().ok()
+    }
+
+    /// True once the runtime thread has ended (stopped, or failed on a fatal error).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::Acquire)
+    }
+
+    fn wake(&self) {
+        // Best effort: if the runtime is gone there is nobody to wake.
+        let _ = lock(&self.wake).send(&b""[..], zmq::DONTWAIT);
+    }
+
+    /// Stop the server and wait until it is fully stopped: sockets closed, data directory
+    /// unlocked. Returns the fatal error if it had failed on its own.
+    pub fn stop(mut self) -> Result<(), NodeError> {
+        self.shutdown()
+    }
+
+    /// Wait for the server to end on its own (a fatal error) without asking it to stop.
+    pub fn wait(mut self) -> Result<(), NodeError> {
+        self.join()
+    }
+
+    fn shutdown(&mut self) -> Result<(), NodeError> {
+        self.shared.stop.store(true, Ordering::Release);
+        self.wake();
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), NodeError> {
+        match self.thread.take() {
+            None => Ok(()),
+            Some(thread) => thread.join().unwrap_or_else(|panic| {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(NodeError::Panicked(text))
+            }),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            log::error!("server {}: {e}", self.pid);
+        }
+    }
+}

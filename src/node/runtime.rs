@@ -1,0 +1,429 @@
+//! The loop of one server: the only thread that touches its sockets and its core.
+//!
+//! Each turn: block in `zmq::poll` until the next tick deadline or traffic; take handle
+//! commands; drain a bounded batch of peer envelopes into the core; advance elapsed ticks;
+//! handle the core's `Ready` in its documented order (persist, then send, then publish);
+//! answer client requests last, so a reply never shows state that is not yet durable.
+
+use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
+use crate::config::{Config, ServerConfig};
+use crate::core::{HardState, LogIndex, NodeId, Options, Raft, Ready, Role};
+use crate::storage::Storage;
+use crate::transport::client_wire::{
+    ClientError, ClientRequest, ClientResponse, Request, Response, Status,
+    CLIENT_REQUEST_BYTES_MAX, CLIENT_WIRE_VERSION,
+};
+use crate::transport::codec::{decode, encode, DecodeError};
+use crate::transport::zmq_transport::context;
+use crate::transport::{
+    AppMessage, Body, DropReason, Envelope, Receiver, TransportError, ZmqTransport,
+    ENVELOPE_BYTES_MAX, WIRE_VERSION,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Peer envelopes handled per turn before ticking again: bounds how long a flood can keep the
+/// loop from its timers.
+const INBOUND_BATCH_MAX: usize = 256;
+/// Client requests answered per turn, for the same reason.
+const CLIENT_BATCH_MAX: usize = 64;
+/// Longest tick. Shorter ticks cost wake-ups; longer ones blur timeouts. A tenth of the
+/// heartbeat, at most 10 ms, keeps heartbeats and elections within one tick of their settings.
+const TICK_MS_MAX: u64 = 10;
+
+/// The status a server reports before its loop has run.
+pub(super) fn initial_status(pid: NodeId, hard_state: &HardState) -> Status {
+    Status {
+        pid,
+        role: Role::Follower,
+        term: hard_state.current_term,
+        leader: None,
+        voted_for: hard_state.voted_for,
+        commit_index: LogIndex(0),
+        last_applied: LogIndex(0),
+        last_index: LogIndex(0),
+    }
+}
+
+/// The handle's PUSH and the endpoint of the runtime's PULL used to wake `zmq::poll` when the
+/// handle has a command or wants the loop to stop.
+pub(super) fn wake_pair(
+    ctx: &zmq::Context,
+    pid: NodeId,
+) -> Result<(zmq::Socket, String), TransportError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let endpoint = format!(
+        "inproc://leader-wake-{pid}-{}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let push = context(ctx.socket(zmq::PUSH), || "create wake socket".into())?;
+    context(push.set_linger(0), || "configure wake socket".into())?;
+    Ok((push, endpoint))
+}
+
+/// Tick length and the core's timeouts in ticks for the configured milliseconds.
+pub(crate) fn tick_plan(election_timeout_ms: u64, heartbeat_ms: u64) -> (Duration, u32, u32) {
+    let tick_ms = (heartbeat_ms / 10).clamp(1, TICK_MS_MAX);
+    let election_ticks = election_timeout_ms.div_ceil(tick_ms).max(2) as u32;
+    let heartbeat_ticks = (heartbeat_ms / tick_ms).max(1) as u32;
+    (
+        Duration::from_millis(tick_ms),
+        election_ticks,
+        heartbeat_ticks,
+    )
+}
+
+/// What [`Runtime::new`] needs.
+pub(super) struct RuntimeParts<'a> {
+    pub config: &'a Config,
+    pub me: &'a ServerConfig,
+    pub storage: Box<dyn Storage + Send>,
+    pub hard_state: HardState,
+    pub seed: u64,
+    pub ctx: zmq::Context,
+    pub wake_endpoint: String,
+    pub shared: Arc<Shared>,
+    pub commands: mpsc::Receiver<Command>,
+    pub inbox: mpsc::SyncSender<InboxMessage>,
+}
+
+/// One server's loop state.
+pub(super) struct Runtime {
+    raft: Raft,
+    storage: Box<dyn Storage + Send>,
+    transport: ZmqTransport,
+    receiver: Receiver,
+    client: zmq::Socket,
+    wake: zmq::Socket,
+    tick: Duration,
+    cluster_id: u64,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Command>,
+    inbox: mpsc::SyncSender<InboxMessage>,
+    // Keeps the sockets' context alive for as long as the sockets.
+    _ctx: zmq::Context,
+}
+
+impl Runtime {
+    pub(super) fn new(parts: RuntimeParts<'_>) -> Result<Runtime, TransportError> {
+        let RuntimeParts {
+            config,
+            me,
+            storage,
+            hard_state,
+            seed,
+            ctx,
+            wake_endpoint,
+            shared,
+            commands,
+            inbox,
+        } = parts;
+        let pid = me.pid;
+        let peers: Vec<(NodeId, String)> = config
+            .peers(pid)
+            .map(|s| (s.pid, s.endpoint.clone()))
+            .collect();
+        let transport = ZmqTransport::new(&ctx, pid, &me.endpoint, &peers, ENVELOPE_BYTES_MAX)?;
+        let client = context(ctx.socket(zmq::ROUTER), || {
+            "create client ROUTER socket".into()
+        })?;
+        context(client.set_linger(0), || "configure client socket".into())?;
+        context(
+            client.set_maxmsgsize(CLIENT_REQUEST_BYTES_MAX as i64),
+            || "configure client socket".into(),
+        )?;
+        let endpoint = &me.client_endpoint;
+        context(client.bind(endpoint), || {
+            format!("bind {endpoint} (client endpoint of server {pid})")
+        })?;
+        let wake = context(ctx.socket(zmq::PULL), || "create wake socket".into())?;
+        context(wake.bind(&wake_endpoint), || {
+            format!("bind {wake_endpoint}")
+        })?;
+        let (tick, election_ticks, heartbeat_ticks) =
+            tick_plan(config.election_timeout_ms, config.heartbeat_ms);
+        let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
+        let options = Options {
+            id: pid,
+            peers: peer_ids.clone(),
+            election_ticks,
+            heartbeat_ticks,
+            seed,
+            check_quorum: true,
+        };
+        let receiver = Receiver {
+            cluster_id: config.cluster_id,
+            me: pid,
+            peers: peer_ids,
+            envelope_bytes_max: ENVELOPE_BYTES_MAX,
+        };
+        Ok(Runtime {
+            raft: Raft::new(options, hard_state),
+            storage,
+            transport,
+            receiver,
+            client,
+            wake,
+            tick,
+            cluster_id: config.cluster_id,
+            shared,
+            commands,
+            inbox,
+            _ctx: ctx,
+        })
+    }
+
+    /// Run until asked to stop or a fatal storage error (fail-stop).
+    pub(super) fn run(mut self) -> Result<(), NodeError> {
+        let result = self.run_loop();
+        if let Err(e) = &result {
+            log::error!("server {}: stopping on fatal error: {e}", self.raft.id());
+        }
+        self.shared.stopped.store(true, Ordering::Release);
+        log::info!("server {}: stopped", self.raft.id());
+        result
+    }
+
+    fn run_loop(&mut self) -> Result<(), NodeError> {
+        let mut next_tick = Instant::now() + self.tick;
+        self.publish_status();
+        while !self.shared.stop.load(Ordering::Acquire) {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            self.poll(timeout);
+            self.take_commands();
+            self.take_envelopes();
+            let now = Instant::now();
+            // Catch up on elapsed ticks (a slow fsync or a paused process), but at most a few
+            // election timeouts' worth so a long pause cannot spin the loop.
+            let mut ticks = 0;
+            while now >= next_tick {
+                if ticks < 1000 {
+                    self.raft.tick();
+                    ticks += 1;
+                }
+                next_tick += self.tick;
+            }
+            self.handle_ready()?;
+            self.serve_clients();
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self, timeout: Duration) {
+        let mut items = [
+            self.transport.pull().as_poll_item(zmq::POLLIN),
+            self.client.as_poll_item(zmq::POLLIN),
+            self.wake.as_poll_item(zmq::POLLIN),
+        ];
+        let millis = timeout.as_millis().min(i64::MAX as u128) as i64;
+        if let Err(e) = zmq::poll(
+            &mut items,
+            millis.max(if timeout.is_zero() { 0 } else { 1 }),
+        ) {
+            log::warn!("poll failed: {e}");
+        }
+        while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {}
+    }
+
+    fn take_commands(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Send {
+                    target,
+                    msg_id,
+                    payload,
+                } => self.send_app(target, msg_id, payload),
+            }
+        }
+    }
+
+    fn send_app(&mut self, target: Target, msg_id: u64, payload: Vec<u8>) {
+        let (targets, broadcast) = match target {
+            Target::Pid(pid) => (vec![pid], false),
+            Target::Broadcast => (self.raft.peers().to_vec(), true),
+        };
+        for to in targets {
+            let body = Body::App(AppMessage {
+                msg_id,
+                broadcast,
+                payload: payload.clone(),
+            });
+            self.send_envelope(to, body);
+        }
+    }
+
+    fn send_envelope(&mut self, to: NodeId, body: Body) {
+        if lock(&self.shared.blocked).contains(&to) {
+            return;
+        }
+        let envelope = Envelope {
+            version: WIRE_VERSION,
+            cluster_id: self.cluster_id,
+            from: self.raft.id(),
+            to,
+            body,
+        };
+        self.transport.send(to, &encode(&envelope));
+    }
+
+    fn take_envelopes(&mut self) {
+        let blocked = lock(&self.shared.blocked).clone();
+        for _ in 0..INBOUND_BATCH_MAX {
+            let Some(bytes) = self.transport.try_recv() else {
+                break;
+            };
+            let envelope = match self.receiver.open_envelope(&bytes) {
+                Ok(envelope) if blocked.contains(&envelope.from) => Err(DropReason::Blocked),
+                other => other,
+            };
+            match envelope {
+                Err(reason) => {
+                    log::debug!(
+                        "server {}: dropped a {}-byte envelope: {reason:?}",
+                        self.raft.id(),
+                        bytes.len()
+                    );
+                    lock(&self.shared.drops).count(reason);
+                }
+                Ok(Envelope {
+                    from,
+                    body: Body::Raft(message),
+                    ..
+                }) => self.raft.step(from, message),
+                Ok(Envelope {
+                    from,
+                    body: Body::App(app),
+                    ..
+                }) => self.deliver(from, app),
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: NodeId, app: AppMessage) {
+        let message = InboxMessage {
+            from,
+            msg_id: app.msg_id,
+            broadcast: app.broadcast,
+            payload: app.payload,
+        };
+        if self.inbox.try_send(message).is_err() {
+            // Full (or nobody reads): drop rather than grow without bound.
+            self.shared.inbox_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The DESIGN.md order: (1) persist, (2) send, (3) publish.
+    fn handle_ready(&mut self) -> Result<(), NodeError> {
+        if !self.raft.has_ready() {
+            return Ok(());
+        }
+        let Ready {
+            hard_state,
+            must_sync: _,
+            messages,
+            soft_state,
+        } = self.raft.ready();
+        if let Some(hard_state) = hard_state {
+            // save_hard_state always fsyncs; a failure is fatal (never retry an fsync).
+            self.storage.save_hard_state(&hard_state)?;
+        }
+        for out in messages {
+            self.send_envelope(out.to, Body::Raft(out.message));
+        }
+        if let Some(soft) = soft_state {
+            let id = self.raft.id();
+            let leader = soft.leader_id.map_or("none".to_string(), |l| l.to_string());
+            log::info!(
+                "server {id}: {} in term {} (leader: {leader})",
+                soft.role,
+                soft.term
+            );
+            let change = RoleChange {
+                role: soft.role,
+                term: soft.term,
+                leader: soft.leader_id,
+                at: Instant::now(),
+            };
+            lock(&self.shared.history).push(change);
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            pid: self.raft.id(),
+            role: self.raft.role(),
+            term: self.raft.current_term(),
+            leader: self.raft.leader_id(),
+            voted_for: self.raft.voted_for(),
+            commit_index: self.raft.commit_index(),
+            last_applied: LogIndex(0),
+            last_index: self.raft.last_index(),
+        }
+    }
+
+    fn publish_status(&mut self) {
+        *lock(&self.shared.status) = self.status();
+        let mut drops = lock(&self.shared.drops);
+        let _ = &mut drops; // counted in place by take_envelopes
+    }
+
+    fn serve_clients(&mut self) {
+        for _ in 0..CLIENT_BATCH_MAX {
+            let frames = match self.client.recv_multipart(zmq::DONTWAIT) {
+                Ok(frames) => frames,
+                Err(_) => break,
+            };
+            let Some((body, route)) = frames.split_last() else {
+                continue;
+            };
+            let response = self.answer(body);
+            let mut reply: Vec<Vec<u8>> = route.to_vec();
+            reply.push(encode(&response));
+            if let Err(e) = self.client.send_multipart(reply, zmq::DONTWAIT) {
+                log::debug!("server {}: client reply dropped: {e}", self.raft.id());
+            }
+        }
+    }
+
+    fn answer(&self, bytes: &[u8]) -> ClientResponse {
+        let respond = |request_id, body| ClientResponse {
+            version: CLIENT_WIRE_VERSION,
+            request_id,
+            body,
+        };
+        let request: ClientRequest = match decode(bytes, CLIENT_REQUEST_BYTES_MAX) {
+            Ok(request) => request,
+            Err(e) => {
+                let why = match e {
+                    DecodeError::Oversize => "request too large",
+                    DecodeError::Truncated => "request truncated",
+                    DecodeError::Garbage => "request is not a valid ClientRequest",
+                };
+                return respond(0, Response::Error(ClientError::BadRequest(why.into())));
+            }
+        };
+        if request.version != CLIENT_WIRE_VERSION {
+            let why = format!(
+                "client protocol version {} (this server speaks {CLIENT_WIRE_VERSION})",
+                request.version
+            );
+            return respond(
+                request.request_id,
+                Response::Error(ClientError::BadRequest(why)),
+            );
+        }
+        if request.cluster_id != self.cluster_id {
+            let error = ClientError::WrongCluster {
+                expected: self.cluster_id,
+            };
+            return respond(request.request_id, Response::Error(error));
+        }
+        match request.body {
+            Request::Status => respond(request.request_id, Response::Status(self.status())),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The client protocol spoken on a server's client endpoint (a ZeroMQ ROUTER socket).
+//!
+//! A client sends one [`ClientRequest`] per message (REQ or DEALER with an empty delimiter
+//! frame); the server answers with one [`ClientResponse`] carrying the same `request_id`.
+//! Byte layout: docs/wire.md. Variants are only ever appended.
+
+use crate::core::{LogIndex, NodeId, Role, Term};
+use serde::{Deserialize, Serialize};
+
+/// Version of the client protocol; the first two bytes of every request and response.
+pub const CLIENT_WIRE_VERSION: u16 = 1;
+
+/// Largest client request accepted (64 KiB): a status request is 20 bytes.
+pub const CLIENT_REQUEST_BYTES_MAX: usize = 64 << 10;
+
+/// A request to a server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// [`CLIENT_WIRE_VERSION`].
+    pub version: u16,
+    /// Must match the server's cluster; a client with another config is refused.
+    pub cluster_id: u64,
+    /// Echoed in the response so a client can match answers to questions.
+    pub request_id: u64,
+    /// What is asked.
+    pub body: Request,
+}
+
+/// What a client can ask.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// The server's [`Status`].
+    Status,
+}
+
+/// A server's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientResponse {
+    /// [`CLIENT_WIRE_VERSION`].
+    pub version: u16,
+    /// The request's id (0 when the request could not be decoded).
+    pub request_id: u64,
+    /// The answer.
+    pub body: Response,
+}
+
+/// The answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status(Status),
+    /// The request was refused.
+    Error(ClientError),
+}
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientError {
+    /// The request did not decode (or was oversize); the text says why.
+    BadRequest(String),
+    /// The request's cluster id is not this server's.
+    WrongCluster {
+        /// This server's cluster id.
+        expected: u64,
+    },
+}
+
+/// One server's view of itself, as `leader status` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The server's pid.
+    pub pid: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it knows of in `term`.
+    pub leader: Option<NodeId>,
+    /// Its vote in `term`.
+    pub voted_for: Option<NodeId>,
+    /// Highest index known committed.
+    pub commit_index: LogIndex,
+    /// Highest index applied to the state machine.
+    pub last_applied: LogIndex,
+    /// Index of the last log entry.
+    pub last_index: LogIndex,
+}

@@ -1,0 +1,167 @@
+//! The peer envelope: what travels between servers' PUSH and PULL sockets.
+//!
+//! A PULL socket does not say who sent a message, so the envelope names `from`; it also names
+//! the cluster and the receiver so that a misconfigured or foreign sender is dropped, not
+//! obeyed. Byte layout: docs/wire.md.
+
+use super::codec::{decode, DecodeError};
+use crate::core::{Message, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// Version of the envelope format; the first two bytes of every envelope (u16 LE).
+pub const WIRE_VERSION: u16 = 1;
+
+/// Default largest envelope accepted: 1 MiB. Heartbeats and votes are ~60 bytes; the limit
+/// bounds what a faulty or hostile sender can make us allocate.
+pub const ENVELOPE_BYTES_MAX: usize = 1 << 20;
+
+/// One message between servers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// [`WIRE_VERSION`].
+    pub version: u16,
+    /// Cluster identity (config.json `cluster_id`, or its documented default).
+    pub cluster_id: u64,
+    /// Sender pid.
+    pub from: NodeId,
+    /// Receiver pid.
+    pub to: NodeId,
+    /// The payload.
+    pub body: Body,
+}
+
+/// What an envelope carries. Variants are only ever appended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// A Raft protocol message for the core.
+    Raft(Message),
+    /// An application message (the original's Outbox/Inbox).
+    App(AppMessage),
+}
+
+/// An application message: opaque bytes from one server to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppMessage {
+    /// Sender-chosen id (unique per sender process, increasing).
+    pub msg_id: u64,
+    /// True when the sender broadcast it to every peer.
+    pub broadcast: bool,
+    /// The application's bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Why an inbound envelope was dropped. Each is counted ([`DropCounts`]) and logged at debug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Larger than the envelope limit.
+    Oversize,
+    /// Ended early.
+    Truncated,
+    /// Not a valid envelope.
+    Garbage,
+    /// A format version we do not speak.
+    WrongVersion,
+    /// Another cluster's envelope.
+    WrongCluster,
+    /// Addressed to another server.
+    WrongReceiver,
+    /// From a pid that is not one of our peers.
+    UnknownSender,
+    /// From a peer the runtime is told to treat as partitioned away.
+    Blocked,
+}
+
+/// Counters of dropped inbound envelopes, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropCounts {
+    /// See [`DropReason::Oversize`].
+    pub oversize: u64,
+    /// See [`DropReason::Truncated`].
+    pub truncated: u64,
+    /// See [`DropReason::Garbage`].
+    pub garbage: u64,
+    /// See [`DropReason::WrongVersion`].
+    pub wrong_version: u64,
+    /// See [`DropReason::WrongCluster`].
+    pub wrong_cluster: u64,
+    /// See [`DropReason::WrongReceiver`].
+    pub wrong_receiver: u64,
+    /// See [`DropReason::UnknownSender`].
+    pub unknown_sender: u64,
+    /// See [`DropReason::Blocked`].
+    pub blocked: u64,
+}
+
+impl DropCounts {
+    /// Count one drop.
+    pub fn count(&mut self, reason: DropReason) {
+        let counter = match reason {
+            DropReason::Oversize => &mut self.oversize,
+            DropReason::Truncated => &mut self.truncated,
+            DropReason::Garbage => &mut self.garbage,
+            DropReason::WrongVersion => &mut self.wrong_version,
+            DropReason::WrongCluster => &mut self.wrong_cluster,
+            DropReason::WrongReceiver => &mut self.wrong_receiver,
+            DropReason::UnknownSender => &mut self.unknown_sender,
+            DropReason::Blocked => &mut self.blocked,
+        };
+        *counter += 1;
+    }
+
+    /// Sum of all counters.
+    pub fn total(&self) -> u64 {
+        self.oversize
+            + self.truncated
+            + self.garbage
+            + self.wrong_version
+            + self.wrong_cluster
+            + self.wrong_receiver
+            + self.unknown_sender
+            + self.blocked
+    }
+}
+
+/// Who a receiving server is: what [`open_envelope`] checks an envelope against.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    /// Our cluster identity.
+    pub cluster_id: u64,
+    /// Our pid.
+    pub me: NodeId,
+    /// Every peer we accept envelopes from.
+    pub peers: Vec<NodeId>,
+    /// The envelope size limit.
+    pub envelope_bytes_max: usize,
+}
+
+impl Receiver {
+    /// Decode and check one inbound envelope. The version is checked on the first two bytes
+    /// before anything else, so a future format is reported as such rather than as garbage.
+    pub fn open_envelope(&self, bytes: &[u8]) -> Result<Envelope, DropReason> {
+        if bytes.len() > self.envelope_bytes_max {
+            return Err(DropReason::Oversize);
+        }
+        match bytes.get(..2) {
+            None => return Err(DropReason::Truncated),
+            Some(v) if u16::from_le_bytes([v[0], v[1]]) != WIRE_VERSION => {
+                return Err(DropReason::WrongVersion)
+            }
+            Some(_) => {}
+        }
+        let envelope: Envelope = decode(bytes, self.envelope_bytes_max).map_err(|e| match e {
+            DecodeError::Oversize => DropReason::Oversize,
+            DecodeError::Truncated => DropReason::Truncated,
+            DecodeError::Garbage => DropReason::Garbage,
+        })?;
+        if envelope.cluster_id != self.cluster_id {
+            return Err(DropReason::WrongCluster);
+        }
+        if envelope.to != self.me {
+            return Err(DropReason::WrongReceiver);
+        }
+        if !self.peers.contains(&envelope.from) {
+            return Err(DropReason::UnknownSender);
+        }
+        Ok(envelope)
+    }
+}
