@@ -5,5 +5,6 @@ pub mod client;
 pub mod config;
 pub mod core;
 pub mod node;
+pub mod process;
 pub mod storage;
 pub mod transport;

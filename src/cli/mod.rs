@@ -1,0 +1,191 @@
+//! Command-line parsing and dispatch. Protocol logic lives in the library, not here.
+
+mod failover;
+mod status;
+mod up;
+
+use clap::{Parser, Subcommand};
+use leader::config::Config;
+use leader::core::NodeId;
+use leader::node::{NodeOptions, Server};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit code for a bad config file or bad arguments.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code for a runtime failure (storage, sockets, unreachable cluster).
+pub const EXIT_FAILURE: i32 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "leader",
+    version,
+    about = "Raft consensus over ZeroMQ: one process per server"
+)]
+struct Cli {
+    /// Run server PID of the config file (the original's `leader -pid=N`).
+    #[arg(long, value_name = "PID")]
+    pid: Option<u64>,
+    /// The cluster's config.json.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config.json",
+        value_name = "FILE"
+    )]
+    config: PathBuf,
+    /// This server's data directory (default: the config's data_dir/<pid>).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start every server of the config as its own process; Ctrl-C stops them all.
+    Up,
+    /// Show each server's role, term and leader.
+    Status {
+        /// One JSON object per line per server instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// How long to wait for each server's answer, in ms.
+        #[arg(long, default_value_t = 500)]
+        timeout_ms: u64,
+    },
+    /// Measure failover: start the cluster, SIGKILL the leader ROUNDS times, report the time to
+    /// a new leader (median, p90, p99, max).
+    Failover {
+        /// How many leaders to kill.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
+        /// Print one JSON object with the figures instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Rewrite Go-style single-dash long flags (`-pid=3`, `-config x`) into clap's `--pid=3`.
+fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
+    const LONG: [&str; 5] = ["pid", "config", "data-dir", "json", "timeout-ms"];
+    args.into_iter()
+        .map(|arg| match arg.to_str() {
+            Some(s) if s.starts_with('-') && !s.starts_with("--") => {
+                let name = s[1..].split('=').next().unwrap_or("");
+                if LONG.contains(&name) {
+                    OsString::from(format!("-{s}"))
+                } else {
+                    arg
+                }
+            }
+            _ => arg,
+        })
+        .collect()
+}
+
+/// Load the config or print its one clear error.
+fn load_config(path: &PathBuf) -> Result<Config, i32> {
+    Config::load(path).map_err(|e| {
+        eprintln!("leader: {e}");
+        e.exit_code()
+    })
+}
+
+/// Parse `args` (with the program name first) and run; returns the exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(normalize_go_flags(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let default_level = if cli.pid.is_some() && cli.command.is_none() {
+        "info"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
+    let result = match (cli.command, cli.pid) {
+        (Some(_), Some(_)) => {
+            eprintln!("leader: --pid runs one server; it cannot be combined with a command");
+            Err(EXIT_CONFIG)
+        }
+        (None, Some(pid)) => run_server(&cli.config, pid, cli.data_dir),
+        (None, None) => {
+            eprintln!("leader: nothing to do: give --pid N to run a server, or a command (see leader --help)");
+            Err(EXIT_CONFIG)
+        }
+        (Some(Cmd::Up), None) => load_config(&cli.config).and_then(|c| up::run(&c)),
+        (Some(Cmd::Status { json, timeout_ms }), None) => load_config(&cli.config)
+            .and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms))),
+        (Some(Cmd::Failover { rounds, json }), None) => {
+            load_config(&cli.config).and_then(|c| failover::run(&c, rounds, json))
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(code) => code,
+    }
+}
+
+/// Set a flag on SIGINT/SIGTERM/SIGHUP.
+fn interrupted_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let setter = Arc::clone(&flag);
+    if let Err(e) = ctrlc::set_handler(move || setter.store(true, Ordering::SeqCst)) {
+        log::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    flag
+}
+
+fn run_server(config_path: &PathBuf, pid: u64, data_dir: Option<PathBuf>) -> Result<(), i32> {
+    let config = load_config(config_path)?;
+    let options = NodeOptions {
+        data_dir,
+        ..NodeOptions::default()
+    };
+    let server = Server::start_with(&config, NodeId(pid), options).map_err(|e| {
+        eprintln!("leader: server {pid}: {e}");
+        match e {
+            leader::node::NodeError::Config(e) => e.exit_code(),
+            _ => EXIT_FAILURE,
+        }
+    })?;
+    let interrupted = interrupted_flag();
+    // Stopping on a signal is a courtesy (logs "stopped"); SIGKILL is just as safe, because
+    // everything the server promised is already on disk.
+    while !interrupted.load(Ordering::SeqCst) && !server.is_stopped() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop().map_err(|e| {
+        eprintln!("leader: server {pid}: {e}");
+        EXIT_FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_style_flags_are_accepted() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let got = normalize_go_flags(args(&[
+            "leader", "-pid=3", "-config", "c.json", "-h", "status", "-json",
+        ]));
+        assert_eq!(
+            got,
+            args(&["leader", "--pid=3", "--config", "c.json", "-h", "status", "--json"])
+        );
+        let cli = Cli::try_parse_from(normalize_go_flags(args(&["leader", "-pid=3"]))).unwrap();
+        assert_eq!(cli.pid, Some(3));
+        assert_eq!(cli.config, PathBuf::from("config.json"));
+    }
+}
