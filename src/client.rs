@@ -101,6 +101,18 @@ impl Client {
         self.status_all_of(&servers)
     }
 
+    /// Ask the servers `pids` for their status, all at once; answers in the order given.
+    pub fn status_of(&mut self, pids: &[NodeId]) -> Vec<(NodeId, Result<Status, CallError>)> {
+        let mut servers = Vec::new();
+        for &pid in pids {
+            match self.config.server(pid) {
+                Ok(server) => servers.push(server.clone()),
+                Err(e) => return vec![(pid, Err(CallError::Local(e.to_string())))],
+            }
+        }
+        self.status_all_of(&servers)
+    }
+
     fn status_all_of(
         &mut self,
         servers: &[ServerConfig],
@@ -158,14 +170,16 @@ fn receive(
     deadline: Instant,
 ) -> Result<Response, CallError> {
     loop {
+        // Poll even when the deadline has passed: answers from other servers may have arrived
+        // while we waited for a dead one, and they count.
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(CallError::Unreachable);
-        }
         let ready = socket
-            .poll(zmq::POLLIN, left.as_millis().max(1) as i64)
+            .poll(zmq::POLLIN, left.as_millis() as i64)
             .map_err(|e| CallError::Local(e.to_string()))?;
         if ready == 0 {
+            if Instant::now() >= deadline {
+                return Err(CallError::Unreachable);
+            }
             continue;
         }
         let frames = socket

@@ -21,7 +21,14 @@ fn wait_for_leader(
 ) -> Option<(NodeId, Term)> {
     let deadline = Instant::now() + ROUND_DEADLINE;
     while Instant::now() < deadline {
-        if let Some((pid, term)) = leader_of(&client.status_all()) {
+        // Ask only the live servers: a dead one would cost the whole timeout per poll.
+        let live: Vec<NodeId> = client
+            .config()
+            .pids()
+            .into_iter()
+            .filter(|p| Some(*p) != not)
+            .collect();
+        if let Some((pid, term)) = leader_of(&client.status_of(&live)) {
             if Some(pid) != not && term > after {
                 return Some((pid, term));
             }
@@ -43,7 +50,10 @@ pub fn run(config: &Config, rounds: u32, json: bool) -> Result<(), i32> {
         EXIT_FAILURE
     };
     let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let mut cluster = ProcessCluster::new(exe, &config.path, ChildLogs::Null);
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| fail(format!("create {}: {e}", config.data_dir.display())))?;
+    let mut cluster =
+        ProcessCluster::new(exe, &config.path, ChildLogs::Dir(config.data_dir.clone()));
     for server in &config.servers {
         cluster
             .start(server.pid)
