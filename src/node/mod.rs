@@ -202,6 +202,13 @@ impl Server {
             commands: commands_rx,
             inbox: inbox_tx,
         })?;
+        // inproc needs the runtime's PULL bound (done in Runtime::new) before we connect.
+        let wake_endpoint = runtime.wake_endpoint().to_string();
+        wake.connect(&wake_endpoint)
+            .map_err(|source| TransportError {
+                action: format!("connect {wake_endpoint}"),
+                source,
+            })?;
         let thread = std::thread::Builder::new()
             .name(format!("leader-{pid}"))
             .spawn(move || runtime.run())

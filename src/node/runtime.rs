@@ -97,6 +97,7 @@ pub(super) struct Runtime {
     receiver: Receiver,
     client: zmq::Socket,
     wake: zmq::Socket,
+    wake_endpoint: String,
     tick: Duration,
     cluster_id: u64,
     shared: Arc<Shared>,
@@ -166,6 +167,7 @@ impl Runtime {
             receiver,
             client,
             wake,
+            wake_endpoint,
             tick,
             cluster_id: config.cluster_id,
             shared,
@@ -173,6 +175,11 @@ impl Runtime {
             inbox,
             _ctx: ctx,
         })
+    }
+
+    /// Where the handle connects to wake the loop.
+    pub(super) fn wake_endpoint(&self) -> &str {
+        &self.wake_endpoint
     }
 
     /// Run until asked to stop or a fatal storage error (fail-stop).
