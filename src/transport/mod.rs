@@ -10,3 +10,5 @@ pub use envelope::{
     AppMessage, Body, DropCounts, DropReason, Envelope, Receiver, ENVELOPE_BYTES_MAX, WIRE_VERSION,
 };
 pub use zmq_transport::{TransportError, ZmqTransport};
+#[cfg(test)]
+mod tests;
