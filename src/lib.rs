@@ -1,4 +1,4 @@
-//! `leader`: Raft consensus over ZeroMQ. See ARCHITECTURE.md for the layers.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod client;

@@ -62,6 +62,9 @@ pub fn run(config: &Config) -> Result<(), i32> {
             );
         }
         if cluster.running().is_empty() {
+            if interrupted.load(Ordering::SeqCst) {
+                break; // a terminal's Ctrl-C reached the servers too, and they stopped first
+            }
             println!("every server has exited");
             return Err(EXIT_FAILURE);
         }

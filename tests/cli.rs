@@ -1,0 +1,531 @@
+//! The `leader` command as an operator meets it: exit codes and messages for bad configs and
+//! bad arguments, the Go-style flags of the original, `status` (table and JSON lines), the
+//! data-directory lock, a taken port, and `up` with its Ctrl-C and child-exit handling.
+//!
+//! Every process a test starts is owned by a [`Guard`] (or a `ProcessCluster`) that kills and
+//! reaps it by pid on drop; every test has its own loopback ports and temp directories.
+
+mod common;
+
+use common::{wait_for, TestConfig};
+use leader::client::Client;
+use leader::core::NodeId;
+use leader::process::{ChildLogs, ProcessCluster};
+use serde_json::Value;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_leader");
+const ELECTION_MS: u64 = 200;
+const HEARTBEAT_MS: u64 = 50;
+/// Longest wait for anything that should take well under a second (an exit, an election).
+const DEADLINE: Duration = Duration::from_secs(10);
+/// How long `status` waits for each server in these tests.
+const STATUS_TIMEOUT_MS: &str = "300";
+
+/// A child process killed (SIGKILL) and reaped by pid when dropped.
+struct Guard(Child);
+
+impl Guard {
+    fn spawn(command: &mut Command) -> Guard {
+        Guard(command.spawn().expect("spawn leader"))
+    }
+
+    fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.0.try_wait().expect("try_wait on our child")
+    }
+
+    fn os_pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `leader ARGS`, run in `cwd` (so a stray `config.json` elsewhere is never picked up), with
+/// the default log level.
+fn leader(cwd: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    command
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+/// What a finished command left behind.
+struct Exit {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Run `command` to its end (failing the test if it runs past [`DEADLINE`]); its output goes
+/// through files in `dir` named after `name`, so a full pipe can never block it.
+fn run_to_exit(mut command: Command, dir: &Path, name: &str) -> Exit {
+    let out = dir.join(format!("{name}.stdout"));
+    let err = dir.join(format!("{name}.stderr"));
+    command
+        .stdout(File::create(&out).expect("create stdout file"))
+        .stderr(File::create(&err).expect("create stderr file"));
+    let mut guard = Guard::spawn(&mut command);
+    let status = wait_for(DEADLINE, &format!("`{name}` to exit"), || guard.try_wait());
+    Exit {
+        code: status.code(),
+        stdout: std::fs::read_to_string(&out).expect("read stdout"),
+        stderr: std::fs::read_to_string(&err).expect("read stderr"),
+    }
+}
+
+/// Start a long-running `leader` (a server) with its stderr in `log`.
+fn spawn_logged(mut command: Command, log: &Path) -> Guard {
+    command
+        .stdout(Stdio::null())
+        .stderr(File::create(log).expect("create log file"));
+    Guard::spawn(&mut command)
+}
+
+/// Panic with the server's log if it has exited.
+fn assert_alive(guard: &mut Guard, log: &Path) {
+    if let Some(status) = guard.try_wait() {
+        panic!(
+            "server exited early ({status}): {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
+/// `leader status --json` on `config`: exit code and one parsed JSON object per line.
+fn status_json(dir: &Path, config: &Path) -> (Option<i32>, Vec<Value>) {
+    let args = [
+        "status",
+        "--json",
+        "--timeout-ms",
+        STATUS_TIMEOUT_MS,
+        "--config",
+        path_str(config),
+    ];
+    let exit = run_to_exit(leader(dir, &args), dir, "status-json");
+    let lines = exit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    (exit.code, lines)
+}
+
+/// The leader's (pid, term) when all `n` lines answered, exactly one says "leader", and every
+/// server reports that leader and term.
+fn agreed_leader(lines: &[Value], n: usize) -> Option<(u64, u64)> {
+    if lines.len() != n || lines.iter().any(|l| l.get("state").is_none()) {
+        return None;
+    }
+    let leaders: Vec<&Value> = lines.iter().filter(|l| l["state"] == "leader").collect();
+    let [leader] = leaders[..] else {
+        return None;
+    };
+    let (pid, term) = (leader["pid"].as_u64()?, leader["term"].as_u64()?);
+    lines
+        .iter()
+        .all(|l| l["leader"].as_u64() == Some(pid) && l["term"].as_u64() == Some(term))
+        .then_some((pid, term))
+}
+
+/// The line of server `pid` in `leader status --json` output.
+fn line_of(lines: &[Value], pid: u64) -> &Value {
+    lines
+        .iter()
+        .find(|l| l["pid"].as_u64() == Some(pid))
+        .unwrap_or_else(|| panic!("no line for pid {pid} in {lines:?}"))
+}
+
+/// Run `leader ARGS` expecting a config error: exit code 2 and exactly one stderr line that
+/// contains every `want`.
+fn assert_config_error(dir: &Path, name: &str, args: &[&str], wants: &[&str]) {
+    let exit = run_to_exit(leader(dir, args), dir, name);
+    let stderr = exit.stderr.trim();
+    assert_eq!(exit.code, Some(2), "{name}: `leader {args:?}`: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{name}: one message expected, got {stderr:?}"
+    );
+    for want in wants {
+        assert!(
+            stderr.contains(want),
+            "{name}: stderr {stderr:?} lacks {want:?}"
+        );
+    }
+}
+
+#[test]
+fn config_errors_exit_2_with_one_message_naming_field_and_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "readme-ports",
+            r#"{"object": {"total": 2, "Servers": [{"mypid": 1, "url": "127.0.0.1:100001"}, {"mypid": 2, "url": "127.0.0.1:100002"}]}}"#,
+            &["object.Servers[0].url", "100001", "out of range"],
+        ),
+        (
+            "total-mismatch",
+            r#"{"object": {"total": 3, "Servers": [{"mypid": 1, "url": "127.0.0.1:7001"}, {"mypid": 2, "url": "127.0.0.1:7002"}]}}"#,
+            &["object.total is 3 but object.Servers lists 2 servers"],
+        ),
+        (
+            "bad-json",
+            "{\"object\": {\"total\": 2,\n \"Servers\": [}}",
+            &["invalid JSON at line 2, column 14"],
+        ),
+        (
+            "duplicate-pid",
+            r#"{"object": {"total": 2, "Servers": [{"mypid": 1, "url": "127.0.0.1:7001"}, {"mypid": 1, "url": "127.0.0.1:7002"}]}}"#,
+            &["object.Servers[1].mypid: 1 is also the pid of object.Servers[0]"],
+        ),
+    ];
+    for (name, text, wants) in cases {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, text).expect("write config");
+        let file = path_str(&file);
+        let mut wants = wants.to_vec();
+        wants.push(file);
+        let run = format!("{name}-run");
+        assert_config_error(dir.path(), &run, &["--pid", "1", "--config", file], &wants);
+        let status = format!("{name}-status");
+        assert_config_error(dir.path(), &status, &["status", "--config", file], &wants);
+    }
+
+    // A pid the (valid) file does not list.
+    let test = TestConfig::new(2, ELECTION_MS, HEARTBEAT_MS);
+    let file = path_str(&test.path);
+    assert_config_error(
+        dir.path(),
+        "unknown-pid",
+        &["--pid", "9", "--config", file],
+        &[file, "pid 9 is not in object.Servers (pids: 1, 2)"],
+    );
+
+    // A file that does not exist.
+    let missing = dir.path().join("no-such-config.json");
+    let missing = path_str(&missing);
+    let wants = [missing, "cannot read config file"];
+    let args = ["--pid", "1", "--config", missing];
+    assert_config_error(dir.path(), "missing-run", &args, &wants);
+    let args = ["status", "--config", missing];
+    assert_config_error(dir.path(), "missing-status", &args, &wants);
+}
+
+#[test]
+fn no_arguments_or_pid_with_a_command_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert_config_error(
+        dir.path(),
+        "no-args",
+        &[],
+        &["nothing to do", "--pid N", "leader --help"],
+    );
+    assert_config_error(
+        dir.path(),
+        "pid-and-status",
+        &["--pid", "1", "status"],
+        &["cannot be combined with a command"],
+    );
+}
+
+#[test]
+fn go_style_flags_run_a_server_that_status_reports() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let log = dir.join("server-1.log");
+    let args = [
+        "-pid=1".to_string(),
+        format!("-config={}", test.path.display()),
+    ];
+    let mut server = spawn_logged(leader(dir, &[args[0].as_str(), args[1].as_str()]), &log);
+
+    let lines = wait_for(DEADLINE, "server 1 to answer status", || {
+        assert_alive(&mut server, &log);
+        let (code, lines) = status_json(dir, &test.path);
+        let answered = lines.len() == 3 && line_of(&lines, 1).get("state").is_some();
+        answered.then(|| {
+            assert_eq!(code, Some(0), "status exits 0 when a server answers");
+            lines
+        })
+    });
+    let one = line_of(&lines, 1);
+    assert_eq!(one["pid"], 1);
+    let state = one["state"].as_str().expect("state is a string");
+    assert!(
+        state == "follower" || state == "candidate",
+        "a lone server of three cannot lead: {one}"
+    );
+    for pid in [2, 3] {
+        let line = line_of(&lines, pid);
+        assert_eq!(line["error"], "unreachable", "{line}");
+        assert_eq!(
+            *line,
+            serde_json::json!({"pid": pid, "error": "unreachable"})
+        );
+    }
+}
+
+#[test]
+fn status_json_and_table_on_a_running_cluster() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
+    for pid in test.config.pids() {
+        cluster.start(pid).expect("start server");
+    }
+
+    let lines = wait_for(DEADLINE, "one leader all three agree on", || {
+        let (_, lines) = status_json(dir, &test.path);
+        agreed_leader(&lines, 3).map(|_| lines)
+    });
+    let keys = [
+        "pid",
+        "state",
+        "term",
+        "leader",
+        "commit_index",
+        "last_applied",
+        "last_index",
+    ];
+    for line in &lines {
+        for key in keys {
+            assert!(line.get(key).is_some(), "no {key:?} in {line}");
+        }
+    }
+    let pids: Vec<u64> = lines.iter().filter_map(|l| l["pid"].as_u64()).collect();
+    assert_eq!(pids, [1, 2, 3]);
+
+    let args = ["status", "--timeout-ms", STATUS_TIMEOUT_MS, "--config"];
+    let mut command = leader(dir, &args);
+    command.arg(&test.path);
+    let exit = run_to_exit(command, dir, "status-table");
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    let mut rows = exit.stdout.lines();
+    let header = rows.next().expect("a header line");
+    for column in ["PID", "STATE", "TERM", "LEADER"] {
+        assert!(header.contains(column), "header {header:?} lacks {column}");
+    }
+    let rows: Vec<&str> = rows.collect();
+    assert_eq!(rows.len(), 3, "one row per server: {}", exit.stdout);
+    for (row, pid) in rows.iter().zip(1..) {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells.first(), Some(&pid.to_string().as_str()), "{row:?}");
+        assert!(
+            matches!(cells.get(1), Some(&("leader" | "follower" | "candidate"))),
+            "server {pid} did not answer: {row:?}"
+        );
+    }
+}
+
+#[test]
+fn status_exits_1_when_no_server_answers() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let mut command = leader(dir, &["status", "--timeout-ms", "100", "--config"]);
+    command.arg(&test.path);
+    let exit = run_to_exit(command, dir, "status-nobody");
+    assert_eq!(exit.code, Some(1), "{}", exit.stderr);
+    assert!(
+        exit.stderr.contains("no server") && exit.stderr.contains("answered"),
+        "{:?}",
+        exit.stderr
+    );
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_is_refused() {
+    let first = TestConfig::new(1, ELECTION_MS, HEARTBEAT_MS);
+    let second = TestConfig::new(1, ELECTION_MS, HEARTBEAT_MS);
+    let dir = first.dir.path();
+    let data: PathBuf = dir.join("shared-data");
+    let log = dir.join("first.log");
+    let args = [
+        "--pid",
+        "1",
+        "--config",
+        path_str(&first.path),
+        "--data-dir",
+    ];
+    let mut command = leader(dir, &args);
+    command.arg(&data);
+    let mut server = spawn_logged(command, &log);
+    let mut client = Client::new(first.config.clone()).with_timeout(Duration::from_millis(200));
+    wait_for(DEADLINE, "the first server to answer status", || {
+        assert_alive(&mut server, &log);
+        client.status(NodeId(1)).ok()
+    });
+
+    let args = [
+        "--pid",
+        "1",
+        "--config",
+        path_str(&second.path),
+        "--data-dir",
+    ];
+    let mut command = leader(second.dir.path(), &args);
+    command.arg(&data);
+    let exit = run_to_exit(command, second.dir.path(), "second");
+    assert_eq!(exit.code, Some(1), "{}", exit.stderr);
+    let data = data.display().to_string();
+    assert!(
+        exit.stderr.contains(&data) && exit.stderr.contains("in use"),
+        "stderr {:?} should name {data} and say it is in use",
+        exit.stderr
+    );
+    // The first server is untouched.
+    assert_alive(&mut server, &log);
+    client
+        .status(NodeId(1))
+        .expect("the first server still answers");
+}
+
+#[test]
+fn a_taken_port_fails_with_exit_1_naming_the_endpoint() {
+    let test = TestConfig::new(1, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let url = &test.servers[0].1;
+    let _taken = TcpListener::bind(url.as_str()).expect("take the server's port");
+    let exit = run_to_exit(
+        leader(dir, &["--pid", "1", "--config", path_str(&test.path)]),
+        dir,
+        "taken-port",
+    );
+    assert_eq!(exit.code, Some(1), "{}", exit.stderr);
+    let endpoint = format!("tcp://{url}");
+    assert!(
+        exit.stderr.contains(&endpoint),
+        "stderr {:?} should name {endpoint}",
+        exit.stderr
+    );
+}
+
+/// Lines of a child's stdout, read on a thread; everything seen is kept for messages.
+struct Lines {
+    rx: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    fn new(stdout: std::process::ChildStdout) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line satisfying `want`, within [`DEADLINE`].
+    fn until(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no line with {what} ({e}); output so far: {:#?}", self.seen),
+            }
+        }
+    }
+}
+
+/// `M` from `... leader: server M (term T)`.
+fn leader_in(line: &str) -> Option<u64> {
+    let rest = line.split("leader: server ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// `(N, P)` from `server N: os pid P, ...`.
+fn os_pid_in(line: &str) -> Option<(u64, u32)> {
+    let (pid, rest) = line.strip_prefix("server ")?.split_once(": os pid ")?;
+    Some((pid.parse().ok()?, rest.split(',').next()?.parse().ok()?))
+}
+
+fn process_gone(os_pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence; a zombie still counts as existing.
+    let r = unsafe { libc::kill(os_pid as libc::pid_t, 0) };
+    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+#[test]
+fn up_reports_leaders_and_exits_and_stops_everything_on_ctrl_c() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let mut command = leader(dir, &["up", "--config", path_str(&test.path)]);
+    command
+        .stdout(Stdio::piped())
+        .stderr(File::create(dir.join("up.stderr")).expect("create up log"));
+    let mut up = Guard::spawn(&mut command);
+    let mut lines = Lines::new(up.0.stdout.take().expect("piped stdout"));
+
+    lines.until("a leader", |l| leader_in(l).is_some());
+    let children: Vec<(u64, u32)> = lines.seen.iter().filter_map(|l| os_pid_in(l)).collect();
+    let pids: Vec<u64> = children.iter().map(|c| c.0).collect();
+    assert_eq!(
+        pids,
+        [1, 2, 3],
+        "one os pid line per server: {:#?}",
+        lines.seen
+    );
+
+    // Crash the leader; `up` must notice the exit and report a new leader.
+    let (leader, _) = wait_for(DEADLINE, "one agreed leader", || {
+        agreed_leader(&status_json(dir, &test.path).1, 3)
+    });
+    let leader_os_pid = children.iter().find(|c| c.0 == leader).expect("known").1;
+    // SAFETY: kill(2) on a live child of `up`, which reaps it only after this signal.
+    assert_eq!(
+        unsafe { libc::kill(leader_os_pid as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    let exited = format!("server {leader} exited");
+    lines.until(&exited, |l| l.contains(&exited));
+    let next = lines.until("a new leader", |l| leader_in(l).is_some());
+    assert_ne!(leader_in(&next), Some(leader), "{next:?}");
+
+    // Ctrl-C stops `up` cleanly, and it takes every server with it.
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(
+        unsafe { libc::kill(up.os_pid() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let status = wait_for(DEADLINE, "`up` to exit after SIGINT", || up.try_wait());
+    assert_eq!(status.code(), Some(0), "{status}: {:#?}", lines.seen);
+    lines.until("all servers stopped", |l| l.contains("all servers stopped"));
+    for (pid, os_pid) in children {
+        assert!(
+            process_gone(os_pid),
+            "server {pid} (os pid {os_pid}) outlived `up`"
+        );
+    }
+}
