@@ -1,24 +1,32 @@
 //! Rust client for the client protocol (used by the CLI, the tests and library users).
 //!
-//! One DEALER socket per server, an empty delimiter frame (so REQ-style servers and tools
-//! interoperate), a deadline on every call: a server that does not answer in time is
-//! reported unreachable, never waited on forever.
+//! One DEALER socket per server (kept for the client's lifetime), an empty delimiter frame
+//! (so REQ-style tools interoperate), a deadline on every call. Key-value operations find the
+//! leader by following `NotLeader` redirects and retry across leader changes until their
+//! deadline, always with the same client id and sequence number, so the store's duplicate
+//! detection applies a retried write at most once.
 
+use crate::codec::{decode, encode};
 use crate::config::{Config, ServerConfig};
-use crate::core::NodeId;
+use crate::core::{LogIndex, NodeId};
+use crate::kv::{KvCommand, KvOp, KvResponse};
 use crate::transport::client_wire::{
     ClientError, ClientRequest, ClientResponse, Request, Response, Status, CLIENT_WIRE_VERSION,
 };
-use crate::transport::codec::{decode, encode};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-/// Largest response accepted (1 MiB); a status is under 100 bytes.
-pub const RESPONSE_BYTES_MAX: usize = 1 << 20;
+/// Largest response accepted (16 MiB): a value is at most a client request (64 KiB) today.
+pub const RESPONSE_BYTES_MAX: usize = 16 << 20;
 
-/// Default deadline for one request: long enough for a busy loopback server, short enough
-/// that `leader status` on a half-dead cluster answers at once.
+/// Default deadline for one request to one server: long enough for a busy loopback server,
+/// short enough that `leader status` on a half-dead cluster answers at once.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Default deadline for a whole key-value operation, across redirects, retries and leader
+/// changes: a few election timeouts.
+pub const DEFAULT_OPERATION_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +37,11 @@ pub enum CallError {
     Refused(ClientError),
     /// The answer did not decode or did not match the request.
     BadResponse(String),
-    /// A local ZeroMQ error (socket creation, connect).
+    /// A local ZeroMQ error (socket creation, connect) or a pid not in the config.
     Local(String),
+    /// A key-value operation found no leader that would apply it before its deadline; it may
+    /// or may not have been applied.
+    Timeout,
 }
 
 impl fmt::Display for CallError {
@@ -44,8 +55,21 @@ impl fmt::Display for CallError {
                     "wrong cluster: the server belongs to cluster {expected}; check --config"
                 )
             }
+            CallError::Refused(ClientError::NotLeader { leader: Some(l) }) => {
+                write!(f, "not the leader (server {l} is)")
+            }
+            CallError::Refused(ClientError::NotLeader { leader: None }) => {
+                f.write_str("not the leader (none known)")
+            }
+            CallError::Refused(ClientError::Dropped) => {
+                f.write_str("dropped by a leader change (outcome unknown)")
+            }
+            CallError::Refused(ClientError::Busy) => f.write_str("server busy"),
             CallError::BadResponse(why) => write!(f, "bad response: {why}"),
             CallError::Local(why) => write!(f, "{why}"),
+            CallError::Timeout => f.write_str(
+                "timed out: no leader applied the operation in time (it may still apply)",
+            ),
         }
     }
 }
@@ -57,23 +81,39 @@ pub struct Client {
     ctx: zmq::Context,
     config: Config,
     timeout: Duration,
+    operation_deadline: Duration,
+    sockets: BTreeMap<NodeId, zmq::Socket>,
     next_request_id: u64,
+    client_id: u64,
+    seq: u64,
+    leader_hint: Option<NodeId>,
 }
 
 impl Client {
-    /// A client for the cluster of `config`, with [`DEFAULT_TIMEOUT`].
+    /// A client for the cluster of `config`, with [`DEFAULT_TIMEOUT`] and a random client id.
     pub fn new(config: Config) -> Client {
         Client {
             ctx: zmq::Context::new(),
             config,
             timeout: DEFAULT_TIMEOUT,
+            operation_deadline: DEFAULT_OPERATION_DEADLINE,
+            sockets: BTreeMap::new(),
             next_request_id: 1,
+            client_id: rand::random::<u64>() | 1, // never 0: 0 means "no session"
+            seq: 0,
+            leader_hint: None,
         }
     }
 
-    /// Change the per-call deadline.
+    /// Change the per-request deadline.
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.timeout = timeout;
+        self
+    }
+
+    /// Change the deadline of whole key-value operations.
+    pub fn with_operation_deadline(mut self, deadline: Duration) -> Client {
+        self.operation_deadline = deadline;
         self
     }
 
@@ -82,14 +122,49 @@ impl Client {
         &self.config
     }
 
-    /// Ask server `pid` for its status.
-    pub fn status(&mut self, pid: NodeId) -> Result<Status, CallError> {
+    /// The server this client believes leads.
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader_hint
+    }
+
+    fn socket(&mut self, server: &ServerConfig) -> Result<&zmq::Socket, CallError> {
+        if !self.sockets.contains_key(&server.pid) {
+            let local = |e: zmq::Error| {
+                CallError::Local(format!("client socket for {}: {e}", server.client_endpoint))
+            };
+            let socket = self.ctx.socket(zmq::DEALER).map_err(local)?;
+            socket.set_linger(0).map_err(local)?;
+            socket.connect(&server.client_endpoint).map_err(local)?;
+            self.sockets.insert(server.pid, socket);
+        }
+        Ok(&self.sockets[&server.pid])
+    }
+
+    fn send(&mut self, pid: NodeId, body: Request) -> Result<u64, CallError> {
         let server = self
             .config
             .server(pid)
             .map_err(|e| CallError::Local(e.to_string()))?
             .clone();
-        self.status_all_of(&[server])
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        let request = ClientRequest {
+            version: CLIENT_WIRE_VERSION,
+            cluster_id: self.config.cluster_id,
+            request_id,
+            body,
+        };
+        let socket = self.socket(&server)?;
+        // Queued until the connection is up; the deadline covers a server that never appears.
+        socket
+            .send_multipart([&b""[..], &encode(&request)], zmq::DONTWAIT)
+            .map_err(|e| CallError::Local(format!("send to server {pid}: {e}")))?;
+        Ok(request_id)
+    }
+
+    /// Ask server `pid` for its status.
+    pub fn status(&mut self, pid: NodeId) -> Result<Status, CallError> {
+        self.status_of(&[pid])
             .pop()
             .expect("one answer per server")
             .1
@@ -97,108 +172,173 @@ impl Client {
 
     /// Ask every server for its status, all at once; answers in pid order.
     pub fn status_all(&mut self) -> Vec<(NodeId, Result<Status, CallError>)> {
-        let servers = self.config.servers.clone();
-        self.status_all_of(&servers)
+        let pids = self.config.pids();
+        self.status_of(&pids)
     }
 
     /// Ask the servers `pids` for their status, all at once; answers in the order given.
     pub fn status_of(&mut self, pids: &[NodeId]) -> Vec<(NodeId, Result<Status, CallError>)> {
-        let mut servers = Vec::new();
-        for &pid in pids {
-            match self.config.server(pid) {
-                Ok(server) => servers.push(server.clone()),
-                Err(e) => return vec![(pid, Err(CallError::Local(e.to_string())))],
-            }
-        }
-        self.status_all_of(&servers)
-    }
-
-    fn status_all_of(
-        &mut self,
-        servers: &[ServerConfig],
-    ) -> Vec<(NodeId, Result<Status, CallError>)> {
-        let mut pending = Vec::new();
-        for server in servers {
-            let request_id = self.next_request_id;
-            self.next_request_id += 1;
-            let request = ClientRequest {
-                version: CLIENT_WIRE_VERSION,
-                cluster_id: self.config.cluster_id,
-                request_id,
-                body: Request::Status,
-            };
-            pending.push((server.pid, request_id, self.send(server, &request)));
-        }
+        let sent: Vec<(NodeId, Result<u64, CallError>)> = pids
+            .iter()
+            .map(|&p| (p, self.send(p, Request::Status)))
+            .collect();
         let deadline = Instant::now() + self.timeout;
-        pending
-            .into_iter()
-            .map(|(pid, request_id, socket)| {
-                let answer = socket
-                    .and_then(|s| receive(&s, request_id, deadline))
+        sent.into_iter()
+            .map(|(pid, request_id)| {
+                let answer = request_id
+                    .and_then(|id| self.receive(pid, id, deadline))
                     .and_then(|body| match body {
                         Response::Status(status) => Ok(status),
                         Response::Error(e) => Err(CallError::Refused(e)),
+                        other => Err(CallError::BadResponse(format!(
+                            "{other:?} to a status request"
+                        ))),
                     });
                 (pid, answer)
             })
             .collect()
     }
 
-    fn send(
-        &self,
-        server: &ServerConfig,
-        request: &ClientRequest,
-    ) -> Result<zmq::Socket, CallError> {
-        let local = |e: zmq::Error| {
-            CallError::Local(format!("client socket for {}: {e}", server.client_endpoint))
-        };
-        let socket = self.ctx.socket(zmq::DEALER).map_err(local)?;
-        socket.set_linger(0).map_err(local)?;
-        socket.connect(&server.client_endpoint).map_err(local)?;
-        // Queued until the connection is up; the deadline covers a server that never appears.
-        socket
-            .send_multipart([&b""[..], &encode(request)], zmq::DONTWAIT)
-            .map_err(local)?;
-        Ok(socket)
-    }
-}
-
-/// Wait for the response to `request_id` on `socket` until `deadline`.
-fn receive(
-    socket: &zmq::Socket,
-    request_id: u64,
-    deadline: Instant,
-) -> Result<Response, CallError> {
-    loop {
-        // Poll even when the deadline has passed: answers from other servers may have arrived
-        // while we waited for a dead one, and they count.
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ready = socket
-            .poll(zmq::POLLIN, left.as_millis() as i64)
-            .map_err(|e| CallError::Local(e.to_string()))?;
-        if ready == 0 {
-            if Instant::now() >= deadline {
-                return Err(CallError::Unreachable);
+    /// Wait for the response to `request_id` from `pid` until `deadline`.
+    fn receive(
+        &mut self,
+        pid: NodeId,
+        request_id: u64,
+        deadline: Instant,
+    ) -> Result<Response, CallError> {
+        let socket = &self.sockets[&pid];
+        loop {
+            // Poll even when the deadline has passed: answers from other servers may have
+            // arrived while we waited for a dead one, and they count.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ready = socket
+                .poll(zmq::POLLIN, left.as_millis() as i64)
+                .map_err(|e| CallError::Local(e.to_string()))?;
+            if ready == 0 {
+                if Instant::now() >= deadline {
+                    return Err(CallError::Unreachable);
+                }
+                continue;
             }
-            continue;
+            let frames = socket
+                .recv_multipart(0)
+                .map_err(|e| CallError::Local(e.to_string()))?;
+            let body = frames
+                .last()
+                .ok_or_else(|| CallError::BadResponse("empty message".into()))?;
+            let response: ClientResponse = decode(body, RESPONSE_BYTES_MAX)
+                .map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
+            if response.version != CLIENT_WIRE_VERSION {
+                return Err(CallError::BadResponse(format!(
+                    "protocol version {}",
+                    response.version
+                )));
+            }
+            if response.request_id == request_id || response.request_id == 0 {
+                return Ok(response.body);
+            }
+            // An answer to an earlier request that timed out: skip it.
         }
-        let frames = socket
-            .recv_multipart(0)
-            .map_err(|e| CallError::Local(e.to_string()))?;
-        let body = frames
-            .last()
-            .ok_or_else(|| CallError::BadResponse("empty message".into()))?;
-        let response: ClientResponse = decode(body, RESPONSE_BYTES_MAX)
-            .map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
-        if response.version != CLIENT_WIRE_VERSION {
-            return Err(CallError::BadResponse(format!(
-                "protocol version {}",
-                response.version
-            )));
+    }
+
+    /// Propose raw `command` bytes to server `pid` once; the answer or why there is none.
+    pub fn propose_to(
+        &mut self,
+        pid: NodeId,
+        command: Vec<u8>,
+    ) -> Result<(LogIndex, Vec<u8>), CallError> {
+        let request_id = self.send(pid, Request::Propose { command })?;
+        let deadline = Instant::now() + self.timeout;
+        match self.receive(pid, request_id, deadline)? {
+            Response::Applied { index, result } => Ok((index, result)),
+            Response::Error(e) => Err(CallError::Refused(e)),
+            other => Err(CallError::BadResponse(format!("{other:?} to a proposal"))),
         }
-        if response.request_id == request_id || response.request_id == 0 {
-            return Ok(response.body);
+    }
+
+    /// Run one key-value operation through the leader: follow redirects, retry across leader
+    /// changes with the same sequence number, give up at the operation deadline.
+    pub fn execute(&mut self, op: KvOp) -> Result<(LogIndex, KvResponse), CallError> {
+        self.seq += 1;
+        let command = encode(&KvCommand {
+            client_id: self.client_id,
+            seq: self.seq,
+            op,
+        });
+        let deadline = Instant::now() + self.operation_deadline;
+        let pids = self.config.pids();
+        let mut next_guess = 0;
+        while Instant::now() < deadline {
+            let target = self.leader_hint.unwrap_or_else(|| {
+                next_guess += 1;
+                pids[next_guess % pids.len()]
+            });
+            match self.propose_to(target, command.clone()) {
+                Ok((index, result)) => {
+                    self.leader_hint = Some(target);
+                    let response: KvResponse = decode(&result, RESPONSE_BYTES_MAX)
+                        .map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
+                    return Ok((index, response));
+                }
+                Err(CallError::Refused(ClientError::NotLeader { leader })) => {
+                    self.leader_hint = leader.filter(|l| *l != target);
+                    if self.leader_hint.is_none() {
+                        std::thread::sleep(Duration::from_millis(20)); // an election is under way
+                    }
+                }
+                Err(CallError::Refused(ClientError::Dropped | ClientError::Busy)) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(CallError::Unreachable | CallError::BadResponse(_)) => self.leader_hint = None,
+                Err(other) => return Err(other),
+            }
         }
-        // An answer to an earlier request on this socket: skip it.
+        Err(CallError::Timeout)
+    }
+
+    /// Set `key` to `value`.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<LogIndex, CallError> {
+        match self.execute(KvOp::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        })? {
+            (index, KvResponse::Done) => Ok(index),
+            (_, other) => Err(CallError::BadResponse(format!("{other:?} to a put"))),
+        }
+    }
+
+    /// Read `key` through the log (linearizable). `None` when absent.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, CallError> {
+        match self.execute(KvOp::Get { key: key.to_vec() })?.1 {
+            KvResponse::Value(value) => Ok(value),
+            other => Err(CallError::BadResponse(format!("{other:?} to a get"))),
+        }
+    }
+
+    /// Remove `key`; true if it existed.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool, CallError> {
+        match self.execute(KvOp::Delete { key: key.to_vec() })?.1 {
+            KvResponse::Deleted { existed } => Ok(existed),
+            other => Err(CallError::BadResponse(format!("{other:?} to a delete"))),
+        }
+    }
+
+    /// Compare-and-set: store `new` (None deletes) if the value is `expected` (None: absent).
+    /// Returns whether it swapped and the value now stored.
+    pub fn cas(
+        &mut self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<(bool, Option<Vec<u8>>), CallError> {
+        let op = KvOp::Cas {
+            key: key.to_vec(),
+            expected: expected.map(<[u8]>::to_vec),
+            new: new.map(<[u8]>::to_vec),
+        };
+        match self.execute(op)?.1 {
+            KvResponse::Cas { swapped, current } => Ok((swapped, current)),
+            other => Err(CallError::BadResponse(format!("{other:?} to a cas"))),
+        }
     }
 }

@@ -2,8 +2,10 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod codec;
 pub mod config;
 pub mod core;
+pub mod kv;
 pub mod node;
 pub mod process;
 pub mod storage;

@@ -6,7 +6,8 @@
 use super::types::{LogIndex, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
-/// One entry of the replicated log.
+/// One entry of the replicated log. An entry with empty `data` is the leader's no-op (§8: each
+/// leader commits a blank entry at the start of its term); the state machine skips it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Term of the leader that created the entry (§5.3).
@@ -63,8 +64,14 @@ pub struct AppendEntriesResponse {
     pub term: Term,
     /// True if the follower contained an entry matching `prev_log_index` and `prev_log_term`.
     pub success: bool,
-    /// On success, the index of the last entry known to match the leader's log.
+    /// On success, the index of the last entry known to match the leader's log; on failure,
+    /// the `prev_log_index` that was rejected (so the leader can tell stale rejections apart).
     pub match_index: LogIndex,
+    /// On failure: the first index of `conflict_term` in the follower's log, or its
+    /// `last_index + 1` when its log is too short (§5.3, "fast back-tracking").
+    pub conflict_index: LogIndex,
+    /// On failure: the term of the follower's entry at `prev_log_index`, 0 when it has none.
+    pub conflict_term: Term,
 }
 
 /// Every message the core sends or receives.

@@ -4,9 +4,15 @@
 //! [`Raft::tick`], randomness a PRNG seeded through [`Options::seed`], and every effect is
 //! returned in a [`Ready`] for the runtime to carry out in its documented order.
 
+mod election;
 mod message;
+mod progress;
 mod raft;
 mod raft_log;
+mod ready;
+mod replication;
+#[cfg(test)]
+mod replication_tests;
 mod rng;
 #[cfg(test)]
 mod tests;
@@ -16,7 +22,9 @@ pub use message::{
     AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote,
     RequestVoteResponse,
 };
-pub use raft::{Ignored, Options, Raft, Ready, Role, SoftState};
+pub use progress::{Progress, ProgressState};
+pub use raft::{Options, Raft};
 pub use raft_log::RaftLog;
+pub use ready::{Ignored, ProposeError, Ready, Role, SoftState};
 pub use rng::SplitMix64;
 pub use types::{HardState, LogIndex, NodeId, Term};

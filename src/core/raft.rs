@@ -1,46 +1,17 @@
-//! The Raft state machine for one server: roles, terms, elections, heartbeats (§5.1–§5.2).
+//! The Raft state machine for one server: the struct, its inputs, and the role transitions.
 //!
-//! Sans-IO: inputs are [`Raft::tick`] and [`Raft::step`]; the output is a [`Ready`] taken with
-//! [`Raft::ready`]. Control flow lives in `step` (term rules once, then dispatch on message);
-//! `become_*` mutate the role, `handle_*` answer one message, `send_*` queue messages.
+//! Sans-IO: inputs are [`Raft::tick`], [`Raft::step`], [`Raft::propose`] and
+//! [`Raft::advance`]; the output is a [`Ready`] taken with [`Raft::ready`]. Control flow lives
+//! in `step` (term rules once, then dispatch on message); `become_*` mutate the role,
+//! `handle_*` (election.rs, replication.rs) answer one message, `send_*` queue messages.
 
-use super::message::{
-    AppendEntries, AppendEntriesResponse, Message, Outgoing, RequestVote, RequestVoteResponse,
-};
+use super::message::{AppendEntriesResponse, Message, Outgoing, RequestVoteResponse};
+use super::progress::Progress;
 use super::raft_log::RaftLog;
+use super::ready::{Ignored, Ready, Role, SoftState};
 use super::rng::SplitMix64;
 use super::types::{HardState, LogIndex, NodeId, Term};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
-use std::fmt;
-
-/// The three roles of Figure 4. On the wire (client status) as a bincode enum tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Role {
-    /// Passive: answers leaders and candidates.
-    Follower,
-    /// Campaigning for votes in its current term.
-    Candidate,
-    /// Sends heartbeats and (later) replicates the log.
-    Leader,
-}
-
-impl Role {
-    /// Lower-case name used by the CLI, logs and the client protocol.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Follower => "follower",
-            Role::Candidate => "candidate",
-            Role::Leader => "leader",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Configuration of one core. Time is in ticks; the runtime decides how long a tick is.
 #[derive(Clone, Debug)]
@@ -60,85 +31,71 @@ pub struct Options {
     /// A leader that has not heard from a majority for an election timeout steps down (thesis
     /// §6.2), so a partitioned leader stops claiming leadership instead of lingering.
     pub check_quorum: bool,
+    /// Appends in flight per follower in Replicate state: bounds the leader's buffering per
+    /// follower while keeping the pipe full over a round trip plus a follower fsync.
+    pub in_flight_max: usize,
+    /// Entries per AppendEntries: bounds the message size and the follower's work per message.
+    pub entries_per_message_max: usize,
+    /// Data bytes per AppendEntries (at least one entry is always sent); keep well below the
+    /// transport's envelope limit.
+    pub bytes_per_message_max: usize,
+    /// Committed entries handed out per `Ready`, so a long replay after restart does not
+    /// stall the loop.
+    pub committed_per_ready_max: usize,
 }
 
-/// Volatile facts the runtime shows to users; reported in [`Ready`] when they change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SoftState {
-    /// Current role.
-    pub role: Role,
-    /// Current term.
-    pub term: Term,
-    /// The leader this server knows of in `term`, if any.
-    pub leader_id: Option<NodeId>,
-}
-
-/// Everything the runtime must do after a batch of inputs.
-///
-/// Handling order (DESIGN.md, Raft thesis §3.8), all of it before calling into the core again:
-/// 1. persist `hard_state` if present, with an fsync when `must_sync`;
-/// 2. send `messages` — they may promise what step 1 made durable (a vote), so never before;
-/// 3. publish `soft_state` (status, logs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ready {
-    /// New hard state to persist, present only when it changed.
-    pub hard_state: Option<HardState>,
-    /// True when step 1 must reach stable storage before step 2.
-    pub must_sync: bool,
-    /// Messages to send, in order.
-    pub messages: Vec<Outgoing>,
-    /// New soft state, present only when it changed.
-    pub soft_state: Option<SoftState>,
-}
-
-impl Ready {
-    /// True when there is nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none() && self.messages.is_empty() && self.soft_state.is_none()
+impl Options {
+    /// Defaults for everything but identity and timing.
+    pub fn new(
+        id: NodeId,
+        peers: Vec<NodeId>,
+        election_ticks: u32,
+        heartbeat_ticks: u32,
+        seed: u64,
+    ) -> Self {
+        Options {
+            id,
+            peers,
+            election_ticks,
+            heartbeat_ticks,
+            seed,
+            check_quorum: true,
+            in_flight_max: 64,
+            entries_per_message_max: 4096,
+            bytes_per_message_max: 512 << 10,
+            committed_per_ready_max: 8192,
+        }
     }
-}
-
-/// Inputs the core ignored on purpose, by reason (expected conditions are counted, not panics).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ignored {
-    /// Messages from a server that is not a peer.
-    pub unknown_peer: u64,
-    /// Responses carrying an older term than ours (§5.1: stale).
-    pub stale_term: u64,
-    /// AppendEntries carrying entries: log replication is not supported by this version.
-    pub unsupported_entries: u64,
-    /// AppendEntries from another "leader" of our own term while we lead: only a faulty or
-    /// forged peer can send it (Election Safety, §5.2).
-    pub conflicting_leader: u64,
 }
 
 /// One Raft server's protocol state.
 #[derive(Debug)]
 pub struct Raft {
-    id: NodeId,
-    peers: Vec<NodeId>,
-    role: Role,
-    current_term: Term,
-    voted_for: Option<NodeId>,
-    commit_index: LogIndex,
-    leader_id: Option<NodeId>,
-    log: RaftLog,
-    election_ticks: u32,
-    heartbeat_ticks: u32,
-    check_quorum: bool,
+    pub(super) id: NodeId,
+    pub(super) peers: Vec<NodeId>,
+    pub(super) options: Options,
+    pub(super) role: Role,
+    pub(super) current_term: Term,
+    pub(super) voted_for: Option<NodeId>,
+    pub(super) commit_index: LogIndex,
+    pub(super) last_applied: LogIndex,
+    pub(super) leader_id: Option<NodeId>,
+    pub(super) log: RaftLog,
     /// Ticks since the last reset of the election timer (or, on a leader, of the quorum check).
-    election_elapsed: u32,
-    heartbeat_elapsed: u32,
-    randomized_election_timeout: u32,
+    pub(super) election_elapsed: u32,
+    pub(super) heartbeat_elapsed: u32,
+    pub(super) randomized_election_timeout: u32,
     /// Candidate: servers that granted their vote in `current_term`, self included.
-    votes_granted: BTreeSet<NodeId>,
+    pub(super) votes_granted: BTreeSet<NodeId>,
     /// Leader: peers heard from since the last quorum check.
-    recent_active: BTreeSet<NodeId>,
+    pub(super) recent_active: BTreeSet<NodeId>,
+    /// Leader: replication progress per follower (Figure 2 nextIndex/matchIndex).
+    pub(super) progress: BTreeMap<NodeId, Progress>,
     rng: SplitMix64,
-    messages: Vec<Outgoing>,
-    persisted: HardState,
+    pub(super) messages: Vec<Outgoing>,
+    persisted_hard_state: HardState,
     published: SoftState,
-    ignored: Ignored,
+    pub(super) ignored: Ignored,
     /// The vote of each term seen by the invariant checker; one vote per term (§5.2).
     #[cfg(any(test, debug_assertions))]
     vote_seen: Option<(Term, NodeId)>,
@@ -151,7 +108,8 @@ impl Raft {
         Self::restore(options, hard_state, RaftLog::default())
     }
 
-    /// A core restarting from persisted hard state and log.
+    /// A core restarting from persisted hard state and log. Committed entries are applied
+    /// again from the start: the state machine lives in memory and is rebuilt from the log.
     pub fn restore(options: Options, hard_state: HardState, log: RaftLog) -> Self {
         assert!(
             options.election_ticks >= 2,
@@ -162,10 +120,14 @@ impl Raft {
             "heartbeat_ticks must be at least 1"
         );
         assert!(
+            options.in_flight_max >= 1 && options.entries_per_message_max >= 1,
+            "limits must allow progress"
+        );
+        assert!(
             !options.peers.contains(&options.id),
             "peers must not contain self"
         );
-        let mut peers = options.peers;
+        let mut peers = options.peers.clone();
         peers.sort();
         peers.dedup();
         let soft = SoftState {
@@ -173,33 +135,33 @@ impl Raft {
             term: hard_state.current_term,
             leader_id: None,
         };
+        // The commit hint may be ahead of a log that lost an unsynced tail; never overstate it.
+        let commit_index = hard_state.commit_index.min(log.last_index());
         let mut raft = Raft {
             id: options.id,
             peers,
             role: Role::Follower,
             current_term: hard_state.current_term,
             voted_for: hard_state.voted_for,
-            commit_index: hard_state.commit_index,
+            commit_index,
+            last_applied: LogIndex(0),
             leader_id: None,
             log,
-            election_ticks: options.election_ticks,
-            heartbeat_ticks: options.heartbeat_ticks,
-            check_quorum: options.check_quorum,
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             randomized_election_timeout: options.election_ticks,
             votes_granted: BTreeSet::new(),
             recent_active: BTreeSet::new(),
+            progress: BTreeMap::new(),
             rng: SplitMix64::new(options.seed),
             messages: Vec::new(),
-            persisted: hard_state,
+            persisted_hard_state: hard_state,
             published: soft,
             ignored: Ignored::default(),
             #[cfg(any(test, debug_assertions))]
             vote_seen: hard_state.voted_for.map(|v| (hard_state.current_term, v)),
+            options,
         };
-        // The commit hint may be ahead of a log that lost an unsynced tail; never overstate it.
-        raft.commit_index = raft.commit_index.min(raft.log.last_index());
         raft.reset_election_timer();
         raft.assert_invariants();
         raft
@@ -229,13 +191,25 @@ impl Raft {
     pub fn commit_index(&self) -> LogIndex {
         self.commit_index
     }
+    /// Highest index handed out for applying.
+    pub fn last_applied(&self) -> LogIndex {
+        self.last_applied
+    }
     /// Index of the last log entry.
     pub fn last_index(&self) -> LogIndex {
         self.log.last_index()
     }
+    /// The log (read-only).
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
     /// The other servers, sorted.
     pub fn peers(&self) -> &[NodeId] {
         &self.peers
+    }
+    /// Leader: a follower's replication progress.
+    pub fn progress(&self, peer: NodeId) -> Option<&Progress> {
+        self.progress.get(&peer)
     }
     /// Counters of inputs ignored on purpose.
     pub fn ignored(&self) -> Ignored {
@@ -259,7 +233,7 @@ impl Raft {
     }
 
     /// Majority of the full cluster (peers + self).
-    fn quorum(&self) -> usize {
+    pub(super) fn quorum(&self) -> usize {
         let voters = self.peers.len() + 1;
         voters / 2 + 1
     }
@@ -281,14 +255,14 @@ impl Raft {
 
     fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
-        if self.heartbeat_elapsed >= self.heartbeat_ticks {
+        if self.heartbeat_elapsed >= self.options.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
             self.send_heartbeats();
         }
-        if self.election_elapsed >= self.election_ticks {
+        if self.election_elapsed >= self.options.election_ticks {
             self.election_elapsed = 0;
             // Thesis §6.2: a leader cut off from a majority steps down rather than serve.
-            if self.check_quorum && self.recent_active.len() + 1 < self.quorum() {
+            if self.options.check_quorum && self.recent_active.len() + 1 < self.quorum() {
                 log::info!(
                     "{}: lost contact with a majority in term {}; stepping down",
                     self.id,
@@ -345,11 +319,13 @@ impl Raft {
                     }),
                 );
             }
-            Message::AppendEntries(_) => {
+            Message::AppendEntries(m) => {
                 let reply = AppendEntriesResponse {
                     term,
                     success: false,
-                    match_index: LogIndex(0),
+                    match_index: m.prev_log_index,
+                    conflict_index: LogIndex(0),
+                    conflict_term: Term(0),
                 };
                 self.send(from, Message::AppendEntriesResponse(reply));
             }
@@ -359,97 +335,8 @@ impl Raft {
         }
     }
 
-    /// §5.2 + §5.4.1: one vote per term, first come first served, and only for a candidate
-    /// whose log is at least as up-to-date as ours.
-    fn handle_request_vote(&mut self, from: NodeId, m: RequestVote) {
-        let can_vote = self.voted_for.is_none() || self.voted_for == Some(m.candidate_id);
-        let up_to_date = self.log.is_up_to_date(m.last_log_index, m.last_log_term);
-        let vote_granted = can_vote && up_to_date && m.candidate_id == from;
-        if vote_granted {
-            self.voted_for = Some(m.candidate_id);
-            // Figure 2: granting a vote resets the election timer.
-            self.reset_election_timer();
-        }
-        log::debug!(
-            "{}: vote for {} in term {}: {} (voted_for={:?}, up_to_date={})",
-            self.id,
-            from,
-            self.current_term,
-            vote_granted,
-            self.voted_for,
-            up_to_date
-        );
-        let reply = RequestVoteResponse {
-            term: self.current_term,
-            vote_granted,
-        };
-        self.send(from, Message::RequestVoteResponse(reply));
-    }
-
-    fn handle_request_vote_response(&mut self, from: NodeId, m: RequestVoteResponse) {
-        if self.role != Role::Candidate || !m.vote_granted {
-            return;
-        }
-        self.votes_granted.insert(from);
-        // §5.2: a candidate wins with votes from a majority of the full cluster.
-        if self.votes_granted.len() >= self.quorum() {
-            self.become_leader();
-        }
-    }
-
-    fn handle_append_entries(&mut self, from: NodeId, m: AppendEntries) {
-        if self.role == Role::Leader {
-            // Two leaders in one term would break Election Safety (§5.2); only a faulty or
-            // forged peer can cause it, so count it, never obey it.
-            log::error!(
-                "{}: AppendEntries from {} claims leadership of my term {}",
-                self.id,
-                from,
-                m.term
-            );
-            self.ignored.conflicting_leader += 1;
-            return;
-        }
-        if self.role == Role::Candidate {
-            // §5.2: a candidate that hears from a legitimate leader of its term returns to follower.
-            self.become_follower(self.current_term, Some(from));
-        }
-        self.leader_id = Some(from);
-        self.reset_election_timer();
-        if !m.entries.is_empty() {
-            // Accepting entries needs a durable log (log replication); refusing is safe.
-            self.ignored.unsupported_entries += 1;
-            let reply = AppendEntriesResponse {
-                term: self.current_term,
-                success: false,
-                match_index: LogIndex(0),
-            };
-            self.send(from, Message::AppendEntriesResponse(reply));
-            return;
-        }
-        // §5.3 consistency check on the entry preceding the (empty) batch.
-        let success = self.log.term_at(m.prev_log_index) == Some(m.prev_log_term);
-        let match_index = if success {
-            m.prev_log_index
-        } else {
-            LogIndex(0)
-        };
-        let reply = AppendEntriesResponse {
-            term: self.current_term,
-            success,
-            match_index,
-        };
-        self.send(from, Message::AppendEntriesResponse(reply));
-    }
-
-    fn handle_append_entries_response(&mut self, from: NodeId, _m: AppendEntriesResponse) {
-        if self.role == Role::Leader {
-            self.recent_active.insert(from);
-        }
-    }
-
     /// Step down (or stay) as follower in `term`; a new term clears the vote (§5.1).
-    fn become_follower(&mut self, term: Term, leader_id: Option<NodeId>) {
+    pub(super) fn become_follower(&mut self, term: Term, leader_id: Option<NodeId>) {
         assert!(term >= self.current_term, "terms never go backwards");
         if term > self.current_term {
             self.current_term = term;
@@ -459,72 +346,17 @@ impl Raft {
         self.leader_id = leader_id;
         self.votes_granted.clear();
         self.recent_active.clear();
+        self.progress.clear();
         self.reset_election_timer();
     }
 
-    /// §5.2: start an election: new term, vote for self, ask everyone else.
-    fn become_candidate(&mut self) {
-        assert_ne!(self.role, Role::Leader, "a leader never campaigns");
-        self.current_term = Term(self.current_term.0 + 1);
-        self.voted_for = Some(self.id);
-        self.role = Role::Candidate;
-        self.leader_id = None;
-        self.votes_granted.clear();
-        self.votes_granted.insert(self.id);
-        self.reset_election_timer();
-        log::debug!("{}: campaigning in term {}", self.id, self.current_term);
-        if self.votes_granted.len() >= self.quorum() {
-            self.become_leader();
-            return;
-        }
-        let request = RequestVote {
-            term: self.current_term,
-            candidate_id: self.id,
-            last_log_index: self.log.last_index(),
-            last_log_term: self.log.last_term(),
-        };
-        for peer in self.peers.clone() {
-            self.send(peer, Message::RequestVote(request.clone()));
-        }
-    }
-
-    /// §5.2: a winner asserts leadership at once with heartbeats to prevent new elections.
-    fn become_leader(&mut self) {
-        assert_eq!(
-            self.role,
-            Role::Candidate,
-            "only a candidate can win an election"
-        );
-        self.role = Role::Leader;
-        self.leader_id = Some(self.id);
-        self.votes_granted.clear();
-        self.recent_active.clear();
+    pub(super) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        self.heartbeat_elapsed = 0;
-        self.send_heartbeats();
-    }
-
-    fn send_heartbeats(&mut self) {
-        let heartbeat = AppendEntries {
-            term: self.current_term,
-            leader_id: self.id,
-            prev_log_index: self.log.last_index(),
-            prev_log_term: self.log.last_term(),
-            entries: Vec::new(),
-            leader_commit: self.commit_index,
-        };
-        for peer in self.peers.clone() {
-            self.send(peer, Message::AppendEntries(heartbeat.clone()));
-        }
-    }
-
-    fn reset_election_timer(&mut self) {
-        self.election_elapsed = 0;
-        let base = u64::from(self.election_ticks);
+        let base = u64::from(self.options.election_ticks);
         self.randomized_election_timeout = self.rng.range(base, 2 * base) as u32;
     }
 
-    fn send(&mut self, to: NodeId, message: Message) {
+    pub(super) fn send(&mut self, to: NodeId, message: Message) {
         self.messages.push(Outgoing { to, message });
     }
 
@@ -533,37 +365,80 @@ impl Raft {
         self.election_elapsed
     }
 
+    fn applicable(&self) -> LogIndex {
+        // Apply only what is committed and durable here: committed entries survive anyway,
+        // but the state machine must never run ahead of this server's own log.
+        self.commit_index.min(self.log.persisted())
+    }
+
     /// True when [`Raft::ready`] would return something to do.
     pub fn has_ready(&self) -> bool {
         !self.messages.is_empty()
-            || self.hard_state() != self.persisted
+            || self.log.has_unstable()
+            || self.applicable() > self.last_applied
+            || self.term_or_vote_changed()
             || self.soft_state() != self.published
     }
 
+    fn term_or_vote_changed(&self) -> bool {
+        let saved = self.persisted_hard_state;
+        (saved.current_term, saved.voted_for) != (self.current_term, self.voted_for)
+    }
+
     /// Take the work accumulated since the last call. The caller must handle it completely,
-    /// in the order documented on [`Ready`], before the next input.
+    /// in the order documented on [`Ready`], then call [`Raft::advance`].
     pub fn ready(&mut self) -> Ready {
-        let hard_state = self.hard_state();
-        let hard_state = (hard_state != self.persisted).then_some(hard_state);
+        // The commit index rides along when the term or vote is saved; on its own it is a
+        // hint that costs an fsync per commit, so it is not a reason to save.
+        let hard_state = self.term_or_vote_changed().then(|| self.hard_state());
         if let Some(hs) = hard_state {
-            self.persisted = hs;
+            self.persisted_hard_state = hs;
         }
-        let soft_state = self.soft_state();
-        let soft_state = (soft_state != self.published).then_some(soft_state);
+        let (truncate_from, entries) = self.log.take_unstable();
+        let soft_state = Some(self.soft_state()).filter(|s| *s != self.published);
         if let Some(ss) = soft_state {
             self.published = ss;
         }
+        let applicable = self.applicable();
+        let committed_entries = if applicable > self.last_applied {
+            let hi = LogIndex(
+                (self.last_applied.0 + self.options.committed_per_ready_max as u64)
+                    .min(applicable.0),
+            );
+            let out = self.log.committed(LogIndex(self.last_applied.0 + 1), hi);
+            self.last_applied = hi;
+            out
+        } else {
+            Vec::new()
+        };
         Ready {
-            must_sync: hard_state.is_some(),
+            must_sync: hard_state.is_some() || truncate_from.is_some() || !entries.is_empty(),
             hard_state,
+            truncate_from,
+            entries,
             messages: std::mem::take(&mut self.messages),
+            committed_entries,
             soft_state,
         }
     }
 
+    /// The runtime has handled the last [`Ready`] completely: its entries are durable. The
+    /// leader may now count itself towards commit (§10.2.1 of the thesis).
+    pub fn advance(&mut self) {
+        self.log.mark_persisted();
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+        self.assert_invariants();
+    }
+
     /// Invariants of Figure 2 / Figure 3, checked after every input in debug and test builds.
     #[cfg(any(test, debug_assertions))]
-    fn assert_invariants(&mut self) {
+    pub(super) fn assert_invariants(&mut self) {
+        assert!(
+            self.last_applied <= self.commit_index,
+            "last_applied beyond commit_index"
+        );
         assert!(
             self.commit_index <= self.log.last_index(),
             "commit_index beyond last_index"
@@ -572,6 +447,16 @@ impl Raft {
             Role::Leader => {
                 assert_eq!(self.voted_for, Some(self.id), "a leader voted for itself");
                 assert_eq!(self.leader_id, Some(self.id), "a leader knows it leads");
+                for (peer, p) in &self.progress {
+                    assert!(
+                        p.match_index < p.next_index,
+                        "match_index < next_index for {peer}"
+                    );
+                    assert!(
+                        p.next_index.0 <= self.log.last_index().0 + 1,
+                        "next_index within the log for {peer}"
+                    );
+                }
             }
             Role::Candidate => assert_eq!(
                 self.voted_for,
@@ -596,5 +481,5 @@ impl Raft {
     }
 
     #[cfg(not(any(test, debug_assertions)))]
-    fn assert_invariants(&mut self) {}
+    pub(super) fn assert_invariants(&mut self) {}
 }

@@ -6,14 +6,13 @@ const E: u32 = 10; // election_ticks
 const H: u32 = 3; // heartbeat_ticks
 
 fn options(id: u64, peers: &[u64]) -> Options {
-    Options {
-        id: NodeId(id),
-        peers: peers.iter().map(|&p| NodeId(p)).collect(),
-        election_ticks: E,
-        heartbeat_ticks: H,
-        seed: id * 7919,
-        check_quorum: true,
-    }
+    Options::new(
+        NodeId(id),
+        peers.iter().map(|&p| NodeId(p)).collect(),
+        E,
+        H,
+        id * 7919,
+    )
 }
 
 fn follower(id: u64) -> Raft {
@@ -70,14 +69,19 @@ fn vote_granted(term: u64) -> Message {
 }
 
 fn heartbeat(term: u64, leader: u64) -> Message {
-    Message::AppendEntries(AppendEntries {
+    Message::AppendEntries(append(term, leader, 0, 0, 0))
+}
+
+/// An empty AppendEntries (add entries with struct update syntax).
+fn append(term: u64, leader: u64, prev_index: u64, prev_term: u64, commit: u64) -> AppendEntries {
+    AppendEntries {
         term: Term(term),
         leader_id: NodeId(leader),
-        prev_log_index: LogIndex(0),
-        prev_log_term: Term(0),
+        prev_log_index: LogIndex(prev_index),
+        prev_log_term: Term(prev_term),
         entries: vec![],
-        leader_commit: LogIndex(0),
-    })
+        leader_commit: LogIndex(commit),
+    }
 }
 
 /// The single reply to `to` in a Ready, asserting there is exactly one message.
@@ -92,15 +96,22 @@ fn only_message(ready: &Ready) -> &Outgoing {
 }
 
 fn make_leader(id: u64) -> Raft {
-    let mut r = follower(id);
+    elect(follower(id))
+}
+
+/// Make `r` win an election (votes from a majority of its peers) and settle its first Ready.
+fn elect(mut r: Raft) -> Raft {
     tick_until_candidate(&mut r);
     let term = r.current_term().0;
     let _ = r.ready();
-    for peer in r.peers().to_vec().into_iter().take(2) {
+    r.advance();
+    let needed = r.peers().len().div_ceil(2);
+    for peer in r.peers().to_vec().into_iter().take(needed) {
         r.step(peer, vote_granted(term));
     }
     assert_eq!(r.role(), Role::Leader);
     let _ = r.ready();
+    r.advance();
     r
 }
 
@@ -167,13 +178,25 @@ fn candidate_with_majority_becomes_leader_and_sends_heartbeats() {
     r.step(NodeId(3), vote_granted(1));
     assert_eq!(r.role(), Role::Leader);
     let ready = r.ready();
+    // §8: the new leader's first message to each follower carries its no-op entry.
+    let noop = Entry {
+        term: Term(1),
+        index: LogIndex(1),
+        data: vec![],
+    };
+    assert_eq!(ready.entries, vec![noop.clone()]);
+    assert!(ready.must_sync);
     assert_eq!(ready.messages.len(), 4);
     for (out, peer) in ready.messages.iter().zip(2..=5) {
+        let expected = AppendEntries {
+            entries: vec![noop.clone()],
+            ..append(1, 1, 0, 0, 0)
+        };
         assert_eq!(
             out,
             &Outgoing {
                 to: NodeId(peer),
-                message: heartbeat(1, 1)
+                message: Message::AppendEntries(expected)
             }
         );
     }
@@ -322,6 +345,8 @@ fn higher_term_append_entries_sets_the_leader() {
         term: Term(4),
         success: true,
         match_index: LogIndex(0),
+        conflict_index: LogIndex(0),
+        conflict_term: Term(0),
     };
     assert_eq!(
         only_message(&ready),
@@ -361,6 +386,8 @@ fn stale_requests_are_rejected_with_the_current_term_and_stale_responses_dropped
         term: Term(5),
         success: false,
         match_index: LogIndex(0),
+        conflict_index: LogIndex(0),
+        conflict_term: Term(0),
     };
     assert_eq!(
         only_message(&r.ready()).message,
@@ -406,7 +433,7 @@ fn leader_sends_heartbeats_every_heartbeat_interval() {
             assert!(ready
                 .messages
                 .iter()
-                .all(|o| matches!(o.message, Message::AppendEntries(_))));
+                .all(|o| matches!(&o.message, Message::AppendEntries(m) if m.entries.is_empty())));
             assert_eq!(ready.messages.len(), 4);
             sent_at.push(t);
         }
@@ -424,6 +451,8 @@ fn leader_without_a_quorum_steps_down_after_an_election_timeout() {
             term: t,
             success: true,
             match_index: LogIndex(0),
+            conflict_index: LogIndex(0),
+            conflict_term: Term(0),
         })
     };
     for _ in 0..3 * E {
@@ -475,35 +504,6 @@ fn single_server_cluster_elects_itself() {
         r.tick();
     }
     assert_eq!((r.role(), r.current_term()), (Role::Leader, Term(1)));
-}
-
-#[test]
-fn append_entries_with_entries_is_refused_until_replication_exists() {
-    let mut r = follower(1);
-    let entry = Entry {
-        term: Term(1),
-        index: LogIndex(1),
-        data: b"x".to_vec(),
-    };
-    let m = AppendEntries {
-        entries: vec![entry],
-        ..match heartbeat(1, 2) {
-            Message::AppendEntries(m) => m,
-            _ => unreachable!(),
-        }
-    };
-    r.step(NodeId(2), Message::AppendEntries(m));
-    let nack = AppendEntriesResponse {
-        term: Term(1),
-        success: false,
-        match_index: LogIndex(0),
-    };
-    assert_eq!(
-        only_message(&r.ready()).message,
-        Message::AppendEntriesResponse(nack)
-    );
-    assert_eq!(r.last_index(), LogIndex(0));
-    assert_eq!(r.ignored().unsupported_entries, 1);
 }
 
 #[test]

@@ -6,12 +6,16 @@
 //! [`Server::block`]/[`Server::unblock`], `Outbox`/`Inbox` are [`Server::send`]/[`Server::recv_timeout`],
 //! and `ServerStopped()` is [`Server::stop`] (which waits) and [`Server::is_stopped`].
 
+mod clients;
 mod runtime;
+
+pub use clients::{Outcome, PENDING_MAX};
 
 use crate::config::{Config, ConfigError};
 use crate::core::{NodeId, Role, Term};
+use crate::kv::{KvStore, StateMachine};
 use crate::storage::{DiskStorage, Storage, StorageError};
-use crate::transport::client_wire::Status;
+use crate::transport::client_wire::{ClientError, Status};
 use crate::transport::{DropCounts, TransportError};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -138,7 +142,34 @@ enum Command {
         msg_id: u64,
         payload: Vec<u8>,
     },
+    Propose {
+        command: Vec<u8>,
+        reply: mpsc::Sender<Outcome>,
+    },
 }
+
+/// Why [`Server::propose`] has no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposeFailure {
+    /// The server refused or dropped the proposal (not leader, dropped, busy, bad command).
+    Refused(ClientError),
+    /// No answer within the timeout: the command may or may not be applied.
+    TimedOut,
+    /// The server is stopped.
+    Stopped,
+}
+
+impl fmt::Display for ProposeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProposeFailure::Refused(e) => write!(f, "refused: {e:?}"),
+            ProposeFailure::TimedOut => f.write_str("timed out (the outcome is unknown)"),
+            ProposeFailure::Stopped => f.write_str("server stopped"),
+        }
+    }
+}
+
+impl std::error::Error for ProposeFailure {}
 
 /// A running server. Dropping it stops the server and waits for its thread.
 pub struct Server {
@@ -168,6 +199,16 @@ impl Server {
         pid: NodeId,
         options: NodeOptions,
     ) -> Result<Server, NodeError> {
+        Server::start_with_state_machine(config, pid, options, Box::new(KvStore::new()))
+    }
+
+    /// Start server `pid` with your own state machine instead of the built-in key-value store.
+    pub fn start_with_state_machine(
+        config: &Config,
+        pid: NodeId,
+        options: NodeOptions,
+        state_machine: Box<dyn StateMachine>,
+    ) -> Result<Server, NodeError> {
         let me = config.server(pid)?.clone();
         let data_dir = options
             .data_dir
@@ -194,7 +235,7 @@ impl Server {
             config,
             me: &me,
             storage: Box::new(storage),
-            hard_state,
+            state_machine,
             seed: options.seed.unwrap_or_else(rand::random),
             ctx,
             wake_endpoint,
@@ -304,6 +345,26 @@ impl Server {
         self.wake();
         msg_id
     }
+    /// Append `command` to the replicated log through this server (which must be the leader)
+    /// and wait up to `timeout` for it to be committed and applied. Returns its log index and
+    /// the state machine's response.
+    pub fn propose(
+        &self,
+        command: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(crate::core::LogIndex, Vec<u8>), ProposeFailure> {
+        let (reply, outcome) = mpsc::channel();
+        self.commands
+            .send(Command::Propose { command, reply })
+            .map_err(|_| ProposeFailure::Stopped)?;
+        self.wake();
+        match outcome.recv_timeout(timeout) {
+            Ok(result) => result.map_err(ProposeFailure::Refused),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ProposeFailure::TimedOut),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ProposeFailure::Stopped),
+        }
+    }
+
     /// The next application message from another server, waiting up to `timeout`
     /// (the original's Inbox).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<InboxMessage> {

@@ -1,19 +1,20 @@
-//! The loop of one server: the only thread that touches its sockets and its core.
+//! The loop of one server: the only thread that touches its sockets, its core, its storage
+//! and its state machine.
 //!
 //! Each turn: block in `zmq::poll` until the next tick deadline or traffic; take handle
-//! commands; drain a bounded batch of peer envelopes into the core; advance elapsed ticks;
-//! handle the core's `Ready` in its documented order (persist, then send, then publish);
-//! answer client requests last, so a reply never shows state that is not yet durable.
+//! commands; drain a bounded batch of peer envelopes into the core; read a bounded batch of
+//! client requests (proposals become one batch in the log); advance elapsed ticks; handle
+//! the core's `Ready` in its documented order (persist, send, apply, publish, advance);
+//! answer status requests last, so a reply never shows state that is not yet durable.
 
+use super::clients::{Pending, Replier};
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
 use crate::config::{Config, ServerConfig};
-use crate::core::{HardState, LogIndex, NodeId, Options, Raft, Ready, Role};
+use crate::core::{HardState, LogIndex, NodeId, Options, Raft, RaftLog, Ready, Role};
+use crate::kv::StateMachine;
 use crate::storage::Storage;
-use crate::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, Request, Response, Status,
-    CLIENT_REQUEST_BYTES_MAX, CLIENT_WIRE_VERSION,
-};
-use crate::transport::codec::{decode, encode, DecodeError};
+use crate::transport::client_wire::{Status, CLIENT_REQUEST_BYTES_MAX};
+use crate::transport::codec::encode;
 use crate::transport::zmq_transport::context;
 use crate::transport::{
     AppMessage, Body, DropReason, Envelope, Receiver, TransportError, ZmqTransport,
@@ -26,12 +27,13 @@ use std::time::{Duration, Instant};
 
 /// Peer envelopes handled per turn before ticking again: bounds how long a flood can keep the
 /// loop from its timers.
-const INBOUND_BATCH_MAX: usize = 256;
-/// Client requests answered per turn, for the same reason.
-const CLIENT_BATCH_MAX: usize = 64;
+const INBOUND_BATCH_MAX: usize = 1024;
 /// Longest tick. Shorter ticks cost wake-ups; longer ones blur timeouts. A tenth of the
 /// heartbeat, at most 10 ms, keeps heartbeats and elections within one tick of their settings.
 const TICK_MS_MAX: u64 = 10;
+/// Ready rounds per turn: each round may produce the next (a commit after `advance`), but a
+/// turn must end so that ticks and inbound traffic are not starved.
+const READY_ROUNDS_MAX: usize = 8;
 
 /// The status a server reports before its loop has run.
 pub(super) fn initial_status(pid: NodeId, hard_state: &HardState) -> Status {
@@ -80,7 +82,7 @@ pub(super) struct RuntimeParts<'a> {
     pub config: &'a Config,
     pub me: &'a ServerConfig,
     pub storage: Box<dyn Storage + Send>,
-    pub hard_state: HardState,
+    pub state_machine: Box<dyn StateMachine>,
     pub seed: u64,
     pub ctx: zmq::Context,
     pub wake_endpoint: String,
@@ -91,18 +93,21 @@ pub(super) struct RuntimeParts<'a> {
 
 /// One server's loop state.
 pub(super) struct Runtime {
-    raft: Raft,
+    pub(super) raft: Raft,
     storage: Box<dyn Storage + Send>,
+    state_machine: Box<dyn StateMachine>,
     transport: ZmqTransport,
     receiver: Receiver,
-    client: zmq::Socket,
+    pub(super) client: zmq::Socket,
     wake: zmq::Socket,
     wake_endpoint: String,
     tick: Duration,
-    cluster_id: u64,
-    shared: Arc<Shared>,
+    pub(super) cluster_id: u64,
+    pub(super) shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
     inbox: mpsc::SyncSender<InboxMessage>,
+    /// Proposals waiting for their entry to be applied, by log index.
+    pub(super) pending: Pending,
     // Keeps the sockets' context alive for as long as the sockets.
     _ctx: zmq::Context,
 }
@@ -112,8 +117,8 @@ impl Runtime {
         let RuntimeParts {
             config,
             me,
-            storage,
-            hard_state,
+            mut storage,
+            state_machine,
             seed,
             ctx,
             wake_endpoint,
@@ -146,23 +151,24 @@ impl Runtime {
         let (tick, election_ticks, heartbeat_ticks) =
             tick_plan(config.election_timeout_ms, config.heartbeat_ms);
         let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
-        let options = Options {
-            id: pid,
-            peers: peer_ids.clone(),
-            election_ticks,
-            heartbeat_ticks,
-            seed,
-            check_quorum: true,
-        };
+        let options = Options::new(pid, peer_ids.clone(), election_ticks, heartbeat_ticks, seed);
         let receiver = Receiver {
             cluster_id: config.cluster_id,
             me: pid,
             peers: peer_ids,
             envelope_bytes_max: ENVELOPE_BYTES_MAX,
         };
+        let hard_state = storage.hard_state();
+        let log = RaftLog::from_entries(storage.take_entries());
+        log::info!(
+            "server {pid}: recovered term {} and {} log entries",
+            hard_state.current_term,
+            log.last_index()
+        );
         Ok(Runtime {
-            raft: Raft::new(options, hard_state),
+            raft: Raft::restore(options, hard_state, log),
             storage,
+            state_machine,
             transport,
             receiver,
             client,
@@ -173,6 +179,7 @@ impl Runtime {
             shared,
             commands,
             inbox,
+            pending: Pending::default(),
             _ctx: ctx,
         })
     }
@@ -188,6 +195,10 @@ impl Runtime {
         if let Err(e) = &result {
             log::error!("server {}: stopping on fatal error: {e}", self.raft.id());
         }
+        self.pending.fail_all(
+            &self.client,
+            crate::transport::client_wire::ClientError::Dropped,
+        );
         self.shared.stopped.store(true, Ordering::Release);
         log::info!("server {}: stopped", self.raft.id());
         result
@@ -201,6 +212,7 @@ impl Runtime {
             self.poll(timeout);
             self.take_commands();
             self.take_envelopes();
+            let statuses = self.serve_clients();
             let now = Instant::now();
             // Catch up on elapsed ticks (a slow fsync or a paused process), but at most a few
             // election timeouts' worth so a long pause cannot spin the loop.
@@ -212,8 +224,13 @@ impl Runtime {
                 }
                 next_tick += self.tick;
             }
-            self.handle_ready()?;
-            self.serve_clients();
+            for _ in 0..READY_ROUNDS_MAX {
+                if !self.raft.has_ready() {
+                    break;
+                }
+                self.handle_ready()?;
+            }
+            self.answer_statuses(statuses);
         }
         Ok(())
     }
@@ -235,6 +252,7 @@ impl Runtime {
     }
 
     fn take_commands(&mut self) {
+        let mut proposals = Vec::new();
         while let Ok(command) = self.commands.try_recv() {
             match command {
                 Command::Send {
@@ -242,8 +260,12 @@ impl Runtime {
                     msg_id,
                     payload,
                 } => self.send_app(target, msg_id, payload),
+                Command::Propose { command, reply } => {
+                    proposals.push((Replier::Local(reply), command))
+                }
             }
         }
+        self.propose(proposals);
     }
 
     fn send_app(&mut self, target: Target, msg_id: u64, payload: Vec<u8>) {
@@ -321,23 +343,41 @@ impl Runtime {
         }
     }
 
-    /// The DESIGN.md order: (1) persist, (2) send, (3) publish.
+    /// The DESIGN.md order: (1) persist, (2) send, (3) apply, (4) publish, then advance.
     fn handle_ready(&mut self) -> Result<(), NodeError> {
-        if !self.raft.has_ready() {
-            return Ok(());
-        }
         let Ready {
             hard_state,
-            must_sync: _,
+            truncate_from,
+            entries,
+            must_sync,
             messages,
+            committed_entries,
             soft_state,
         } = self.raft.ready();
+        if let Some(from) = truncate_from {
+            self.storage.truncate_from(from)?;
+            self.pending.drop_from(&self.client, from);
+        }
+        if !entries.is_empty() {
+            self.storage.append(&entries)?;
+        }
+        if must_sync {
+            // One fsync for every entry of this Ready: group commit. A failure is fatal.
+            self.storage.sync()?;
+        }
         if let Some(hard_state) = hard_state {
-            // save_hard_state always fsyncs; a failure is fatal (never retry an fsync).
             self.storage.save_hard_state(&hard_state)?;
         }
         for out in messages {
             self.send_envelope(out.to, Body::Raft(out.message));
+        }
+        for entry in committed_entries {
+            if entry.data.is_empty() {
+                continue; // a leader's no-op (§8)
+            }
+            let result = self.state_machine.apply(entry.index, &entry.data);
+            self.pending
+                .applied(&self.client, entry.index, entry.term, result);
         }
         if let Some(soft) = soft_state {
             let id = self.raft.id();
@@ -354,12 +394,21 @@ impl Runtime {
                 at: Instant::now(),
             };
             lock(&self.shared.history).push(change);
+            if soft.role != Role::Leader {
+                // Whatever was proposed may still commit under the next leader: the client
+                // learns it is undecided and retries with the same sequence number.
+                self.pending.fail_all(
+                    &self.client,
+                    crate::transport::client_wire::ClientError::Dropped,
+                );
+            }
         }
+        self.raft.advance();
         self.publish_status();
         Ok(())
     }
 
-    fn status(&self) -> Status {
+    pub(super) fn status(&self) -> Status {
         Status {
             pid: self.raft.id(),
             role: self.raft.role(),
@@ -367,70 +416,12 @@ impl Runtime {
             leader: self.raft.leader_id(),
             voted_for: self.raft.voted_for(),
             commit_index: self.raft.commit_index(),
-            last_applied: LogIndex(0),
+            last_applied: self.raft.last_applied(),
             last_index: self.raft.last_index(),
         }
     }
 
     fn publish_status(&mut self) {
         *lock(&self.shared.status) = self.status();
-        let mut drops = lock(&self.shared.drops);
-        let _ = &mut drops; // counted in place by take_envelopes
-    }
-
-    fn serve_clients(&mut self) {
-        for _ in 0..CLIENT_BATCH_MAX {
-            let frames = match self.client.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => frames,
-                Err(_) => break,
-            };
-            let Some((body, route)) = frames.split_last() else {
-                continue;
-            };
-            let response = self.answer(body);
-            let mut reply: Vec<Vec<u8>> = route.to_vec();
-            reply.push(encode(&response));
-            if let Err(e) = self.client.send_multipart(reply, zmq::DONTWAIT) {
-                log::debug!("server {}: client reply dropped: {e}", self.raft.id());
-            }
-        }
-    }
-
-    fn answer(&self, bytes: &[u8]) -> ClientResponse {
-        let respond = |request_id, body| ClientResponse {
-            version: CLIENT_WIRE_VERSION,
-            request_id,
-            body,
-        };
-        let request: ClientRequest = match decode(bytes, CLIENT_REQUEST_BYTES_MAX) {
-            Ok(request) => request,
-            Err(e) => {
-                let why = match e {
-                    DecodeError::Oversize => "request too large",
-                    DecodeError::Truncated => "request truncated",
-                    DecodeError::Garbage => "request is not a valid ClientRequest",
-                };
-                return respond(0, Response::Error(ClientError::BadRequest(why.into())));
-            }
-        };
-        if request.version != CLIENT_WIRE_VERSION {
-            let why = format!(
-                "client protocol version {} (this server speaks {CLIENT_WIRE_VERSION})",
-                request.version
-            );
-            return respond(
-                request.request_id,
-                Response::Error(ClientError::BadRequest(why)),
-            );
-        }
-        if request.cluster_id != self.cluster_id {
-            let error = ClientError::WrongCluster {
-                expected: self.cluster_id,
-            };
-            return respond(request.request_id, Response::Error(error));
-        }
-        match request.body {
-            Request::Status => respond(request.request_id, Response::Status(self.status())),
-        }
     }
 }

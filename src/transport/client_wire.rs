@@ -31,6 +31,14 @@ pub struct ClientRequest {
 pub enum Request {
     /// The server's [`Status`].
     Status,
+    /// Append `command` to the replicated log and answer with the state machine's response
+    /// once it is committed and applied (for the built-in store: an encoded
+    /// [`KvCommand`](crate::kv::KvCommand), answered with an encoded
+    /// [`KvResponse`](crate::kv::KvResponse)). Only the leader accepts it.
+    Propose {
+        /// The command bytes (never empty).
+        command: Vec<u8>,
+    },
 }
 
 /// A server's answer.
@@ -49,6 +57,13 @@ pub struct ClientResponse {
 pub enum Response {
     /// Answer to [`Request::Status`].
     Status(Status),
+    /// Answer to [`Request::Propose`]: committed at `index`, applied, with this result.
+    Applied {
+        /// Log index of the command.
+        index: LogIndex,
+        /// The state machine's response.
+        result: Vec<u8>,
+    },
     /// The request was refused.
     Error(ClientError),
 }
@@ -63,6 +78,17 @@ pub enum ClientError {
         /// This server's cluster id.
         expected: u64,
     },
+    /// Only the leader accepts proposals; retry at `leader` (if known).
+    NotLeader {
+        /// The leader this server knows of.
+        leader: Option<NodeId>,
+    },
+    /// The server lost leadership (or its entry was overwritten) before the command was
+    /// committed: it may or may not take effect. Retry with the same client id and sequence
+    /// number; duplicate detection applies it at most once.
+    Dropped,
+    /// Too many requests are waiting; retry later.
+    Busy,
 }
 
 /// One server's view of itself, as `leader status` shows it.

@@ -2,7 +2,7 @@
 //! protocol and the ZeroMQ sockets. No protocol decisions here.
 
 pub mod client_wire;
-pub mod codec;
+pub use crate::codec;
 pub mod envelope;
 pub mod zmq_transport;
 

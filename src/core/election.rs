@@ -1,0 +1,102 @@
+//! Leader election (§5.2) with the voting restriction (§5.4.1).
+
+use super::message::{Entry, Message, RequestVote, RequestVoteResponse};
+use super::progress::Progress;
+use super::raft::Raft;
+use super::ready::Role;
+use super::types::{LogIndex, NodeId, Term};
+
+impl Raft {
+    /// §5.2 + §5.4.1: one vote per term, first come first served, and only for a candidate
+    /// whose log is at least as up-to-date as ours.
+    pub(super) fn handle_request_vote(&mut self, from: NodeId, m: RequestVote) {
+        let can_vote = self.voted_for.is_none() || self.voted_for == Some(m.candidate_id);
+        let up_to_date = self.log.is_up_to_date(m.last_log_index, m.last_log_term);
+        let vote_granted = can_vote && up_to_date && m.candidate_id == from;
+        if vote_granted {
+            self.voted_for = Some(m.candidate_id);
+            // Figure 2: granting a vote resets the election timer.
+            self.reset_election_timer();
+        }
+        log::debug!(
+            "{}: vote for {} in term {}: {} (voted_for={:?}, up_to_date={})",
+            self.id,
+            from,
+            self.current_term,
+            vote_granted,
+            self.voted_for,
+            up_to_date
+        );
+        let reply = RequestVoteResponse {
+            term: self.current_term,
+            vote_granted,
+        };
+        self.send(from, Message::RequestVoteResponse(reply));
+    }
+
+    pub(super) fn handle_request_vote_response(&mut self, from: NodeId, m: RequestVoteResponse) {
+        if self.role != Role::Candidate || !m.vote_granted {
+            return;
+        }
+        self.votes_granted.insert(from);
+        // §5.2: a candidate wins with votes from a majority of the full cluster.
+        if self.votes_granted.len() >= self.quorum() {
+            self.become_leader();
+        }
+    }
+
+    /// §5.2: start an election: new term, vote for self, ask everyone else.
+    pub(super) fn become_candidate(&mut self) {
+        assert_ne!(self.role, Role::Leader, "a leader never campaigns");
+        self.current_term = Term(self.current_term.0 + 1);
+        self.voted_for = Some(self.id);
+        self.role = Role::Candidate;
+        self.leader_id = None;
+        self.votes_granted.clear();
+        self.votes_granted.insert(self.id);
+        self.reset_election_timer();
+        log::debug!("{}: campaigning in term {}", self.id, self.current_term);
+        if self.votes_granted.len() >= self.quorum() {
+            self.become_leader();
+            return;
+        }
+        let request = RequestVote {
+            term: self.current_term,
+            candidate_id: self.id,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        for peer in self.peers.clone() {
+            self.send(peer, Message::RequestVote(request.clone()));
+        }
+    }
+
+    /// §5.2: a winner asserts leadership at once. §8: it appends a no-op entry of its term, so
+    /// entries of earlier terms become committed as soon as that one is (§5.4.2).
+    pub(super) fn become_leader(&mut self) {
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate can win an election"
+        );
+        self.role = Role::Leader;
+        self.leader_id = Some(self.id);
+        self.votes_granted.clear();
+        self.recent_active.clear();
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        let last = self.log.last_index();
+        self.progress = self
+            .peers
+            .iter()
+            .map(|&p| (p, Progress::new(last)))
+            .collect();
+        let noop = Entry {
+            term: self.current_term,
+            index: LogIndex(last.0 + 1),
+            data: Vec::new(),
+        };
+        self.log.append([noop]);
+        self.broadcast_append();
+    }
+}

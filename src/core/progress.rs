@@ -1,0 +1,105 @@
+//! The leader's view of one follower (Figure 2 `nextIndex`/`matchIndex`), and the flow control
+//! that makes replication fast without flooding: probe one message at a time until the
+//! follower's log position is found, then pipeline up to a window of appends.
+
+use super::types::LogIndex;
+use std::collections::VecDeque;
+
+/// How the leader currently sends to a follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressState {
+    /// Position unknown (after election or a rejection): one append at a time.
+    Probe,
+    /// Position known: appends are pipelined, `next_index` advanced optimistically.
+    Replicate,
+}
+
+/// Replication progress of one follower.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Highest index known replicated on the follower.
+    pub match_index: LogIndex,
+    /// Index of the next entry to send.
+    pub next_index: LogIndex,
+    /// Probe or Replicate.
+    pub state: ProgressState,
+    /// Probe: an append is outstanding; wait for its answer or the next heartbeat.
+    pub probe_sent: bool,
+    /// Replicate: last index of each append in flight, oldest first.
+    in_flight: VecDeque<LogIndex>,
+}
+
+impl Progress {
+    /// A fresh follower, probed from just after the leader's last entry (§5.3).
+    pub fn new(last_index: LogIndex) -> Self {
+        Progress {
+            match_index: LogIndex(0),
+            next_index: LogIndex(last_index.0 + 1),
+            state: ProgressState::Probe,
+            probe_sent: false,
+            in_flight: VecDeque::new(),
+        }
+    }
+
+    /// True when no more appends may be sent now.
+    pub fn is_paused(&self, in_flight_max: usize) -> bool {
+        match self.state {
+            ProgressState::Probe => self.probe_sent,
+            ProgressState::Replicate => self.in_flight.len() >= in_flight_max,
+        }
+    }
+
+    /// An append with entries up to `last` was sent.
+    pub fn sent(&mut self, last: LogIndex) {
+        match self.state {
+            ProgressState::Probe => self.probe_sent = true,
+            ProgressState::Replicate => {
+                self.next_index = LogIndex(last.0 + 1);
+                self.in_flight.push_back(last);
+            }
+        }
+    }
+
+    /// The follower acknowledged up to `index`. Returns false for a stale acknowledgement.
+    pub fn acknowledged(&mut self, index: LogIndex) -> bool {
+        if index < self.match_index {
+            return false;
+        }
+        self.match_index = index;
+        self.next_index = self.next_index.max(LogIndex(index.0 + 1));
+        while self.in_flight.front().is_some_and(|&last| last <= index) {
+            self.in_flight.pop_front();
+        }
+        if self.state == ProgressState::Probe {
+            self.state = ProgressState::Replicate;
+            self.in_flight.clear();
+        }
+        self.probe_sent = false;
+        true
+    }
+
+    /// The follower rejected the append after `rejected`; back off to `hint`. Returns false
+    /// when the rejection is stale (answers an append we no longer care about).
+    pub fn rejected(&mut self, rejected: LogIndex, hint: LogIndex) -> bool {
+        let stale = match self.state {
+            ProgressState::Replicate => rejected <= self.match_index,
+            ProgressState::Probe => rejected.0 + 1 != self.next_index.0,
+        };
+        if stale {
+            return false;
+        }
+        self.next_index = hint.clamp(
+            LogIndex(self.match_index.0 + 1),
+            LogIndex(rejected.0.max(1)),
+        );
+        self.state = ProgressState::Probe;
+        self.probe_sent = false;
+        self.in_flight.clear();
+        true
+    }
+
+    /// A heartbeat interval passed: a paused probe may try again (its append may be lost).
+    pub fn resume_probe(&mut self) {
+        self.probe_sent = false;
+    }
+}

@@ -1,0 +1,111 @@
+//! What the core asks of the runtime, and the small value types around it.
+
+use super::message::{Entry, Outgoing};
+use super::types::{HardState, LogIndex, NodeId, Term};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The three roles of Figure 4. On the wire (client status) as a bincode enum tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Passive: answers leaders and candidates.
+    Follower,
+    /// Campaigning for votes in its current term.
+    Candidate,
+    /// Replicates the log and sends heartbeats.
+    Leader,
+}
+
+impl Role {
+    /// Lower-case name used by the CLI, logs and the client protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Volatile facts the runtime shows to users; reported in [`Ready`] when they change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoftState {
+    /// Current role.
+    pub role: Role,
+    /// Current term.
+    pub term: Term,
+    /// The leader this server knows of in `term`, if any.
+    pub leader_id: Option<NodeId>,
+}
+
+/// Everything the runtime must do after a batch of inputs.
+///
+/// Handling order (DESIGN.md, Raft thesis §3.8), all of it before calling into the core again:
+/// 1. persist: truncate the log from `truncate_from`, append `entries`, save `hard_state`;
+///    when `must_sync`, make all of it durable (fsync) — votes and acknowledgements in step 2
+///    promise exactly this state;
+/// 2. send `messages`;
+/// 3. apply `committed_entries` to the state machine, in order;
+/// 4. publish `soft_state`; then call [`Raft::advance`](super::Raft::advance), which tells the
+///    core that step 1 is durable (the leader counts itself towards commit only then, §10.2.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// New hard state to persist, present only when the term or vote changed.
+    pub hard_state: Option<HardState>,
+    /// Remove every log entry at or after this index before appending (a §5.3 conflict).
+    pub truncate_from: Option<LogIndex>,
+    /// Entries to append to the log.
+    pub entries: Vec<Entry>,
+    /// True when step 1 must reach stable storage before step 2.
+    pub must_sync: bool,
+    /// Messages to send, in order.
+    pub messages: Vec<Outgoing>,
+    /// Entries newly committed, to apply in order.
+    pub committed_entries: Vec<Entry>,
+    /// New soft state, present only when it changed.
+    pub soft_state: Option<SoftState>,
+}
+
+impl Ready {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.truncate_from.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.committed_entries.is_empty()
+            && self.soft_state.is_none()
+    }
+}
+
+/// Inputs the core ignored on purpose, by reason (expected conditions are counted, not panics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ignored {
+    /// Messages from a server that is not a peer.
+    pub unknown_peer: u64,
+    /// Responses carrying an older term than ours (§5.1: stale).
+    pub stale_term: u64,
+    /// Acknowledgements or rejections answering appends the leader no longer cares about.
+    pub stale_response: u64,
+    /// AppendEntries from another "leader" of our own term while we lead: only a faulty or
+    /// forged peer can send it (Election Safety, §5.2).
+    pub conflicting_leader: u64,
+}
+
+/// Why a proposal was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Only the leader appends (§5.3); the hint is the leader this server knows, if any.
+    NotLeader {
+        /// The current leader, if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// Empty commands are reserved for the leader's no-op entry.
+    Empty,
+}

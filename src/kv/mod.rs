@@ -1,0 +1,207 @@
+//! The built-in replicated key-value state machine, and the [`StateMachine`] trait that
+//! library users implement for their own.
+//!
+//! Commands arrive as committed log entries, in log order, on every server; each returns a
+//! response that the server hands to the client that proposed it. Duplicate detection
+//! (thesis §6.3): every write carries a client id and a sequence number, and the store keeps
+//! the last sequence number and response per client, so a retried write is applied once.
+
+use crate::codec::{decode, encode};
+use crate::core::LogIndex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// A deterministic state machine fed with committed commands.
+pub trait StateMachine: Send {
+    /// Apply the command committed at `index` and return the response for its proposer.
+    /// Must be deterministic: every server applies the same commands in the same order and
+    /// must reach the same state. Commands are never empty (empty entries are Raft no-ops
+    /// and are not passed in).
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8>;
+}
+
+/// Largest key-value command accepted for decoding (bytes): bounds what a malformed entry can
+/// make the state machine allocate.
+pub const KV_COMMAND_BYTES_MAX: usize = 1 << 20;
+
+/// Client sessions remembered for duplicate detection; the least recently used is forgotten
+/// beyond this, so memory stays bounded (a client idle that long gets `UnknownSession`-style
+/// treatment: its retried write would apply again, the documented limit).
+pub const SESSIONS_MAX: usize = 100_000;
+
+/// A key-value command: the operation plus its client session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvCommand {
+    /// The client's id (random per client process). 0 means "no session": no duplicate
+    /// detection (fine for reads).
+    pub client_id: u64,
+    /// Per-client sequence number, increasing by one per new operation; a retry reuses it.
+    pub seq: u64,
+    /// What to do.
+    pub op: KvOp,
+}
+
+/// The operations. Variants are only ever appended (they are on the wire and in the log).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvOp {
+    /// Set `key` to `value`.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The new value.
+        value: Vec<u8>,
+    },
+    /// Read `key` (through the log, so linearizable).
+    Get {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Remove `key`.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Set `key` to `new` (None: delete) only if its current value is `expected` (None: absent).
+    Cas {
+        /// The key.
+        key: Vec<u8>,
+        /// The value the key must have now.
+        expected: Option<Vec<u8>>,
+        /// The value to store if it does.
+        new: Option<Vec<u8>>,
+    },
+}
+
+/// What an operation returns. Variants are only ever appended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvResponse {
+    /// Put done.
+    Done,
+    /// Get: the value, or None if absent.
+    Value(Option<Vec<u8>>),
+    /// Delete: whether the key existed.
+    Deleted {
+        /// True if a value was removed.
+        existed: bool,
+    },
+    /// Compare-and-set: whether it swapped, and the value now stored.
+    Cas {
+        /// True if the expected value matched and the new one was stored.
+        swapped: bool,
+        /// The key's value after the operation.
+        current: Option<Vec<u8>>,
+    },
+    /// The command's sequence number is older than the client's last one: a very late retry,
+    /// not applied.
+    StaleSequence {
+        /// The last sequence number applied for this client.
+        last: u64,
+    },
+    /// The entry did not decode as a key-value command: not applied.
+    BadCommand,
+}
+
+/// The replicated key-value store.
+#[derive(Debug, Default)]
+pub struct KvStore {
+    data: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// client id -> (last seq, its response, index it was applied at)
+    sessions: HashMap<u64, (u64, KvResponse, LogIndex)>,
+    /// index of a session's last use -> client id, to forget the least recently used.
+    session_order: BTreeMap<LogIndex, u64>,
+}
+
+impl KvStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current value of `key` (local read: not linearizable on its own).
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.data.get(key).map(Vec::as_slice)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Apply one decoded command (see [`StateMachine::apply`]).
+    pub fn apply_command(&mut self, index: LogIndex, command: KvCommand) -> KvResponse {
+        if command.client_id != 0 {
+            if let Some((last, response, _)) = self.sessions.get(&command.client_id) {
+                if command.seq == *last {
+                    return response.clone(); // a retry of the last write: same answer, no effect
+                }
+                if command.seq < *last {
+                    return KvResponse::StaleSequence { last: *last };
+                }
+            }
+        }
+        let response = self.execute(command.op);
+        if command.client_id != 0 {
+            self.remember(index, command.client_id, command.seq, response.clone());
+        }
+        response
+    }
+
+    fn execute(&mut self, op: KvOp) -> KvResponse {
+        match op {
+            KvOp::Put { key, value } => {
+                self.data.insert(key, value);
+                KvResponse::Done
+            }
+            KvOp::Get { key } => KvResponse::Value(self.data.get(&key).cloned()),
+            KvOp::Delete { key } => KvResponse::Deleted {
+                existed: self.data.remove(&key).is_some(),
+            },
+            KvOp::Cas { key, expected, new } => {
+                let swapped = self.data.get(&key) == expected.as_ref();
+                if swapped {
+                    match new {
+                        Some(value) => self.data.insert(key.clone(), value),
+                        None => self.data.remove(&key),
+                    };
+                }
+                KvResponse::Cas {
+                    swapped,
+                    current: self.data.get(&key).cloned(),
+                }
+            }
+        }
+    }
+
+    fn remember(&mut self, index: LogIndex, client_id: u64, seq: u64, response: KvResponse) {
+        if let Some((_, _, old_index)) = self.sessions.insert(client_id, (seq, response, index)) {
+            self.session_order.remove(&old_index);
+        }
+        self.session_order.insert(index, client_id);
+        // Eviction depends only on the log, so every server forgets the same sessions.
+        while self.sessions.len() > SESSIONS_MAX {
+            let (_, oldest) = self
+                .session_order
+                .pop_first()
+                .expect("order tracks every session");
+            self.sessions.remove(&oldest);
+        }
+    }
+}
+
+impl StateMachine for KvStore {
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8> {
+        let response = match decode::<KvCommand>(command, KV_COMMAND_BYTES_MAX) {
+            Ok(command) => self.apply_command(index, command),
+            Err(_) => KvResponse::BadCommand,
+        };
+        encode(&response)
+    }
+}
+
+#[cfg(test)]
+mod tests;

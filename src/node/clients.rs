@@ -1,0 +1,245 @@
+//! The client endpoint of the runtime: decoding requests, batching proposals into the log,
+//! and answering each proposal once its entry is applied (or definitely not going to be by
+//! this leader). Every proposal gets exactly one answer — never silence.
+
+use super::runtime::Runtime;
+use crate::core::{LogIndex, ProposeError, Term};
+use crate::transport::client_wire::{
+    ClientError, ClientRequest, ClientResponse, Request, Response, CLIENT_REQUEST_BYTES_MAX,
+    CLIENT_WIRE_VERSION,
+};
+use crate::transport::codec::{decode, encode, DecodeError};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+
+/// Client requests read per turn: they become one batch in the log (one fsync, one message
+/// per follower), and the bound keeps a flood from starving ticks and peer traffic.
+const CLIENT_BATCH_MAX: usize = 1024;
+/// Proposals waiting for commitment at once; beyond it clients get `Busy`. Bounds memory and
+/// the latency a new request would queue behind.
+pub const PENDING_MAX: usize = 65_536;
+
+/// A proposal's outcome, as the library API returns it.
+pub type Outcome = Result<(LogIndex, Vec<u8>), ClientError>;
+
+/// Where a proposal's answer goes.
+pub(super) enum Replier {
+    /// A client on the ROUTER socket: its routing frames and request id.
+    Client {
+        route: Vec<Vec<u8>>,
+        request_id: u64,
+    },
+    /// A caller of `Server::propose` in this process.
+    Local(mpsc::Sender<Outcome>),
+}
+
+impl Replier {
+    fn reply(self, client: &zmq::Socket, outcome: Outcome) {
+        match self {
+            Replier::Client { route, request_id } => {
+                let body = match outcome {
+                    Ok((index, result)) => Response::Applied { index, result },
+                    Err(e) => Response::Error(e),
+                };
+                send_response(
+                    client,
+                    route,
+                    ClientResponse {
+                        version: CLIENT_WIRE_VERSION,
+                        request_id,
+                        body,
+                    },
+                );
+            }
+            // The caller may have given up waiting; then nobody needs the answer.
+            Replier::Local(sender) => drop(sender.send(outcome)),
+        }
+    }
+}
+
+fn send_response(client: &zmq::Socket, mut route: Vec<Vec<u8>>, response: ClientResponse) {
+    route.push(encode(&response));
+    if let Err(e) = client.send_multipart(route, zmq::DONTWAIT) {
+        // The client is gone or not reading: it will time out and retry.
+        log::debug!("client reply dropped: {e}");
+    }
+}
+
+/// Proposals in the log, by index, with the term they were proposed in.
+#[derive(Default)]
+pub(super) struct Pending {
+    by_index: BTreeMap<LogIndex, (Term, Replier)>,
+}
+
+impl Pending {
+    /// Number of proposals waiting.
+    pub(super) fn len(&self) -> usize {
+        self.by_index.len()
+    }
+
+    /// The entry at `index` (of `term`) was applied with `result`.
+    pub(super) fn applied(
+        &mut self,
+        client: &zmq::Socket,
+        index: LogIndex,
+        term: Term,
+        result: Vec<u8>,
+    ) {
+        if let Some((proposed_term, replier)) = self.by_index.remove(&index) {
+            // Another leader's entry took the index: ours was overwritten, never applied.
+            let outcome = if proposed_term == term {
+                Ok((index, result))
+            } else {
+                Err(ClientError::Dropped)
+            };
+            replier.reply(client, outcome);
+        }
+    }
+
+    /// The log was truncated from `from`: those proposals are gone.
+    pub(super) fn drop_from(&mut self, client: &zmq::Socket, from: LogIndex) {
+        for (_, (_, replier)) in self.by_index.split_off(&from) {
+            replier.reply(client, Err(ClientError::Dropped));
+        }
+    }
+
+    /// Answer every waiting proposal with `error`.
+    pub(super) fn fail_all(&mut self, client: &zmq::Socket, error: ClientError) {
+        for (_, (_, replier)) in std::mem::take(&mut self.by_index) {
+            replier.reply(client, Err(error.clone()));
+        }
+    }
+}
+
+/// A status request to answer after the turn's Ready is handled.
+pub(super) struct StatusRequest {
+    route: Vec<Vec<u8>>,
+    request_id: u64,
+}
+
+impl Runtime {
+    /// Read up to a batch of client requests: proposals go into the log as one batch, status
+    /// requests are returned to be answered at the end of the turn, errors answered now.
+    pub(super) fn serve_clients(&mut self) -> Vec<StatusRequest> {
+        let mut statuses = Vec::new();
+        let mut proposals = Vec::new();
+        for _ in 0..CLIENT_BATCH_MAX {
+            let Ok(mut frames) = self.client.recv_multipart(zmq::DONTWAIT) else {
+                break;
+            };
+            let Some(body) = frames.pop() else { continue };
+            match self.check_request(&body) {
+                Ok(ClientRequest {
+                    request_id,
+                    body: Request::Status,
+                    ..
+                }) => statuses.push(StatusRequest {
+                    route: frames,
+                    request_id,
+                }),
+                Ok(ClientRequest {
+                    request_id,
+                    body: Request::Propose { command },
+                    ..
+                }) => proposals.push((
+                    Replier::Client {
+                        route: frames,
+                        request_id,
+                    },
+                    command,
+                )),
+                Err((request_id, error)) => {
+                    let response = ClientResponse {
+                        version: CLIENT_WIRE_VERSION,
+                        request_id,
+                        body: Response::Error(error),
+                    };
+                    send_response(&self.client, frames, response);
+                }
+            }
+        }
+        self.propose(proposals);
+        statuses
+    }
+
+    fn check_request(&self, bytes: &[u8]) -> Result<ClientRequest, (u64, ClientError)> {
+        let request: ClientRequest = decode(bytes, CLIENT_REQUEST_BYTES_MAX).map_err(|e| {
+            let why = match e {
+                DecodeError::Oversize => "request too large",
+                DecodeError::Truncated => "request truncated",
+                DecodeError::Garbage => "request is not a valid ClientRequest",
+            };
+            (0, ClientError::BadRequest(why.into()))
+        })?;
+        if request.version != CLIENT_WIRE_VERSION {
+            let why = format!(
+                "client protocol version {} (this server speaks {CLIENT_WIRE_VERSION})",
+                request.version
+            );
+            return Err((request.request_id, ClientError::BadRequest(why)));
+        }
+        if request.cluster_id != self.cluster_id {
+            return Err((
+                request.request_id,
+                ClientError::WrongCluster {
+                    expected: self.cluster_id,
+                },
+            ));
+        }
+        if matches!(&request.body, Request::Propose { command } if command.is_empty()) {
+            return Err((
+                request.request_id,
+                ClientError::BadRequest("empty command".into()),
+            ));
+        }
+        Ok(request)
+    }
+
+    /// Append `proposals` to the log as one batch, or refuse them all with a definite error.
+    pub(super) fn propose(&mut self, proposals: Vec<(Replier, Vec<u8>)>) {
+        if proposals.is_empty() {
+            return;
+        }
+        if self.pending.len() + proposals.len() > PENDING_MAX {
+            for (replier, _) in proposals {
+                replier.reply(&self.client, Err(ClientError::Busy));
+            }
+            return;
+        }
+        let (repliers, commands): (Vec<Replier>, Vec<Vec<u8>>) = proposals.into_iter().unzip();
+        match self.raft.propose_batch(commands) {
+            Ok((first, _)) => {
+                let term = self.raft.current_term();
+                for (i, replier) in repliers.into_iter().enumerate() {
+                    self.pending
+                        .by_index
+                        .insert(LogIndex(first.0 + i as u64), (term, replier));
+                }
+            }
+            Err(e) => {
+                let error = match e {
+                    ProposeError::NotLeader { leader_hint } => ClientError::NotLeader {
+                        leader: leader_hint,
+                    },
+                    ProposeError::Empty => ClientError::BadRequest("empty command".into()),
+                };
+                for replier in repliers {
+                    replier.reply(&self.client, Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Answer the turn's status requests with the state after its Ready.
+    pub(super) fn answer_statuses(&mut self, statuses: Vec<StatusRequest>) {
+        let status = self.status();
+        for StatusRequest { route, request_id } in statuses {
+            let response = ClientResponse {
+                version: CLIENT_WIRE_VERSION,
+                request_id,
+                body: Response::Status(status),
+            };
+            send_response(&self.client, route, response);
+        }
+    }
+}
