@@ -1,6 +1,8 @@
 //! Command-line parsing and dispatch. Protocol logic lives in the library, not here.
 
+mod bench;
 mod failover;
+mod kv;
 mod status;
 mod up;
 
@@ -57,6 +59,50 @@ enum Cmd {
         #[arg(long, default_value_t = 500)]
         timeout_ms: u64,
     },
+    /// Store VALUE under KEY (through the leader; follows redirects, retries on leader change).
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Give up after this long (ms).
+        #[arg(long, default_value_t = 10_000)]
+        deadline_ms: u64,
+    },
+    /// Print the value of KEY (read through the log: linearizable). Missing: exit 1.
+    Get {
+        /// The key.
+        key: String,
+        /// Give up after this long (ms).
+        #[arg(long, default_value_t = 10_000)]
+        deadline_ms: u64,
+    },
+    /// Remove KEY.
+    Delete {
+        /// The key.
+        key: String,
+        /// Give up after this long (ms).
+        #[arg(long, default_value_t = 10_000)]
+        deadline_ms: u64,
+    },
+    /// Compare-and-set: store --new (or delete without it) if KEY holds --expected (or is
+    /// absent without it). Exit 1 when it did not swap.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value KEY must hold; omit to require that KEY is absent.
+        #[arg(long)]
+        expected: Option<String>,
+        /// The value to store; omit to delete.
+        #[arg(long)]
+        new: Option<String>,
+        /// Give up after this long (ms).
+        #[arg(long, default_value_t = 10_000)]
+        deadline_ms: u64,
+    },
+    /// Benchmark writes: N concurrent clients doing puts against the cluster of the config
+    /// (started if not running), or the core alone with --in-memory.
+    Bench(bench::BenchArgs),
     /// Measure failover: start the cluster, SIGKILL the leader ROUNDS times, report the time to
     /// a new leader (median, p90, p99, max).
     Failover {
@@ -71,7 +117,14 @@ enum Cmd {
 
 /// Rewrite Go-style single-dash long flags (`-pid=3`, `-config x`) into clap's `--pid=3`.
 fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
-    const LONG: [&str; 5] = ["pid", "config", "data-dir", "json", "timeout-ms"];
+    const LONG: [&str; 6] = [
+        "pid",
+        "config",
+        "data-dir",
+        "json",
+        "timeout-ms",
+        "deadline-ms",
+    ];
     args.into_iter()
         .map(|arg| match arg.to_str() {
             Some(s) if s.starts_with('-') && !s.starts_with("--") => {
@@ -128,11 +181,46 @@ pub fn main(args: Vec<OsString>) -> i32 {
         (Some(Cmd::Failover { rounds, json }), None) => {
             load_config(&cli.config).and_then(|c| failover::run(&c, rounds, json))
         }
+        (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
+        (Some(Cmd::Bench(args)), None) => {
+            load_config(&cli.config).and_then(|c| bench::run(c, &args))
+        }
+        (
+            Some(Cmd::Put {
+                key,
+                value,
+                deadline_ms,
+            }),
+            None,
+        ) => run_kv(&cli.config, kv::KvCli::Put { key, value }, deadline_ms),
+        (Some(Cmd::Get { key, deadline_ms }), None) => {
+            run_kv(&cli.config, kv::KvCli::Get { key }, deadline_ms)
+        }
+        (Some(Cmd::Delete { key, deadline_ms }), None) => {
+            run_kv(&cli.config, kv::KvCli::Delete { key }, deadline_ms)
+        }
+        (
+            Some(Cmd::Cas {
+                key,
+                expected,
+                new,
+                deadline_ms,
+            }),
+            None,
+        ) => run_kv(
+            &cli.config,
+            kv::KvCli::Cas { key, expected, new },
+            deadline_ms,
+        ),
     };
     match result {
         Ok(()) => 0,
         Err(code) => code,
     }
+}
+
+fn run_kv(config: &PathBuf, command: kv::KvCli, deadline_ms: u64) -> Result<(), i32> {
+    load_config(config).and_then(|c| kv::run(c, command, Duration::from_millis(deadline_ms)))
 }
 
 /// Set a flag on SIGINT/SIGTERM/SIGHUP.

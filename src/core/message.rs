@@ -15,6 +15,7 @@ pub struct Entry {
     /// Position in the log.
     pub index: LogIndex,
     /// Opaque command for the state machine.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 

@@ -25,6 +25,6 @@ pub use message::{
 pub use progress::{Progress, ProgressState};
 pub use raft::{Options, Raft};
 pub use raft_log::RaftLog;
-pub use ready::{Ignored, ProposeError, Ready, Role, SoftState};
+pub use ready::{Ignored, IndexRange, ProposeError, Ready, Role, SoftState};
 pub use rng::SplitMix64;
 pub use types::{HardState, LogIndex, NodeId, Term};

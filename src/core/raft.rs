@@ -5,10 +5,11 @@
 //! in `step` (term rules once, then dispatch on message); `become_*` mutate the role,
 //! `handle_*` (election.rs, replication.rs) answer one message, `send_*` queue messages.
 
+use super::message::Entry;
 use super::message::{AppendEntriesResponse, Message, Outgoing, RequestVoteResponse};
 use super::progress::Progress;
 use super::raft_log::RaftLog;
-use super::ready::{Ignored, Ready, Role, SoftState};
+use super::ready::{Ignored, IndexRange, Ready, Role, SoftState};
 use super::rng::SplitMix64;
 use super::types::{HardState, LogIndex, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet};
@@ -198,6 +199,10 @@ impl Raft {
     /// Index of the last log entry.
     pub fn last_index(&self) -> LogIndex {
         self.log.last_index()
+    }
+    /// The entries of a range named by a [`Ready`] (`entries` or `committed_entries`).
+    pub fn entries(&self, range: IndexRange) -> &[Entry] {
+        self.log.range(range)
     }
     /// The log (read-only).
     pub fn log(&self) -> &RaftLog {
@@ -401,15 +406,15 @@ impl Raft {
         }
         let applicable = self.applicable();
         let committed_entries = if applicable > self.last_applied {
-            let hi = LogIndex(
+            let first = LogIndex(self.last_applied.0 + 1);
+            let last = LogIndex(
                 (self.last_applied.0 + self.options.committed_per_ready_max as u64)
                     .min(applicable.0),
             );
-            let out = self.log.committed(LogIndex(self.last_applied.0 + 1), hi);
-            self.last_applied = hi;
-            out
+            self.last_applied = last;
+            IndexRange { first, last }
         } else {
-            Vec::new()
+            IndexRange::EMPTY
         };
         Ready {
             must_sync: hard_state.is_some() || truncate_from.is_some() || !entries.is_empty(),

@@ -3,6 +3,7 @@
 //! up to `persisted` are known durable.
 
 use super::message::Entry;
+use super::ready::IndexRange;
 use super::types::{LogIndex, Term};
 
 /// Entries `1..=last_index`, in order, with no gaps.
@@ -151,11 +152,26 @@ impl RaftLog {
     }
 
     /// The pending truncation and the entries not yet handed to storage; marks them handed.
-    pub fn take_unstable(&mut self) -> (Option<LogIndex>, Vec<Entry>) {
+    pub fn take_unstable(&mut self) -> (Option<LogIndex>, IndexRange) {
         let truncate = self.truncate_from.take();
-        let entries = self.entries[self.stabled.0 as usize..].to_vec();
+        let entries = IndexRange {
+            first: LogIndex(self.stabled.0 + 1),
+            last: self.last_index(),
+        };
         self.stabled = self.last_index();
         (truncate, entries)
+    }
+
+    /// The entries of `range` (which must lie within the log).
+    pub fn range(&self, range: IndexRange) -> &[Entry] {
+        if range.is_empty() {
+            return &[];
+        }
+        assert!(
+            range.first.0 >= 1 && range.last <= self.last_index(),
+            "range {range:?} within the log"
+        );
+        &self.entries[range.first.0 as usize - 1..range.last.0 as usize]
     }
 
     /// True when there is a truncation or entries to hand to storage.
@@ -166,10 +182,5 @@ impl RaftLog {
     /// The runtime finished persisting everything handed out so far.
     pub fn mark_persisted(&mut self) {
         self.persisted = self.stabled;
-    }
-
-    /// Entries `lo..=hi` for the state machine.
-    pub fn committed(&self, lo: LogIndex, hi: LogIndex) -> Vec<Entry> {
-        self.slice(lo, hi, usize::MAX, usize::MAX)
     }
 }

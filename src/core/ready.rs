@@ -1,6 +1,6 @@
 //! What the core asks of the runtime, and the small value types around it.
 
-use super::message::{Entry, Outgoing};
+use super::message::Outgoing;
 use super::types::{HardState, LogIndex, NodeId, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -44,10 +44,50 @@ pub struct SoftState {
     pub leader_id: Option<NodeId>,
 }
 
+/// A run of consecutive log indexes `first..=last`; empty when `first > last`. `Ready` names
+/// entries by range and the runtime reads them with [`Raft::entries`](super::Raft::entries),
+/// so handing entries to storage and the state machine copies nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexRange {
+    /// First index of the run.
+    pub first: LogIndex,
+    /// Last index of the run.
+    pub last: LogIndex,
+}
+
+impl IndexRange {
+    /// The empty range.
+    pub const EMPTY: IndexRange = IndexRange {
+        first: LogIndex(1),
+        last: LogIndex(0),
+    };
+
+    /// True when the range holds no index.
+    pub fn is_empty(&self) -> bool {
+        self.first > self.last
+    }
+
+    /// Number of indexes in the range.
+    pub fn len(&self) -> u64 {
+        if self.is_empty() {
+            0
+        } else {
+            self.last.0 - self.first.0 + 1
+        }
+    }
+}
+
+impl Default for IndexRange {
+    fn default() -> Self {
+        IndexRange::EMPTY
+    }
+}
+
 /// Everything the runtime must do after a batch of inputs.
 ///
 /// Handling order (DESIGN.md, Raft thesis §3.8), all of it before calling into the core again:
-/// 1. persist: truncate the log from `truncate_from`, append `entries`, save `hard_state`;
+/// 1. persist: truncate the log from `truncate_from`, append `entries` (read them with
+///    [`Raft::entries`](super::Raft::entries)), save `hard_state`;
 ///    when `must_sync`, make all of it durable (fsync) — votes and acknowledgements in step 2
 ///    promise exactly this state;
 /// 2. send `messages`;
@@ -61,13 +101,13 @@ pub struct Ready {
     /// Remove every log entry at or after this index before appending (a §5.3 conflict).
     pub truncate_from: Option<LogIndex>,
     /// Entries to append to the log.
-    pub entries: Vec<Entry>,
+    pub entries: IndexRange,
     /// True when step 1 must reach stable storage before step 2.
     pub must_sync: bool,
     /// Messages to send, in order.
     pub messages: Vec<Outgoing>,
     /// Entries newly committed, to apply in order.
-    pub committed_entries: Vec<Entry>,
+    pub committed_entries: IndexRange,
     /// New soft state, present only when it changed.
     pub soft_state: Option<SoftState>,
 }

@@ -184,7 +184,7 @@ fn candidate_with_majority_becomes_leader_and_sends_heartbeats() {
         index: LogIndex(1),
         data: vec![],
     };
-    assert_eq!(ready.entries, vec![noop.clone()]);
+    assert_eq!(r.entries(ready.entries), &[noop.clone()][..]);
     assert!(ready.must_sync);
     assert_eq!(ready.messages.len(), 4);
     for (out, peer) in ready.messages.iter().zip(2..=5) {

@@ -359,7 +359,7 @@ impl Runtime {
             self.pending.drop_from(&self.client, from);
         }
         if !entries.is_empty() {
-            self.storage.append(&entries)?;
+            self.storage.append(self.raft.entries(entries))?;
         }
         if must_sync {
             // One fsync for every entry of this Ready: group commit. A failure is fatal.
@@ -371,7 +371,7 @@ impl Runtime {
         for out in messages {
             self.send_envelope(out.to, Body::Raft(out.message));
         }
-        for entry in committed_entries {
+        for entry in self.raft.entries(committed_entries) {
             if entry.data.is_empty() {
                 continue; // a leader's no-op (§8)
             }

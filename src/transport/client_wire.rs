@@ -37,6 +37,7 @@ pub enum Request {
     /// [`KvResponse`](crate::kv::KvResponse)). Only the leader accepts it.
     Propose {
         /// The command bytes (never empty).
+        #[serde(with = "serde_bytes")]
         command: Vec<u8>,
     },
 }
@@ -62,6 +63,7 @@ pub enum Response {
         /// Log index of the command.
         index: LogIndex,
         /// The state machine's response.
+        #[serde(with = "serde_bytes")]
         result: Vec<u8>,
     },
     /// The request was refused.

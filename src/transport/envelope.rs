@@ -47,6 +47,7 @@ pub struct AppMessage {
     /// True when the sender broadcast it to every peer.
     pub broadcast: bool,
     /// The application's bytes.
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
 }
 

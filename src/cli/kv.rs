@@ -1,0 +1,81 @@
+//! `leader put|get|delete|cas`: the key-value client on the command line.
+
+use super::EXIT_FAILURE;
+use leader::client::Client;
+use leader::config::Config;
+use std::time::Duration;
+
+/// Exit code of `get` for a missing key and of `cas` when it did not swap.
+pub const EXIT_NOT_FOUND: i32 = 1;
+
+/// A key-value command from the command line.
+#[derive(Debug)]
+pub enum KvCli {
+    /// Store a value.
+    Put { key: String, value: String },
+    /// Print a value.
+    Get { key: String },
+    /// Remove a key.
+    Delete { key: String },
+    /// Compare-and-set.
+    Cas {
+        key: String,
+        expected: Option<String>,
+        new: Option<String>,
+    },
+}
+
+/// Run one command against the cluster of `config`; prints the result on stdout, errors on
+/// stderr.
+pub fn run(config: Config, command: KvCli, deadline: Duration) -> Result<(), i32> {
+    let mut client = Client::new(config)
+        .with_timeout(Duration::from_millis(1000))
+        .with_operation_deadline(deadline);
+    let fail = |e: leader::client::CallError| {
+        eprintln!("leader: {e}");
+        EXIT_FAILURE
+    };
+    match command {
+        KvCli::Put { key, value } => {
+            client.put(key.as_bytes(), value.as_bytes()).map_err(fail)?;
+            println!("OK");
+        }
+        KvCli::Get { key } => match client.get(key.as_bytes()).map_err(fail)? {
+            Some(value) => println!("{}", String::from_utf8_lossy(&value)),
+            None => {
+                eprintln!("leader: {key}: not found");
+                return Err(EXIT_NOT_FOUND);
+            }
+        },
+        KvCli::Delete { key } => {
+            let existed = client.delete(key.as_bytes()).map_err(fail)?;
+            println!(
+                "{}",
+                if existed {
+                    "deleted"
+                } else {
+                    "not found (nothing to delete)"
+                }
+            );
+        }
+        KvCli::Cas { key, expected, new } => {
+            let (swapped, current) = client
+                .cas(
+                    key.as_bytes(),
+                    expected.as_deref().map(str::as_bytes),
+                    new.as_deref().map(str::as_bytes),
+                )
+                .map_err(fail)?;
+            let current = current.map_or("(absent)".to_string(), |v| {
+                String::from_utf8_lossy(&v).into_owned()
+            });
+            if swapped {
+                println!("swapped; now {current}");
+            } else {
+                eprintln!("leader: {key}: not swapped; current value {current}");
+                return Err(EXIT_NOT_FOUND);
+            }
+        }
+    }
+    Ok(())
+}
