@@ -1,14 +1,15 @@
-//! Durable storage: the hard state (and, in later issues, the write-ahead log).
+//! Durable storage: the hard state and the write-ahead log.
 //!
-//! Raft's safety rests on a few values surviving a crash: `current_term` and `voted_for`
+//! Raft's safety rests on state surviving a crash: `current_term`, `voted_for` and the log
 //! (Raft Figure 2, "Persistent state on all servers"), so that a restarted server can never
-//! vote twice in one term. A server must not answer an RPC before the state its answer
-//! promises is on stable storage (thesis §3.8); hence [`Storage::save_hard_state`] returns
-//! only after an fsync.
+//! vote twice in one term nor forget an entry it acknowledged. A server must not answer an
+//! RPC before the state its answer promises is on stable storage (thesis §3.8); hence
+//! [`Storage::save_hard_state`] returns only after an fsync, and the runtime calls
+//! [`Storage::sync`] after appending and before acknowledging.
 //!
 //! Two implementations share the [`Storage`] contract: [`DiskStorage`], a locked data
-//! directory, and [`MemStorage`], an in-memory twin for tests and the simulator.
-//! The on-disk format is specified in docs/storage.md.
+//! directory, and [`MemStorage`], an in-memory twin for tests and the simulator that also
+//! models what a crash loses. The on-disk format is specified in docs/storage.md.
 //!
 //! Data directory layout:
 //!
@@ -16,21 +17,36 @@
 //! <dir>/LOCK           exclusive lock: one server process per directory
 //! <dir>/hardstate      the 34-byte hard state record
 //! <dir>/hardstate.tmp  only during a save (or after a crash in the middle of one)
+//! <dir>/wal/<first index, 20 digits>.seg   log segments (wal.rs, segment.rs, record.rs)
 //! ```
 
 mod error;
 mod hard_state;
+mod mem;
+mod record;
+mod segment;
+mod wal;
+
+#[cfg(test)]
+mod wal_prop_tests;
+#[cfg(test)]
+mod wal_tests;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::core::HardState;
+use crate::core::{Entry, HardState, LogIndex, Term};
 
 pub use error::StorageError;
 pub use hard_state::{read_hard_state, HARD_STATE_LEN, HARD_STATE_TMP_FILE};
+pub use mem::MemStorage;
+pub use record::{ENTRY_DATA_BYTES_MAX, RECORD_BYTES_MAX};
+pub use segment::SEGMENT_HEADER_LEN;
+pub use wal::{WalOptions, SEGMENT_BYTES_MAX_DEFAULT};
 
 use error::io_error;
+use wal::Wal;
 
 /// Name of the hard state file inside a data directory.
 pub const HARD_STATE_FILE: &str = "hardstate";
@@ -40,7 +56,15 @@ pub const HARD_STATE_FILE: &str = "hardstate";
 /// so a stale file never blocks a restart.
 pub const LOCK_FILE: &str = "LOCK";
 
-/// The contract the node runtime uses to persist state. Later issues extend it with the log.
+/// Name of the write-ahead log's directory inside a data directory.
+pub const WAL_DIR: &str = "wal";
+
+/// The contract the node runtime uses to persist state: the hard state and the log.
+///
+/// Every write is fail-stop: after any failed write or sync, every later write returns an
+/// error too, and the runtime stops the server. A failed fsync must never be retried: the
+/// kernel may already have dropped the dirty pages, and a second fsync can then report
+/// success for data that never reached the disk.
 pub trait Storage {
     /// The hard state as last saved ([`HardState::default`] if never saved).
     fn hard_state(&self) -> HardState;
@@ -59,6 +83,39 @@ pub trait Storage {
     /// going backwards, or a different vote in the same term. Those are core bugs, and
     /// persisting them would make a double vote survive a restart.
     fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError>;
+
+    /// The log recovered at open: entries `1..=last`, contiguous. Called once by the runtime
+    /// at start, before any append or truncation; it may move the entries out, so later
+    /// calls may return an empty vector.
+    fn take_entries(&mut self) -> Vec<Entry>;
+
+    /// Removes every entry with index >= `from`: a follower's conflict truncation (§5.3,
+    /// AppendEntries receiver step 3). `from` at or beyond `last_index + 1` removes nothing;
+    /// `from` 0 or 1 removes everything. Durable no later than the next [`Storage::sync`]
+    /// returns.
+    fn truncate_from(&mut self, from: LogIndex) -> Result<(), StorageError>;
+
+    /// Appends `entries` after the last entry. Buffered: durable only after
+    /// [`Storage::sync`] returns.
+    ///
+    /// # Panics
+    ///
+    /// If the entries do not continue the log: `entries[0].index` must be
+    /// `last_index + 1`, indexes contiguous, terms never decreasing (§5.3, Log Matching).
+    /// That is a caller bug, and writing it would leave a log that cannot be recovered.
+    /// Also if an entry's data exceeds [`ENTRY_DATA_BYTES_MAX`] (the layers above bound it).
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError>;
+
+    /// Makes every append and truncation so far durable (group commit: one fdatasync for
+    /// everything appended since the last sync). The runtime acknowledges entries only after
+    /// this returns (thesis §3.8), and a leader counts itself towards commit only after it
+    /// (thesis §10.2.1).
+    ///
+    /// A failure is fatal: this and every later write returns an error (fail-stop).
+    fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// Index of the last entry appended, durable or not (0 for an empty log).
+    fn last_index(&self) -> LogIndex;
 }
 
 /// Asserts that going from `old` to `new` is a transition Raft allows (Figure 2: the term
@@ -79,9 +136,42 @@ fn assert_transition(old: &HardState, new: &HardState) {
     }
 }
 
+/// Asserts that `entries` continue a log that ends at (`last_index`, `last_term`): indexes
+/// contiguous from `last_index + 1`, terms never decreasing (§5.3), data within
+/// [`ENTRY_DATA_BYTES_MAX`]. Checked before any byte is written (the pair of the checks
+/// recovery makes after reading), because a log with a hole, a term going backwards or an
+/// oversized record would be refused at the next start. Shared by both implementations, so
+/// that a bug found with [`MemStorage`] is the same bug on disk.
+fn assert_continues(last_index: LogIndex, last_term: Term, entries: &[Entry]) {
+    let mut expected = LogIndex(last_index.0 + 1);
+    let mut previous_term = last_term;
+    for entry in entries {
+        assert!(
+            entry.data.len() <= ENTRY_DATA_BYTES_MAX,
+            "entry {} has {} bytes of data, more than a record holds ({ENTRY_DATA_BYTES_MAX})",
+            entry.index,
+            entry.data.len()
+        );
+        assert_eq!(
+            entry.index, expected,
+            "append must continue the log: expected index {expected}, got {}",
+            entry.index
+        );
+        assert!(
+            entry.term >= previous_term,
+            "terms never decrease along the log (§5.3): entry {} has term {} after term {previous_term}",
+            entry.index,
+            entry.term
+        );
+        expected = LogIndex(expected.0 + 1);
+        previous_term = entry.term;
+    }
+}
+
 /// Storage in a data directory on disk, held under an exclusive lock for its lifetime.
 ///
-/// Dropping it releases the lock.
+/// Dropping it releases the lock. Dropping it does not sync: whatever was appended after the
+/// last [`Storage::sync`] may be lost, exactly as in a crash.
 #[derive(Debug)]
 pub struct DiskStorage {
     dir: PathBuf,
@@ -89,30 +179,52 @@ pub struct DiskStorage {
     _lock: File,
     /// The last saved state: reads never touch the disk.
     hard_state: HardState,
-    /// Set after any failed save. From then on every save fails too, so that nothing can
-    /// "retry" a failed fsync by accident (fail-stop).
+    /// The log, in `<dir>/wal/`.
+    wal: Wal,
+    /// Set after any failed write (hard state or log). From then on every write fails too,
+    /// so that nothing can "retry" a failed fsync by accident (fail-stop).
     failed: bool,
 }
 
 impl DiskStorage {
+    /// Opens the data directory with the default [`WalOptions`]; see
+    /// [`DiskStorage::open_with`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<DiskStorage, StorageError> {
+        DiskStorage::open_with(dir, WalOptions::default())
+    }
+
     /// Opens (creating if needed, with parents) the data directory, takes an exclusive lock
-    /// on `<dir>/LOCK`, removes a leftover `hardstate.tmp`, and reads the hard state.
+    /// on `<dir>/LOCK`, removes a leftover `hardstate.tmp`, reads the hard state and recovers
+    /// the log in `<dir>/wal/` (truncating a torn tail of its last segment).
     ///
     /// Fails with [`StorageError::Locked`] if another `DiskStorage` (in this or another
-    /// process) holds the directory, and with [`StorageError::Corrupt`] if the record is
-    /// damaged: the server refuses to start rather than forget a vote.
-    pub fn open(dir: impl AsRef<Path>) -> Result<DiskStorage, StorageError> {
+    /// process) holds the directory, and with [`StorageError::Corrupt`] naming the file and
+    /// byte offset if the hard state or the log is damaged: the server refuses to start
+    /// rather than forget a vote or an acknowledged entry.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        options: WalOptions,
+    ) -> Result<DiskStorage, StorageError> {
         let dir = dir.as_ref().to_path_buf();
         create_dir_durably(&dir)?;
         let lock = lock_dir(&dir)?;
         // Only after the lock: another server could be in the middle of a save.
         hard_state::remove_leftover_tmp(&dir)?;
         let hard_state = read_hard_state(&dir)?.unwrap_or_default();
-        log::debug!("opened {} with hard state {:?}", dir.display(), hard_state);
+        let wal_dir = dir.join(WAL_DIR);
+        create_dir_durably(&wal_dir)?;
+        let wal = Wal::open(&wal_dir, options)?;
+        log::debug!(
+            "opened {} with hard state {:?} and {} log entries",
+            dir.display(),
+            hard_state,
+            wal.last_index()
+        );
         Ok(DiskStorage {
             dir,
             _lock: lock,
             hard_state,
+            wal,
             failed: false,
         })
     }
@@ -120,6 +232,35 @@ impl DiskStorage {
     /// The data directory, as given to [`DiskStorage::open`].
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Refuses every write once any write failed (fail-stop across the hard state and the
+    /// log: after a failed fsync, nothing this storage promises can be trusted).
+    fn check_not_failed(&self, path: PathBuf, op: &'static str) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Io {
+                path,
+                op,
+                source: io::Error::other(
+                    "an earlier write failed; storage is fail-stop and never retries",
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs a log write, refusing it after an earlier failure and recording a new one.
+    fn log_write(
+        &mut self,
+        op: &'static str,
+        write: impl FnOnce(&mut Wal) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.check_not_failed(self.dir.join(WAL_DIR), op)?;
+        let result = write(&mut self.wal);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
     }
 }
 
@@ -129,15 +270,7 @@ impl Storage for DiskStorage {
     }
 
     fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
-        if self.failed {
-            return Err(StorageError::Io {
-                path: self.dir.join(HARD_STATE_FILE),
-                op: "save",
-                source: io::Error::other(
-                    "an earlier save failed; storage is fail-stop and never retries",
-                ),
-            });
-        }
+        self.check_not_failed(self.dir.join(HARD_STATE_FILE), "save")?;
         assert_transition(&self.hard_state, hard_state);
         log::debug!(
             "saving hard state {:?} in {}",
@@ -152,6 +285,26 @@ impl Storage for DiskStorage {
         }
         self.hard_state = *hard_state;
         Ok(())
+    }
+
+    fn take_entries(&mut self) -> Vec<Entry> {
+        self.wal.take_entries()
+    }
+
+    fn truncate_from(&mut self, from: LogIndex) -> Result<(), StorageError> {
+        self.log_write("truncate", |wal| wal.truncate_from(from))
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.log_write("append", |wal| wal.append(entries))
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.log_write("sync", |wal| wal.sync())
+    }
+
+    fn last_index(&self) -> LogIndex {
+        self.wal.last_index()
     }
 }
 
@@ -195,57 +348,6 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
             op: "lock",
             source,
         }),
-    }
-}
-
-/// In-memory twin of [`DiskStorage`] with the same contract, for tests and the simulator.
-///
-/// `Clone` gives an independent copy (nothing is shared), which is how a simulator keeps
-/// "what was on disk" across a simulated crash.
-#[derive(Clone, Debug, Default)]
-pub struct MemStorage {
-    hard_state: HardState,
-    fail_next_save: bool,
-}
-
-impl MemStorage {
-    /// Empty storage, as after the first start of a server.
-    pub fn new() -> MemStorage {
-        MemStorage::default()
-    }
-
-    /// Storage that already holds `hard_state`, as after a restart.
-    pub fn with_hard_state(hard_state: HardState) -> MemStorage {
-        MemStorage {
-            hard_state,
-            fail_next_save: false,
-        }
-    }
-
-    /// Makes the next [`Storage::save_hard_state`] fail with [`StorageError::Io`] and leave
-    /// the saved state unchanged, so tests can check that the runtime stops (fail-stop).
-    /// Only that one save fails.
-    pub fn fail_next_save(&mut self) {
-        self.fail_next_save = true;
-    }
-}
-
-impl Storage for MemStorage {
-    fn hard_state(&self) -> HardState {
-        self.hard_state
-    }
-
-    fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
-        if std::mem::take(&mut self.fail_next_save) {
-            return Err(StorageError::Io {
-                path: PathBuf::from("<memory>"),
-                op: "save",
-                source: io::Error::other("injected failure (MemStorage::fail_next_save)"),
-            });
-        }
-        assert_transition(&self.hard_state, hard_state);
-        self.hard_state = *hard_state;
-        Ok(())
     }
 }
 
@@ -426,49 +528,5 @@ mod tests {
             "{err:?}"
         );
         assert!(!dir.join(HARD_STATE_FILE).exists());
-    }
-
-    #[test]
-    fn mem_storage_keeps_what_was_saved() {
-        let mut storage = MemStorage::new();
-        assert_eq!(storage.hard_state(), HardState::default());
-        storage.save_hard_state(&voted(2, Some(5), 1)).unwrap();
-        assert_eq!(storage.hard_state(), voted(2, Some(5), 1));
-
-        let mut copy = storage.clone();
-        copy.save_hard_state(&voted(3, None, 1)).unwrap();
-        assert_eq!(
-            storage.hard_state(),
-            voted(2, Some(5), 1),
-            "clones share nothing"
-        );
-
-        let restarted = MemStorage::with_hard_state(copy.hard_state());
-        assert_eq!(restarted.hard_state(), voted(3, None, 1));
-    }
-
-    #[test]
-    fn mem_storage_fails_exactly_the_next_save_when_asked() {
-        let mut storage = MemStorage::with_hard_state(voted(1, None, 0));
-        storage.fail_next_save();
-        let err = storage.save_hard_state(&voted(2, Some(1), 0)).unwrap_err();
-        assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
-        assert_eq!(storage.hard_state(), voted(1, None, 0));
-        storage.save_hard_state(&voted(2, Some(1), 0)).unwrap();
-        assert_eq!(storage.hard_state(), voted(2, Some(1), 0));
-    }
-
-    #[test]
-    #[should_panic(expected = "current_term must never decrease")]
-    fn saving_an_older_term_is_a_bug() {
-        let mut storage = MemStorage::with_hard_state(voted(5, None, 0));
-        let _ = storage.save_hard_state(&voted(4, None, 0));
-    }
-
-    #[test]
-    #[should_panic(expected = "one vote per term")]
-    fn changing_a_vote_within_a_term_is_a_bug() {
-        let mut storage = MemStorage::with_hard_state(voted(5, Some(1), 0));
-        let _ = storage.save_hard_state(&voted(5, Some(2), 0));
     }
 }

@@ -1,0 +1,470 @@
+//! The write-ahead log: a directory of segment files (segment.rs) holding checksummed
+//! records (record.rs), with group commit, truncation and crash recovery.
+//!
+//! Raft needs the log entries a server acknowledges to survive a crash, like its vote
+//! (Figure 2, "Persistent state on all servers"; thesis §3.8). The runtime appends a batch,
+//! calls [`Wal::sync`] once (one write(2), one fdatasync: group commit), and only then sends
+//! the acknowledgements. docs/storage.md specifies the format and the recovery rules.
+//!
+//! Invariants that keep recovery simple ("only the newest segment can end in a torn write",
+//! "the segments always chain"):
+//! - A segment is made durable (fdatasync) before the next one is created.
+//! - A truncation that touches bytes already written is made durable before it returns, and
+//!   before anything is written after it; so an interrupted overwrite can never leave old
+//!   records behind new ones, and a removed segment can never reappear behind a gap.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::error::io_error;
+use super::hard_state::sync_dir;
+use super::record;
+use super::segment::{self, Expect, RecordPos, Scan, SEGMENT_HEADER_LEN};
+use super::{assert_continues, StorageError};
+use crate::core::{Entry, LogIndex, Term};
+
+/// Default [`WalOptions::segment_bytes_max`]: 64 MiB.
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
+
+/// Appends are buffered in memory up to this many bytes, then written with one write(2).
+/// Why 1 MiB: large enough that a typical batch costs one system call, small enough that the
+/// buffer does not hold up memory or delay the fdatasync that must follow anyway.
+const WRITE_BUFFER_BYTES_MAX: usize = 1 << 20;
+
+/// Tunables of the write-ahead log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// A new segment file is started before an append once the current one holds at least
+    /// this many bytes (header included), so a segment is at most this plus one record.
+    /// Smaller segments make truncations and (later) compaction cheaper, larger ones mean
+    /// fewer files; tests use tiny values to cross segment boundaries often.
+    pub segment_bytes_max: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions {
+            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// A segment as the log keeps it in memory: where each of its records starts.
+#[derive(Debug)]
+struct Segment {
+    first_index: LogIndex,
+    path: PathBuf,
+    /// One per entry, in order: entry `first_index + i` is at `records[i]`.
+    records: Vec<RecordPos>,
+    /// Logical length: header plus records, including bytes still in the write buffer.
+    len: u64,
+}
+
+/// The write-ahead log in `<data dir>/wal/`.
+pub(super) struct Wal {
+    dir: PathBuf,
+    options: WalOptions,
+    /// In log order; the segments always chain (each starts right after the previous ends).
+    segments: Vec<Segment>,
+    /// Open handle of the last segment, the only one ever written.
+    active: Option<File>,
+    /// Bytes of the last segment not yet handed to write(2).
+    pending: Vec<u8>,
+    /// Bytes of the last segment already written to its file.
+    written_len: u64,
+    last_index: LogIndex,
+    last_term: Term,
+    /// The log as recovered at open, until the runtime takes it.
+    recovered: Vec<Entry>,
+    /// A segment file was created since the last sync: its directory entry needs an fsync.
+    dir_dirty: bool,
+    /// Entries and bytes appended since the last sync (for the debug log line), and whether
+    /// anything at all needs syncing.
+    unsynced_entries: u64,
+    unsynced_bytes: u64,
+    unsynced: bool,
+    /// Set by any failed write or sync: every later write is refused (fail-stop; a retried
+    /// fsync can report success for pages the kernel already dropped).
+    failed: bool,
+}
+
+impl fmt::Debug for Wal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not derived: the buffer and the recovered entries can be megabytes.
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("last_index", &self.last_index)
+            .field("last_term", &self.last_term)
+            .field("pending_bytes", &self.pending.len())
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
+impl Wal {
+    /// Opens the log in `dir` (which must exist): recovers every segment, truncating a torn
+    /// tail of the last one, and refuses ([`StorageError::Corrupt`]) damage anywhere else.
+    pub(super) fn open(dir: &Path, options: WalOptions) -> Result<Wal, StorageError> {
+        let mut wal = Wal {
+            dir: dir.to_path_buf(),
+            options,
+            segments: Vec::new(),
+            active: None,
+            pending: Vec::new(),
+            written_len: 0,
+            last_index: LogIndex(0),
+            last_term: Term(0),
+            recovered: Vec::new(),
+            dir_dirty: false,
+            unsynced_entries: 0,
+            unsynced_bytes: 0,
+            unsynced: false,
+            failed: false,
+        };
+        wal.recover()?;
+        if let Some(last) = wal.segments.last() {
+            wal.active = Some(segment::open_append(&last.path)?);
+            wal.written_len = last.len;
+        }
+        log::debug!(
+            "opened log {} with {} segments, entries 1..={}",
+            dir.display(),
+            wal.segments.len(),
+            wal.last_index
+        );
+        Ok(wal)
+    }
+
+    /// Reads every segment in order (the recovery rules of docs/storage.md).
+    fn recover(&mut self) -> Result<(), StorageError> {
+        let files = segment::list(&self.dir)?;
+        for (k, (named, path)) in files.iter().enumerate() {
+            let next_index = LogIndex(self.last_index.0 + 1);
+            if let Some(previous) = self.segments.last() {
+                // A gap: entries between the two files are missing. The older file is the
+                // one that lost them (or a file between them is gone), so name it.
+                if *named > next_index {
+                    return Err(StorageError::Corrupt {
+                        path: previous.path.clone(),
+                        offset: previous.len,
+                        detail: format!(
+                            "segment ends at index {}, but the next segment {} starts at {named}: entries are missing",
+                            self.last_index,
+                            path.display()
+                        ),
+                    });
+                }
+            }
+            let expect = Expect {
+                next_index,
+                last_term: self.last_term,
+                is_last: k + 1 == files.len(),
+            };
+            match segment::scan(path, *named, expect)? {
+                Scan::PartialHeader { file_len } if expect.is_last => {
+                    // Its creation was interrupted before the header reached the disk; it
+                    // never held an entry, so nothing that was promised is lost.
+                    log::warn!(
+                        "removing {}: torn segment header ({file_len} of {SEGMENT_HEADER_LEN} bytes), the tail of an interrupted write",
+                        path.display()
+                    );
+                    segment::remove(path)?;
+                    sync_dir(&self.dir)?;
+                }
+                Scan::PartialHeader { file_len } => {
+                    return Err(StorageError::Corrupt {
+                        path: path.clone(),
+                        offset: 0,
+                        detail: format!(
+                            "segment header cut short ({file_len} of {SEGMENT_HEADER_LEN} bytes) in a segment that is not the last"
+                        ),
+                    })
+                }
+                Scan::Segment(scanned) => {
+                    if let Some(reason) = &scanned.torn {
+                        // Only ever bytes that no sync covered: a sync returns after the
+                        // write, and records are only appended after the synced ones.
+                        log::warn!(
+                            "truncating torn tail of {} at byte {} ({} bytes dropped): {reason}",
+                            path.display(),
+                            scanned.valid_len,
+                            scanned.file_len - scanned.valid_len
+                        );
+                        segment::truncate_durably(path, scanned.valid_len)?;
+                    }
+                    if let Some(last) = scanned.positions.last() {
+                        self.last_term = last.term;
+                    }
+                    self.last_index =
+                        LogIndex(scanned.first_index.0 + scanned.entries.len() as u64 - 1);
+                    self.recovered.extend(scanned.entries);
+                    self.segments.push(Segment {
+                        first_index: scanned.first_index,
+                        path: path.clone(),
+                        records: scanned.positions,
+                        len: scanned.valid_len,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The log recovered at open (entries `1..=last`); empty after the first call.
+    pub(super) fn take_entries(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.recovered)
+    }
+
+    /// Index of the last entry appended, synced or not.
+    pub(super) fn last_index(&self) -> LogIndex {
+        self.last_index
+    }
+
+    /// Refuses any write after a failed one (fail-stop).
+    fn check_not_failed(&self, op: &'static str) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Io {
+                path: self.dir.clone(),
+                op,
+                source: io::Error::other(
+                    "an earlier write failed; storage is fail-stop and never retries",
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a failure so that every later write is refused.
+    fn fail_stop<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// Appends `entries` to the write buffer (written out when it exceeds 1 MiB, durable
+    /// only after [`Wal::sync`]).
+    ///
+    /// # Panics
+    ///
+    /// If the entries do not continue the log: `entries[0].index` must be `last_index + 1`,
+    /// indexes contiguous, terms never decreasing (§5.3). These are checked before any byte
+    /// is written: a log with a hole would be refused at the next start.
+    pub(super) fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.check_not_failed("append")?;
+        assert_continues(self.last_index, self.last_term, entries);
+        let result = entries.iter().try_for_each(|entry| self.append_one(entry));
+        self.fail_stop(result)
+    }
+
+    fn append_one(&mut self, entry: &Entry) -> Result<(), StorageError> {
+        let rotate = match self.segments.last() {
+            None => true,
+            Some(last) => !last.records.is_empty() && last.len >= self.options.segment_bytes_max,
+        };
+        if rotate {
+            self.start_segment(entry.index)?;
+        }
+        let segment = self
+            .segments
+            .last_mut()
+            .expect("a segment was just ensured");
+        let offset = segment.len;
+        let record_len = record::encode(entry, &mut self.pending) as u64;
+        segment.records.push(RecordPos {
+            offset,
+            term: entry.term,
+        });
+        segment.len += record_len;
+        self.last_index = entry.index;
+        self.last_term = entry.term;
+        self.unsynced_entries += 1;
+        self.unsynced_bytes += record_len;
+        self.unsynced = true;
+        if self.pending.len() >= WRITE_BUFFER_BYTES_MAX {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the segment whose first entry is `first_index`. The current one is made
+    /// durable first, so that only the newest segment can ever end in a torn write: that is
+    /// what lets recovery call damage in any older segment corruption.
+    fn start_segment(&mut self, first_index: LogIndex) -> Result<(), StorageError> {
+        if let Some(previous) = self.segments.last() {
+            let path = previous.path.clone();
+            let len = previous.len;
+            self.flush()?;
+            self.sync_active()?;
+            log::info!(
+                "starting log segment {} after {} reached {len} bytes",
+                segment::file_name(first_index),
+                path.display()
+            );
+        }
+        let path = self.dir.join(segment::file_name(first_index));
+        self.active = Some(segment::create(&path)?);
+        self.dir_dirty = true;
+        self.written_len = 0;
+        self.pending
+            .extend_from_slice(&segment::encode_header(first_index));
+        self.segments.push(Segment {
+            first_index,
+            path,
+            records: Vec::new(),
+            len: SEGMENT_HEADER_LEN as u64,
+        });
+        Ok(())
+    }
+
+    /// Hands the write buffer to the kernel with one write(2) (not yet durable).
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let segment = self
+            .segments
+            .last()
+            .expect("buffered bytes belong to a segment");
+        let file = self.active.as_mut().expect("the last segment is open");
+        file.write_all(&self.pending)
+            .map_err(io_error(&segment.path, "write"))?;
+        self.written_len += self.pending.len() as u64;
+        debug_assert_eq!(self.written_len, segment.len);
+        self.pending.clear();
+        // One huge entry should not pin its size in memory for the life of the process.
+        if self.pending.capacity() > 2 * WRITE_BUFFER_BYTES_MAX {
+            self.pending = Vec::with_capacity(WRITE_BUFFER_BYTES_MAX);
+        }
+        Ok(())
+    }
+
+    /// fdatasync of the last segment: its data and its length (st_size is metadata that
+    /// fdatasync must flush, since later reads depend on it).
+    fn sync_active(&mut self) -> Result<(), StorageError> {
+        if let (Some(file), Some(segment)) = (&self.active, self.segments.last()) {
+            file.sync_data()
+                .map_err(io_error(&segment.path, "fdatasync"))?;
+        }
+        Ok(())
+    }
+
+    /// Makes every append and truncation so far durable: one write(2) of the buffer, one
+    /// fdatasync, and an fsync of the directory if a segment file was created since the
+    /// last sync (the new name is directory data, which fdatasync of the file does not cover).
+    pub(super) fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_not_failed("sync")?;
+        if !self.unsynced && !self.dir_dirty {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = self.sync_inner();
+        self.fail_stop(result)?;
+        log::debug!(
+            "synced log: {} entries, {} bytes, {:?}",
+            self.unsynced_entries,
+            self.unsynced_bytes,
+            started.elapsed()
+        );
+        self.unsynced_entries = 0;
+        self.unsynced_bytes = 0;
+        self.unsynced = false;
+        Ok(())
+    }
+
+    fn sync_inner(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        self.sync_active()?;
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Removes every entry with index >= `from` (§5.3: a follower deletes a conflicting
+    /// entry and all that follow it). `from` at or beyond `last_index + 1` changes nothing.
+    pub(super) fn truncate_from(&mut self, from: LogIndex) -> Result<(), StorageError> {
+        self.check_not_failed("truncate")?;
+        // Index 0 is "no entry": removing from there is removing everything.
+        let from = LogIndex(from.0.max(1));
+        if from > self.last_index {
+            return Ok(());
+        }
+        self.recovered.truncate(from.0 as usize - 1);
+        let result = self.truncate_inner(from);
+        self.fail_stop(result)
+    }
+
+    fn truncate_inner(&mut self, from: LogIndex) -> Result<(), StorageError> {
+        let k = self.segments.partition_point(|s| s.first_index <= from) - 1;
+        let first_index = self.segments[k].first_index;
+        let offset = self.segments[k].records[(from.0 - first_index.0) as usize].offset;
+        let is_last = k + 1 == self.segments.len();
+        if is_last && from > first_index && offset >= self.written_len {
+            // Everything removed is still in the buffer: the disk never saw it.
+            self.pending.truncate((offset - self.written_len) as usize);
+            let segment = &mut self.segments[k];
+            segment.records.truncate((from.0 - first_index.0) as usize);
+            segment.len = offset;
+        } else {
+            self.truncate_on_disk(k, from, offset)?;
+        }
+        self.last_index = LogIndex(from.0 - 1);
+        self.last_term = self
+            .segments
+            .last()
+            .and_then(|s| s.records.last())
+            .map_or(Term(0), |r| r.term);
+        log::debug!("truncated log from index {from}");
+        Ok(())
+    }
+
+    /// Truncation of bytes already written: made durable step by step, so that a crash at
+    /// any point leaves a log that recovers without error (a prefix of the old one).
+    fn truncate_on_disk(
+        &mut self,
+        k: usize,
+        from: LogIndex,
+        offset: u64,
+    ) -> Result<(), StorageError> {
+        // Everything in the buffer lies after `from`.
+        self.pending.clear();
+        self.active = None;
+        let keep = if from == self.segments[k].first_index {
+            k
+        } else {
+            k + 1
+        };
+        // Newest first, each removal durable before the next: at every instant the files on
+        // disk are a prefix of the log, never two segments with a gap between them.
+        while self.segments.len() > keep {
+            let removed = self.segments.pop().expect("len > keep");
+            segment::remove(&removed.path)?;
+            sync_dir(&self.dir)?;
+            log::info!("removed log segment {}", removed.path.display());
+        }
+        if keep == k + 1 {
+            // Durable before anything new is written after it: otherwise an interrupted
+            // overwrite could leave old records behind new ones, and recovery would find a
+            // bad record in the middle of the segment.
+            let segment = &mut self.segments[k];
+            segment::truncate_durably(&segment.path, offset)?;
+            segment
+                .records
+                .truncate((from.0 - segment.first_index.0) as usize);
+            segment.len = offset;
+        }
+        if let Some(last) = self.segments.last() {
+            self.active = Some(segment::open_append(&last.path)?);
+            self.written_len = last.len;
+        } else {
+            self.written_len = 0;
+        }
+        Ok(())
+    }
+}
