@@ -416,7 +416,13 @@ impl Raft {
         } else {
             IndexRange::EMPTY
         };
+        // Only a leader whose term and vote are already durable sends nothing that depends on
+        // this Ready's writes: its messages are appends and heartbeats, and answers to stale
+        // terms, none of which promise anything about its own disk.
+        let send_before_persist =
+            self.role == Role::Leader && hard_state.is_none() && truncate_from.is_none();
         Ready {
+            send_before_persist,
             must_sync: hard_state.is_some() || truncate_from.is_some() || !entries.is_empty(),
             hard_state,
             truncate_from,

@@ -90,7 +90,7 @@ impl Default for IndexRange {
 ///    [`Raft::entries`](super::Raft::entries)), save `hard_state`;
 ///    when `must_sync`, make all of it durable (fsync) — votes and acknowledgements in step 2
 ///    promise exactly this state;
-/// 2. send `messages`;
+/// 2. send `messages` (or send them before step 1 when `send_before_persist`);
 /// 3. apply `committed_entries` to the state machine, in order;
 /// 4. publish `soft_state`; then call [`Raft::advance`](super::Raft::advance), which tells the
 ///    core that step 1 is durable (the leader counts itself towards commit only then, §10.2.1).
@@ -102,8 +102,13 @@ pub struct Ready {
     pub truncate_from: Option<LogIndex>,
     /// Entries to append to the log.
     pub entries: IndexRange,
-    /// True when step 1 must reach stable storage before step 2.
+    /// True when step 1 must reach stable storage (fsync) before the Ready is done.
     pub must_sync: bool,
+    /// False when no message promises anything about step 1: a leader's AppendEntries and
+    /// heartbeats do not, so the runtime may send them before its own fsync, overlapping the
+    /// leader's disk write with the followers' (thesis §10.2.1). The leader still counts
+    /// itself towards commit only after [`Raft::advance`](super::Raft::advance).
+    pub send_before_persist: bool,
     /// Messages to send, in order.
     pub messages: Vec<Outgoing>,
     /// Entries newly committed, to apply in order.

@@ -560,3 +560,42 @@ fn a_lost_append_is_repaired_by_the_next_heartbeat() {
         "heartbeat rejection led to a resend"
     );
 }
+
+#[test]
+fn only_a_settled_leader_may_send_before_its_own_fsync() {
+    // A candidate's vote requests promise its persisted vote: never before the fsync.
+    let mut r = Raft::new(options(1, &[2, 3]), HardState::default());
+    for _ in 0..2 * E {
+        r.tick();
+    }
+    let ready = r.ready();
+    assert!(ready.hard_state.is_some() && !ready.send_before_persist);
+    r.advance();
+    // The leader's first Ready still carries nothing to save here (its vote is durable), so
+    // its appends may overlap its own write of the no-op.
+    r.step(
+        NodeId(2),
+        Message::RequestVoteResponse(RequestVoteResponse {
+            term: r.current_term(),
+            vote_granted: true,
+        }),
+    );
+    let ready = r.ready();
+    assert!(!ready.entries.is_empty() && ready.send_before_persist);
+    r.advance();
+    // A follower's acknowledgement promises its log: never before the fsync.
+    let mut f = Raft::new(options(2, &[1, 3]), HardState::default());
+    f.step(
+        NodeId(1),
+        Message::AppendEntries(AppendEntries {
+            term: Term(1),
+            leader_id: NodeId(1),
+            prev_log_index: LogIndex(0),
+            prev_log_term: Term(0),
+            entries: entries(&[1]),
+            leader_commit: LogIndex(0),
+        }),
+    );
+    let ready = f.ready();
+    assert!(ready.must_sync && !ready.send_before_persist);
+}

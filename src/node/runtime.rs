@@ -343,17 +343,23 @@ impl Runtime {
         }
     }
 
-    /// The DESIGN.md order: (1) persist, (2) send, (3) apply, (4) publish, then advance.
+    /// The DESIGN.md order: (1) persist, (2) send, (3) apply, (4) publish, then advance; a
+    /// leader's appends may go out before its own fsync when the core says so.
     fn handle_ready(&mut self) -> Result<(), NodeError> {
         let Ready {
             hard_state,
             truncate_from,
             entries,
             must_sync,
+            send_before_persist,
             messages,
             committed_entries,
             soft_state,
         } = self.raft.ready();
+        let mut messages = Some(messages);
+        if send_before_persist {
+            self.send_messages(messages.take().unwrap_or_default());
+        }
         if let Some(from) = truncate_from {
             self.storage.truncate_from(from)?;
             self.pending.drop_from(&self.client, from);
@@ -368,8 +374,8 @@ impl Runtime {
         if let Some(hard_state) = hard_state {
             self.storage.save_hard_state(&hard_state)?;
         }
-        for out in messages {
-            self.send_envelope(out.to, Body::Raft(out.message));
+        if let Some(messages) = messages {
+            self.send_messages(messages);
         }
         for entry in self.raft.entries(committed_entries) {
             if entry.data.is_empty() {
@@ -406,6 +412,12 @@ impl Runtime {
         self.raft.advance();
         self.publish_status();
         Ok(())
+    }
+
+    fn send_messages(&mut self, messages: Vec<crate::core::Outgoing>) {
+        for out in messages {
+            self.send_envelope(out.to, Body::Raft(out.message));
+        }
     }
 
     pub(super) fn status(&self) -> Status {
