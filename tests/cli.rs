@@ -529,3 +529,114 @@ fn up_reports_leaders_and_exits_and_stops_everything_on_ctrl_c() {
         );
     }
 }
+
+/// `leader ARGS --config FILE` to its end.
+fn kv_command(dir: &Path, config: &Path, name: &str, args: &[&str]) -> Exit {
+    let mut command = leader(dir, args);
+    command.arg("--config").arg(config);
+    run_to_exit(command, dir, name)
+}
+
+#[test]
+fn put_get_delete_and_cas_from_the_command_line() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
+    for pid in test.config.pids() {
+        cluster.start(pid).expect("start server");
+    }
+    // The CLI finds the leader by itself (redirects, retries while the election runs).
+    let put = kv_command(dir, &test.path, "put", &["put", "greeting", "hello world"]);
+    assert_eq!(
+        (put.code, put.stdout.trim()),
+        (Some(0), "OK"),
+        "{}",
+        put.stderr
+    );
+    let get = kv_command(dir, &test.path, "get", &["get", "greeting"]);
+    assert_eq!(
+        (get.code, get.stdout.trim()),
+        (Some(0), "hello world"),
+        "{}",
+        get.stderr
+    );
+
+    let missing = kv_command(dir, &test.path, "get-missing", &["get", "nope"]);
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
+    assert!(missing.stdout.is_empty());
+
+    let cas = kv_command(
+        dir,
+        &test.path,
+        "cas-wrong",
+        &["cas", "greeting", "--expected", "bye", "--new", "x"],
+    );
+    assert_eq!(cas.code, Some(1), "a failed compare-and-set exits 1");
+    assert!(cas.stderr.contains("hello world"), "{}", cas.stderr);
+    let cas = kv_command(
+        dir,
+        &test.path,
+        "cas-right",
+        &[
+            "cas",
+            "greeting",
+            "--expected",
+            "hello world",
+            "--new",
+            "hi",
+        ],
+    );
+    assert_eq!(cas.code, Some(0), "{}", cas.stderr);
+    let get = kv_command(dir, &test.path, "get-after-cas", &["get", "greeting"]);
+    assert_eq!(get.stdout.trim(), "hi");
+
+    let delete = kv_command(dir, &test.path, "delete", &["delete", "greeting"]);
+    assert_eq!(
+        (delete.code, delete.stdout.trim()),
+        (Some(0), "deleted"),
+        "{}",
+        delete.stderr
+    );
+    let gone = kv_command(dir, &test.path, "get-deleted", &["get", "greeting"]);
+    assert_eq!(gone.code, Some(1));
+
+    // The writes went through the log: status shows them committed and applied everywhere.
+    let lines = wait_for(DEADLINE, "every server to apply the writes", || {
+        let (_, lines) = status_json(dir, &test.path);
+        let applied: Vec<u64> = lines
+            .iter()
+            .filter_map(|l| l["last_applied"].as_u64())
+            .collect();
+        (applied.len() == 3 && applied.iter().all(|&a| a >= 5)).then_some(lines)
+    });
+    for line in &lines {
+        assert!(
+            line["commit_index"].as_u64() >= line["last_applied"].as_u64(),
+            "{line}"
+        );
+        assert!(
+            line["last_index"].as_u64() >= line["commit_index"].as_u64(),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn kv_commands_against_no_cluster_fail_after_their_deadline() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let started = Instant::now();
+    let put = kv_command(
+        dir,
+        &test.path,
+        "put-dead",
+        &["put", "k", "v", "--deadline-ms", "1500"],
+    );
+    assert_eq!(put.code, Some(1));
+    assert!(put.stderr.contains("timed out"), "{}", put.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "it tried until its deadline"
+    );
+}
