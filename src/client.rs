@@ -50,26 +50,19 @@ impl fmt::Display for CallError {
             CallError::Unreachable => f.write_str("unreachable"),
             CallError::Refused(ClientError::BadRequest(why)) => write!(f, "bad request: {why}"),
             CallError::Refused(ClientError::WrongCluster { expected }) => {
-                write!(
-                    f,
-                    "wrong cluster: the server belongs to cluster {expected}; check --config"
-                )
+                write!(f, "wrong cluster: the server belongs to cluster {expected}; check --config")
             }
             CallError::Refused(ClientError::NotLeader { leader: Some(l) }) => {
                 write!(f, "not the leader (server {l} is)")
             }
-            CallError::Refused(ClientError::NotLeader { leader: None }) => {
-                f.write_str("not the leader (none known)")
-            }
-            CallError::Refused(ClientError::Dropped) => {
-                f.write_str("dropped by a leader change (outcome unknown)")
-            }
+            CallError::Refused(ClientError::NotLeader { leader: None }) => f.write_str("not the leader (none known)"),
+            CallError::Refused(ClientError::Dropped) => f.write_str("dropped by a leader change (outcome unknown)"),
             CallError::Refused(ClientError::Busy) => f.write_str("server busy"),
             CallError::BadResponse(why) => write!(f, "bad response: {why}"),
             CallError::Local(why) => write!(f, "{why}"),
-            CallError::Timeout => f.write_str(
-                "timed out: no leader applied the operation in time (it may still apply)",
-            ),
+            CallError::Timeout => {
+                f.write_str("timed out: no leader applied the operation in time (it may still apply)")
+            }
         }
     }
 }
@@ -129,9 +122,7 @@ impl Client {
 
     fn socket(&mut self, server: &ServerConfig) -> Result<&zmq::Socket, CallError> {
         if !self.sockets.contains_key(&server.pid) {
-            let local = |e: zmq::Error| {
-                CallError::Local(format!("client socket for {}: {e}", server.client_endpoint))
-            };
+            let local = |e: zmq::Error| CallError::Local(format!("client socket for {}: {e}", server.client_endpoint));
             let socket = self.ctx.socket(zmq::DEALER).map_err(local)?;
             socket.set_linger(0).map_err(local)?;
             socket.connect(&server.client_endpoint).map_err(local)?;
@@ -141,19 +132,11 @@ impl Client {
     }
 
     fn send(&mut self, pid: NodeId, body: Request) -> Result<u64, CallError> {
-        let server = self
-            .config
-            .server(pid)
-            .map_err(|e| CallError::Local(e.to_string()))?
-            .clone();
+        let server = self.config.server(pid).map_err(|e| CallError::Local(e.to_string()))?.clone();
         let request_id = self.next_request_id;
         self.next_request_id += 1;
-        let request = ClientRequest {
-            version: CLIENT_WIRE_VERSION,
-            cluster_id: self.config.cluster_id,
-            request_id,
-            body,
-        };
+        let request =
+            ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: self.config.cluster_id, request_id, body };
         let socket = self.socket(&server)?;
         // Queued until the connection is up; the deadline covers a server that never appears.
         socket
@@ -164,10 +147,7 @@ impl Client {
 
     /// Ask server `pid` for its status.
     pub fn status(&mut self, pid: NodeId) -> Result<Status, CallError> {
-        self.status_of(&[pid])
-            .pop()
-            .expect("one answer per server")
-            .1
+        self.status_of(&[pid]).pop().expect("one answer per server").1
     }
 
     /// Ask every server for its status, all at once; answers in pid order.
@@ -178,61 +158,42 @@ impl Client {
 
     /// Ask the servers `pids` for their status, all at once; answers in the order given.
     pub fn status_of(&mut self, pids: &[NodeId]) -> Vec<(NodeId, Result<Status, CallError>)> {
-        let sent: Vec<(NodeId, Result<u64, CallError>)> = pids
-            .iter()
-            .map(|&p| (p, self.send(p, Request::Status)))
-            .collect();
+        let sent: Vec<(NodeId, Result<u64, CallError>)> =
+            pids.iter().map(|&p| (p, self.send(p, Request::Status))).collect();
         let deadline = Instant::now() + self.timeout;
         sent.into_iter()
             .map(|(pid, request_id)| {
-                let answer = request_id
-                    .and_then(|id| self.receive(pid, id, deadline))
-                    .and_then(|body| match body {
-                        Response::Status(status) => Ok(status),
-                        Response::Error(e) => Err(CallError::Refused(e)),
-                        other => Err(CallError::BadResponse(format!(
-                            "{other:?} to a status request"
-                        ))),
-                    });
+                let answer = request_id.and_then(|id| self.receive(pid, id, deadline)).and_then(|body| match body {
+                    Response::Status(status) => Ok(status),
+                    Response::Error(e) => Err(CallError::Refused(e)),
+                    other => Err(CallError::BadResponse(format!("{other:?} to a status request"))),
+                });
                 (pid, answer)
             })
             .collect()
     }
 
     /// Wait for the response to `request_id` from `pid` until `deadline`.
-    fn receive(
-        &mut self,
-        pid: NodeId,
-        request_id: u64,
-        deadline: Instant,
-    ) -> Result<Response, CallError> {
+    fn receive(&mut self, pid: NodeId, request_id: u64, deadline: Instant) -> Result<Response, CallError> {
         let socket = &self.sockets[&pid];
         loop {
             // Poll even when the deadline has passed: answers from other servers may have
             // arrived while we waited for a dead one, and they count.
             let left = deadline.saturating_duration_since(Instant::now());
-            let ready = socket
-                .poll(zmq::POLLIN, left.as_millis() as i64)
-                .map_err(|e| CallError::Local(e.to_string()))?;
+            let ready =
+                socket.poll(zmq::POLLIN, left.as_millis() as i64).map_err(|e| CallError::Local(e.to_string()))?;
             if ready == 0 {
                 if Instant::now() >= deadline {
                     return Err(CallError::Unreachable);
                 }
                 continue;
             }
-            let frames = socket
-                .recv_multipart(0)
-                .map_err(|e| CallError::Local(e.to_string()))?;
-            let body = frames
-                .last()
-                .ok_or_else(|| CallError::BadResponse("empty message".into()))?;
-            let response: ClientResponse = decode(body, RESPONSE_BYTES_MAX)
-                .map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
+            let frames = socket.recv_multipart(0).map_err(|e| CallError::Local(e.to_string()))?;
+            let body = frames.last().ok_or_else(|| CallError::BadResponse("empty message".into()))?;
+            let response: ClientResponse =
+                decode(body, RESPONSE_BYTES_MAX).map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
             if response.version != CLIENT_WIRE_VERSION {
-                return Err(CallError::BadResponse(format!(
-                    "protocol version {}",
-                    response.version
-                )));
+                return Err(CallError::BadResponse(format!("protocol version {}", response.version)));
             }
             if response.request_id == request_id || response.request_id == 0 {
                 return Ok(response.body);
@@ -242,11 +203,7 @@ impl Client {
     }
 
     /// Propose raw `command` bytes to server `pid` once; the answer or why there is none.
-    pub fn propose_to(
-        &mut self,
-        pid: NodeId,
-        command: Vec<u8>,
-    ) -> Result<(LogIndex, Vec<u8>), CallError> {
+    pub fn propose_to(&mut self, pid: NodeId, command: Vec<u8>) -> Result<(LogIndex, Vec<u8>), CallError> {
         let request_id = self.send(pid, Request::Propose { command })?;
         let deadline = Instant::now() + self.timeout;
         match self.receive(pid, request_id, deadline)? {
@@ -260,11 +217,7 @@ impl Client {
     /// changes with the same sequence number, give up at the operation deadline.
     pub fn execute(&mut self, op: KvOp) -> Result<(LogIndex, KvResponse), CallError> {
         self.seq += 1;
-        let command = encode(&KvCommand {
-            client_id: self.client_id,
-            seq: self.seq,
-            op,
-        });
+        let command = encode(&KvCommand { client_id: self.client_id, seq: self.seq, op });
         let deadline = Instant::now() + self.operation_deadline;
         let pids = self.config.pids();
         let mut next_guess = 0;
@@ -276,8 +229,8 @@ impl Client {
             match self.propose_to(target, command.clone()) {
                 Ok((index, result)) => {
                     self.leader_hint = Some(target);
-                    let response: KvResponse = decode(&result, RESPONSE_BYTES_MAX)
-                        .map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
+                    let response: KvResponse =
+                        decode(&result, RESPONSE_BYTES_MAX).map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
                     return Ok((index, response));
                 }
                 Err(CallError::Refused(ClientError::NotLeader { leader })) => {
@@ -298,10 +251,7 @@ impl Client {
 
     /// Set `key` to `value`.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<LogIndex, CallError> {
-        match self.execute(KvOp::Put {
-            key: key.to_vec(),
-            value: value.to_vec(),
-        })? {
+        match self.execute(KvOp::Put { key: key.to_vec(), value: value.to_vec() })? {
             (index, KvResponse::Done) => Ok(index),
             (_, other) => Err(CallError::BadResponse(format!("{other:?} to a put"))),
         }
@@ -331,11 +281,7 @@ impl Client {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<(bool, Option<Vec<u8>>), CallError> {
-        let op = KvOp::Cas {
-            key: key.to_vec(),
-            expected: expected.map(<[u8]>::to_vec),
-            new: new.map(<[u8]>::to_vec),
-        };
+        let op = KvOp::Cas { key: key.to_vec(), expected: expected.map(<[u8]>::to_vec), new: new.map(<[u8]>::to_vec) };
         match self.execute(op)?.1 {
             KvResponse::Cas { swapped, current } => Ok((swapped, current)),
             other => Err(CallError::BadResponse(format!("{other:?} to a cas"))),

@@ -17,18 +17,12 @@ pub enum DecodeError {
 }
 
 fn options(limit: u64) -> impl Options {
-    bincode::options()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .reject_trailing_bytes()
-        .with_limit(limit)
+    bincode::options().with_fixint_encoding().with_little_endian().reject_trailing_bytes().with_limit(limit)
 }
 
 /// Encode `value`. Encoding our own types cannot fail; a failure is a programmer error.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    options(u64::MAX)
-        .serialize(value)
-        .expect("wire types always encode")
+    options(u64::MAX).serialize(value).expect("wire types always encode")
 }
 
 /// Decode exactly one `T` from `bytes`, refusing inputs (and any length prefix inside them)
@@ -37,13 +31,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Deco
     if bytes.len() > limit {
         return Err(DecodeError::Oversize);
     }
-    options(limit as u64)
-        .deserialize(bytes)
-        .map_err(|e| match *e {
-            bincode::ErrorKind::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                DecodeError::Truncated
-            }
-            bincode::ErrorKind::SizeLimit => DecodeError::Oversize,
-            _ => DecodeError::Garbage,
-        })
+    options(limit as u64).deserialize(bytes).map_err(|e| match *e {
+        bincode::ErrorKind::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => DecodeError::Truncated,
+        bincode::ErrorKind::SizeLimit => DecodeError::Oversize,
+        _ => DecodeError::Garbage,
+    })
 }

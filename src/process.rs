@@ -38,11 +38,7 @@ pub struct ProcessCluster {
 
 impl ProcessCluster {
     /// A cluster whose servers run `exe` (the `leader` binary) with `config_path`.
-    pub fn new(
-        exe: impl AsRef<Path>,
-        config_path: impl AsRef<Path>,
-        logs: ChildLogs,
-    ) -> ProcessCluster {
+    pub fn new(exe: impl AsRef<Path>, config_path: impl AsRef<Path>, logs: ChildLogs) -> ProcessCluster {
         ProcessCluster {
             exe: exe.as_ref().to_path_buf(),
             config_path: config_path.as_ref().to_path_buf(),
@@ -60,10 +56,7 @@ impl ProcessCluster {
 
     /// Start server `pid` (it must not be running). Returns its OS pid.
     pub fn start(&mut self, pid: NodeId) -> io::Result<u32> {
-        assert!(
-            !self.children.contains_key(&pid),
-            "server {pid} is already running"
-        );
+        assert!(!self.children.contains_key(&pid), "server {pid} is already running");
         let mut command = Command::new(&self.exe);
         command
             .arg("--pid")
@@ -80,10 +73,7 @@ impl ProcessCluster {
             ChildLogs::Inherit => Stdio::inherit(),
             ChildLogs::Null => Stdio::null(),
             ChildLogs::Dir(dir) => {
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join(format!("server-{pid}.log")))?;
+                let file = OpenOptions::new().create(true).append(true).open(dir.join(format!("server-{pid}.log")))?;
                 Stdio::from(file)
             }
         });

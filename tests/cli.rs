@@ -56,11 +56,7 @@ impl Drop for Guard {
 /// the default log level.
 fn leader(cwd: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
+    command.args(args).current_dir(cwd).env_remove("RUST_LOG").stdin(Stdio::null());
     command
 }
 
@@ -94,32 +90,20 @@ fn run_to_exit(mut command: Command, dir: &Path, name: &str) -> Exit {
 
 /// Start a long-running `leader` (a server) with its stderr in `log`.
 fn spawn_logged(mut command: Command, log: &Path) -> Guard {
-    command
-        .stdout(Stdio::null())
-        .stderr(File::create(log).expect("create log file"));
+    command.stdout(Stdio::null()).stderr(File::create(log).expect("create log file"));
     Guard::spawn(&mut command)
 }
 
 /// Panic with the server's log if it has exited.
 fn assert_alive(guard: &mut Guard, log: &Path) {
     if let Some(status) = guard.try_wait() {
-        panic!(
-            "server exited early ({status}): {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
+        panic!("server exited early ({status}): {}", std::fs::read_to_string(log).unwrap_or_default());
     }
 }
 
 /// `leader status --json` on `config`: exit code and one parsed JSON object per line.
 fn status_json(dir: &Path, config: &Path) -> (Option<i32>, Vec<Value>) {
-    let args = [
-        "status",
-        "--json",
-        "--timeout-ms",
-        STATUS_TIMEOUT_MS,
-        "--config",
-        path_str(config),
-    ];
+    let args = ["status", "--json", "--timeout-ms", STATUS_TIMEOUT_MS, "--config", path_str(config)];
     let exit = run_to_exit(leader(dir, &args), dir, "status-json");
     let lines = exit
         .stdout
@@ -140,10 +124,7 @@ fn agreed_leader(lines: &[Value], n: usize) -> Option<(u64, u64)> {
         return None;
     };
     let (pid, term) = (leader["pid"].as_u64()?, leader["term"].as_u64()?);
-    lines
-        .iter()
-        .all(|l| l["leader"].as_u64() == Some(pid) && l["term"].as_u64() == Some(term))
-        .then_some((pid, term))
+    lines.iter().all(|l| l["leader"].as_u64() == Some(pid) && l["term"].as_u64() == Some(term)).then_some((pid, term))
 }
 
 /// The line of server `pid` in `leader status --json` output.
@@ -160,16 +141,9 @@ fn assert_config_error(dir: &Path, name: &str, args: &[&str], wants: &[&str]) {
     let exit = run_to_exit(leader(dir, args), dir, name);
     let stderr = exit.stderr.trim();
     assert_eq!(exit.code, Some(2), "{name}: `leader {args:?}`: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{name}: one message expected, got {stderr:?}"
-    );
+    assert_eq!(stderr.lines().count(), 1, "{name}: one message expected, got {stderr:?}");
     for want in wants {
-        assert!(
-            stderr.contains(want),
-            "{name}: stderr {stderr:?} lacks {want:?}"
-        );
+        assert!(stderr.contains(want), "{name}: stderr {stderr:?} lacks {want:?}");
     }
 }
 
@@ -187,11 +161,7 @@ fn config_errors_exit_2_with_one_message_naming_field_and_value() {
             r#"{"object": {"total": 3, "Servers": [{"mypid": 1, "url": "127.0.0.1:7001"}, {"mypid": 2, "url": "127.0.0.1:7002"}]}}"#,
             &["object.total is 3 but object.Servers lists 2 servers"],
         ),
-        (
-            "bad-json",
-            "{\"object\": {\"total\": 2,\n \"Servers\": [}}",
-            &["invalid JSON at line 2, column 14"],
-        ),
+        ("bad-json", "{\"object\": {\"total\": 2,\n \"Servers\": [}}", &["invalid JSON at line 2, column 14"]),
         (
             "duplicate-pid",
             r#"{"object": {"total": 2, "Servers": [{"mypid": 1, "url": "127.0.0.1:7001"}, {"mypid": 1, "url": "127.0.0.1:7002"}]}}"#,
@@ -233,12 +203,7 @@ fn config_errors_exit_2_with_one_message_naming_field_and_value() {
 #[test]
 fn no_arguments_or_pid_with_a_command_exit_2() {
     let dir = tempfile::tempdir().expect("temp dir");
-    assert_config_error(
-        dir.path(),
-        "no-args",
-        &[],
-        &["nothing to do", "--pid N", "leader --help"],
-    );
+    assert_config_error(dir.path(), "no-args", &[], &["nothing to do", "--pid N", "leader --help"]);
     assert_config_error(
         dir.path(),
         "pid-and-status",
@@ -252,10 +217,7 @@ fn go_style_flags_run_a_server_that_status_reports() {
     let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
     let dir = test.dir.path();
     let log = dir.join("server-1.log");
-    let args = [
-        "-pid=1".to_string(),
-        format!("-config={}", test.path.display()),
-    ];
+    let args = ["-pid=1".to_string(), format!("-config={}", test.path.display())];
     let mut server = spawn_logged(leader(dir, &[args[0].as_str(), args[1].as_str()]), &log);
 
     let lines = wait_for(DEADLINE, "server 1 to answer status", || {
@@ -270,17 +232,11 @@ fn go_style_flags_run_a_server_that_status_reports() {
     let one = line_of(&lines, 1);
     assert_eq!(one["pid"], 1);
     let state = one["state"].as_str().expect("state is a string");
-    assert!(
-        state == "follower" || state == "candidate",
-        "a lone server of three cannot lead: {one}"
-    );
+    assert!(state == "follower" || state == "candidate", "a lone server of three cannot lead: {one}");
     for pid in [2, 3] {
         let line = line_of(&lines, pid);
         assert_eq!(line["error"], "unreachable", "{line}");
-        assert_eq!(
-            *line,
-            serde_json::json!({"pid": pid, "error": "unreachable"})
-        );
+        assert_eq!(*line, serde_json::json!({"pid": pid, "error": "unreachable"}));
     }
 }
 
@@ -297,15 +253,7 @@ fn status_json_and_table_on_a_running_cluster() {
         let (_, lines) = status_json(dir, &test.path);
         agreed_leader(&lines, 3).map(|_| lines)
     });
-    let keys = [
-        "pid",
-        "state",
-        "term",
-        "leader",
-        "commit_index",
-        "last_applied",
-        "last_index",
-    ];
+    let keys = ["pid", "state", "term", "leader", "commit_index", "last_applied", "last_index"];
     for line in &lines {
         for key in keys {
             assert!(line.get(key).is_some(), "no {key:?} in {line}");
@@ -344,11 +292,7 @@ fn status_exits_1_when_no_server_answers() {
     command.arg(&test.path);
     let exit = run_to_exit(command, dir, "status-nobody");
     assert_eq!(exit.code, Some(1), "{}", exit.stderr);
-    assert!(
-        exit.stderr.contains("no server") && exit.stderr.contains("answered"),
-        "{:?}",
-        exit.stderr
-    );
+    assert!(exit.stderr.contains("no server") && exit.stderr.contains("answered"), "{:?}", exit.stderr);
 }
 
 #[test]
@@ -358,13 +302,7 @@ fn a_second_process_on_the_same_data_dir_is_refused() {
     let dir = first.dir.path();
     let data: PathBuf = dir.join("shared-data");
     let log = dir.join("first.log");
-    let args = [
-        "--pid",
-        "1",
-        "--config",
-        path_str(&first.path),
-        "--data-dir",
-    ];
+    let args = ["--pid", "1", "--config", path_str(&first.path), "--data-dir"];
     let mut command = leader(dir, &args);
     command.arg(&data);
     let mut server = spawn_logged(command, &log);
@@ -374,13 +312,7 @@ fn a_second_process_on_the_same_data_dir_is_refused() {
         client.status(NodeId(1)).ok()
     });
 
-    let args = [
-        "--pid",
-        "1",
-        "--config",
-        path_str(&second.path),
-        "--data-dir",
-    ];
+    let args = ["--pid", "1", "--config", path_str(&second.path), "--data-dir"];
     let mut command = leader(second.dir.path(), &args);
     command.arg(&data);
     let exit = run_to_exit(command, second.dir.path(), "second");
@@ -393,9 +325,7 @@ fn a_second_process_on_the_same_data_dir_is_refused() {
     );
     // The first server is untouched.
     assert_alive(&mut server, &log);
-    client
-        .status(NodeId(1))
-        .expect("the first server still answers");
+    client.status(NodeId(1)).expect("the first server still answers");
 }
 
 #[test]
@@ -404,18 +334,10 @@ fn a_taken_port_fails_with_exit_1_naming_the_endpoint() {
     let dir = test.dir.path();
     let url = &test.servers[0].1;
     let _taken = TcpListener::bind(url.as_str()).expect("take the server's port");
-    let exit = run_to_exit(
-        leader(dir, &["--pid", "1", "--config", path_str(&test.path)]),
-        dir,
-        "taken-port",
-    );
+    let exit = run_to_exit(leader(dir, &["--pid", "1", "--config", path_str(&test.path)]), dir, "taken-port");
     assert_eq!(exit.code, Some(1), "{}", exit.stderr);
     let endpoint = format!("tcp://{url}");
-    assert!(
-        exit.stderr.contains(&endpoint),
-        "stderr {:?} should name {endpoint}",
-        exit.stderr
-    );
+    assert!(exit.stderr.contains(&endpoint), "stderr {:?} should name {endpoint}", exit.stderr);
 }
 
 /// Lines of a child's stdout, read on a thread; everything seen is kept for messages.
@@ -435,10 +357,7 @@ impl Lines {
                 }
             }
         });
-        Lines {
-            rx,
-            seen: Vec::new(),
-        }
+        Lines { rx, seen: Vec::new() }
     }
 
     /// The next line satisfying `want`, within [`DEADLINE`].
@@ -482,32 +401,20 @@ fn up_reports_leaders_and_exits_and_stops_everything_on_ctrl_c() {
     let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
     let dir = test.dir.path();
     let mut command = leader(dir, &["up", "--config", path_str(&test.path)]);
-    command
-        .stdout(Stdio::piped())
-        .stderr(File::create(dir.join("up.stderr")).expect("create up log"));
+    command.stdout(Stdio::piped()).stderr(File::create(dir.join("up.stderr")).expect("create up log"));
     let mut up = Guard::spawn(&mut command);
     let mut lines = Lines::new(up.0.stdout.take().expect("piped stdout"));
 
     lines.until("a leader", |l| leader_in(l).is_some());
     let children: Vec<(u64, u32)> = lines.seen.iter().filter_map(|l| os_pid_in(l)).collect();
     let pids: Vec<u64> = children.iter().map(|c| c.0).collect();
-    assert_eq!(
-        pids,
-        [1, 2, 3],
-        "one os pid line per server: {:#?}",
-        lines.seen
-    );
+    assert_eq!(pids, [1, 2, 3], "one os pid line per server: {:#?}", lines.seen);
 
     // Crash the leader; `up` must notice the exit and report a new leader.
-    let (leader, _) = wait_for(DEADLINE, "one agreed leader", || {
-        agreed_leader(&status_json(dir, &test.path).1, 3)
-    });
+    let (leader, _) = wait_for(DEADLINE, "one agreed leader", || agreed_leader(&status_json(dir, &test.path).1, 3));
     let leader_os_pid = children.iter().find(|c| c.0 == leader).expect("known").1;
     // SAFETY: kill(2) on a live child of `up`, which reaps it only after this signal.
-    assert_eq!(
-        unsafe { libc::kill(leader_os_pid as libc::pid_t, libc::SIGKILL) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(leader_os_pid as libc::pid_t, libc::SIGKILL) }, 0);
     let exited = format!("server {leader} exited");
     lines.until(&exited, |l| l.contains(&exited));
     let next = lines.until("a new leader", |l| leader_in(l).is_some());
@@ -515,18 +422,12 @@ fn up_reports_leaders_and_exits_and_stops_everything_on_ctrl_c() {
 
     // Ctrl-C stops `up` cleanly, and it takes every server with it.
     // SAFETY: kill(2) on our own child, not yet reaped.
-    assert_eq!(
-        unsafe { libc::kill(up.os_pid() as libc::pid_t, libc::SIGINT) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(up.os_pid() as libc::pid_t, libc::SIGINT) }, 0);
     let status = wait_for(DEADLINE, "`up` to exit after SIGINT", || up.try_wait());
     assert_eq!(status.code(), Some(0), "{status}: {:#?}", lines.seen);
     lines.until("all servers stopped", |l| l.contains("all servers stopped"));
     for (pid, os_pid) in children {
-        assert!(
-            process_gone(os_pid),
-            "server {pid} (os pid {os_pid}) outlived `up`"
-        );
+        assert!(process_gone(os_pid), "server {pid} (os pid {os_pid}) outlived `up`");
     }
 }
 
@@ -547,78 +448,38 @@ fn put_get_delete_and_cas_from_the_command_line() {
     }
     // The CLI finds the leader by itself (redirects, retries while the election runs).
     let put = kv_command(dir, &test.path, "put", &["put", "greeting", "hello world"]);
-    assert_eq!(
-        (put.code, put.stdout.trim()),
-        (Some(0), "OK"),
-        "{}",
-        put.stderr
-    );
+    assert_eq!((put.code, put.stdout.trim()), (Some(0), "OK"), "{}", put.stderr);
     let get = kv_command(dir, &test.path, "get", &["get", "greeting"]);
-    assert_eq!(
-        (get.code, get.stdout.trim()),
-        (Some(0), "hello world"),
-        "{}",
-        get.stderr
-    );
+    assert_eq!((get.code, get.stdout.trim()), (Some(0), "hello world"), "{}", get.stderr);
 
     let missing = kv_command(dir, &test.path, "get-missing", &["get", "nope"]);
     assert_eq!(missing.code, Some(1));
     assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
     assert!(missing.stdout.is_empty());
 
-    let cas = kv_command(
-        dir,
-        &test.path,
-        "cas-wrong",
-        &["cas", "greeting", "--expected", "bye", "--new", "x"],
-    );
+    let cas = kv_command(dir, &test.path, "cas-wrong", &["cas", "greeting", "--expected", "bye", "--new", "x"]);
     assert_eq!(cas.code, Some(1), "a failed compare-and-set exits 1");
     assert!(cas.stderr.contains("hello world"), "{}", cas.stderr);
-    let cas = kv_command(
-        dir,
-        &test.path,
-        "cas-right",
-        &[
-            "cas",
-            "greeting",
-            "--expected",
-            "hello world",
-            "--new",
-            "hi",
-        ],
-    );
+    let cas =
+        kv_command(dir, &test.path, "cas-right", &["cas", "greeting", "--expected", "hello world", "--new", "hi"]);
     assert_eq!(cas.code, Some(0), "{}", cas.stderr);
     let get = kv_command(dir, &test.path, "get-after-cas", &["get", "greeting"]);
     assert_eq!(get.stdout.trim(), "hi");
 
     let delete = kv_command(dir, &test.path, "delete", &["delete", "greeting"]);
-    assert_eq!(
-        (delete.code, delete.stdout.trim()),
-        (Some(0), "deleted"),
-        "{}",
-        delete.stderr
-    );
+    assert_eq!((delete.code, delete.stdout.trim()), (Some(0), "deleted"), "{}", delete.stderr);
     let gone = kv_command(dir, &test.path, "get-deleted", &["get", "greeting"]);
     assert_eq!(gone.code, Some(1));
 
     // The writes went through the log: status shows them committed and applied everywhere.
     let lines = wait_for(DEADLINE, "every server to apply the writes", || {
         let (_, lines) = status_json(dir, &test.path);
-        let applied: Vec<u64> = lines
-            .iter()
-            .filter_map(|l| l["last_applied"].as_u64())
-            .collect();
+        let applied: Vec<u64> = lines.iter().filter_map(|l| l["last_applied"].as_u64()).collect();
         (applied.len() == 3 && applied.iter().all(|&a| a >= 5)).then_some(lines)
     });
     for line in &lines {
-        assert!(
-            line["commit_index"].as_u64() >= line["last_applied"].as_u64(),
-            "{line}"
-        );
-        assert!(
-            line["last_index"].as_u64() >= line["commit_index"].as_u64(),
-            "{line}"
-        );
+        assert!(line["commit_index"].as_u64() >= line["last_applied"].as_u64(), "{line}");
+        assert!(line["last_index"].as_u64() >= line["commit_index"].as_u64(), "{line}");
     }
 }
 
@@ -627,16 +488,8 @@ fn kv_commands_against_no_cluster_fail_after_their_deadline() {
     let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
     let dir = test.dir.path();
     let started = Instant::now();
-    let put = kv_command(
-        dir,
-        &test.path,
-        "put-dead",
-        &["put", "k", "v", "--deadline-ms", "1500"],
-    );
+    let put = kv_command(dir, &test.path, "put-dead", &["put", "k", "v", "--deadline-ms", "1500"]);
     assert_eq!(put.code, Some(1));
     assert!(put.stderr.contains("timed out"), "{}", put.stderr);
-    assert!(
-        started.elapsed() >= Duration::from_millis(1500),
-        "it tried until its deadline"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(1500), "it tried until its deadline");
 }

@@ -36,15 +36,11 @@ fn hostile_envelopes_are_dropped_counted_and_change_nothing() {
     let ctx = zmq::Context::new();
     let push = ctx.socket(zmq::PUSH).unwrap();
     push.set_linger(0).unwrap();
-    push.connect(&cluster.test.config.server(target).unwrap().endpoint)
-        .unwrap();
+    push.connect(&cluster.test.config.server(target).unwrap().endpoint).unwrap();
 
     let valid = vote_request(cluster_id, 2, 1, 1000);
     let sends: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "garbage",
-            b"\x01\x00this is not an envelope at all".to_vec(),
-        ),
+        ("garbage", b"\x01\x00this is not an envelope at all".to_vec()),
         ("truncated", valid[..valid.len() - 3].to_vec()),
         (
             "wrong_version",
@@ -60,8 +56,7 @@ fn hostile_envelopes_are_dropped_counted_and_change_nothing() {
         ("empty", Vec::new()),
     ];
     for (what, bytes) in &sends {
-        push.send(bytes.as_slice(), 0)
-            .unwrap_or_else(|e| panic!("send {what}: {e}"));
+        push.send(bytes.as_slice(), 0).unwrap_or_else(|e| panic!("send {what}: {e}"));
     }
     let server = &cluster.servers[&target];
     let counts = wait_for(TOLERANCE, "every hostile envelope counted", || {
@@ -80,28 +75,16 @@ fn hostile_envelopes_are_dropped_counted_and_change_nothing() {
     push.send(vec![1u8; ENVELOPE_BYTES_MAX + 1], 0).unwrap();
     let push2 = ctx.socket(zmq::PUSH).unwrap();
     push2.set_linger(0).unwrap();
-    push2
-        .connect(&cluster.test.config.server(target).unwrap().endpoint)
-        .unwrap();
+    push2.connect(&cluster.test.config.server(target).unwrap().endpoint).unwrap();
     push2.send(&b"\x01\x00more garbage"[..], 0).unwrap();
-    wait_for(
-        TOLERANCE,
-        "the server to keep reading after an oversize message",
-        || (server.drop_counts().total() > counts.total()).then_some(()),
-    );
+    wait_for(TOLERANCE, "the server to keep reading after an oversize message", || {
+        (server.drop_counts().total() > counts.total()).then_some(())
+    });
 
     // None of it moved a term or disturbed the leader; the cluster still acknowledges it.
     cluster.observe_for(Duration::from_millis(600), true);
     let (leader_after, term_after) = cluster.wait_leader("after the attack");
-    assert_eq!(
-        (leader_after, term_after),
-        (leader, term),
-        "the election was disturbed"
-    );
-    assert!(
-        cluster.statuses().iter().all(|s| s.term == term),
-        "a term moved: {:?}",
-        cluster.statuses()
-    );
+    assert_eq!((leader_after, term_after), (leader, term), "the election was disturbed");
+    assert!(cluster.statuses().iter().all(|s| s.term == term), "a term moved: {:?}", cluster.statuses());
     cluster.finish();
 }

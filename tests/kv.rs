@@ -11,53 +11,27 @@ use leader::node::ProposeFailure;
 use leader::transport::client_wire::ClientError;
 
 fn put(client_id: u64, seq: u64, key: &str, value: &str) -> Vec<u8> {
-    encode(&KvCommand {
-        client_id,
-        seq,
-        op: KvOp::Put {
-            key: key.into(),
-            value: value.into(),
-        },
-    })
+    encode(&KvCommand { client_id, seq, op: KvOp::Put { key: key.into(), value: value.into() } })
 }
 
 #[test]
 fn proposals_return_their_index_and_response_and_followers_redirect() {
     let mut cluster = InProcessCluster::start(3, 200, 50);
     let (leader, _) = cluster.wait_leader("first election");
-    let follower = cluster
-        .servers
-        .keys()
-        .copied()
-        .find(|p| *p != leader)
-        .unwrap();
+    let follower = cluster.servers.keys().copied().find(|p| *p != leader).unwrap();
 
-    let (index, result) = cluster.servers[&leader]
-        .propose(put(1, 1, "a", "1"), TOLERANCE)
-        .expect("the leader applies it");
+    let (index, result) =
+        cluster.servers[&leader].propose(put(1, 1, "a", "1"), TOLERANCE).expect("the leader applies it");
     assert!(index.0 >= 2, "after the leader's no-op");
-    assert_eq!(
-        decode::<KvResponse>(&result, 1024).unwrap(),
-        KvResponse::Done
-    );
+    assert_eq!(decode::<KvResponse>(&result, 1024).unwrap(), KvResponse::Done);
 
     let refused = cluster.servers[&follower].propose(put(1, 2, "a", "2"), TOLERANCE);
-    assert_eq!(
-        refused,
-        Err(ProposeFailure::Refused(ClientError::NotLeader {
-            leader: Some(leader)
-        }))
-    );
+    assert_eq!(refused, Err(ProposeFailure::Refused(ClientError::NotLeader { leader: Some(leader) })));
 
     // Over the client protocol too: a follower answers with the leader's pid.
     let mut client = Client::new(cluster.test.config.clone());
     let redirect = client.propose_to(follower, put(1, 2, "a", "2"));
-    assert_eq!(
-        redirect,
-        Err(CallError::Refused(ClientError::NotLeader {
-            leader: Some(leader)
-        }))
-    );
+    assert_eq!(redirect, Err(CallError::Refused(ClientError::NotLeader { leader: Some(leader) })));
     cluster.finish();
 }
 
@@ -70,11 +44,7 @@ fn a_retried_write_is_applied_once() {
         encode(&KvCommand {
             client_id: 9,
             seq,
-            op: KvOp::Cas {
-                key: b"n".to_vec(),
-                expected: None,
-                new: Some(b"1".to_vec()),
-            },
+            op: KvOp::Cas { key: b"n".to_vec(), expected: None, new: Some(b"1".to_vec()) },
         })
     };
     let (first_index, first) = server.propose(cas(1), TOLERANCE).unwrap();
@@ -85,10 +55,7 @@ fn a_retried_write_is_applied_once() {
     assert_eq!(first, second);
     assert_eq!(
         decode::<KvResponse>(&first, 1024).unwrap(),
-        KvResponse::Cas {
-            swapped: true,
-            current: Some(b"1".to_vec())
-        }
+        KvResponse::Cas { swapped: true, current: Some(b"1".to_vec()) }
     );
     cluster.finish();
 }
@@ -99,17 +66,12 @@ fn every_server_applies_every_write_in_the_same_order() {
     cluster.wait_leader("first election");
     let mut client = Client::new(cluster.test.config.clone());
     for i in 0..50 {
-        client
-            .put(format!("k{}", i % 7).as_bytes(), format!("v{i}").as_bytes())
-            .unwrap();
+        client.put(format!("k{}", i % 7).as_bytes(), format!("v{i}").as_bytes()).unwrap();
     }
     assert_eq!(client.get(b"k0").unwrap(), Some(b"v49".to_vec()));
     assert!(client.delete(b"k0").unwrap());
     assert_eq!(client.get(b"k0").unwrap(), None);
-    assert_eq!(
-        client.cas(b"k1", Some(b"v43"), Some(b"x")).unwrap(),
-        (true, Some(b"x".to_vec()))
-    );
+    assert_eq!(client.cas(b"k1", Some(b"v43"), Some(b"x")).unwrap(), (true, Some(b"x".to_vec())));
     let statuses = wait_for(TOLERANCE, "all servers applied the same prefix", || {
         let s = cluster.statuses();
         let commit = s.iter().map(|s| s.commit_index).max()?;

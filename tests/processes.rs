@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::{
-    acknowledged_leader, live_statuses, test_seed, wait_for, Observer, TestConfig, PING, TOLERANCE,
-};
+use common::{acknowledged_leader, live_statuses, test_seed, wait_for, Observer, TestConfig, PING, TOLERANCE};
 use leader::client::Client;
 use leader::core::{NodeId, Role, SplitMix64, Term};
 use leader::process::{ChildLogs, ProcessCluster};
@@ -13,11 +11,8 @@ use leader::storage::read_hard_state;
 use std::time::{Duration, Instant};
 
 fn start_all(test: &TestConfig) -> ProcessCluster {
-    let mut cluster = ProcessCluster::new(
-        env!("CARGO_BIN_EXE_leader"),
-        &test.path,
-        ChildLogs::Dir(test.dir.path().to_path_buf()),
-    );
+    let mut cluster =
+        ProcessCluster::new(env!("CARGO_BIN_EXE_leader"), &test.path, ChildLogs::Dir(test.dir.path().to_path_buf()));
     for pid in test.config.pids() {
         cluster.start(pid).expect("spawn leader");
     }
@@ -26,11 +21,7 @@ fn start_all(test: &TestConfig) -> ProcessCluster {
 
 /// Observe until a leader acknowledged by a majority satisfies `accept`, checking Election
 /// Safety at every observation.
-fn wait_leader(
-    client: &mut Client,
-    observer: &mut Observer,
-    accept: impl Fn(NodeId, Term) -> bool,
-) -> (NodeId, Term) {
+fn wait_leader(client: &mut Client, observer: &mut Observer, accept: impl Fn(NodeId, Term) -> bool) -> (NodeId, Term) {
     let size = client.config().servers.len();
     wait_for(TOLERANCE, "a leader acknowledged by a majority", || {
         let statuses = live_statuses(client);
@@ -45,9 +36,7 @@ fn wait_leader(
 
 #[test]
 fn processes_survive_random_sigkill_and_restart_of_up_to_two() {
-    let mut rng = SplitMix64::new(test_seed(
-        "processes_survive_random_sigkill_and_restart_of_up_to_two",
-    ));
+    let mut rng = SplitMix64::new(test_seed("processes_survive_random_sigkill_and_restart_of_up_to_two"));
     let test = TestConfig::new(5, 200, 50);
     let mut cluster = start_all(&test);
     let mut client = Client::new(test.config.clone()).with_timeout(Duration::from_millis(200));
@@ -80,8 +69,7 @@ fn processes_elect_a_new_leader_each_time_the_leader_is_killed() {
     let (mut leader, mut term) = wait_leader(&mut client, &mut observer, |_, _| true);
     for _ in 0..4 {
         cluster.kill(leader).expect("SIGKILL the leader");
-        let (next, next_term) =
-            wait_leader(&mut client, &mut observer, |p, t| p != leader && t > term);
+        let (next, next_term) = wait_leader(&mut client, &mut observer, |p, t| p != leader && t > term);
         cluster.start(leader).expect("restart the old leader");
         (leader, term) = (next, next_term);
     }
@@ -102,20 +90,10 @@ fn processes_restarted_after_sigkill_keep_term_and_vote() {
     // What each server had promised is on disk, at least as new as what it last reported.
     let mut on_disk = Vec::new();
     for before in &seen {
-        let hard = read_hard_state(test.config.data_dir_for(before.pid))
-            .unwrap()
-            .expect("hard state on disk");
-        assert!(
-            hard.current_term >= before.term,
-            "server {}: term went back on disk",
-            before.pid
-        );
+        let hard = read_hard_state(test.config.data_dir_for(before.pid)).unwrap().expect("hard state on disk");
+        assert!(hard.current_term >= before.term, "server {}: term went back on disk", before.pid);
         if hard.current_term == before.term {
-            assert_eq!(
-                hard.voted_for, before.voted_for,
-                "server {}: vote changed within term",
-                before.pid
-            );
+            assert_eq!(hard.voted_for, before.voted_for, "server {}: vote changed within term", before.pid);
         }
         on_disk.push((before.pid, hard));
     }
@@ -126,14 +104,8 @@ fn processes_restarted_after_sigkill_keep_term_and_vote() {
     let mut cluster = start_all(&test);
     let mut client = Client::new(test.config.clone()).with_timeout(Duration::from_millis(200));
     for (pid, hard) in on_disk {
-        let status = wait_for(TOLERANCE, "the restarted server to answer", || {
-            client.status(pid).ok()
-        });
-        assert_eq!(
-            (status.term, status.voted_for),
-            (hard.current_term, hard.voted_for),
-            "server {pid} after restart"
-        );
+        let status = wait_for(TOLERANCE, "the restarted server to answer", || client.status(pid).ok());
+        assert_eq!((status.term, status.voted_for), (hard.current_term, hard.voted_for), "server {pid} after restart");
         assert_eq!(status.role, Role::Follower);
     }
     cluster.stop_all();

@@ -25,18 +25,11 @@ fn no_faults_elects_one_leader_that_everyone_follows() {
     assert!(term_now >= term);
     wait_for(TOLERANCE, "all five following one leader", || {
         let statuses = cluster.statuses();
-        statuses
-            .iter()
-            .all(|s| s.leader == Some(leader_now) && s.term == term_now)
-            .then_some(())
+        statuses.iter().all(|s| s.leader == Some(leader_now) && s.term == term_now).then_some(())
     });
     eprintln!("leader {leader} in term {term}, then {leader_now} in term {term_now}");
     let observer = cluster.finish();
-    assert!(
-        observer.observations >= 20,
-        "the observer ran ({} observations)",
-        observer.observations
-    );
+    assert!(observer.observations >= 20, "the observer ran ({} observations)", observer.observations);
 }
 
 #[test]
@@ -73,15 +66,10 @@ fn killing_the_leader_repeatedly_elects_a_new_one_each_time() {
     let (mut leader, mut term) = cluster.wait_leader("first election");
     for round in 0..5 {
         cluster.stop_server(leader);
-        let (next, next_term) = cluster.wait_leader_where(
-            &format!("round {round}: after killing {leader}"),
-            |pid, _| pid != leader,
-        );
+        let (next, next_term) =
+            cluster.wait_leader_where(&format!("round {round}: after killing {leader}"), |pid, _| pid != leader);
         assert_ne!(next, leader, "a stopped server cannot lead");
-        assert!(
-            next_term > term,
-            "a new leader is elected in a later term ({next_term} after {term})"
-        );
+        assert!(next_term > term, "a new leader is elected in a later term ({next_term} after {term})");
         cluster.start_server(leader);
         (leader, term) = (next, next_term);
     }
@@ -103,8 +91,7 @@ fn scripted_partition_sequence() {
         cluster.partition(groups);
         let majority = groups.iter().any(|g| g.len() >= 3);
         if majority {
-            let on_majority_side =
-                |leader: NodeId, _| groups.iter().any(|g| g.len() >= 3 && g.contains(&leader.0));
+            let on_majority_side = |leader: NodeId, _| groups.iter().any(|g| g.len() >= 3 && g.contains(&leader.0));
             cluster.wait_leader_where(&format!("partition {groups:?}"), on_majority_side);
         }
         cluster.observe_for(Duration::from_millis(800), majority);
@@ -126,30 +113,20 @@ fn isolated_leader_is_replaced_and_steps_down_after_healing() {
     let mut cluster = InProcessCluster::start(5, ELECTION_MS, HEARTBEAT_MS);
     let (old, old_term) = cluster.wait_leader("first election");
     cluster.isolate(old);
-    let (new, new_term) =
-        cluster.wait_leader_where("majority elects a new leader", |pid, _| pid != old);
+    let (new, new_term) = cluster.wait_leader_where("majority elects a new leader", |pid, _| pid != old);
     assert_ne!(new, old);
-    assert!(
-        new_term > old_term,
-        "new leader's term {new_term} is above the old {old_term}"
-    );
+    assert!(new_term > old_term, "new leader's term {new_term} is above the old {old_term}");
     cluster.observe_for(Duration::from_millis(500), true);
     cluster.heal();
     cluster.observe_for(Duration::from_secs(1), true);
     let (leader, term) = cluster.wait_leader("healed");
-    wait_for(
-        TOLERANCE,
-        "exactly one leader, the old one a follower",
-        || {
-            let statuses = cluster.statuses();
-            let leaders: Vec<_> = statuses.iter().filter(|s| s.role == Role::Leader).collect();
-            let old_status = statuses.iter().find(|s| s.pid == old).unwrap();
-            let done = leaders.len() == 1
-                && old_status.role == Role::Follower
-                && old_status.term >= new_term;
-            done.then_some(())
-        },
-    );
+    wait_for(TOLERANCE, "exactly one leader, the old one a follower", || {
+        let statuses = cluster.statuses();
+        let leaders: Vec<_> = statuses.iter().filter(|s| s.role == Role::Leader).collect();
+        let old_status = statuses.iter().find(|s| s.pid == old).unwrap();
+        let done = leaders.len() == 1 && old_status.role == Role::Follower && old_status.term >= new_term;
+        done.then_some(())
+    });
     eprintln!("old leader {old} (term {old_term}), new {new} (term {new_term}), finally {leader} (term {term})");
     cluster.finish();
 }
@@ -171,21 +148,11 @@ fn restart_keeps_term_and_vote() {
     let mut terms = BTreeSet::new();
     for (pid, status) in before {
         let dir = cluster.test.config.data_dir_for(pid);
-        let on_disk = read_hard_state(&dir)
-            .unwrap()
-            .expect("hard state was written");
-        assert_eq!(
-            (on_disk.current_term, on_disk.voted_for),
-            (status.term, status.voted_for),
-            "server {pid} on disk"
-        );
+        let on_disk = read_hard_state(&dir).unwrap().expect("hard state was written");
+        assert_eq!((on_disk.current_term, on_disk.voted_for), (status.term, status.voted_for), "server {pid} on disk");
         let server = Server::start_with(&cluster.test.config, pid, NodeOptions::default()).unwrap();
         let after = server.status();
-        assert_eq!(
-            (after.term, after.voted_for),
-            (status.term, status.voted_for),
-            "server {pid} after restart"
-        );
+        assert_eq!((after.term, after.voted_for), (status.term, status.voted_for), "server {pid} after restart");
         assert_eq!(after.role, Role::Follower);
         terms.insert(after.term);
         server.stop().unwrap();
@@ -200,18 +167,10 @@ fn application_messages_travel_one_to_one_and_broadcast() {
     // PUSH sockets drop while a connection is not up yet (IMMEDIATE); resend until delivered.
     let got = wait_for(TOLERANCE, "a message from 1 to 2", || {
         let id = s1.send(leader::node::Target::Pid(NodeId(2)), b"hello".to_vec());
-        cluster.servers[&NodeId(2)]
-            .recv_timeout(Duration::from_millis(50))
-            .filter(|m| m.msg_id == id)
+        cluster.servers[&NodeId(2)].recv_timeout(Duration::from_millis(50)).filter(|m| m.msg_id == id)
     });
-    assert_eq!(
-        (got.from, got.broadcast, got.payload.as_slice()),
-        (NodeId(1), false, &b"hello"[..])
-    );
-    assert!(
-        cluster.servers[&NodeId(3)].try_recv().is_none(),
-        "a one-to-one message reaches only its target"
-    );
+    assert_eq!((got.from, got.broadcast, got.payload.as_slice()), (NodeId(1), false, &b"hello"[..]));
+    assert!(cluster.servers[&NodeId(3)].try_recv().is_none(), "a one-to-one message reaches only its target");
     // A broadcast reaches every peer, flagged as such. Like any datagram it is lost while a
     // connection is still being made, so resend until both have one.
     let mut received = std::collections::BTreeMap::new();

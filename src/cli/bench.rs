@@ -76,19 +76,14 @@ fn ensure_cluster(config: &Config) -> Result<Option<ProcessCluster>, i32> {
         eprintln!("leader: bench: create {}: {e}", config.data_dir.display());
         EXIT_FAILURE
     })?;
-    let mut cluster =
-        ProcessCluster::new(exe, &config.path, ChildLogs::Dir(config.data_dir.clone()));
+    let mut cluster = ProcessCluster::new(exe, &config.path, ChildLogs::Dir(config.data_dir.clone()));
     for pid in config.pids() {
         cluster.start(pid).map_err(|e| {
             eprintln!("leader: bench: start server {pid}: {e}");
             EXIT_FAILURE
         })?;
     }
-    eprintln!(
-        "bench: started {} servers from {}",
-        config.servers.len(),
-        config.path.display()
-    );
+    eprintln!("bench: started {} servers from {}", config.servers.len(), config.path.display());
     Ok(Some(cluster))
 }
 
@@ -96,11 +91,7 @@ fn find_leader(config: &Config) -> Option<NodeId> {
     let mut client = Client::new(config.clone()).with_timeout(Duration::from_millis(300));
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        let leader = client
-            .status_all()
-            .into_iter()
-            .filter_map(|(_, s)| s.ok())
-            .find(|s| s.role == Role::Leader);
+        let leader = client.status_all().into_iter().filter_map(|(_, s)| s.ok()).find(|s| s.role == Role::Leader);
         if let Some(s) = leader {
             return Some(s.pid);
         }
@@ -129,10 +120,7 @@ impl Load {
         let command = KvCommand {
             client_id: self.client_id_base + client as u64,
             seq: op.seq,
-            op: KvOp::Put {
-                key: format!("bench-{client}").into_bytes(),
-                value: self.value.clone(),
-            },
+            op: KvOp::Put { key: format!("bench-{client}").into_bytes(), value: self.value.clone() },
         };
         let request_id = self.next_request_id;
         self.next_request_id += 1;
@@ -145,15 +133,10 @@ impl Load {
             version: CLIENT_WIRE_VERSION,
             cluster_id: self.config.cluster_id,
             request_id,
-            body: Request::Propose {
-                command: encode(&command),
-            },
+            body: Request::Propose { command: encode(&command) },
         };
         let socket = &self.sockets[&self.leader];
-        if socket
-            .send_multipart([&b""[..], &encode(&request)], zmq::DONTWAIT)
-            .is_err()
-        {
+        if socket.send_multipart([&b""[..], &encode(&request)], zmq::DONTWAIT).is_err() {
             self.errors += 1;
             self.ops[client].retry_at = Some(Instant::now() + Duration::from_millis(10));
         }
@@ -177,13 +160,10 @@ impl Load {
         match response.body {
             Response::Applied { .. } => {
                 self.by_request.remove(&response.request_id);
-                self.latencies_us
-                    .push(self.ops[client].started.elapsed().as_micros() as u64);
+                self.latencies_us.push(self.ops[client].started.elapsed().as_micros() as u64);
                 self.start_next(client);
             }
-            Response::Error(ClientError::NotLeader { leader: Some(l) })
-                if self.sockets.contains_key(&l) =>
-            {
+            Response::Error(ClientError::NotLeader { leader: Some(l) }) if self.sockets.contains_key(&l) => {
                 self.errors += 1;
                 self.leader = l;
                 self.send(client);
@@ -200,8 +180,7 @@ impl Load {
         let now = Instant::now();
         for client in 0..self.ops.len() {
             let op = &self.ops[client];
-            let due = op.retry_at.is_some_and(|t| now >= t)
-                || (op.retry_at.is_none() && now - op.sent > RESEND_AFTER);
+            let due = op.retry_at.is_some_and(|t| now >= t) || (op.retry_at.is_none() && now - op.sent > RESEND_AFTER);
             if due {
                 if self.ops[client].retry_at.is_none() {
                     self.errors += 1; // a timeout: maybe the leader died
@@ -229,9 +208,7 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
         socket.set_linger(0).map_err(|_| EXIT_FAILURE)?;
         socket.set_sndhwm(0).map_err(|_| EXIT_FAILURE)?;
         socket.set_rcvhwm(0).map_err(|_| EXIT_FAILURE)?;
-        socket
-            .connect(&server.client_endpoint)
-            .map_err(|_| EXIT_FAILURE)?;
+        socket.connect(&server.client_endpoint).map_err(|_| EXIT_FAILURE)?;
         sockets.insert(server.pid, socket);
     }
     let now = Instant::now();
@@ -240,15 +217,7 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
         config,
         sockets,
         leader,
-        ops: (0..clients)
-            .map(|_| Op {
-                seq: 0,
-                request_id: 0,
-                started: now,
-                sent: now,
-                retry_at: None,
-            })
-            .collect(),
+        ops: (0..clients).map(|_| Op { seq: 0, request_id: 0, started: now, sent: now, retry_at: None }).collect(),
         by_request: HashMap::new(),
         next_request_id: 1,
         client_id_base: (rand::random::<u64>() >> 20) << 20 | 1,
@@ -271,10 +240,7 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
         if done {
             break;
         }
-        let mut items: Vec<zmq::PollItem> = pids
-            .iter()
-            .map(|p| load.sockets[p].as_poll_item(zmq::POLLIN))
-            .collect();
+        let mut items: Vec<zmq::PollItem> = pids.iter().map(|p| load.sockets[p].as_poll_item(zmq::POLLIN)).collect();
         let _ = zmq::poll(&mut items, 5);
         let readable: Vec<bool> = items.iter().map(|i| i.is_readable()).collect();
         for (pid, readable) in pids.iter().zip(readable) {
@@ -303,12 +269,8 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
     let mut lat = std::mem::take(&mut load.latencies_us);
     lat.sort_unstable();
     let ops = lat.len();
-    let (p50, p90, p99, max) = (
-        percentile_ms(&lat, 50.0),
-        percentile_ms(&lat, 90.0),
-        percentile_ms(&lat, 99.0),
-        percentile_ms(&lat, 100.0),
-    );
+    let (p50, p90, p99, max) =
+        (percentile_ms(&lat, 50.0), percentile_ms(&lat, 90.0), percentile_ms(&lat, 99.0), percentile_ms(&lat, 100.0));
     let ops_per_sec = ops as f64 / secs;
     if args.json {
         println!(
@@ -370,11 +332,8 @@ pub fn run_in_memory(args: &BenchArgs) -> Result<(), i32> {
                         bytes_on_wire += bytes.len() as u64;
                         wire.push_back(bytes);
                     }
-                    applied[i] += node
-                        .entries(ready.committed_entries)
-                        .iter()
-                        .filter(|e| !e.data.is_empty())
-                        .count() as u64;
+                    applied[i] +=
+                        node.entries(ready.committed_entries).iter().filter(|e| !e.data.is_empty()).count() as u64;
                     node.advance();
                 }
             }
@@ -383,12 +342,8 @@ pub fn run_in_memory(args: &BenchArgs) -> Result<(), i32> {
             }
             while let Some(bytes) = wire.pop_front() {
                 // Peek the receiver (bytes 18..26 are `to`) to pick its checker, then decode.
-                let to = u64::from_le_bytes(bytes[18..26].try_into().expect("envelope header"))
-                    as usize
-                    - 1;
-                let envelope = receivers[to]
-                    .open_envelope(&bytes)
-                    .expect("our own envelopes decode");
+                let to = u64::from_le_bytes(bytes[18..26].try_into().expect("envelope header")) as usize - 1;
+                let envelope = receivers[to].open_envelope(&bytes).expect("our own envelopes decode");
                 if let Body::Raft(message) = envelope.body {
                     nodes[to].step(envelope.from, message);
                 }
@@ -408,9 +363,7 @@ pub fn run_in_memory(args: &BenchArgs) -> Result<(), i32> {
     while applied.iter().any(|&a| a < total) {
         if proposed < total {
             let n = batch.min(total - proposed);
-            nodes[0]
-                .propose_batch((0..n).map(|_| payload.clone()).collect())
-                .expect("server 1 leads");
+            nodes[0].propose_batch((0..n).map(|_| payload.clone()).collect()).expect("server 1 leads");
             proposed += n;
         } else {
             // Followers learn the final commit index from a heartbeat.

@@ -14,20 +14,11 @@ const ROUND_DEADLINE: Duration = Duration::from_secs(10);
 /// Status polling period while waiting; small against the ~200–400 ms being measured.
 const POLL_EVERY: Duration = Duration::from_millis(2);
 
-fn wait_for_leader(
-    client: &mut Client,
-    not: Option<NodeId>,
-    after: Term,
-) -> Option<(NodeId, Term)> {
+fn wait_for_leader(client: &mut Client, not: Option<NodeId>, after: Term) -> Option<(NodeId, Term)> {
     let deadline = Instant::now() + ROUND_DEADLINE;
     while Instant::now() < deadline {
         // Ask only the live servers: a dead one would cost the whole timeout per poll.
-        let live: Vec<NodeId> = client
-            .config()
-            .pids()
-            .into_iter()
-            .filter(|p| Some(*p) != not)
-            .collect();
+        let live: Vec<NodeId> = client.config().pids().into_iter().filter(|p| Some(*p) != not).collect();
         if let Some((pid, term)) = leader_of(&client.status_of(&live)) {
             if Some(pid) != not && term > after {
                 return Some((pid, term));
@@ -52,44 +43,30 @@ pub fn run(config: &Config, rounds: u32, json: bool) -> Result<(), i32> {
     let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| fail(format!("create {}: {e}", config.data_dir.display())))?;
-    let mut cluster =
-        ProcessCluster::new(exe, &config.path, ChildLogs::Dir(config.data_dir.clone()));
+    let mut cluster = ProcessCluster::new(exe, &config.path, ChildLogs::Dir(config.data_dir.clone()));
     for server in &config.servers {
-        cluster
-            .start(server.pid)
-            .map_err(|e| fail(format!("start server {}: {e}", server.pid)))?;
+        cluster.start(server.pid).map_err(|e| fail(format!("start server {}: {e}", server.pid)))?;
     }
     let mut client = Client::new(config.clone()).with_timeout(Duration::from_millis(50));
-    let (mut leader, mut term) = wait_for_leader(&mut client, None, Term(0))
-        .ok_or_else(|| fail("no first leader".into()))?;
+    let (mut leader, mut term) =
+        wait_for_leader(&mut client, None, Term(0)).ok_or_else(|| fail("no first leader".into()))?;
     let mut times_ms = Vec::new();
     for round in 1..=rounds {
         let killed_at = Instant::now();
-        cluster
-            .kill(leader)
-            .map_err(|e| fail(format!("kill server {leader}: {e}")))?;
-        let (next, next_term) =
-            wait_for_leader(&mut client, Some(leader), term).ok_or_else(|| {
-                fail(format!(
-                    "round {round}: no new leader within {ROUND_DEADLINE:?}"
-                ))
-            })?;
+        cluster.kill(leader).map_err(|e| fail(format!("kill server {leader}: {e}")))?;
+        let (next, next_term) = wait_for_leader(&mut client, Some(leader), term)
+            .ok_or_else(|| fail(format!("round {round}: no new leader within {ROUND_DEADLINE:?}")))?;
         let ms = killed_at.elapsed().as_secs_f64() * 1000.0;
         times_ms.push(ms);
         if !json {
-            eprintln!("round {round}/{rounds}: killed leader {leader}, server {next} leads term {next_term} after {ms:.0} ms");
+            eprintln!(
+                "round {round}/{rounds}: killed leader {leader}, server {next} leads term {next_term} after {ms:.0} ms"
+            );
         }
-        cluster
-            .start(leader)
-            .map_err(|e| fail(format!("restart server {leader}: {e}")))?;
+        cluster.start(leader).map_err(|e| fail(format!("restart server {leader}: {e}")))?;
         // Let the restarted server rejoin as a follower before the next kill.
         let rejoin_deadline = Instant::now() + ROUND_DEADLINE;
-        while Instant::now() < rejoin_deadline
-            && client
-                .status(leader)
-                .map(|s| s.leader.is_none())
-                .unwrap_or(true)
-        {
+        while Instant::now() < rejoin_deadline && client.status(leader).map(|s| s.leader.is_none()).unwrap_or(true) {
             std::thread::sleep(Duration::from_millis(10));
         }
         (leader, term) = (next, next_term);

@@ -18,19 +18,13 @@ pub enum KvCli {
     /// Remove a key.
     Delete { key: String },
     /// Compare-and-set.
-    Cas {
-        key: String,
-        expected: Option<String>,
-        new: Option<String>,
-    },
+    Cas { key: String, expected: Option<String>, new: Option<String> },
 }
 
 /// Run one command against the cluster of `config`; prints the result on stdout, errors on
 /// stderr.
 pub fn run(config: Config, command: KvCli, deadline: Duration) -> Result<(), i32> {
-    let mut client = Client::new(config)
-        .with_timeout(Duration::from_millis(1000))
-        .with_operation_deadline(deadline);
+    let mut client = Client::new(config).with_timeout(Duration::from_millis(1000)).with_operation_deadline(deadline);
     let fail = |e: leader::client::CallError| {
         eprintln!("leader: {e}");
         EXIT_FAILURE
@@ -49,26 +43,13 @@ pub fn run(config: Config, command: KvCli, deadline: Duration) -> Result<(), i32
         },
         KvCli::Delete { key } => {
             let existed = client.delete(key.as_bytes()).map_err(fail)?;
-            println!(
-                "{}",
-                if existed {
-                    "deleted"
-                } else {
-                    "not found (nothing to delete)"
-                }
-            );
+            println!("{}", if existed { "deleted" } else { "not found (nothing to delete)" });
         }
         KvCli::Cas { key, expected, new } => {
             let (swapped, current) = client
-                .cas(
-                    key.as_bytes(),
-                    expected.as_deref().map(str::as_bytes),
-                    new.as_deref().map(str::as_bytes),
-                )
+                .cas(key.as_bytes(), expected.as_deref().map(str::as_bytes), new.as_deref().map(str::as_bytes))
                 .map_err(fail)?;
-            let current = current.map_or("(absent)".to_string(), |v| {
-                String::from_utf8_lossy(&v).into_owned()
-            });
+            let current = current.map_or("(absent)".to_string(), |v| String::from_utf8_lossy(&v).into_owned());
             if swapped {
                 println!("swapped; now {current}");
             } else {

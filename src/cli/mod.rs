@@ -22,22 +22,13 @@ pub const EXIT_CONFIG: i32 = 2;
 pub const EXIT_FAILURE: i32 = 1;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "leader",
-    version,
-    about = "Raft consensus over ZeroMQ: one process per server"
-)]
+#[command(name = "leader", version, about = "Raft consensus over ZeroMQ: one process per server")]
 struct Cli {
     /// Run server PID of the config file (the original's `leader -pid=N`).
     #[arg(long, value_name = "PID")]
     pid: Option<u64>,
     /// The cluster's config.json.
-    #[arg(
-        long,
-        global = true,
-        default_value = "config.json",
-        value_name = "FILE"
-    )]
+    #[arg(long, global = true, default_value = "config.json", value_name = "FILE")]
     config: PathBuf,
     /// This server's data directory (default: the config's data_dir/<pid>).
     #[arg(long, value_name = "DIR")]
@@ -117,14 +108,7 @@ enum Cmd {
 
 /// Rewrite Go-style single-dash long flags (`-pid=3`, `-config x`) into clap's `--pid=3`.
 fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
-    const LONG: [&str; 6] = [
-        "pid",
-        "config",
-        "data-dir",
-        "json",
-        "timeout-ms",
-        "deadline-ms",
-    ];
+    const LONG: [&str; 6] = ["pid", "config", "data-dir", "json", "timeout-ms", "deadline-ms"];
     args.into_iter()
         .map(|arg| match arg.to_str() {
             Some(s) if s.starts_with('-') && !s.starts_with("--") => {
@@ -158,13 +142,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
-    let default_level = if cli.pid.is_some() && cli.command.is_none() {
-        "info"
-    } else {
-        "warn"
-    };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .init();
+    let default_level = if cli.pid.is_some() && cli.command.is_none() { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
     let result = match (cli.command, cli.pid) {
         (Some(_), Some(_)) => {
             eprintln!("leader: --pid runs one server; it cannot be combined with a command");
@@ -176,42 +155,22 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Err(EXIT_CONFIG)
         }
         (Some(Cmd::Up), None) => load_config(&cli.config).and_then(|c| up::run(&c)),
-        (Some(Cmd::Status { json, timeout_ms }), None) => load_config(&cli.config)
-            .and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms))),
+        (Some(Cmd::Status { json, timeout_ms }), None) => {
+            load_config(&cli.config).and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms)))
+        }
         (Some(Cmd::Failover { rounds, json }), None) => {
             load_config(&cli.config).and_then(|c| failover::run(&c, rounds, json))
         }
         (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
-        (Some(Cmd::Bench(args)), None) => {
-            load_config(&cli.config).and_then(|c| bench::run(c, &args))
+        (Some(Cmd::Bench(args)), None) => load_config(&cli.config).and_then(|c| bench::run(c, &args)),
+        (Some(Cmd::Put { key, value, deadline_ms }), None) => {
+            run_kv(&cli.config, kv::KvCli::Put { key, value }, deadline_ms)
         }
-        (
-            Some(Cmd::Put {
-                key,
-                value,
-                deadline_ms,
-            }),
-            None,
-        ) => run_kv(&cli.config, kv::KvCli::Put { key, value }, deadline_ms),
-        (Some(Cmd::Get { key, deadline_ms }), None) => {
-            run_kv(&cli.config, kv::KvCli::Get { key }, deadline_ms)
+        (Some(Cmd::Get { key, deadline_ms }), None) => run_kv(&cli.config, kv::KvCli::Get { key }, deadline_ms),
+        (Some(Cmd::Delete { key, deadline_ms }), None) => run_kv(&cli.config, kv::KvCli::Delete { key }, deadline_ms),
+        (Some(Cmd::Cas { key, expected, new, deadline_ms }), None) => {
+            run_kv(&cli.config, kv::KvCli::Cas { key, expected, new }, deadline_ms)
         }
-        (Some(Cmd::Delete { key, deadline_ms }), None) => {
-            run_kv(&cli.config, kv::KvCli::Delete { key }, deadline_ms)
-        }
-        (
-            Some(Cmd::Cas {
-                key,
-                expected,
-                new,
-                deadline_ms,
-            }),
-            None,
-        ) => run_kv(
-            &cli.config,
-            kv::KvCli::Cas { key, expected, new },
-            deadline_ms,
-        ),
     };
     match result {
         Ok(()) => 0,
@@ -235,10 +194,7 @@ fn interrupted_flag() -> Arc<AtomicBool> {
 
 fn run_server(config_path: &PathBuf, pid: u64, data_dir: Option<PathBuf>) -> Result<(), i32> {
     let config = load_config(config_path)?;
-    let options = NodeOptions {
-        data_dir,
-        ..NodeOptions::default()
-    };
+    let options = NodeOptions { data_dir, ..NodeOptions::default() };
     let server = Server::start_with(&config, NodeId(pid), options).map_err(|e| {
         eprintln!("leader: server {pid}: {e}");
         match e {
@@ -265,13 +221,8 @@ mod tests {
     #[test]
     fn go_style_flags_are_accepted() {
         let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        let got = normalize_go_flags(args(&[
-            "leader", "-pid=3", "-config", "c.json", "-h", "status", "-json",
-        ]));
-        assert_eq!(
-            got,
-            args(&["leader", "--pid=3", "--config", "c.json", "-h", "status", "--json"])
-        );
+        let got = normalize_go_flags(args(&["leader", "-pid=3", "-config", "c.json", "-h", "status", "-json"]));
+        assert_eq!(got, args(&["leader", "--pid=3", "--config", "c.json", "-h", "status", "--json"]));
         let cli = Cli::try_parse_from(normalize_go_flags(args(&["leader", "-pid=3"]))).unwrap();
         assert_eq!(cli.pid, Some(3));
         assert_eq!(cli.config, PathBuf::from("config.json"));

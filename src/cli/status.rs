@@ -31,10 +31,7 @@ fn table(config: &Config, answers: &[(NodeId, Result<Status, CallError>)]) -> St
         "PID", "STATE", "TERM", "LEADER", "VOTED_FOR", "COMMIT", "URL"
     );
     for (pid, answer) in answers {
-        let url = config
-            .server(*pid)
-            .map(|s| s.endpoint.clone())
-            .unwrap_or_default();
+        let url = config.server(*pid).map(|s| s.endpoint.clone()).unwrap_or_default();
         let opt = |v: Option<NodeId>| v.map_or("-".to_string(), |v| v.to_string());
         match answer {
             Ok(s) => {
@@ -49,15 +46,8 @@ fn table(config: &Config, answers: &[(NodeId, Result<Status, CallError>)]) -> St
                 )
             }
             Err(e) => {
-                out += &format!(
-                    "{:<5} {:<10} {:>6} {:>6} {:>9} {:>7}  {url}\n",
-                    pid.0,
-                    e.to_string(),
-                    "-",
-                    "-",
-                    "-",
-                    "-"
-                )
+                out +=
+                    &format!("{:<5} {:<10} {:>6} {:>6} {:>9} {:>7}  {url}\n", pid.0, e.to_string(), "-", "-", "-", "-")
             }
         }
     }
@@ -76,10 +66,7 @@ pub fn run(config: Config, json: bool, timeout: Duration) -> Result<(), i32> {
         print!("{}", table(client.config(), &answers));
     }
     if answers.iter().all(|(_, a)| a.is_err()) {
-        eprintln!(
-            "leader: no server of {} answered",
-            client.config().path.display()
-        );
+        eprintln!("leader: no server of {} answered", client.config().path.display());
         return Err(EXIT_FAILURE);
     }
     Ok(())

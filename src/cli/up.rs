@@ -13,10 +13,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// The cluster-wide view `up` prints when it changes: the leader of the highest term.
 pub fn leader_of(
-    answers: &[(
-        NodeId,
-        Result<leader::transport::client_wire::Status, leader::client::CallError>,
-    )],
+    answers: &[(NodeId, Result<leader::transport::client_wire::Status, leader::client::CallError>)],
 ) -> Option<(NodeId, Term)> {
     answers
         .iter()
@@ -34,11 +31,7 @@ pub fn run(config: &Config) -> Result<(), i32> {
     })?;
     let interrupted = interrupted_flag();
     let mut cluster = ProcessCluster::new(exe, &config.path, ChildLogs::Inherit);
-    println!(
-        "starting {} servers from {} (Ctrl-C stops them all)",
-        config.servers.len(),
-        config.path.display()
-    );
+    println!("starting {} servers from {} (Ctrl-C stops them all)", config.servers.len(), config.path.display());
     for server in &config.servers {
         match cluster.start(server.pid) {
             Ok(os_pid) => println!(
@@ -56,10 +49,7 @@ pub fn run(config: &Config) -> Result<(), i32> {
     let mut shown: Option<Option<(NodeId, Term)>> = None;
     while !interrupted.load(Ordering::SeqCst) {
         for (pid, status) in cluster.reap_exited() {
-            println!(
-                "[{:>8.3}s] server {pid} exited ({status})",
-                started.elapsed().as_secs_f64()
-            );
+            println!("[{:>8.3}s] server {pid} exited ({status})", started.elapsed().as_secs_f64());
         }
         if cluster.running().is_empty() {
             if interrupted.load(Ordering::SeqCst) {

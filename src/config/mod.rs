@@ -129,37 +129,17 @@ impl fmt::Display for ConfigError {
             ConfigError::Io { path, source } => {
                 write!(f, "{}: cannot read config file: {source}", path.display())
             }
-            ConfigError::Json {
-                path,
-                line,
-                column,
-                message,
-            } => write!(
-                f,
-                "{}: invalid JSON at line {line}, column {column}: {message}",
-                path.display()
-            ),
-            ConfigError::Invalid {
-                path,
-                field,
-                message,
-            } => {
+            ConfigError::Json { path, line, column, message } => {
+                write!(f, "{}: invalid JSON at line {line}, column {column}: {message}", path.display())
+            }
+            ConfigError::Invalid { path, field, message } => {
                 // "object.total is 4 but ..." reads better than "object.total: is 4 but ...".
-                let sep = if message.starts_with("is ") {
-                    " "
-                } else {
-                    ": "
-                };
+                let sep = if message.starts_with("is ") { " " } else { ": " };
                 write!(f, "{}: {field}{sep}{message}", path.display())
             }
             ConfigError::UnknownPid { path, pid, pids } => {
                 let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-                write!(
-                    f,
-                    "{}: pid {pid} is not in object.Servers (pids: {})",
-                    path.display(),
-                    list.join(", ")
-                )
+                write!(f, "{}: pid {pid} is not in object.Servers (pids: {})", path.display(), list.join(", "))
             }
         }
     }
@@ -178,10 +158,8 @@ impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         Config::parse(&text, path)
     }
 
@@ -195,14 +173,11 @@ impl Config {
 
     /// The server with this pid, or an error listing the pids the file does have.
     pub fn server(&self, pid: NodeId) -> Result<&ServerConfig, ConfigError> {
-        self.servers
-            .iter()
-            .find(|s| s.pid == pid)
-            .ok_or_else(|| ConfigError::UnknownPid {
-                path: self.path.clone(),
-                pid,
-                pids: self.pids(),
-            })
+        self.servers.iter().find(|s| s.pid == pid).ok_or_else(|| ConfigError::UnknownPid {
+            path: self.path.clone(),
+            pid,
+            pids: self.pids(),
+        })
     }
 
     /// Every server except `pid`, in pid order: the peers `pid` talks to.
@@ -242,18 +217,12 @@ pub fn render_config(
         out.push_str(&format!("  \"heartbeat_ms\": {ms},\n"));
     }
     if let Some(dir) = data_dir {
-        out.push_str(&format!(
-            "  \"data_dir\": {},\n",
-            quote(&dir.to_string_lossy())
-        ));
+        out.push_str(&format!("  \"data_dir\": {},\n", quote(&dir.to_string_lossy())));
     }
     out.push_str("  \"Servers\": [");
     for (i, (pid, url)) in servers.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        out.push_str(&format!(
-            "{sep}\n    {{\"mypid\": {pid}, \"url\": {}}}",
-            quote(url)
-        ));
+        out.push_str(&format!("{sep}\n    {{\"mypid\": {pid}, \"url\": {}}}", quote(url)));
     }
     out.push_str("\n  ]\n}}\n");
     out
@@ -271,10 +240,7 @@ fn fnv1a_64(bytes: &[u8]) -> u64 {
 
 /// The default cluster id of servers already sorted by pid.
 fn default_cluster_id(servers: &[ServerConfig]) -> u64 {
-    let canonical: String = servers
-        .iter()
-        .map(|s| format!("{}={};", s.pid, s.url))
-        .collect();
+    let canonical: String = servers.iter().map(|s| format!("{}={};", s.pid, s.url)).collect();
     fnv1a_64(canonical.as_bytes())
 }
 
@@ -283,12 +249,7 @@ fn json_error(path: &Path, e: &serde_json::Error) -> ConfigError {
     let full = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
-    ConfigError::Json {
-        path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message,
-    }
+    ConfigError::Json { path: path.to_path_buf(), line: e.line(), column: e.column(), message }
 }
 
 /// Describes a JSON value for "found ..." in messages.
@@ -347,23 +308,16 @@ fn parse_endpoint(url: &str) -> Result<Endpoint, String> {
         url
     };
     let Some((host, port)) = hostport.rsplit_once(':') else {
-        return Err(
-            "expected host:port (e.g. 127.0.0.1:7001), tcp://host:port, ipc://path \
+        return Err("expected host:port (e.g. 127.0.0.1:7001), tcp://host:port, ipc://path \
                     or inproc://name"
-                .to_string(),
-        );
+            .to_string());
     };
     check_host(host)?;
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "port \"{port}\" is not a number (expected 1-65535)"
-        ));
+        return Err(format!("port \"{port}\" is not a number (expected 1-65535)"));
     }
     match port.parse::<u16>() {
-        Ok(p) if p >= 1 => Ok(Endpoint::Tcp {
-            host: host.to_string(),
-            port: p,
-        }),
+        Ok(p) if p >= 1 => Ok(Endpoint::Tcp { host: host.to_string(), port: p }),
         _ => Err(format!("port {port} is out of range (1-65535)")),
     }
 }
@@ -376,19 +330,11 @@ fn check_host(host: &str) -> Result<(), String> {
         return Ok(()); // bind to every interface
     }
     if let Some(inner) = host.strip_prefix('[') {
-        let ok = inner
-            .strip_suffix(']')
-            .is_some_and(|a| a.parse::<Ipv6Addr>().is_ok());
-        return if ok {
-            Ok(())
-        } else {
-            Err(format!("host {host} is not a valid IPv6 address"))
-        };
+        let ok = inner.strip_suffix(']').is_some_and(|a| a.parse::<Ipv6Addr>().is_ok());
+        return if ok { Ok(()) } else { Err(format!("host {host} is not a valid IPv6 address")) };
     }
     if host.contains(':') {
-        return Err(format!(
-            "IPv6 host {host} must be in brackets, e.g. [::1]:7001"
-        ));
+        return Err(format!("IPv6 host {host} must be in brackets, e.g. [::1]:7001"));
     }
     if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return match host.parse::<Ipv4Addr>() {
@@ -396,13 +342,8 @@ fn check_host(host: &str) -> Result<(), String> {
             Err(_) => Err(format!("host {host} is not a valid IPv4 address")),
         };
     }
-    if !host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-    {
-        return Err(format!(
-            "host \"{host}\" is not a valid hostname (letters, digits, '.', '-')"
-        ));
+    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        return Err(format!("host \"{host}\" is not a valid hostname (letters, digits, '.', '-')"));
     }
     Ok(())
 }
@@ -418,10 +359,7 @@ fn default_client(endpoint: &Endpoint) -> Result<Endpoint, String> {
                      {client}) would be out of range (1-65535); set client_url explicitly"
                 )
             })?;
-            Endpoint::Tcp {
-                host: host.clone(),
-                port,
-            }
+            Endpoint::Tcp { host: host.clone(), port }
         }
         Endpoint::Ipc(p) => Endpoint::Ipc(format!("{p}.client")),
         Endpoint::Inproc(n) => Endpoint::Inproc(format!("{n}.client")),
@@ -435,18 +373,11 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn invalid(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            field: field.into(),
-            message: message.into(),
-        }
+        ConfigError::Invalid { path: self.path.to_path_buf(), field: field.into(), message: message.into() }
     }
 
     fn wrong_type(&self, field: &str, expected: &str, found: &Value) -> ConfigError {
-        self.invalid(
-            field,
-            format!("expected {expected}, found {}", describe(found)),
-        )
+        self.invalid(field, format!("expected {expected}, found {}", describe(found)))
     }
 
     fn required<'v>(
@@ -456,21 +387,17 @@ impl Checker<'_> {
         field: &str,
         hint: &str,
     ) -> Result<&'v Value, ConfigError> {
-        obj.get(key)
-            .ok_or_else(|| self.invalid(field, format!("missing; {hint}")))
+        obj.get(key).ok_or_else(|| self.invalid(field, format!("missing; {hint}")))
     }
 
     /// An optional non-negative integer field (absent gives `None`, any other type errors).
-    fn optional_u64(
-        &self,
-        obj: &Map<String, Value>,
-        key: &str,
-    ) -> Result<Option<u64>, ConfigError> {
+    fn optional_u64(&self, obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, ConfigError> {
         match obj.get(key) {
             None => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                self.wrong_type(&format!("object.{key}"), "a non-negative integer", v)
-            }),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong_type(&format!("object.{key}"), "a non-negative integer", v)),
         }
     }
 
@@ -483,15 +410,9 @@ impl Checker<'_> {
             Value::Object(o) => o,
             other => return Err(self.wrong_type("object", "an object", other)),
         };
-        let total_v = self.required(
-            obj,
-            "total",
-            "object.total",
-            "it must give the number of servers",
-        )?;
-        let total = total_v
-            .as_u64()
-            .ok_or_else(|| self.wrong_type("object.total", "a non-negative integer", total_v))?;
+        let total_v = self.required(obj, "total", "object.total", "it must give the number of servers")?;
+        let total =
+            total_v.as_u64().ok_or_else(|| self.wrong_type("object.total", "a non-negative integer", total_v))?;
         let list = match self.required(obj, "Servers", "object.Servers", "list the servers")? {
             Value::Array(a) => a,
             other => return Err(self.wrong_type("object.Servers", "an array of servers", other)),
@@ -500,23 +421,18 @@ impl Checker<'_> {
             return Err(self.invalid("object.Servers", "is empty; list at least one server"));
         }
         if total != list.len() as u64 {
-            return Err(self.invalid(
-                "object.total",
-                format!("is {total} but object.Servers lists {} servers", list.len()),
-            ));
+            return Err(
+                self.invalid("object.total", format!("is {total} but object.Servers lists {} servers", list.len()))
+            );
         }
         let mut servers = self.servers(list)?;
         servers.sort_by_key(|s| s.pid);
 
-        let heartbeat_ms = self
-            .optional_u64(obj, "heartbeat_ms")?
-            .unwrap_or(HEARTBEAT_MS_DEFAULT);
+        let heartbeat_ms = self.optional_u64(obj, "heartbeat_ms")?.unwrap_or(HEARTBEAT_MS_DEFAULT);
         if heartbeat_ms < 1 {
             return Err(self.invalid("object.heartbeat_ms", "0 must be at least 1"));
         }
-        let election_timeout_ms = self
-            .optional_u64(obj, "election_timeout_ms")?
-            .unwrap_or(ELECTION_TIMEOUT_MS_DEFAULT);
+        let election_timeout_ms = self.optional_u64(obj, "election_timeout_ms")?.unwrap_or(ELECTION_TIMEOUT_MS_DEFAULT);
         let range = ELECTION_TIMEOUT_MS_MIN..=ELECTION_TIMEOUT_MS_MAX;
         if !range.contains(&election_timeout_ms) {
             return Err(self.invalid(
@@ -542,14 +458,7 @@ impl Checker<'_> {
             Some(id) => id,
             None => default_cluster_id(&servers),
         };
-        Ok(Config {
-            path: self.path.to_path_buf(),
-            servers,
-            election_timeout_ms,
-            heartbeat_ms,
-            data_dir,
-            cluster_id,
-        })
+        Ok(Config { path: self.path.to_path_buf(), servers, election_timeout_ms, heartbeat_ms, data_dir, cluster_id })
     }
 
     fn data_dir(&self, obj: &Map<String, Value>) -> Result<PathBuf, ConfigError> {
@@ -576,83 +485,56 @@ impl Checker<'_> {
         for (i, v) in list.iter().enumerate() {
             let at = format!("object.Servers[{i}]");
             let Value::Object(obj) = v else {
-                return Err(self.wrong_type(
-                    &at,
-                    "an object like {\"mypid\": 1, \"url\": \"127.0.0.1:7001\"}",
-                    v,
-                ));
+                return Err(self.wrong_type(&at, "an object like {\"mypid\": 1, \"url\": \"127.0.0.1:7001\"}", v));
             };
             let pid = self.pid(obj, &at)?;
             if let Some(first) = pid_index.insert(pid, i) {
                 return Err(self.invalid(
                     format!("{at}.mypid"),
-                    format!(
-                        "{pid} is also the pid of object.Servers[{first}]; pids must be unique"
-                    ),
+                    format!("{pid} is also the pid of object.Servers[{first}]; pids must be unique"),
                 ));
             }
             let (url, endpoint) = self.url(obj, &at)?;
             let client_field = format!("{at}.client_url");
             let client = match obj.get("client_url") {
                 None => default_client(&endpoint).map_err(|m| self.invalid(&client_field, m))?,
-                Some(v @ Value::String(s)) => parse_endpoint(s)
-                    .map_err(|m| self.invalid(&client_field, format!("{v}: {m}")))?,
+                Some(v @ Value::String(s)) => {
+                    parse_endpoint(s).map_err(|m| self.invalid(&client_field, format!("{v}: {m}")))?
+                }
                 Some(other) => return Err(self.wrong_type(&client_field, "a string", other)),
             };
             let (endpoint, client_endpoint) = (endpoint.render(), client.render());
-            for (field, ep) in [
-                (format!("{at}.url"), &endpoint),
-                (client_field, &client_endpoint),
-            ] {
+            for (field, ep) in [(format!("{at}.url"), &endpoint), (client_field, &client_endpoint)] {
                 if let Some(first) = bound.get(ep) {
-                    return Err(self.invalid(
-                        field,
-                        format!("endpoint {ep} is already used by {first}; each must be distinct"),
-                    ));
+                    return Err(
+                        self.invalid(field, format!("endpoint {ep} is already used by {first}; each must be distinct"))
+                    );
                 }
                 bound.insert(ep.clone(), field);
             }
-            servers.push(ServerConfig {
-                pid: NodeId(pid),
-                url,
-                endpoint,
-                client_endpoint,
-            });
+            servers.push(ServerConfig { pid: NodeId(pid), url, endpoint, client_endpoint });
         }
         Ok(servers)
     }
 
     fn pid(&self, obj: &Map<String, Value>, at: &str) -> Result<u64, ConfigError> {
         let field = format!("{at}.mypid");
-        let v = self.required(
-            obj,
-            "mypid",
-            &field,
-            "each server needs \"mypid\" and \"url\"",
-        )?;
+        let v = self.required(obj, "mypid", &field, "each server needs \"mypid\" and \"url\"")?;
         match v.as_u64() {
             Some(0) => Err(self.invalid(field, "0: pids are positive integers")),
             Some(pid) => Ok(pid),
-            None if v.as_i64().is_some() => {
-                Err(self.invalid(field, format!("{v}: pids are positive integers")))
-            }
+            None if v.as_i64().is_some() => Err(self.invalid(field, format!("{v}: pids are positive integers"))),
             None => Err(self.wrong_type(&field, "a positive integer", v)),
         }
     }
 
     fn url(&self, obj: &Map<String, Value>, at: &str) -> Result<(String, Endpoint), ConfigError> {
         let field = format!("{at}.url");
-        let v = self.required(
-            obj,
-            "url",
-            &field,
-            "each server needs \"mypid\" and \"url\"",
-        )?;
+        let v = self.required(obj, "url", &field, "each server needs \"mypid\" and \"url\"")?;
         let Value::String(url) = v else {
             return Err(self.wrong_type(&field, "a string like \"127.0.0.1:7001\"", v));
         };
-        let endpoint =
-            parse_endpoint(url).map_err(|m| self.invalid(&field, format!("{v}: {m}")))?;
+        let endpoint = parse_endpoint(url).map_err(|m| self.invalid(&field, format!("{v}: {m}")))?;
         Ok((url.clone(), endpoint))
     }
 }

@@ -10,10 +10,7 @@ const SEED: &str = r#"{"object": {"total": 3, "Servers": [
 fn with(extra: &str, servers: &[&str]) -> String {
     let list: Vec<String> = servers.iter().map(|s| format!("{{{s}}}")).collect();
     let n = servers.len();
-    format!(
-        r#"{{"object": {{{extra} "total": {n}, "Servers": [{}]}}}}"#,
-        list.join(",")
-    )
+    format!(r#"{{"object": {{{extra} "total": {n}, "Servers": [{}]}}}}"#, list.join(","))
 }
 
 fn parse(text: &str) -> Config {
@@ -57,10 +54,7 @@ fn seed_format_loads_unchanged_with_defaults() {
 fn servers_are_sorted_and_optional_fields_apply() {
     let extra = r#""election_timeout_ms": 300, "heartbeat_ms": 30, "data_dir": "/var/x",
                      "cluster_id": 42, "future_field": {"a": 1},"#;
-    let servers = [
-        r#""mypid": 7, "url": "tcp://h-2.example:9000""#,
-        r#""mypid": 2, "url": "[::1]:9001""#,
-    ];
+    let servers = [r#""mypid": 7, "url": "tcp://h-2.example:9000""#, r#""mypid": 2, "url": "[::1]:9001""#];
     let c = Config::parse(&with(extra, &servers), "/etc/leader/config.json").unwrap();
     assert_eq!(c.pids(), vec![NodeId(2), NodeId(7)]);
     assert_eq!(c.servers[0].endpoint, "tcp://[::1]:9001");
@@ -99,38 +93,26 @@ fn unreadable_file_names_path_and_os_error() {
     let e = Config::load("/nonexistent/dir/config.json").unwrap_err();
     assert_eq!(e.exit_code(), 2);
     let msg = e.to_string();
-    assert!(
-        msg.starts_with("/nonexistent/dir/config.json: cannot read"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("/nonexistent/dir/config.json: cannot read"), "{msg}");
     assert!(msg.contains("No such file or directory"), "{msg}");
 }
 
 #[test]
 fn bad_json_gives_line_and_column() {
-    rejects(
-        "{\"object\": {\n  \"total\": 3,,\n}}",
-        &["invalid JSON at line 2, column 14"],
-    );
+    rejects("{\"object\": {\n  \"total\": 3,,\n}}", &["invalid JSON at line 2, column 14"]);
 }
 
 #[test]
 fn missing_or_mistyped_object() {
     rejects(r#"{"Servers": []}"#, &["config.json: object: missing"]);
-    rejects(
-        r#"{"object": [1]}"#,
-        &["object: expected an object, found an array"],
-    );
+    rejects(r#"{"object": [1]}"#, &["object: expected an object, found an array"]);
     rejects("[]", &["(top level): expected an object"]);
 }
 
 #[test]
 fn missing_or_mistyped_total() {
     let one = r#"[{"mypid": 1, "url": "a:1"}]"#;
-    rejects(
-        &format!(r#"{{"object": {{"Servers": {one}}}}}"#),
-        &["object.total: missing"],
-    );
+    rejects(&format!(r#"{{"object": {{"Servers": {one}}}}}"#), &["object.total: missing"]);
     rejects(
         &format!(r#"{{"object": {{"total": "1", "Servers": {one}}}}}"#),
         &[r#"object.total: expected a non-negative integer, found string "1""#],
@@ -140,45 +122,27 @@ fn missing_or_mistyped_total() {
 #[test]
 fn missing_or_mistyped_servers() {
     rejects(r#"{"object": {"total": 1}}"#, &["object.Servers: missing"]);
-    rejects(
-        r#"{"object": {"total": 1, "Servers": {}}}"#,
-        &["object.Servers: expected an array"],
-    );
-    rejects(
-        r#"{"object": {"total": 1, "Servers": [5]}}"#,
-        &["object.Servers[0]: expected an object", "number 5"],
-    );
+    rejects(r#"{"object": {"total": 1, "Servers": {}}}"#, &["object.Servers: expected an array"]);
+    rejects(r#"{"object": {"total": 1, "Servers": [5]}}"#, &["object.Servers[0]: expected an object", "number 5"]);
 }
 
 #[test]
 fn empty_servers_rejected() {
-    rejects(
-        r#"{"object": {"total": 0, "Servers": []}}"#,
-        &["object.Servers is empty"],
-    );
+    rejects(r#"{"object": {"total": 0, "Servers": []}}"#, &["object.Servers is empty"]);
 }
 
 #[test]
 fn total_must_match_server_count() {
     let text = SEED.replace("\"total\": 3", "\"total\": 4");
-    rejects(
-        &text,
-        &["object.total is 4 but object.Servers lists 3 servers"],
-    );
+    rejects(&text, &["object.total is 4 but object.Servers lists 3 servers"]);
 }
 
 #[test]
 fn missing_or_mistyped_mypid() {
-    rejects(
-        &with("", &[r#""mypid": 1, "url": "a:1""#, r#""url": "a:2""#]),
-        &["object.Servers[1].mypid: missing"],
-    );
+    rejects(&with("", &[r#""mypid": 1, "url": "a:1""#, r#""url": "a:2""#]), &["object.Servers[1].mypid: missing"]);
     let want = r#"object.Servers[0].mypid: expected a positive integer, found string "1""#;
     rejects(&with("", &[r#""mypid": "1", "url": "a:1""#]), &[want]);
-    rejects(
-        &with("", &[r#""mypid": 1.5, "url": "a:1""#]),
-        &["found number 1.5"],
-    );
+    rejects(&with("", &[r#""mypid": 1.5, "url": "a:1""#]), &["found number 1.5"]);
 }
 
 #[test]
@@ -191,27 +155,14 @@ fn pid_must_be_positive() {
 
 #[test]
 fn duplicate_pid_names_both_indices() {
-    let servers = [
-        r#""mypid": 1, "url": "a:1""#,
-        r#""mypid": 2, "url": "a:2""#,
-        r#""mypid": 1, "url": "a:3""#,
-    ];
-    rejects(
-        &with("", &servers),
-        &["object.Servers[2].mypid: 1 is also the pid of object.Servers[0]"],
-    );
+    let servers = [r#""mypid": 1, "url": "a:1""#, r#""mypid": 2, "url": "a:2""#, r#""mypid": 1, "url": "a:3""#];
+    rejects(&with("", &servers), &["object.Servers[2].mypid: 1 is also the pid of object.Servers[0]"]);
 }
 
 #[test]
 fn missing_or_mistyped_url() {
-    rejects(
-        &with("", &[r#""mypid": 1"#]),
-        &["object.Servers[0].url: missing"],
-    );
-    let want = [
-        "object.Servers[0].url: expected a string",
-        "found number 7001",
-    ];
+    rejects(&with("", &[r#""mypid": 1"#]), &["object.Servers[0].url: missing"]);
+    let want = ["object.Servers[0].url: expected a string", "found number 7001"];
     rejects(&with("", &[r#""mypid": 1, "url": 7001"#]), &want);
 }
 
@@ -230,17 +181,11 @@ fn malformed_urls_are_explained() {
     let cases = [
         ("127.0.0.1", "expected host:port"),
         ("127.0.0.1:0", "port 0 is out of range (1-65535)"),
-        (
-            "localhost:65536",
-            r#""localhost:65536": port 65536 is out of range (1-65535)"#,
-        ),
+        ("localhost:65536", r#""localhost:65536": port 65536 is out of range (1-65535)"#),
         ("127.0.0.1:http", r#"port "http" is not a number"#),
         ("127.0.0.1:", "is not a number"),
         (":7001", "the host is empty"),
-        (
-            "300.1.1.1:7001",
-            "host 300.1.1.1 is not a valid IPv4 address",
-        ),
+        ("300.1.1.1:7001", "host 300.1.1.1 is not a valid IPv4 address"),
         ("::1:7001", "must be in brackets"),
         ("[::g]:7001", "not a valid IPv6 address"),
         ("my_host:7001", "not a valid hostname"),
@@ -256,70 +201,36 @@ fn malformed_urls_are_explained() {
 
 #[test]
 fn ipc_and_inproc_urls_get_suffixed_client_endpoints() {
-    let c = parse(&with(
-        "",
-        &[
-            r#""mypid": 1, "url": "ipc:///tmp/leader-1.sock""#,
-            r#""mypid": 2, "url": "inproc://n2""#,
-        ],
-    ));
+    let c =
+        parse(&with("", &[r#""mypid": 1, "url": "ipc:///tmp/leader-1.sock""#, r#""mypid": 2, "url": "inproc://n2""#]));
     assert_eq!(c.servers[0].endpoint, "ipc:///tmp/leader-1.sock");
-    assert_eq!(
-        c.servers[0].client_endpoint,
-        "ipc:///tmp/leader-1.sock.client"
-    );
+    assert_eq!(c.servers[0].client_endpoint, "ipc:///tmp/leader-1.sock.client");
     assert_eq!(c.servers[1].endpoint, "inproc://n2");
     assert_eq!(c.servers[1].client_endpoint, "inproc://n2.client");
 }
 
 #[test]
 fn explicit_client_url_is_honored_and_checked() {
-    let c = parse(&with(
-        "",
-        &[r#""mypid": 1, "url": "a:7001", "client_url": "0.0.0.0:9999""#],
-    ));
+    let c = parse(&with("", &[r#""mypid": 1, "url": "a:7001", "client_url": "0.0.0.0:9999""#]));
     assert_eq!(c.servers[0].client_endpoint, "tcp://0.0.0.0:9999");
-    let bad = with(
-        "",
-        &[r#""mypid": 1, "url": "a:1", "client_url": "a:99999""#],
-    );
-    rejects(
-        &bad,
-        &[r#"object.Servers[0].client_url: "a:99999": port 99999 is out of range"#],
-    );
+    let bad = with("", &[r#""mypid": 1, "url": "a:1", "client_url": "a:99999""#]);
+    rejects(&bad, &[r#"object.Servers[0].client_url: "a:99999": port 99999 is out of range"#]);
     let bad = with("", &[r#""mypid": 1, "url": "a:1", "client_url": 8001"#]);
-    rejects(
-        &bad,
-        &["object.Servers[0].client_url: expected a string, found number 8001"],
-    );
+    rejects(&bad, &["object.Servers[0].client_url: expected a string, found number 8001"]);
 }
 
 #[test]
 fn default_client_port_out_of_range_asks_for_client_url() {
     let text = with("", &[r#""mypid": 1, "url": "127.0.0.1:65000""#]);
-    let want = [
-        "object.Servers[0].client_url: ",
-        "66000",
-        "out of range",
-        "set client_url explicitly",
-    ];
+    let want = ["object.Servers[0].client_url: ", "66000", "out of range", "set client_url explicitly"];
     rejects(&text, &want);
-    let ok = with(
-        "",
-        &[r#""mypid": 1, "url": "127.0.0.1:65000", "client_url": "127.0.0.1:64000""#],
-    );
-    assert_eq!(
-        parse(&ok).servers[0].client_endpoint,
-        "tcp://127.0.0.1:64000"
-    );
+    let ok = with("", &[r#""mypid": 1, "url": "127.0.0.1:65000", "client_url": "127.0.0.1:64000""#]);
+    assert_eq!(parse(&ok).servers[0].client_endpoint, "tcp://127.0.0.1:64000");
 }
 
 #[test]
 fn duplicate_url_is_a_bind_conflict() {
-    let servers = [
-        r#""mypid": 1, "url": "127.0.0.1:7001""#,
-        r#""mypid": 2, "url": "tcp://127.0.0.1:7001""#,
-    ];
+    let servers = [r#""mypid": 1, "url": "127.0.0.1:7001""#, r#""mypid": 2, "url": "tcp://127.0.0.1:7001""#];
     let want = "object.Servers[1].url: endpoint tcp://127.0.0.1:7001 is already used by \
                   object.Servers[0].url";
     rejects(&with("", &servers), &[want]);
@@ -328,18 +239,12 @@ fn duplicate_url_is_a_bind_conflict() {
 #[test]
 fn duplicate_client_endpoint_is_a_bind_conflict() {
     // Server 2's default client endpoint (port 8001) is server 1's explicit one.
-    let servers = [
-        r#""mypid": 1, "url": "h:7000", "client_url": "h:8001""#,
-        r#""mypid": 2, "url": "h:7001""#,
-    ];
+    let servers = [r#""mypid": 1, "url": "h:7000", "client_url": "h:8001""#, r#""mypid": 2, "url": "h:7001""#];
     let want = "object.Servers[1].client_url: endpoint tcp://h:8001 is already used by \
                   object.Servers[0].client_url";
     rejects(&with("", &servers), &[want]);
     // A client endpoint on another server's peer endpoint conflicts too.
-    let servers = [
-        r#""mypid": 1, "url": "h:7000", "client_url": "h:7001""#,
-        r#""mypid": 2, "url": "h:7001""#,
-    ];
+    let servers = [r#""mypid": 1, "url": "h:7000", "client_url": "h:7001""#, r#""mypid": 2, "url": "h:7001""#];
     let want = "object.Servers[1].url: endpoint tcp://h:7001 is already used by \
                   object.Servers[0].client_url";
     rejects(&with("", &servers), &[want]);
@@ -349,43 +254,25 @@ fn duplicate_client_endpoint_is_a_bind_conflict() {
 fn unknown_pid_lists_the_known_ones() {
     let e = parse(SEED).server(NodeId(9)).unwrap_err();
     assert_eq!(e.exit_code(), 2);
-    assert_eq!(
-        e.to_string(),
-        "config.json: pid 9 is not in object.Servers (pids: 1, 2, 3)"
-    );
+    assert_eq!(e.to_string(), "config.json: pid 9 is not in object.Servers (pids: 1, 2, 3)");
 }
 
 #[test]
 fn optional_fields_are_validated() {
     let cases = [
-        (
-            r#""heartbeat_ms": 0,"#,
-            "object.heartbeat_ms: 0 must be at least 1",
-        ),
-        (
-            r#""election_timeout_ms": 9,"#,
-            "object.election_timeout_ms: 9 is out of range (10-600000)",
-        ),
+        (r#""heartbeat_ms": 0,"#, "object.heartbeat_ms: 0 must be at least 1"),
+        (r#""election_timeout_ms": 9,"#, "object.election_timeout_ms: 9 is out of range (10-600000)"),
         (
             r#""election_timeout_ms": 50,"#,
             "object.election_timeout_ms: 50 must be greater than object.heartbeat_ms (50)",
         ),
-        (
-            r#""heartbeat_ms": "50","#,
-            r#"object.heartbeat_ms: expected a non-negative integer, found string "50""#,
-        ),
+        (r#""heartbeat_ms": "50","#, r#"object.heartbeat_ms: expected a non-negative integer, found string "50""#),
         (
             r#""election_timeout_ms": -1,"#,
             "object.election_timeout_ms: expected a non-negative integer, found number -1",
         ),
-        (
-            r#""cluster_id": null,"#,
-            "object.cluster_id: expected a non-negative integer, found null",
-        ),
-        (
-            r#""data_dir": 3,"#,
-            "object.data_dir: expected a string, found number 3",
-        ),
+        (r#""cluster_id": null,"#, "object.cluster_id: expected a non-negative integer, found null"),
+        (r#""data_dir": 3,"#, "object.data_dir: expected a string, found number 3"),
         (r#""data_dir": "","#, r#"object.data_dir: "" is empty"#),
     ];
     for (extra, want) in cases {
@@ -395,10 +282,7 @@ fn optional_fields_are_validated() {
 
 #[test]
 fn render_config_parses_back() {
-    let servers = [
-        (2, "127.0.0.1:7102".to_string()),
-        (1, r#"ipc:///tmp/a "b""#.to_string()),
-    ];
+    let servers = [(2, "127.0.0.1:7102".to_string()), (1, r#"ipc:///tmp/a "b""#.to_string())];
     let text = render_config(&servers, Some(400), Some(40), Some(Path::new("/tmp/d")));
     let c = Config::parse(&text, "x/config.json").unwrap();
     assert_eq!(c.pids(), vec![NodeId(1), NodeId(2)]);
@@ -407,8 +291,5 @@ fn render_config_parses_back() {
     assert_eq!((c.election_timeout_ms, c.heartbeat_ms), (400, 40));
     assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
     let c = parse(&render_config(&servers[..1], None, None, None));
-    assert_eq!(
-        (c.election_timeout_ms, c.data_dir),
-        (200, PathBuf::from("data"))
-    );
+    assert_eq!((c.election_timeout_ms, c.data_dir), (200, PathBuf::from("data")));
 }

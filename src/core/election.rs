@@ -11,7 +11,8 @@ impl Raft {
     /// whose log is at least as up-to-date as ours.
     pub(super) fn handle_request_vote(&mut self, from: NodeId, m: RequestVote) {
         let can_vote = self.voted_for.is_none() || self.voted_for == Some(m.candidate_id);
-        let up_to_date = self.log.is_up_to_date(m.last_log_index, m.last_log_term);
+        let up_to_date =
+            self.log.is_up_to_date(m.last_log_index, m.last_log_term) || self.bugs().vote_without_log_check;
         let vote_granted = can_vote && up_to_date && m.candidate_id == from;
         if vote_granted {
             self.voted_for = Some(m.candidate_id);
@@ -27,10 +28,7 @@ impl Raft {
             self.voted_for,
             up_to_date
         );
-        let reply = RequestVoteResponse {
-            term: self.current_term,
-            vote_granted,
-        };
+        let reply = RequestVoteResponse { term: self.current_term, vote_granted };
         self.send(from, Message::RequestVoteResponse(reply));
     }
 
@@ -74,11 +72,7 @@ impl Raft {
     /// §5.2: a winner asserts leadership at once. §8: it appends a no-op entry of its term, so
     /// entries of earlier terms become committed as soon as that one is (§5.4.2).
     pub(super) fn become_leader(&mut self) {
-        assert_eq!(
-            self.role,
-            Role::Candidate,
-            "only a candidate can win an election"
-        );
+        assert_eq!(self.role, Role::Candidate, "only a candidate can win an election");
         self.role = Role::Leader;
         self.leader_id = Some(self.id);
         self.votes_granted.clear();
@@ -86,16 +80,8 @@ impl Raft {
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         let last = self.log.last_index();
-        self.progress = self
-            .peers
-            .iter()
-            .map(|&p| (p, Progress::new(last)))
-            .collect();
-        let noop = Entry {
-            term: self.current_term,
-            index: LogIndex(last.0 + 1),
-            data: Vec::new(),
-        };
+        self.progress = self.peers.iter().map(|&p| (p, Progress::new(last))).collect();
+        let noop = Entry { term: self.current_term, index: LogIndex(last.0 + 1), data: Vec::new() };
         self.log.append([noop]);
         self.broadcast_append();
     }

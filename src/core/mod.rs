@@ -6,6 +6,7 @@
 
 mod election;
 mod message;
+mod planted;
 mod progress;
 mod raft;
 mod raft_log;
@@ -18,10 +19,8 @@ mod rng;
 mod tests;
 mod types;
 
-pub use message::{
-    AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote,
-    RequestVoteResponse,
-};
+pub use message::{AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote, RequestVoteResponse};
+pub use planted::PlantedBugs;
 pub use progress::{Progress, ProgressState};
 pub use raft::{Options, Raft};
 pub use raft_log::RaftLog;

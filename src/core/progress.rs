@@ -81,17 +81,17 @@ impl Progress {
     /// The follower rejected the append after `rejected`; back off to `hint`. Returns false
     /// when the rejection is stale (answers an append we no longer care about).
     pub fn rejected(&mut self, rejected: LogIndex, hint: LogIndex) -> bool {
-        let stale = match self.state {
-            ProgressState::Replicate => rejected <= self.match_index,
-            ProgressState::Probe => rejected.0 + 1 != self.next_index.0,
-        };
+        // A rejection of an index already known to match answers an old message (delayed or
+        // duplicated): the follower holds that entry. Found by the simulator (seed 12).
+        let stale = rejected <= self.match_index
+            || match self.state {
+                ProgressState::Replicate => false,
+                ProgressState::Probe => rejected.0 + 1 != self.next_index.0,
+            };
         if stale {
             return false;
         }
-        self.next_index = hint.clamp(
-            LogIndex(self.match_index.0 + 1),
-            LogIndex(rejected.0.max(1)),
-        );
+        self.next_index = hint.clamp(LogIndex(self.match_index.0 + 1), LogIndex(rejected.0.max(1)));
         self.state = ProgressState::Probe;
         self.probe_sent = false;
         self.in_flight.clear();

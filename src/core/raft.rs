@@ -7,6 +7,7 @@
 
 use super::message::Entry;
 use super::message::{AppendEntriesResponse, Message, Outgoing, RequestVoteResponse};
+use super::planted::PlantedBugs;
 use super::progress::Progress;
 use super::raft_log::RaftLog;
 use super::ready::{Ignored, IndexRange, Ready, Role, SoftState};
@@ -43,17 +44,13 @@ pub struct Options {
     /// Committed entries handed out per `Ready`, so a long replay after restart does not
     /// stall the loop.
     pub committed_per_ready_max: usize,
+    /// Known bugs to plant (simulator tests only; inert outside test builds).
+    pub planted: PlantedBugs,
 }
 
 impl Options {
     /// Defaults for everything but identity and timing.
-    pub fn new(
-        id: NodeId,
-        peers: Vec<NodeId>,
-        election_ticks: u32,
-        heartbeat_ticks: u32,
-        seed: u64,
-    ) -> Self {
+    pub fn new(id: NodeId, peers: Vec<NodeId>, election_ticks: u32, heartbeat_ticks: u32, seed: u64) -> Self {
         Options {
             id,
             peers,
@@ -65,6 +62,7 @@ impl Options {
             entries_per_message_max: 4096,
             bytes_per_message_max: 512 << 10,
             committed_per_ready_max: 8192,
+            planted: PlantedBugs::NONE,
         }
     }
 }
@@ -112,30 +110,14 @@ impl Raft {
     /// A core restarting from persisted hard state and log. Committed entries are applied
     /// again from the start: the state machine lives in memory and is rebuilt from the log.
     pub fn restore(options: Options, hard_state: HardState, log: RaftLog) -> Self {
-        assert!(
-            options.election_ticks >= 2,
-            "election_ticks must be at least 2"
-        );
-        assert!(
-            options.heartbeat_ticks >= 1,
-            "heartbeat_ticks must be at least 1"
-        );
-        assert!(
-            options.in_flight_max >= 1 && options.entries_per_message_max >= 1,
-            "limits must allow progress"
-        );
-        assert!(
-            !options.peers.contains(&options.id),
-            "peers must not contain self"
-        );
+        assert!(options.election_ticks >= 2, "election_ticks must be at least 2");
+        assert!(options.heartbeat_ticks >= 1, "heartbeat_ticks must be at least 1");
+        assert!(options.in_flight_max >= 1 && options.entries_per_message_max >= 1, "limits must allow progress");
+        assert!(!options.peers.contains(&options.id), "peers must not contain self");
         let mut peers = options.peers.clone();
         peers.sort();
         peers.dedup();
-        let soft = SoftState {
-            role: Role::Follower,
-            term: hard_state.current_term,
-            leader_id: None,
-        };
+        let soft = SoftState { role: Role::Follower, term: hard_state.current_term, leader_id: None };
         // The commit hint may be ahead of a log that lost an unsynced tail; never overstate it.
         let commit_index = hard_state.commit_index.min(log.last_index());
         let mut raft = Raft {
@@ -222,19 +204,16 @@ impl Raft {
     }
     /// The hard state as the core holds it now (persisted or about to be).
     pub fn hard_state(&self) -> HardState {
-        HardState {
-            current_term: self.current_term,
-            voted_for: self.voted_for,
-            commit_index: self.commit_index,
-        }
+        HardState { current_term: self.current_term, voted_for: self.voted_for, commit_index: self.commit_index }
     }
     /// The soft state as it is now.
     pub fn soft_state(&self) -> SoftState {
-        SoftState {
-            role: self.role,
-            term: self.current_term,
-            leader_id: self.leader_id,
-        }
+        SoftState { role: self.role, term: self.current_term, leader_id: self.leader_id }
+    }
+
+    /// The planted bugs in effect (none outside test builds).
+    pub(super) fn bugs(&self) -> PlantedBugs {
+        self.options.planted.active()
     }
 
     /// Majority of the full cluster (peers + self).
@@ -268,11 +247,7 @@ impl Raft {
             self.election_elapsed = 0;
             // Thesis §6.2: a leader cut off from a majority steps down rather than serve.
             if self.options.check_quorum && self.recent_active.len() + 1 < self.quorum() {
-                log::info!(
-                    "{}: lost contact with a majority in term {}; stepping down",
-                    self.id,
-                    self.current_term
-                );
+                log::info!("{}: lost contact with a majority in term {}; stepping down", self.id, self.current_term);
                 self.become_follower(self.current_term, None);
             }
             self.recent_active.clear();
@@ -283,12 +258,7 @@ impl Raft {
     pub fn step(&mut self, from: NodeId, message: Message) {
         if !self.peers.contains(&from) {
             self.ignored.unknown_peer += 1;
-            log::debug!(
-                "{}: ignoring {} from unknown server {}",
-                self.id,
-                message.kind(),
-                from
-            );
+            log::debug!("{}: ignoring {} from unknown server {}", self.id, message.kind(), from);
             return;
         }
         let term = message.term();
@@ -316,13 +286,7 @@ impl Raft {
         let term = self.current_term;
         match message {
             Message::RequestVote(_) => {
-                self.send(
-                    from,
-                    Message::RequestVoteResponse(RequestVoteResponse {
-                        term,
-                        vote_granted: false,
-                    }),
-                );
+                self.send(from, Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: false }));
             }
             Message::AppendEntries(m) => {
                 let reply = AppendEntriesResponse {
@@ -407,10 +371,7 @@ impl Raft {
         let applicable = self.applicable();
         let committed_entries = if applicable > self.last_applied {
             let first = LogIndex(self.last_applied.0 + 1);
-            let last = LogIndex(
-                (self.last_applied.0 + self.options.committed_per_ready_max as u64)
-                    .min(applicable.0),
-            );
+            let last = LogIndex((self.last_applied.0 + self.options.committed_per_ready_max as u64).min(applicable.0));
             self.last_applied = last;
             IndexRange { first, last }
         } else {
@@ -419,8 +380,7 @@ impl Raft {
         // Only a leader whose term and vote are already durable sends nothing that depends on
         // this Ready's writes: its messages are appends and heartbeats, and answers to stale
         // terms, none of which promise anything about its own disk.
-        let send_before_persist =
-            self.role == Role::Leader && hard_state.is_none() && truncate_from.is_none();
+        let send_before_persist = self.role == Role::Leader && hard_state.is_none() && truncate_from.is_none();
         Ready {
             send_before_persist,
             must_sync: hard_state.is_some() || truncate_from.is_some() || !entries.is_empty(),
@@ -443,49 +403,51 @@ impl Raft {
         self.assert_invariants();
     }
 
+    /// The core's stateless invariants, checkable from outside in any build (the simulator
+    /// calls it after every event): `None` when they hold, else what broke.
+    pub fn invariant_violation(&self) -> Option<String> {
+        if !(self.last_applied <= self.commit_index && self.commit_index <= self.log.last_index()) {
+            return Some(format!(
+                "last_applied {} <= commit_index {} <= last_index {} broken",
+                self.last_applied,
+                self.commit_index,
+                self.log.last_index()
+            ));
+        }
+        let voted_self = self.voted_for == Some(self.id);
+        match self.role {
+            Role::Leader if !voted_self || self.leader_id != Some(self.id) => {
+                return Some("a leader must have voted for itself and know it leads".into())
+            }
+            Role::Candidate if !voted_self => return Some("a candidate must have voted for itself".into()),
+            _ => {}
+        }
+        self.progress
+            .iter()
+            .find(|(_, p)| p.match_index >= p.next_index)
+            .map(|(peer, p)| format!("match_index {} >= next_index {} for {peer}", p.match_index, p.next_index))
+    }
+
     /// Invariants of Figure 2 / Figure 3, checked after every input in debug and test builds.
     #[cfg(any(test, debug_assertions))]
     pub(super) fn assert_invariants(&mut self) {
-        assert!(
-            self.last_applied <= self.commit_index,
-            "last_applied beyond commit_index"
-        );
-        assert!(
-            self.commit_index <= self.log.last_index(),
-            "commit_index beyond last_index"
-        );
+        assert!(self.last_applied <= self.commit_index, "last_applied beyond commit_index");
+        assert!(self.commit_index <= self.log.last_index(), "commit_index beyond last_index");
         match self.role {
             Role::Leader => {
                 assert_eq!(self.voted_for, Some(self.id), "a leader voted for itself");
                 assert_eq!(self.leader_id, Some(self.id), "a leader knows it leads");
                 for (peer, p) in &self.progress {
-                    assert!(
-                        p.match_index < p.next_index,
-                        "match_index < next_index for {peer}"
-                    );
-                    assert!(
-                        p.next_index.0 <= self.log.last_index().0 + 1,
-                        "next_index within the log for {peer}"
-                    );
+                    assert!(p.match_index < p.next_index, "match_index < next_index for {peer}");
+                    assert!(p.next_index.0 <= self.log.last_index().0 + 1, "next_index within the log for {peer}");
                 }
             }
-            Role::Candidate => assert_eq!(
-                self.voted_for,
-                Some(self.id),
-                "a candidate voted for itself"
-            ),
-            Role::Follower => assert_ne!(
-                self.leader_id,
-                Some(self.id),
-                "a follower is not its own leader"
-            ),
+            Role::Candidate => assert_eq!(self.voted_for, Some(self.id), "a candidate voted for itself"),
+            Role::Follower => assert_ne!(self.leader_id, Some(self.id), "a follower is not its own leader"),
         }
         if let Some(vote) = self.voted_for {
             if let Some((term, seen)) = self.vote_seen {
-                assert!(
-                    term != self.current_term || seen == vote,
-                    "two votes in term {term}: {seen} then {vote}"
-                );
+                assert!(term != self.current_term || seen == vote, "two votes in term {term}: {seen} then {vote}");
             }
             self.vote_seen = Some((self.current_term, vote));
         }

@@ -22,23 +22,11 @@ impl RaftLog {
     /// A log recovered from storage: `entries` must be contiguous from index 1 and durable.
     pub fn from_entries(entries: Vec<Entry>) -> Self {
         for (i, entry) in entries.iter().enumerate() {
-            assert_eq!(
-                entry.index,
-                LogIndex(i as u64 + 1),
-                "log entries must start at 1 with no gaps"
-            );
-            assert!(
-                i == 0 || entries[i - 1].term <= entry.term,
-                "terms never decrease along the log"
-            );
+            assert_eq!(entry.index, LogIndex(i as u64 + 1), "log entries must start at 1 with no gaps");
+            assert!(i == 0 || entries[i - 1].term <= entry.term, "terms never decrease along the log");
         }
         let last = LogIndex(entries.len() as u64);
-        RaftLog {
-            entries,
-            stabled: last,
-            persisted: last,
-            truncate_from: None,
-        }
+        RaftLog { entries, stabled: last, persisted: last, truncate_from: None }
     }
 
     /// Index of the last entry, 0 when empty.
@@ -67,10 +55,7 @@ impl RaftLog {
 
     /// The entry at `index`, if present.
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        index
-            .0
-            .checked_sub(1)
-            .and_then(|i| self.entries.get(i as usize))
+        index.0.checked_sub(1).and_then(|i| self.entries.get(i as usize))
     }
 
     /// §5.4.1: a candidate's log is at least as up-to-date as ours if its last term is later,
@@ -82,15 +67,8 @@ impl RaftLog {
     /// Append entries that continue the log exactly (programmer error otherwise).
     pub fn append(&mut self, entries: impl IntoIterator<Item = Entry>) {
         for entry in entries {
-            assert_eq!(
-                entry.index.0,
-                self.entries.len() as u64 + 1,
-                "appended entries continue the log"
-            );
-            assert!(
-                entry.term >= self.last_term(),
-                "terms never decrease along the log"
-            );
+            assert_eq!(entry.index.0, self.entries.len() as u64 + 1, "appended entries continue the log");
+            assert!(entry.term >= self.last_term(), "terms never decrease along the log");
             self.entries.push(entry);
         }
     }
@@ -98,10 +76,7 @@ impl RaftLog {
     /// Remove every entry at or after `from` (§5.3: a conflicting suffix). The runtime is told
     /// through `take_truncation`.
     pub fn truncate_from(&mut self, from: LogIndex) {
-        assert!(
-            from.0 >= 1 && from <= self.last_index(),
-            "truncate inside the log"
-        );
+        assert!(from.0 >= 1 && from <= self.last_index(), "truncate inside the log");
         self.entries.truncate(from.0 as usize - 1);
         let kept = LogIndex(from.0 - 1);
         self.stabled = self.stabled.min(kept);
@@ -111,13 +86,7 @@ impl RaftLog {
 
     /// Entries `lo..=hi` (clamped to the log), at most `bytes_max` data bytes but at least one
     /// entry, so a single large entry still moves.
-    pub fn slice(
-        &self,
-        lo: LogIndex,
-        hi: LogIndex,
-        entries_max: usize,
-        bytes_max: usize,
-    ) -> Vec<Entry> {
+    pub fn slice(&self, lo: LogIndex, hi: LogIndex, entries_max: usize, bytes_max: usize) -> Vec<Entry> {
         let hi = hi.min(self.last_index());
         if lo > hi || lo.0 == 0 {
             return Vec::new();
@@ -154,10 +123,7 @@ impl RaftLog {
     /// The pending truncation and the entries not yet handed to storage; marks them handed.
     pub fn take_unstable(&mut self) -> (Option<LogIndex>, IndexRange) {
         let truncate = self.truncate_from.take();
-        let entries = IndexRange {
-            first: LogIndex(self.stabled.0 + 1),
-            last: self.last_index(),
-        };
+        let entries = IndexRange { first: LogIndex(self.stabled.0 + 1), last: self.last_index() };
         self.stabled = self.last_index();
         (truncate, entries)
     }
@@ -167,10 +133,7 @@ impl RaftLog {
         if range.is_empty() {
             return &[];
         }
-        assert!(
-            range.first.0 >= 1 && range.last <= self.last_index(),
-            "range {range:?} within the log"
-        );
+        assert!(range.first.0 >= 1 && range.last <= self.last_index(), "range {range:?} within the log");
         &self.entries[range.first.0 as usize - 1..range.last.0 as usize]
     }
 

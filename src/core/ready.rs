@@ -57,10 +57,7 @@ pub struct IndexRange {
 
 impl IndexRange {
     /// The empty range.
-    pub const EMPTY: IndexRange = IndexRange {
-        first: LogIndex(1),
-        last: LogIndex(0),
-    };
+    pub const EMPTY: IndexRange = IndexRange { first: LogIndex(1), last: LogIndex(0) };
 
     /// True when the range holds no index.
     pub fn is_empty(&self) -> bool {

@@ -16,25 +16,17 @@ impl Raft {
     /// Append commands to the leader's log as consecutive entries and replicate them in as
     /// few messages as the limits allow. Returns the first and last index used. Proposing
     /// many commands at once is what makes one fsync and one message carry many entries.
-    pub fn propose_batch(
-        &mut self,
-        commands: Vec<Vec<u8>>,
-    ) -> Result<(LogIndex, LogIndex), ProposeError> {
+    pub fn propose_batch(&mut self, commands: Vec<Vec<u8>>) -> Result<(LogIndex, LogIndex), ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader {
-                leader_hint: self.leader_id,
-            });
+            return Err(ProposeError::NotLeader { leader_hint: self.leader_id });
         }
         if commands.iter().any(Vec::is_empty) {
             return Err(ProposeError::Empty);
         }
         let first = LogIndex(self.log.last_index().0 + 1);
         let term = self.current_term;
-        let entries = commands.into_iter().enumerate().map(|(i, data)| Entry {
-            term,
-            index: LogIndex(first.0 + i as u64),
-            data,
-        });
+        let entries =
+            commands.into_iter().enumerate().map(|(i, data)| Entry { term, index: LogIndex(first.0 + i as u64), data });
         self.log.append(entries);
         let last = self.log.last_index();
         self.broadcast_append();
@@ -56,9 +48,7 @@ impl Raft {
             let Some(progress) = self.progress.get(&peer) else {
                 return;
             };
-            if progress.is_paused(self.options.in_flight_max)
-                || progress.next_index > self.log.last_index()
-            {
+            if progress.is_paused(self.options.in_flight_max) || progress.next_index > self.log.last_index() {
                 return;
             }
             let sent_up_to = self.send_append_from(peer, progress.next_index, true);
@@ -74,10 +64,7 @@ impl Raft {
     /// (or `next - 1` when empty).
     fn send_append_from(&mut self, peer: NodeId, next: LogIndex, with_entries: bool) -> LogIndex {
         let prev_log_index = LogIndex(next.0 - 1);
-        let prev_log_term = self
-            .log
-            .term_at(prev_log_index)
-            .expect("next_index is within the log + 1");
+        let prev_log_term = self.log.term_at(prev_log_index).expect("next_index is within the log + 1");
         let entries = if with_entries {
             self.log.slice(
                 next,
@@ -122,12 +109,7 @@ impl Raft {
         if self.role == Role::Leader {
             // Two leaders in one term would break Election Safety (§5.2); only a faulty or
             // forged peer can cause it, so count it, never obey it.
-            log::error!(
-                "{}: AppendEntries from {} claims leadership of my term {}",
-                self.id,
-                from,
-                m.term
-            );
+            log::error!("{}: AppendEntries from {} claims leadership of my term {}", self.id, from, m.term);
             self.ignored.conflicting_leader += 1;
             return;
         }
@@ -146,6 +128,9 @@ impl Raft {
 
     fn accept_entries(&mut self, m: AppendEntries) -> AppendEntriesResponse {
         let last_new = LogIndex(m.prev_log_index.0 + m.entries.len() as u64);
+        if self.bugs().truncate_on_stale_append && m.prev_log_index < self.log.last_index() && !m.entries.is_empty() {
+            self.log.truncate_from(LogIndex(m.prev_log_index.0 + 1));
+        }
         let mut new_entries = m.entries.into_iter().peekable();
         // Skip entries we already hold; truncate at the first conflicting one (§5.3 step 3).
         while let Some(entry) = new_entries.peek() {
@@ -153,11 +138,11 @@ impl Raft {
                 Some(term) if term == entry.term => {
                     new_entries.next();
                 }
+                Some(_) if self.bugs().no_conflict_truncation => {
+                    new_entries.next(); // keeps our conflicting entry: Log Matching breaks
+                }
                 Some(_) => {
-                    assert!(
-                        entry.index > self.commit_index,
-                        "§5.4: a committed entry never conflicts"
-                    );
+                    assert!(entry.index > self.commit_index, "§5.4: a committed entry never conflicts");
                     self.log.truncate_from(entry.index);
                     break;
                 }
@@ -196,11 +181,7 @@ impl Raft {
         }
     }
 
-    pub(super) fn handle_append_entries_response(
-        &mut self,
-        from: NodeId,
-        m: AppendEntriesResponse,
-    ) {
+    pub(super) fn handle_append_entries_response(&mut self, from: NodeId, m: AppendEntriesResponse) {
         if self.role != Role::Leader {
             return;
         }
@@ -218,10 +199,7 @@ impl Raft {
             // With the follower's conflict term: skip to after our last entry of that term if
             // we have it, else to the first index of that term in its log.
             let hint = match (m.conflict_term, m.conflict_term.0 > 0) {
-                (term, true) => self
-                    .log
-                    .last_index_of_term(term)
-                    .map_or(m.conflict_index, |i| LogIndex(i.0 + 1)),
+                (term, true) => self.log.last_index_of_term(term).map_or(m.conflict_index, |i| LogIndex(i.0 + 1)),
                 (_, false) => m.conflict_index,
             };
             let progress = self.progress.get_mut(&from).expect("progress exists");
@@ -237,10 +215,13 @@ impl Raft {
     /// has persisted) is committed, if its entry is of the current term.
     pub(super) fn maybe_commit(&mut self) {
         let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.match_index).collect();
-        matched.push(self.log.persisted());
+        let own =
+            if self.bugs().leader_counts_itself_before_fsync { self.log.last_index() } else { self.log.persisted() };
+        matched.push(own);
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.quorum() - 1];
-        if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.current_term) {
+        let current_term_entry = self.log.term_at(candidate) == Some(self.current_term);
+        if candidate > self.commit_index && (current_term_entry || self.bugs().commit_previous_term_by_counting) {
             self.commit_index = candidate;
         }
     }

@@ -8,39 +8,23 @@ const E: u32 = 10;
 const H: u32 = 3;
 
 fn options(id: u64, peers: &[u64]) -> Options {
-    Options::new(
-        NodeId(id),
-        peers.iter().map(|&p| NodeId(p)).collect(),
-        E,
-        H,
-        id * 31 + 7,
-    )
+    Options::new(NodeId(id), peers.iter().map(|&p| NodeId(p)).collect(), E, H, id * 31 + 7)
 }
 
 fn entries(terms: &[u64]) -> Vec<Entry> {
     terms
         .iter()
         .enumerate()
-        .map(|(i, &t)| Entry {
-            term: Term(t),
-            index: LogIndex(i as u64 + 1),
-            data: format!("e{}", i + 1).into_bytes(),
-        })
+        .map(|(i, &t)| Entry { term: Term(t), index: LogIndex(i as u64 + 1), data: format!("e{}", i + 1).into_bytes() })
         .collect()
 }
 
 fn hard(term: u64) -> HardState {
-    HardState {
-        current_term: Term(term),
-        voted_for: None,
-        commit_index: LogIndex(0),
-    }
+    HardState { current_term: Term(term), voted_for: None, commit_index: LogIndex(0) }
 }
 
 fn terms_of(r: &Raft) -> Vec<u64> {
-    (1..=r.last_index().0)
-        .map(|i| r.log().term_at(LogIndex(i)).unwrap().0)
-        .collect()
+    (1..=r.last_index().0).map(|i| r.log().term_at(LogIndex(i)).unwrap().0).collect()
 }
 
 /// Make `r` a leader by ticking it into candidacy and granting it a majority of votes.
@@ -53,19 +37,8 @@ fn elect(mut r: Raft) -> Raft {
     }
     assert_eq!(r.role(), Role::Candidate);
     let term = r.current_term();
-    for peer in r
-        .peers()
-        .to_vec()
-        .into_iter()
-        .take(r.peers().len().div_ceil(2))
-    {
-        r.step(
-            peer,
-            Message::RequestVoteResponse(RequestVoteResponse {
-                term,
-                vote_granted: true,
-            }),
-        );
+    for peer in r.peers().to_vec().into_iter().take(r.peers().len().div_ceil(2)) {
+        r.step(peer, Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: true }));
     }
     assert_eq!(r.role(), Role::Leader);
     r
@@ -104,11 +77,7 @@ impl Net {
                 }
                 let applied = self.applied.get_mut(id).unwrap();
                 for e in node.entries(ready.committed_entries).to_vec() {
-                    assert_eq!(
-                        e.index.0,
-                        applied.len() as u64 + 1,
-                        "{id} applies in order without gaps"
-                    );
+                    assert_eq!(e.index.0, applied.len() as u64 + 1, "{id} applies in order without gaps");
                     applied.push(e);
                 }
                 node.advance();
@@ -125,10 +94,7 @@ impl Net {
                 continue;
             }
             self.delivered += 1;
-            assert!(
-                self.delivered - start < 100_000,
-                "network never quiets down"
-            );
+            assert!(self.delivered - start < 100_000, "network never quiets down");
             self.nodes.get_mut(&out.to).unwrap().step(from, out.message);
             self.flush();
         }
@@ -154,16 +120,8 @@ fn figure_7_followers_converge_to_the_leaders_log_in_a_few_round_trips() {
         ("f", &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3]),
     ];
     for (name, follower_log) in followers {
-        let leader = Raft::restore(
-            options(1, &[2, 3]),
-            hard(7),
-            RaftLog::from_entries(entries(&leader_log)),
-        );
-        let follower = Raft::restore(
-            options(2, &[1, 3]),
-            hard(7),
-            RaftLog::from_entries(entries(follower_log)),
-        );
+        let leader = Raft::restore(options(1, &[2, 3]), hard(7), RaftLog::from_entries(entries(&leader_log)));
+        let follower = Raft::restore(options(2, &[1, 3]), hard(7), RaftLog::from_entries(entries(follower_log)));
         let mut net = Net::new(vec![elect(leader), follower]);
         net.down.push(NodeId(3));
         let delivered = net.run();
@@ -171,16 +129,9 @@ fn figure_7_followers_converge_to_the_leaders_log_in_a_few_round_trips() {
         expected.push(8); // the term-8 leader's no-op
         assert_eq!(terms_of(net.node(2)), expected, "follower ({name})");
         // Probing skips a whole term per round trip: a handful of messages, not one per entry.
-        assert!(
-            delivered <= 8,
-            "follower ({name}) needed {delivered} messages"
-        );
+        assert!(delivered <= 8, "follower ({name}) needed {delivered} messages");
         // The no-op of term 8 on a majority commits everything before it (§5.4.2).
-        assert_eq!(
-            net.node(1).commit_index(),
-            LogIndex(11),
-            "follower ({name})"
-        );
+        assert_eq!(net.node(1).commit_index(), LogIndex(11), "follower ({name})");
     }
 }
 
@@ -188,11 +139,7 @@ fn figure_7_followers_converge_to_the_leaders_log_in_a_few_round_trips() {
 fn figure_8_a_leader_never_commits_an_old_term_entry_by_counting_replicas() {
     // Figure 8 (c): S1 leads term 4 holding entry 2 of term 2, which it has replicated to a
     // majority. Counting replicas must not commit it; only the term-4 entry on a majority does.
-    let s1 = Raft::restore(
-        options(1, &[2, 3, 4, 5]),
-        hard(3),
-        RaftLog::from_entries(entries(&[1, 2])),
-    );
+    let s1 = Raft::restore(options(1, &[2, 3, 4, 5]), hard(3), RaftLog::from_entries(entries(&[1, 2])));
     let mut s1 = elect(s1);
     assert_eq!(s1.current_term(), Term(4));
     let _ = s1.ready();
@@ -218,11 +165,7 @@ fn figure_8_a_leader_never_commits_an_old_term_entry_by_counting_replicas() {
             conflict_term: Term(0),
         }),
     );
-    assert_eq!(
-        s1.commit_index(),
-        LogIndex(0),
-        "entry 2 (term 2) is on a majority but must not commit"
-    );
+    assert_eq!(s1.commit_index(), LogIndex(0), "entry 2 (term 2) is on a majority but must not commit");
     // Once the term-4 entry is on a majority, it and everything before it commit.
     for peer in [2, 3] {
         s1.step(
@@ -255,11 +198,7 @@ fn the_leader_counts_itself_only_after_its_own_fsync() {
             conflict_term: Term(0),
         }),
     );
-    assert_eq!(
-        leader.commit_index(),
-        LogIndex(0),
-        "the leader's own entry is not durable yet"
-    );
+    assert_eq!(leader.commit_index(), LogIndex(0), "the leader's own entry is not durable yet");
     leader.advance();
     assert_eq!(leader.commit_index(), LogIndex(1));
     let ready = leader.ready();
@@ -281,10 +220,7 @@ fn a_follower_acknowledges_in_the_same_ready_that_persists_the_entries() {
     f.step(NodeId(1), Message::AppendEntries(m));
     let ready = f.ready();
     assert_eq!(f.entries(ready.entries), entries(&[1, 1]).as_slice());
-    assert!(
-        ready.must_sync,
-        "the acknowledgement below promises these entries are durable"
-    );
+    assert!(ready.must_sync, "the acknowledgement below promises these entries are durable");
     assert_eq!(ready.messages.len(), 1);
     assert!(
         matches!(&ready.messages[0].message, Message::AppendEntriesResponse(r) if r.success && r.match_index == LogIndex(2))
@@ -293,16 +229,8 @@ fn a_follower_acknowledges_in_the_same_ready_that_persists_the_entries() {
 
 #[test]
 fn a_conflicting_suffix_is_truncated_and_reported_to_storage() {
-    let mut f = Raft::restore(
-        options(2, &[1, 3]),
-        hard(2),
-        RaftLog::from_entries(entries(&[1, 1, 2, 2])),
-    );
-    let new = Entry {
-        term: Term(3),
-        index: LogIndex(3),
-        data: b"x".to_vec(),
-    };
+    let mut f = Raft::restore(options(2, &[1, 3]), hard(2), RaftLog::from_entries(entries(&[1, 1, 2, 2])));
+    let new = Entry { term: Term(3), index: LogIndex(3), data: b"x".to_vec() };
     let m = AppendEntries {
         term: Term(3),
         leader_id: NodeId(1),
@@ -320,11 +248,7 @@ fn a_conflicting_suffix_is_truncated_and_reported_to_storage() {
 
 #[test]
 fn a_stale_or_duplicated_append_never_truncates_matching_entries() {
-    let mut f = Raft::restore(
-        options(2, &[1, 3]),
-        hard(1),
-        RaftLog::from_entries(entries(&[1, 1, 1])),
-    );
+    let mut f = Raft::restore(options(2, &[1, 3]), hard(1), RaftLog::from_entries(entries(&[1, 1, 1])));
     // An old message carrying only entry 1, delivered late.
     let m = AppendEntries {
         term: Term(1),
@@ -343,11 +267,7 @@ fn a_stale_or_duplicated_append_never_truncates_matching_entries() {
 
 #[test]
 fn a_follower_commits_only_what_the_message_proved_matches() {
-    let mut f = Raft::restore(
-        options(2, &[1, 3]),
-        hard(1),
-        RaftLog::from_entries(entries(&[1, 1, 1])),
-    );
+    let mut f = Raft::restore(options(2, &[1, 3]), hard(1), RaftLog::from_entries(entries(&[1, 1, 1])));
     let m = AppendEntries {
         term: Term(1),
         leader_id: NodeId(1),
@@ -357,22 +277,14 @@ fn a_follower_commits_only_what_the_message_proved_matches() {
         leader_commit: LogIndex(9),
     };
     f.step(NodeId(1), Message::AppendEntries(m));
-    assert_eq!(
-        f.commit_index(),
-        LogIndex(1),
-        "§5.3: min(leaderCommit, index of last new entry)"
-    );
+    assert_eq!(f.commit_index(), LogIndex(1), "§5.3: min(leaderCommit, index of last new entry)");
 }
 
 #[test]
 fn a_far_behind_follower_catches_up_in_a_few_round_trips() {
     let mut terms = vec![1; 3000];
     terms.extend(vec![2; 3000]);
-    let leader = Raft::restore(
-        options(1, &[2, 3]),
-        hard(2),
-        RaftLog::from_entries(entries(&terms)),
-    );
+    let leader = Raft::restore(options(1, &[2, 3]), hard(2), RaftLog::from_entries(entries(&terms)));
     let mut net = Net::new(vec![elect(leader), Raft::new(options(2, &[1, 3]), hard(0))]);
     net.down.push(NodeId(3));
     let delivered = net.run();
@@ -401,14 +313,9 @@ fn pipelining_stays_within_the_in_flight_window_and_message_limits() {
             conflict_term: Term(0),
         }),
     );
-    assert_eq!(
-        leader.progress(NodeId(2)).unwrap().state,
-        ProgressState::Replicate
-    );
+    assert_eq!(leader.progress(NodeId(2)).unwrap().state, ProgressState::Replicate);
     let _ = leader.ready();
-    leader
-        .propose_batch((0..100).map(|i| vec![i as u8 + 1]).collect())
-        .unwrap();
+    leader.propose_batch((0..100).map(|i| vec![i as u8 + 1]).collect()).unwrap();
     let ready = leader.ready();
     let to_2: Vec<&AppendEntries> = ready
         .messages
@@ -423,19 +330,12 @@ fn pipelining_stays_within_the_in_flight_window_and_message_limits() {
     assert!(to_2.iter().all(|m| m.entries.len() == 10));
     assert_eq!(to_2[3].entries.last().unwrap().index, LogIndex(41));
     // Follower 3 never answered the no-op: it is probed with one message at a time.
-    assert!(
-        ready.messages.iter().all(|o| o.to != NodeId(3)),
-        "a paused probe sends nothing"
-    );
+    assert!(ready.messages.iter().all(|o| o.to != NodeId(3)), "a paused probe sends nothing");
 }
 
 #[test]
 fn a_rejection_switches_to_probing_from_the_hint() {
-    let leader = Raft::restore(
-        options(1, &[2, 3]),
-        hard(2),
-        RaftLog::from_entries(entries(&[1, 1, 2, 2])),
-    );
+    let leader = Raft::restore(options(1, &[2, 3]), hard(2), RaftLog::from_entries(entries(&[1, 1, 2, 2])));
     let mut leader = elect(leader);
     let _ = leader.ready();
     // Follower 2 rejects prev 4 (term 2): it has term 1 at index 4... no: its log is [1,1,1].
@@ -451,15 +351,9 @@ fn a_rejection_switches_to_probing_from_the_hint() {
     );
     assert_eq!(leader.progress(NodeId(2)).unwrap().next_index, LogIndex(4));
     let ready = leader.ready();
-    let probe: Vec<_> = ready
-        .messages
-        .iter()
-        .filter(|o| o.to == NodeId(2))
-        .collect();
+    let probe: Vec<_> = ready.messages.iter().filter(|o| o.to == NodeId(2)).collect();
     assert_eq!(probe.len(), 1);
-    assert!(
-        matches!(&probe[0].message, Message::AppendEntries(m) if m.prev_log_index == LogIndex(3))
-    );
+    assert!(matches!(&probe[0].message, Message::AppendEntries(m) if m.prev_log_index == LogIndex(3)));
     // The same rejection delivered twice is stale the second time.
     leader.step(
         NodeId(2),
@@ -477,16 +371,11 @@ fn a_rejection_switches_to_probing_from_the_hint() {
 #[test]
 fn proposals_commit_and_apply_in_order_on_every_server() {
     let leader = elect(Raft::new(options(1, &[2, 3]), HardState::default()));
-    let mut net = Net::new(vec![
-        leader,
-        Raft::new(options(2, &[1, 3]), hard(0)),
-        Raft::new(options(3, &[1, 2]), hard(0)),
-    ]);
+    let mut net =
+        Net::new(vec![leader, Raft::new(options(2, &[1, 3]), hard(0)), Raft::new(options(3, &[1, 2]), hard(0))]);
     net.run();
     for batch in 0..5u8 {
-        net.node(1)
-            .propose_batch((0..20).map(|i| vec![batch, i]).collect())
-            .unwrap();
+        net.node(1).propose_batch((0..20).map(|i| vec![batch, i]).collect()).unwrap();
         net.run();
     }
     // Followers learn the final commit index with the next heartbeat.
@@ -496,11 +385,7 @@ fn proposals_commit_and_apply_in_order_on_every_server() {
     net.run();
     for id in 1..=3 {
         let applied = &net.applied[&NodeId(id)];
-        assert_eq!(
-            applied.len(),
-            101,
-            "server {id}: the no-op and 100 commands"
-        );
+        assert_eq!(applied.len(), 101, "server {id}: the no-op and 100 commands");
         assert!(applied[0].data.is_empty());
         assert_eq!(applied[100].data, vec![4, 19]);
         assert_eq!(net.node(id).last_applied(), LogIndex(101));
@@ -521,28 +406,16 @@ fn proposals_to_a_follower_are_refused_with_a_leader_hint() {
             leader_commit: LogIndex(0),
         }),
     );
-    assert_eq!(
-        f.propose(b"x".to_vec()),
-        Err(ProposeError::NotLeader {
-            leader_hint: Some(NodeId(1))
-        })
-    );
+    assert_eq!(f.propose(b"x".to_vec()), Err(ProposeError::NotLeader { leader_hint: Some(NodeId(1)) }));
     let mut leader = elect(Raft::new(options(1, &[2, 3]), HardState::default()));
-    assert_eq!(
-        leader.propose(vec![]),
-        Err(ProposeError::Empty),
-        "empty data is the no-op's"
-    );
+    assert_eq!(leader.propose(vec![]), Err(ProposeError::Empty), "empty data is the no-op's");
 }
 
 #[test]
 fn a_lost_append_is_repaired_by_the_next_heartbeat() {
     let leader = elect(Raft::new(options(1, &[2, 3]), HardState::default()));
-    let mut net = Net::new(vec![
-        leader,
-        Raft::new(options(2, &[1, 3]), hard(0)),
-        Raft::new(options(3, &[1, 2]), hard(0)),
-    ]);
+    let mut net =
+        Net::new(vec![leader, Raft::new(options(2, &[1, 3]), hard(0)), Raft::new(options(3, &[1, 2]), hard(0))]);
     net.run();
     net.node(1).propose(b"lost".to_vec()).unwrap();
     net.flush();
@@ -554,11 +427,7 @@ fn a_lost_append_is_repaired_by_the_next_heartbeat() {
         net.node(1).tick();
     }
     net.run();
-    assert_eq!(
-        net.node(2).last_index(),
-        LogIndex(2),
-        "heartbeat rejection led to a resend"
-    );
+    assert_eq!(net.node(2).last_index(), LogIndex(2), "heartbeat rejection led to a resend");
 }
 
 #[test]
@@ -573,13 +442,7 @@ fn only_a_settled_leader_may_send_before_its_own_fsync() {
     r.advance();
     // The leader's first Ready still carries nothing to save here (its vote is durable), so
     // its appends may overlap its own write of the no-op.
-    r.step(
-        NodeId(2),
-        Message::RequestVoteResponse(RequestVoteResponse {
-            term: r.current_term(),
-            vote_granted: true,
-        }),
-    );
+    r.step(NodeId(2), Message::RequestVoteResponse(RequestVoteResponse { term: r.current_term(), vote_granted: true }));
     let ready = r.ready();
     assert!(!ready.entries.is_empty() && ready.send_before_persist);
     r.advance();
@@ -598,4 +461,41 @@ fn only_a_settled_leader_may_send_before_its_own_fsync() {
     );
     let ready = f.ready();
     assert!(ready.must_sync && !ready.send_before_persist);
+}
+
+#[test]
+fn a_delayed_rejection_of_an_index_already_matched_is_stale() {
+    // Found by the simulator (seed 12): probing at next = match + 1, an old rejection of
+    // prev = match arrives late; it must be ignored, not move next_index below match + 1.
+    let leader = Raft::restore(options(1, &[2, 3]), hard(1), RaftLog::from_entries(entries(&[1, 1])));
+    let mut leader = elect(leader);
+    let _ = leader.ready();
+    leader.advance();
+    let term = leader.current_term();
+    let ack = |m: u64| {
+        Message::AppendEntriesResponse(AppendEntriesResponse {
+            term,
+            success: true,
+            match_index: LogIndex(m),
+            conflict_index: LogIndex(0),
+            conflict_term: Term(0),
+        })
+    };
+    let nack = |rejected: u64| {
+        Message::AppendEntriesResponse(AppendEntriesResponse {
+            term,
+            success: false,
+            match_index: LogIndex(rejected),
+            conflict_index: LogIndex(1),
+            conflict_term: Term(0),
+        })
+    };
+    leader.step(NodeId(2), ack(2)); // Replicate from 3
+    leader.step(NodeId(2), nack(3)); // back to probing at next = 3 = match + 1
+    let p = leader.progress(NodeId(2)).unwrap();
+    assert_eq!((p.state, p.match_index, p.next_index), (ProgressState::Probe, LogIndex(2), LogIndex(3)));
+    leader.step(NodeId(2), nack(2)); // an old rejection of prev 2, delivered late
+    let p = leader.progress(NodeId(2)).unwrap();
+    assert_eq!((p.match_index, p.next_index), (LogIndex(2), LogIndex(3)));
+    assert_eq!(leader.ignored().stale_response, 1);
 }

@@ -6,13 +6,7 @@ const E: u32 = 10; // election_ticks
 const H: u32 = 3; // heartbeat_ticks
 
 fn options(id: u64, peers: &[u64]) -> Options {
-    Options::new(
-        NodeId(id),
-        peers.iter().map(|&p| NodeId(p)).collect(),
-        E,
-        H,
-        id * 7919,
-    )
+    Options::new(NodeId(id), peers.iter().map(|&p| NodeId(p)).collect(), E, H, id * 7919)
 }
 
 fn follower(id: u64) -> Raft {
@@ -21,11 +15,7 @@ fn follower(id: u64) -> Raft {
 }
 
 fn hard(term: u64, voted_for: Option<u64>) -> HardState {
-    HardState {
-        current_term: Term(term),
-        voted_for: voted_for.map(NodeId),
-        commit_index: LogIndex(0),
-    }
+    HardState { current_term: Term(term), voted_for: voted_for.map(NodeId), commit_index: LogIndex(0) }
 }
 
 /// A log whose entries have the given terms, indexes from 1.
@@ -33,11 +23,7 @@ fn log_with_terms(terms: &[u64]) -> RaftLog {
     let entries = terms
         .iter()
         .enumerate()
-        .map(|(i, &t)| Entry {
-            term: Term(t),
-            index: LogIndex(i as u64 + 1),
-            data: vec![],
-        })
+        .map(|(i, &t)| Entry { term: Term(t), index: LogIndex(i as u64 + 1), data: vec![] })
         .collect();
     RaftLog::from_entries(entries)
 }
@@ -62,10 +48,7 @@ fn vote_request(term: u64, candidate: u64, last_index: u64, last_term: u64) -> M
 }
 
 fn vote_granted(term: u64) -> Message {
-    Message::RequestVoteResponse(RequestVoteResponse {
-        term: Term(term),
-        vote_granted: true,
-    })
+    Message::RequestVoteResponse(RequestVoteResponse { term: Term(term), vote_granted: true })
 }
 
 fn heartbeat(term: u64, leader: u64) -> Message {
@@ -86,12 +69,7 @@ fn append(term: u64, leader: u64, prev_index: u64, prev_term: u64, commit: u64) 
 
 /// The single reply to `to` in a Ready, asserting there is exactly one message.
 fn only_message(ready: &Ready) -> &Outgoing {
-    assert_eq!(
-        ready.messages.len(),
-        1,
-        "expected exactly one message: {:?}",
-        ready.messages
-    );
+    assert_eq!(ready.messages.len(), 1, "expected exactly one message: {:?}", ready.messages);
     &ready.messages[0]
 }
 
@@ -120,19 +98,9 @@ fn election_timeout_is_randomized_within_one_to_two_timeouts() {
     // §5.2: randomized timeouts in [E, 2E) spread candidates apart.
     let mut seen = std::collections::BTreeSet::new();
     for id in 1..=40 {
-        let mut r = Raft::new(
-            Options {
-                seed: id,
-                ..options(1, &[2, 3])
-            },
-            HardState::default(),
-        );
+        let mut r = Raft::new(Options { seed: id, ..options(1, &[2, 3]) }, HardState::default());
         let n = tick_until_candidate(&mut r);
-        assert!(
-            (E..2 * E).contains(&n),
-            "timeout {n} outside [{E}, {})",
-            2 * E
-        );
+        assert!((E..2 * E).contains(&n), "timeout {n} outside [{E}, {})", 2 * E);
         seen.insert(n);
     }
     assert!(seen.len() > 3, "timeouts are not randomized: {seen:?}");
@@ -144,26 +112,11 @@ fn candidate_increments_term_votes_for_itself_and_requests_votes() {
     tick_until_candidate(&mut r);
     let ready = r.ready();
     assert_eq!(ready.hard_state, Some(hard(5, Some(1))));
-    assert!(
-        ready.must_sync,
-        "a vote must reach disk before the requests leave (thesis §3.8)"
-    );
-    let expected: Vec<Outgoing> = [2, 3]
-        .iter()
-        .map(|&p| Outgoing {
-            to: NodeId(p),
-            message: vote_request(5, 1, 2, 3),
-        })
-        .collect();
+    assert!(ready.must_sync, "a vote must reach disk before the requests leave (thesis §3.8)");
+    let expected: Vec<Outgoing> =
+        [2, 3].iter().map(|&p| Outgoing { to: NodeId(p), message: vote_request(5, 1, 2, 3) }).collect();
     assert_eq!(ready.messages, expected);
-    assert_eq!(
-        ready.soft_state,
-        Some(SoftState {
-            role: Role::Candidate,
-            term: Term(5),
-            leader_id: None
-        })
-    );
+    assert_eq!(ready.soft_state, Some(SoftState { role: Role::Candidate, term: Term(5), leader_id: None }));
 }
 
 #[test]
@@ -179,26 +132,13 @@ fn candidate_with_majority_becomes_leader_and_sends_heartbeats() {
     assert_eq!(r.role(), Role::Leader);
     let ready = r.ready();
     // §8: the new leader's first message to each follower carries its no-op entry.
-    let noop = Entry {
-        term: Term(1),
-        index: LogIndex(1),
-        data: vec![],
-    };
+    let noop = Entry { term: Term(1), index: LogIndex(1), data: vec![] };
     assert_eq!(r.entries(ready.entries), &[noop.clone()][..]);
     assert!(ready.must_sync);
     assert_eq!(ready.messages.len(), 4);
     for (out, peer) in ready.messages.iter().zip(2..=5) {
-        let expected = AppendEntries {
-            entries: vec![noop.clone()],
-            ..append(1, 1, 0, 0, 0)
-        };
-        assert_eq!(
-            out,
-            &Outgoing {
-                to: NodeId(peer),
-                message: Message::AppendEntries(expected)
-            }
-        );
+        let expected = AppendEntries { entries: vec![noop.clone()], ..append(1, 1, 0, 0, 0) };
+        assert_eq!(out, &Outgoing { to: NodeId(peer), message: Message::AppendEntries(expected) });
     }
     assert_eq!(ready.soft_state.unwrap().leader_id, Some(NodeId(1)));
 }
@@ -208,10 +148,7 @@ fn rejected_votes_do_not_elect_and_a_split_vote_starts_a_new_term() {
     let mut r = follower(1);
     tick_until_candidate(&mut r);
     for p in 2..=5 {
-        let reject = RequestVoteResponse {
-            term: Term(1),
-            vote_granted: false,
-        };
+        let reject = RequestVoteResponse { term: Term(1), vote_granted: false };
         r.step(NodeId(p), Message::RequestVoteResponse(reject));
     }
     assert_eq!(r.role(), Role::Candidate);
@@ -242,17 +179,8 @@ fn grants_one_vote_per_term_first_come_first_served() {
     r.step(NodeId(3), vote_request(1, 3, 0, 0));
     let ready = r.ready();
     assert_eq!(ready.hard_state, None, "nothing changed");
-    let refused = Message::RequestVoteResponse(RequestVoteResponse {
-        term: Term(1),
-        vote_granted: false,
-    });
-    assert_eq!(
-        only_message(&ready),
-        &Outgoing {
-            to: NodeId(3),
-            message: refused
-        }
-    );
+    let refused = Message::RequestVoteResponse(RequestVoteResponse { term: Term(1), vote_granted: false });
+    assert_eq!(only_message(&ready), &Outgoing { to: NodeId(3), message: refused });
 
     // A retransmitted request from the candidate we voted for is granted again (idempotent).
     r.step(NodeId(2), vote_request(1, 2, 0, 0));
@@ -266,10 +194,7 @@ fn restarted_server_never_votes_twice_in_a_term() {
     r.step(NodeId(3), vote_request(7, 3, 0, 0));
     let ready = r.ready();
     assert_eq!(ready.hard_state, None);
-    let refused = Message::RequestVoteResponse(RequestVoteResponse {
-        term: Term(7),
-        vote_granted: false,
-    });
+    let refused = Message::RequestVoteResponse(RequestVoteResponse { term: Term(7), vote_granted: false });
     assert_eq!(only_message(&ready).message, refused);
     assert_eq!(r.current_term(), Term(7));
 }
@@ -286,22 +211,11 @@ fn vote_requires_candidate_log_at_least_as_up_to_date() {
         ((1, 3), true),  // newer last term, shorter
     ];
     for ((last_index, last_term), granted) in cases {
-        let mut r = Raft::restore(
-            options(1, &[2, 3]),
-            hard(2, None),
-            log_with_terms(&[1, 2, 2]),
-        );
+        let mut r = Raft::restore(options(1, &[2, 3]), hard(2, None), log_with_terms(&[1, 2, 2]));
         r.step(NodeId(2), vote_request(3, 2, last_index, last_term));
         let ready = r.ready();
-        let expected = Message::RequestVoteResponse(RequestVoteResponse {
-            term: Term(3),
-            vote_granted: granted,
-        });
-        assert_eq!(
-            only_message(&ready).message,
-            expected,
-            "candidate log ({last_index}, {last_term})"
-        );
+        let expected = Message::RequestVoteResponse(RequestVoteResponse { term: Term(3), vote_granted: granted });
+        assert_eq!(only_message(&ready).message, expected, "candidate log ({last_index}, {last_term})");
         assert_eq!(r.voted_for(), granted.then_some(NodeId(2)));
     }
 }
@@ -318,13 +232,7 @@ fn higher_term_turns_leader_into_follower_and_clears_vote() {
     // §5.1: any message with a higher term updates the term and converts to follower.
     let mut r = make_leader(1);
     let term = r.current_term().0;
-    r.step(
-        NodeId(4),
-        Message::RequestVoteResponse(RequestVoteResponse {
-            term: Term(term + 3),
-            vote_granted: false,
-        }),
-    );
+    r.step(NodeId(4), Message::RequestVoteResponse(RequestVoteResponse { term: Term(term + 3), vote_granted: false }));
     assert_eq!(r.role(), Role::Follower);
     assert_eq!(r.current_term(), Term(term + 3));
     assert_eq!(r.voted_for(), None);
@@ -336,10 +244,7 @@ fn higher_term_turns_leader_into_follower_and_clears_vote() {
 fn higher_term_append_entries_sets_the_leader() {
     let mut r = follower(1);
     r.step(NodeId(3), heartbeat(4, 3));
-    assert_eq!(
-        (r.role(), r.current_term(), r.leader_id()),
-        (Role::Follower, Term(4), Some(NodeId(3)))
-    );
+    assert_eq!((r.role(), r.current_term(), r.leader_id()), (Role::Follower, Term(4), Some(NodeId(3))));
     let ready = r.ready();
     let ok = AppendEntriesResponse {
         term: Term(4),
@@ -348,13 +253,7 @@ fn higher_term_append_entries_sets_the_leader() {
         conflict_index: LogIndex(0),
         conflict_term: Term(0),
     };
-    assert_eq!(
-        only_message(&ready),
-        &Outgoing {
-            to: NodeId(3),
-            message: Message::AppendEntriesResponse(ok)
-        }
-    );
+    assert_eq!(only_message(&ready), &Outgoing { to: NodeId(3), message: Message::AppendEntriesResponse(ok) });
 }
 
 #[test]
@@ -363,10 +262,7 @@ fn candidate_returns_to_follower_on_append_entries_of_its_term() {
     let mut r = follower(1);
     tick_until_candidate(&mut r);
     r.step(NodeId(2), heartbeat(1, 2));
-    assert_eq!(
-        (r.role(), r.current_term(), r.leader_id()),
-        (Role::Follower, Term(1), Some(NodeId(2)))
-    );
+    assert_eq!((r.role(), r.current_term(), r.leader_id()), (Role::Follower, Term(1), Some(NodeId(2))));
     assert_eq!(r.voted_for(), Some(NodeId(1)), "the vote of the term stays");
 }
 
@@ -374,10 +270,7 @@ fn candidate_returns_to_follower_on_append_entries_of_its_term() {
 fn stale_requests_are_rejected_with_the_current_term_and_stale_responses_dropped() {
     let mut r = Raft::new(options(1, &[2, 3]), hard(5, None));
     r.step(NodeId(2), vote_request(4, 2, 0, 0));
-    let refused = Message::RequestVoteResponse(RequestVoteResponse {
-        term: Term(5),
-        vote_granted: false,
-    });
+    let refused = Message::RequestVoteResponse(RequestVoteResponse { term: Term(5), vote_granted: false });
     assert_eq!(only_message(&r.ready()).message, refused);
     assert_eq!(r.voted_for(), None);
 
@@ -389,10 +282,7 @@ fn stale_requests_are_rejected_with_the_current_term_and_stale_responses_dropped
         conflict_index: LogIndex(0),
         conflict_term: Term(0),
     };
-    assert_eq!(
-        only_message(&r.ready()).message,
-        Message::AppendEntriesResponse(nack)
-    );
+    assert_eq!(only_message(&r.ready()).message, Message::AppendEntriesResponse(nack));
     assert_eq!(r.leader_id(), None, "a stale leader is not followed");
 
     r.step(NodeId(3), vote_granted(4));
@@ -460,11 +350,7 @@ fn leader_without_a_quorum_steps_down_after_an_election_timeout() {
         r.step(NodeId(2), ack(term));
         r.step(NodeId(3), ack(term));
     }
-    assert_eq!(
-        r.role(),
-        Role::Leader,
-        "two acks + self is a majority of five"
-    );
+    assert_eq!(r.role(), Role::Leader, "two acks + self is a majority of five");
     for _ in 0..E {
         r.tick();
         r.step(NodeId(2), ack(term));
@@ -472,10 +358,7 @@ fn leader_without_a_quorum_steps_down_after_an_election_timeout() {
     for _ in 0..E {
         r.tick();
     }
-    assert_eq!(
-        (r.role(), r.current_term(), r.leader_id()),
-        (Role::Follower, term, None)
-    );
+    assert_eq!((r.role(), r.current_term(), r.leader_id()), (Role::Follower, term, None));
 }
 
 #[test]

@@ -163,9 +163,7 @@ impl KvStore {
                 KvResponse::Done
             }
             KvOp::Get { key } => KvResponse::Value(self.data.get(&key).cloned()),
-            KvOp::Delete { key } => KvResponse::Deleted {
-                existed: self.data.remove(&key).is_some(),
-            },
+            KvOp::Delete { key } => KvResponse::Deleted { existed: self.data.remove(&key).is_some() },
             KvOp::Cas { key, expected, new } => {
                 let swapped = self.data.get(&key) == expected.as_ref();
                 if swapped {
@@ -174,10 +172,7 @@ impl KvStore {
                         None => self.data.remove(&key),
                     };
                 }
-                KvResponse::Cas {
-                    swapped,
-                    current: self.data.get(&key).cloned(),
-                }
+                KvResponse::Cas { swapped, current: self.data.get(&key).cloned() }
             }
         }
     }
@@ -189,10 +184,7 @@ impl KvStore {
         self.session_order.insert(index, client_id);
         // Eviction depends only on the log, so every server forgets the same sessions.
         while self.sessions.len() > SESSIONS_MAX {
-            let (_, oldest) = self
-                .session_order
-                .pop_first()
-                .expect("order tracks every session");
+            let (_, oldest) = self.session_order.pop_first().expect("order tracks every session");
             self.sessions.remove(&oldest);
         }
     }

@@ -6,10 +6,7 @@ fn cmd(client_id: u64, seq: u64, op: KvOp) -> KvCommand {
     KvCommand { client_id, seq, op }
 }
 fn put(k: &str, v: &str) -> KvOp {
-    KvOp::Put {
-        key: k.into(),
-        value: v.into(),
-    }
+    KvOp::Put { key: k.into(), value: v.into() }
 }
 fn get(k: &str) -> KvOp {
     KvOp::Get { key: k.into() }
@@ -18,14 +15,8 @@ fn get(k: &str) -> KvOp {
 #[test]
 fn put_get_delete_and_cas() {
     let mut kv = KvStore::new();
-    assert_eq!(
-        kv.apply_command(LogIndex(1), cmd(1, 1, put("a", "1"))),
-        KvResponse::Done
-    );
-    assert_eq!(
-        kv.apply_command(LogIndex(2), cmd(0, 0, get("a"))),
-        KvResponse::Value(Some(b"1".to_vec()))
-    );
+    assert_eq!(kv.apply_command(LogIndex(1), cmd(1, 1, put("a", "1"))), KvResponse::Done);
+    assert_eq!(kv.apply_command(LogIndex(2), cmd(0, 0, get("a"))), KvResponse::Value(Some(b"1".to_vec())));
     let cas = |expected: Option<&str>, new: Option<&str>| KvOp::Cas {
         key: b"a".to_vec(),
         expected: expected.map(Into::into),
@@ -33,17 +24,11 @@ fn put_get_delete_and_cas() {
     };
     assert_eq!(
         kv.apply_command(LogIndex(3), cmd(1, 2, cas(Some("0"), Some("2")))),
-        KvResponse::Cas {
-            swapped: false,
-            current: Some(b"1".to_vec())
-        }
+        KvResponse::Cas { swapped: false, current: Some(b"1".to_vec()) }
     );
     assert_eq!(
         kv.apply_command(LogIndex(4), cmd(1, 3, cas(Some("1"), Some("2")))),
-        KvResponse::Cas {
-            swapped: true,
-            current: Some(b"2".to_vec())
-        }
+        KvResponse::Cas { swapped: true, current: Some(b"2".to_vec()) }
     );
     assert_eq!(
         kv.apply_command(LogIndex(5), cmd(1, 4, KvOp::Delete { key: b"a".to_vec() })),
@@ -55,10 +40,7 @@ fn put_get_delete_and_cas() {
     );
     assert_eq!(
         kv.apply_command(LogIndex(7), cmd(1, 6, cas(None, Some("new")))),
-        KvResponse::Cas {
-            swapped: true,
-            current: Some(b"new".to_vec())
-        },
+        KvResponse::Cas { swapped: true, current: Some(b"new".to_vec()) },
         "expected None means absent"
     );
 }
@@ -66,26 +48,13 @@ fn put_get_delete_and_cas() {
 #[test]
 fn a_retried_write_is_applied_once_and_answered_the_same() {
     let mut kv = KvStore::new();
-    let cas = KvOp::Cas {
-        key: b"n".to_vec(),
-        expected: None,
-        new: Some(b"1".to_vec()),
-    };
+    let cas = KvOp::Cas { key: b"n".to_vec(), expected: None, new: Some(b"1".to_vec()) };
     let first = kv.apply_command(LogIndex(1), cmd(7, 1, cas.clone()));
-    assert_eq!(
-        first,
-        KvResponse::Cas {
-            swapped: true,
-            current: Some(b"1".to_vec())
-        }
-    );
+    assert_eq!(first, KvResponse::Cas { swapped: true, current: Some(b"1".to_vec()) });
     // The same command committed again (a client retry after a leader change): not re-run.
     let retry = kv.apply_command(LogIndex(2), cmd(7, 1, cas));
     assert_eq!(retry, first);
-    assert_eq!(
-        kv.apply_command(LogIndex(3), cmd(7, 0, put("n", "old"))),
-        KvResponse::StaleSequence { last: 1 }
-    );
+    assert_eq!(kv.apply_command(LogIndex(3), cmd(7, 0, put("n", "old"))), KvResponse::StaleSequence { last: 1 });
     assert_eq!(kv.get(b"n"), Some(&b"1"[..]));
 }
 
@@ -95,11 +64,7 @@ fn undecodable_entries_are_answered_not_applied() {
     let response: KvResponse = decode(&kv.apply(LogIndex(1), b"\xff\xff"), 1024).unwrap();
     assert_eq!(response, KvResponse::BadCommand);
     assert!(kv.is_empty());
-    let ok: KvResponse = decode(
-        &kv.apply(LogIndex(2), &encode(&cmd(1, 1, put("k", "v")))),
-        1024,
-    )
-    .unwrap();
+    let ok: KvResponse = decode(&kv.apply(LogIndex(2), &encode(&cmd(1, 1, put("k", "v")))), 1024).unwrap();
     assert_eq!(ok, KvResponse::Done);
     assert_eq!(kv.len(), 1);
 }
@@ -111,9 +76,6 @@ fn sessions_are_bounded_and_evicted_in_log_order() {
         kv.apply_command(LogIndex(i + 1), cmd(i + 1, 1, put("k", "v")));
     }
     assert_eq!(kv.sessions.len(), SESSIONS_MAX);
-    assert!(
-        !kv.sessions.contains_key(&1),
-        "the least recently used session is forgotten"
-    );
+    assert!(!kv.sessions.contains_key(&1), "the least recently used session is forgotten");
     assert!(kv.sessions.contains_key(&(SESSIONS_MAX as u64 + 10)));
 }

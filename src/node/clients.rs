@@ -5,8 +5,7 @@
 use super::runtime::Runtime;
 use crate::core::{LogIndex, ProposeError, Term};
 use crate::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, Request, Response, CLIENT_REQUEST_BYTES_MAX,
-    CLIENT_WIRE_VERSION,
+    ClientError, ClientRequest, ClientResponse, Request, Response, CLIENT_REQUEST_BYTES_MAX, CLIENT_WIRE_VERSION,
 };
 use crate::transport::codec::{decode, encode, DecodeError};
 use std::collections::BTreeMap;
@@ -25,10 +24,7 @@ pub type Outcome = Result<(LogIndex, Vec<u8>), ClientError>;
 /// Where a proposal's answer goes.
 pub(super) enum Replier {
     /// A client on the ROUTER socket: its routing frames and request id.
-    Client {
-        route: Vec<Vec<u8>>,
-        request_id: u64,
-    },
+    Client { route: Vec<Vec<u8>>, request_id: u64 },
     /// A caller of `Server::propose` in this process.
     Local(mpsc::Sender<Outcome>),
 }
@@ -41,15 +37,7 @@ impl Replier {
                     Ok((index, result)) => Response::Applied { index, result },
                     Err(e) => Response::Error(e),
                 };
-                send_response(
-                    client,
-                    route,
-                    ClientResponse {
-                        version: CLIENT_WIRE_VERSION,
-                        request_id,
-                        body,
-                    },
-                );
+                send_response(client, route, ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body });
             }
             // The caller may have given up waiting; then nobody needs the answer.
             Replier::Local(sender) => drop(sender.send(outcome)),
@@ -78,20 +66,10 @@ impl Pending {
     }
 
     /// The entry at `index` (of `term`) was applied with `result`.
-    pub(super) fn applied(
-        &mut self,
-        client: &zmq::Socket,
-        index: LogIndex,
-        term: Term,
-        result: Vec<u8>,
-    ) {
+    pub(super) fn applied(&mut self, client: &zmq::Socket, index: LogIndex, term: Term, result: Vec<u8>) {
         if let Some((proposed_term, replier)) = self.by_index.remove(&index) {
             // Another leader's entry took the index: ours was overwritten, never applied.
-            let outcome = if proposed_term == term {
-                Ok((index, result))
-            } else {
-                Err(ClientError::Dropped)
-            };
+            let outcome = if proposed_term == term { Ok((index, result)) } else { Err(ClientError::Dropped) };
             replier.reply(client, outcome);
         }
     }
@@ -129,31 +107,15 @@ impl Runtime {
             };
             let Some(body) = frames.pop() else { continue };
             match self.check_request(&body) {
-                Ok(ClientRequest {
-                    request_id,
-                    body: Request::Status,
-                    ..
-                }) => statuses.push(StatusRequest {
-                    route: frames,
-                    request_id,
-                }),
-                Ok(ClientRequest {
-                    request_id,
-                    body: Request::Propose { command },
-                    ..
-                }) => proposals.push((
-                    Replier::Client {
-                        route: frames,
-                        request_id,
-                    },
-                    command,
-                )),
+                Ok(ClientRequest { request_id, body: Request::Status, .. }) => {
+                    statuses.push(StatusRequest { route: frames, request_id })
+                }
+                Ok(ClientRequest { request_id, body: Request::Propose { command }, .. }) => {
+                    proposals.push((Replier::Client { route: frames, request_id }, command))
+                }
                 Err((request_id, error)) => {
-                    let response = ClientResponse {
-                        version: CLIENT_WIRE_VERSION,
-                        request_id,
-                        body: Response::Error(error),
-                    };
+                    let response =
+                        ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body: Response::Error(error) };
                     send_response(&self.client, frames, response);
                 }
             }
@@ -172,25 +134,14 @@ impl Runtime {
             (0, ClientError::BadRequest(why.into()))
         })?;
         if request.version != CLIENT_WIRE_VERSION {
-            let why = format!(
-                "client protocol version {} (this server speaks {CLIENT_WIRE_VERSION})",
-                request.version
-            );
+            let why = format!("client protocol version {} (this server speaks {CLIENT_WIRE_VERSION})", request.version);
             return Err((request.request_id, ClientError::BadRequest(why)));
         }
         if request.cluster_id != self.cluster_id {
-            return Err((
-                request.request_id,
-                ClientError::WrongCluster {
-                    expected: self.cluster_id,
-                },
-            ));
+            return Err((request.request_id, ClientError::WrongCluster { expected: self.cluster_id }));
         }
         if matches!(&request.body, Request::Propose { command } if command.is_empty()) {
-            return Err((
-                request.request_id,
-                ClientError::BadRequest("empty command".into()),
-            ));
+            return Err((request.request_id, ClientError::BadRequest("empty command".into())));
         }
         Ok(request)
     }
@@ -211,16 +162,12 @@ impl Runtime {
             Ok((first, _)) => {
                 let term = self.raft.current_term();
                 for (i, replier) in repliers.into_iter().enumerate() {
-                    self.pending
-                        .by_index
-                        .insert(LogIndex(first.0 + i as u64), (term, replier));
+                    self.pending.by_index.insert(LogIndex(first.0 + i as u64), (term, replier));
                 }
             }
             Err(e) => {
                 let error = match e {
-                    ProposeError::NotLeader { leader_hint } => ClientError::NotLeader {
-                        leader: leader_hint,
-                    },
+                    ProposeError::NotLeader { leader_hint } => ClientError::NotLeader { leader: leader_hint },
                     ProposeError::Empty => ClientError::BadRequest("empty command".into()),
                 };
                 for replier in repliers {
@@ -234,11 +181,7 @@ impl Runtime {
     pub(super) fn answer_statuses(&mut self, statuses: Vec<StatusRequest>) {
         let status = self.status();
         for StatusRequest { route, request_id } in statuses {
-            let response = ClientResponse {
-                version: CLIENT_WIRE_VERSION,
-                request_id,
-                body: Response::Status(status),
-            };
+            let response = ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body: Response::Status(status) };
             send_response(&self.client, route, response);
         }
     }

@@ -137,15 +137,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Commands from the handle to the runtime thread.
 enum Command {
-    Send {
-        target: Target,
-        msg_id: u64,
-        payload: Vec<u8>,
-    },
-    Propose {
-        command: Vec<u8>,
-        reply: mpsc::Sender<Outcome>,
-    },
+    Send { target: Target, msg_id: u64, payload: Vec<u8> },
+    Propose { command: Vec<u8>, reply: mpsc::Sender<Outcome> },
 }
 
 /// Why [`Server::propose`] has no result.
@@ -194,11 +187,7 @@ impl Server {
 
     /// Start server `pid` of `config` with extra options. Returns once its sockets are bound
     /// and its data directory is locked and read, so errors are reported here.
-    pub fn start_with(
-        config: &Config,
-        pid: NodeId,
-        options: NodeOptions,
-    ) -> Result<Server, NodeError> {
+    pub fn start_with(config: &Config, pid: NodeId, options: NodeOptions) -> Result<Server, NodeError> {
         Server::start_with_state_machine(config, pid, options, Box::new(KvStore::new()))
     }
 
@@ -210,10 +199,7 @@ impl Server {
         state_machine: Box<dyn StateMachine>,
     ) -> Result<Server, NodeError> {
         let me = config.server(pid)?.clone();
-        let data_dir = options
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| config.data_dir_for(pid));
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| config.data_dir_for(pid));
         let storage = DiskStorage::open(&data_dir)?;
         let hard_state = storage.hard_state();
         let peers: Vec<NodeId> = config.peers(pid).map(|s| s.pid).collect();
@@ -229,8 +215,7 @@ impl Server {
         let ctx = zmq::Context::new();
         let (wake, wake_endpoint) = runtime::wake_pair(&ctx, pid)?;
         let (commands_tx, commands_rx) = mpsc::channel();
-        let (inbox_tx, inbox_rx) =
-            mpsc::sync_channel(options.inbox_capacity.unwrap_or(INBOX_CAPACITY));
+        let (inbox_tx, inbox_rx) = mpsc::sync_channel(options.inbox_capacity.unwrap_or(INBOX_CAPACITY));
         let runtime = runtime::Runtime::new(runtime::RuntimeParts {
             config,
             me: &me,
@@ -246,10 +231,7 @@ impl Server {
         // inproc needs the runtime's PULL bound (done in Runtime::new) before we connect.
         let wake_endpoint = runtime.wake_endpoint().to_string();
         wake.connect(&wake_endpoint)
-            .map_err(|source| TransportError {
-                action: format!("connect {wake_endpoint}"),
-                source,
-            })?;
+            .map_err(|source| TransportError { action: format!("connect {wake_endpoint}"), source })?;
         let thread = std::thread::Builder::new()
             .name(format!("leader-{pid}"))
             .spawn(move || runtime.run())
@@ -337,11 +319,7 @@ impl Server {
     pub fn send(&self, target: Target, payload: Vec<u8>) -> u64 {
         let msg_id = self.next_msg_id.fetch_add(1, Ordering::Relaxed);
         // A send after the runtime stopped is dropped like any undeliverable message.
-        let _ = self.commands.send(Command::Send {
-            target,
-            msg_id,
-            payload,
-        });
+        let _ = self.commands.send(Command::Send { target, msg_id, payload });
         self.wake();
         msg_id
     }
@@ -354,9 +332,7 @@ impl Server {
         timeout: Duration,
     ) -> Result<(crate::core::LogIndex, Vec<u8>), ProposeFailure> {
         let (reply, outcome) = mpsc::channel();
-        self.commands
-            .send(Command::Propose { command, reply })
-            .map_err(|_| ProposeFailure::Stopped)?;
+        self.commands.send(Command::Propose { command, reply }).map_err(|_| ProposeFailure::Stopped)?;
         self.wake();
         match outcome.recv_timeout(timeout) {
             Ok(result) => result.map_err(ProposeFailure::Refused),

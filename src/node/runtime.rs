@@ -17,8 +17,7 @@ use crate::transport::client_wire::{Status, CLIENT_REQUEST_BYTES_MAX};
 use crate::transport::codec::encode;
 use crate::transport::zmq_transport::context;
 use crate::transport::{
-    AppMessage, Body, DropReason, Envelope, Receiver, TransportError, ZmqTransport,
-    ENVELOPE_BYTES_MAX, WIRE_VERSION,
+    AppMessage, Body, DropReason, Envelope, Receiver, TransportError, ZmqTransport, ENVELOPE_BYTES_MAX, WIRE_VERSION,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -51,15 +50,9 @@ pub(super) fn initial_status(pid: NodeId, hard_state: &HardState) -> Status {
 
 /// The handle's PUSH and the endpoint of the runtime's PULL used to wake `zmq::poll` when the
 /// handle has a command or wants the loop to stop.
-pub(super) fn wake_pair(
-    ctx: &zmq::Context,
-    pid: NodeId,
-) -> Result<(zmq::Socket, String), TransportError> {
+pub(super) fn wake_pair(ctx: &zmq::Context, pid: NodeId) -> Result<(zmq::Socket, String), TransportError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let endpoint = format!(
-        "inproc://leader-wake-{pid}-{}",
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
+    let endpoint = format!("inproc://leader-wake-{pid}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let push = context(ctx.socket(zmq::PUSH), || "create wake socket".into())?;
     context(push.set_linger(0), || "configure wake socket".into())?;
     Ok((push, endpoint))
@@ -70,11 +63,7 @@ pub(crate) fn tick_plan(election_timeout_ms: u64, heartbeat_ms: u64) -> (Duratio
     let tick_ms = (heartbeat_ms / 10).clamp(1, TICK_MS_MAX);
     let election_ticks = election_timeout_ms.div_ceil(tick_ms).max(2) as u32;
     let heartbeat_ticks = (heartbeat_ms / tick_ms).max(1) as u32;
-    (
-        Duration::from_millis(tick_ms),
-        election_ticks,
-        heartbeat_ticks,
-    )
+    (Duration::from_millis(tick_ms), election_ticks, heartbeat_ticks)
 }
 
 /// What [`Runtime::new`] needs.
@@ -114,42 +103,19 @@ pub(super) struct Runtime {
 
 impl Runtime {
     pub(super) fn new(parts: RuntimeParts<'_>) -> Result<Runtime, TransportError> {
-        let RuntimeParts {
-            config,
-            me,
-            mut storage,
-            state_machine,
-            seed,
-            ctx,
-            wake_endpoint,
-            shared,
-            commands,
-            inbox,
-        } = parts;
+        let RuntimeParts { config, me, mut storage, state_machine, seed, ctx, wake_endpoint, shared, commands, inbox } =
+            parts;
         let pid = me.pid;
-        let peers: Vec<(NodeId, String)> = config
-            .peers(pid)
-            .map(|s| (s.pid, s.endpoint.clone()))
-            .collect();
+        let peers: Vec<(NodeId, String)> = config.peers(pid).map(|s| (s.pid, s.endpoint.clone())).collect();
         let transport = ZmqTransport::new(&ctx, pid, &me.endpoint, &peers, ENVELOPE_BYTES_MAX)?;
-        let client = context(ctx.socket(zmq::ROUTER), || {
-            "create client ROUTER socket".into()
-        })?;
+        let client = context(ctx.socket(zmq::ROUTER), || "create client ROUTER socket".into())?;
         context(client.set_linger(0), || "configure client socket".into())?;
-        context(
-            client.set_maxmsgsize(CLIENT_REQUEST_BYTES_MAX as i64),
-            || "configure client socket".into(),
-        )?;
+        context(client.set_maxmsgsize(CLIENT_REQUEST_BYTES_MAX as i64), || "configure client socket".into())?;
         let endpoint = &me.client_endpoint;
-        context(client.bind(endpoint), || {
-            format!("bind {endpoint} (client endpoint of server {pid})")
-        })?;
+        context(client.bind(endpoint), || format!("bind {endpoint} (client endpoint of server {pid})"))?;
         let wake = context(ctx.socket(zmq::PULL), || "create wake socket".into())?;
-        context(wake.bind(&wake_endpoint), || {
-            format!("bind {wake_endpoint}")
-        })?;
-        let (tick, election_ticks, heartbeat_ticks) =
-            tick_plan(config.election_timeout_ms, config.heartbeat_ms);
+        context(wake.bind(&wake_endpoint), || format!("bind {wake_endpoint}"))?;
+        let (tick, election_ticks, heartbeat_ticks) = tick_plan(config.election_timeout_ms, config.heartbeat_ms);
         let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
         let options = Options::new(pid, peer_ids.clone(), election_ticks, heartbeat_ticks, seed);
         let receiver = Receiver {
@@ -160,11 +126,7 @@ impl Runtime {
         };
         let hard_state = storage.hard_state();
         let log = RaftLog::from_entries(storage.take_entries());
-        log::info!(
-            "server {pid}: recovered term {} and {} log entries",
-            hard_state.current_term,
-            log.last_index()
-        );
+        log::info!("server {pid}: recovered term {} and {} log entries", hard_state.current_term, log.last_index());
         Ok(Runtime {
             raft: Raft::restore(options, hard_state, log),
             storage,
@@ -195,10 +157,7 @@ impl Runtime {
         if let Err(e) = &result {
             log::error!("server {}: stopping on fatal error: {e}", self.raft.id());
         }
-        self.pending.fail_all(
-            &self.client,
-            crate::transport::client_wire::ClientError::Dropped,
-        );
+        self.pending.fail_all(&self.client, crate::transport::client_wire::ClientError::Dropped);
         self.shared.stopped.store(true, Ordering::Release);
         log::info!("server {}: stopped", self.raft.id());
         result
@@ -242,10 +201,7 @@ impl Runtime {
             self.wake.as_poll_item(zmq::POLLIN),
         ];
         let millis = timeout.as_millis().min(i64::MAX as u128) as i64;
-        if let Err(e) = zmq::poll(
-            &mut items,
-            millis.max(if timeout.is_zero() { 0 } else { 1 }),
-        ) {
+        if let Err(e) = zmq::poll(&mut items, millis.max(if timeout.is_zero() { 0 } else { 1 })) {
             log::warn!("poll failed: {e}");
         }
         while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {}
@@ -255,14 +211,8 @@ impl Runtime {
         let mut proposals = Vec::new();
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::Send {
-                    target,
-                    msg_id,
-                    payload,
-                } => self.send_app(target, msg_id, payload),
-                Command::Propose { command, reply } => {
-                    proposals.push((Replier::Local(reply), command))
-                }
+                Command::Send { target, msg_id, payload } => self.send_app(target, msg_id, payload),
+                Command::Propose { command, reply } => proposals.push((Replier::Local(reply), command)),
             }
         }
         self.propose(proposals);
@@ -274,11 +224,7 @@ impl Runtime {
             Target::Broadcast => (self.raft.peers().to_vec(), true),
         };
         for to in targets {
-            let body = Body::App(AppMessage {
-                msg_id,
-                broadcast,
-                payload: payload.clone(),
-            });
+            let body = Body::App(AppMessage { msg_id, broadcast, payload: payload.clone() });
             self.send_envelope(to, body);
         }
     }
@@ -287,13 +233,7 @@ impl Runtime {
         if lock(&self.shared.blocked).contains(&to) {
             return;
         }
-        let envelope = Envelope {
-            version: WIRE_VERSION,
-            cluster_id: self.cluster_id,
-            from: self.raft.id(),
-            to,
-            body,
-        };
+        let envelope = Envelope { version: WIRE_VERSION, cluster_id: self.cluster_id, from: self.raft.id(), to, body };
         self.transport.send(to, &encode(&envelope));
     }
 
@@ -309,34 +249,17 @@ impl Runtime {
             };
             match envelope {
                 Err(reason) => {
-                    log::debug!(
-                        "server {}: dropped a {}-byte envelope: {reason:?}",
-                        self.raft.id(),
-                        bytes.len()
-                    );
+                    log::debug!("server {}: dropped a {}-byte envelope: {reason:?}", self.raft.id(), bytes.len());
                     lock(&self.shared.drops).count(reason);
                 }
-                Ok(Envelope {
-                    from,
-                    body: Body::Raft(message),
-                    ..
-                }) => self.raft.step(from, message),
-                Ok(Envelope {
-                    from,
-                    body: Body::App(app),
-                    ..
-                }) => self.deliver(from, app),
+                Ok(Envelope { from, body: Body::Raft(message), .. }) => self.raft.step(from, message),
+                Ok(Envelope { from, body: Body::App(app), .. }) => self.deliver(from, app),
             }
         }
     }
 
     fn deliver(&mut self, from: NodeId, app: AppMessage) {
-        let message = InboxMessage {
-            from,
-            msg_id: app.msg_id,
-            broadcast: app.broadcast,
-            payload: app.payload,
-        };
+        let message = InboxMessage { from, msg_id: app.msg_id, broadcast: app.broadcast, payload: app.payload };
         if self.inbox.try_send(message).is_err() {
             // Full (or nobody reads): drop rather than grow without bound.
             self.shared.inbox_dropped.fetch_add(1, Ordering::Relaxed);
@@ -382,31 +305,18 @@ impl Runtime {
                 continue; // a leader's no-op (§8)
             }
             let result = self.state_machine.apply(entry.index, &entry.data);
-            self.pending
-                .applied(&self.client, entry.index, entry.term, result);
+            self.pending.applied(&self.client, entry.index, entry.term, result);
         }
         if let Some(soft) = soft_state {
             let id = self.raft.id();
             let leader = soft.leader_id.map_or("none".to_string(), |l| l.to_string());
-            log::info!(
-                "server {id}: {} in term {} (leader: {leader})",
-                soft.role,
-                soft.term
-            );
-            let change = RoleChange {
-                role: soft.role,
-                term: soft.term,
-                leader: soft.leader_id,
-                at: Instant::now(),
-            };
+            log::info!("server {id}: {} in term {} (leader: {leader})", soft.role, soft.term);
+            let change = RoleChange { role: soft.role, term: soft.term, leader: soft.leader_id, at: Instant::now() };
             lock(&self.shared.history).push(change);
             if soft.role != Role::Leader {
                 // Whatever was proposed may still commit under the next leader: the client
                 // learns it is undecided and retries with the same sequence number.
-                self.pending.fail_all(
-                    &self.client,
-                    crate::transport::client_wire::ClientError::Dropped,
-                );
+                self.pending.fail_all(&self.client, crate::transport::client_wire::ClientError::Dropped);
             }
         }
         self.raft.advance();

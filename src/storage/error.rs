@@ -57,11 +57,9 @@ impl fmt::Display for StorageError {
             StorageError::Io { path, op, source } => {
                 write!(f, "{op} {}: {source}", path.display())
             }
-            StorageError::Corrupt {
-                path,
-                offset,
-                detail,
-            } => write!(f, "corrupt {} at byte {offset}: {detail}", path.display()),
+            StorageError::Corrupt { path, offset, detail } => {
+                write!(f, "corrupt {} at byte {offset}: {detail}", path.display())
+            }
         }
     }
 }
@@ -76,10 +74,7 @@ impl Error for StorageError {
 }
 
 /// Shorthand used by the storage code: wrap an `io::Error` with the path and operation.
-pub(super) fn io_error(
-    path: impl Into<PathBuf>,
-    op: &'static str,
-) -> impl FnOnce(io::Error) -> StorageError {
+pub(super) fn io_error(path: impl Into<PathBuf>, op: &'static str) -> impl FnOnce(io::Error) -> StorageError {
     let path = path.into();
     move |source| StorageError::Io { path, op, source }
 }
@@ -90,13 +85,8 @@ mod tests {
 
     #[test]
     fn messages_name_the_path_and_the_problem() {
-        let locked = StorageError::Locked {
-            dir: PathBuf::from("/x"),
-        };
-        assert_eq!(
-            locked.to_string(),
-            "data directory /x is in use by another process (lock file /x/LOCK)"
-        );
+        let locked = StorageError::Locked { dir: PathBuf::from("/x") };
+        assert_eq!(locked.to_string(), "data directory /x is in use by another process (lock file /x/LOCK)");
 
         let io = StorageError::Io {
             path: PathBuf::from("/x/hardstate"),
@@ -111,10 +101,7 @@ mod tests {
             offset: 30,
             detail: "checksum mismatch".to_string(),
         };
-        assert_eq!(
-            corrupt.to_string(),
-            "corrupt /x/hardstate at byte 30: checksum mismatch"
-        );
+        assert_eq!(corrupt.to_string(), "corrupt /x/hardstate at byte 30: checksum mismatch");
         assert!(corrupt.source().is_none());
     }
 }

@@ -50,18 +50,11 @@ struct Defect {
 
 impl Defect {
     fn at(offset: usize, detail: String) -> Defect {
-        Defect {
-            offset: offset as u64,
-            detail,
-        }
+        Defect { offset: offset as u64, detail }
     }
 
     fn in_file(self, path: PathBuf) -> StorageError {
-        StorageError::Corrupt {
-            path,
-            offset: self.offset,
-            detail: self.detail,
-        }
+        StorageError::Corrupt { path, offset: self.offset, detail: self.detail }
     }
 }
 
@@ -70,8 +63,7 @@ fn encode(hard_state: &HardState) -> [u8; HARD_STATE_LEN] {
     let mut bytes = [0u8; HARD_STATE_LEN];
     bytes[..OFFSET_VERSION].copy_from_slice(MAGIC);
     bytes[OFFSET_VERSION] = VERSION;
-    bytes[OFFSET_TERM..OFFSET_VOTE_PRESENT]
-        .copy_from_slice(&hard_state.current_term.0.to_le_bytes());
+    bytes[OFFSET_TERM..OFFSET_VOTE_PRESENT].copy_from_slice(&hard_state.current_term.0.to_le_bytes());
     let (present, vote) = match hard_state.voted_for {
         Some(NodeId(id)) => (1, id),
         None => (0, 0),
@@ -98,28 +90,18 @@ fn decode(bytes: &[u8]) -> Result<HardState, Defect> {
     if bytes.len() != HARD_STATE_LEN {
         // Even an empty file is corrupt: the rename that installs a record is atomic, so a
         // crash can never leave a short file behind.
-        return Err(Defect::at(
-            0,
-            format!("expected {HARD_STATE_LEN} bytes, found {}", bytes.len()),
-        ));
+        return Err(Defect::at(0, format!("expected {HARD_STATE_LEN} bytes, found {}", bytes.len())));
     }
     if &bytes[..OFFSET_VERSION] != MAGIC {
         return Err(Defect::at(
             0,
-            format!(
-                "bad magic {:02x?}, expected {:02x?} (\"LDHS\")",
-                &bytes[..OFFSET_VERSION],
-                MAGIC
-            ),
+            format!("bad magic {:02x?}, expected {:02x?} (\"LDHS\")", &bytes[..OFFSET_VERSION], MAGIC),
         ));
     }
     if bytes[OFFSET_VERSION] != VERSION {
         return Err(Defect::at(
             OFFSET_VERSION,
-            format!(
-                "unknown format version {}, expected {VERSION}",
-                bytes[OFFSET_VERSION]
-            ),
+            format!("unknown format version {}, expected {VERSION}", bytes[OFFSET_VERSION]),
         ));
     }
     let stored_crc = u32::from_le_bytes(bytes[OFFSET_CRC..].try_into().expect("4 bytes"));
@@ -133,18 +115,10 @@ fn decode(bytes: &[u8]) -> Result<HardState, Defect> {
     let vote = u64_at(bytes, OFFSET_VOTE);
     let voted_for = match bytes[OFFSET_VOTE_PRESENT] {
         0 if vote == 0 => None,
-        0 => {
-            return Err(Defect::at(
-                OFFSET_VOTE,
-                format!("voted_for is {vote} but marked absent (must be 0)"),
-            ))
-        }
+        0 => return Err(Defect::at(OFFSET_VOTE, format!("voted_for is {vote} but marked absent (must be 0)"))),
         1 => Some(NodeId(vote)),
         flag => {
-            return Err(Defect::at(
-                OFFSET_VOTE_PRESENT,
-                format!("voted_for present flag is {flag}, expected 0 or 1"),
-            ))
+            return Err(Defect::at(OFFSET_VOTE_PRESENT, format!("voted_for present flag is {flag}, expected 0 or 1")))
         }
     };
     Ok(HardState {
@@ -159,11 +133,7 @@ fn decode(bytes: &[u8]) -> Result<HardState, Defect> {
 /// reach the disk, because we would only find out at the next start.
 fn encode_checked(hard_state: &HardState) -> [u8; HARD_STATE_LEN] {
     let bytes = encode(hard_state);
-    assert_eq!(
-        decode(&bytes),
-        Ok(*hard_state),
-        "hard state record does not round-trip"
-    );
+    assert_eq!(decode(&bytes), Ok(*hard_state), "hard state record does not round-trip");
     bytes
 }
 
@@ -177,9 +147,7 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     #[cfg(unix)]
     {
         let handle = File::open(dir).map_err(io_error(dir, "open directory"))?;
-        handle
-            .sync_all()
-            .map_err(io_error(dir, "fsync directory"))?;
+        handle.sync_all().map_err(io_error(dir, "fsync directory"))?;
     }
     #[cfg(not(unix))]
     let _ = dir;
@@ -196,8 +164,7 @@ pub(super) fn write(dir: &Path, hard_state: &HardState) -> Result<(), StorageErr
 
     // `create` truncates: a temp file left by an earlier failed save is simply overwritten.
     let mut tmp = File::create(&tmp_path).map_err(io_error(&tmp_path, "create"))?;
-    tmp.write_all(&bytes)
-        .map_err(io_error(&tmp_path, "write"))?;
+    tmp.write_all(&bytes).map_err(io_error(&tmp_path, "write"))?;
     // The data must be on disk before the rename makes it visible under the real name;
     // otherwise a crash could leave `hardstate` naming an empty or partial file.
     tmp.sync_all().map_err(io_error(&tmp_path, "fsync"))?;
@@ -213,10 +180,7 @@ pub(super) fn remove_leftover_tmp(dir: &Path) -> Result<bool, StorageError> {
     let tmp_path = dir.join(HARD_STATE_TMP_FILE);
     match fs::remove_file(&tmp_path) {
         Ok(()) => {
-            log::info!(
-                "removed {} left by an unfinished hard state write",
-                tmp_path.display()
-            );
+            log::info!("removed {} left by an unfinished hard state write", tmp_path.display());
             Ok(true)
         }
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -240,20 +204,12 @@ pub fn read_hard_state(dir: impl AsRef<Path>) -> Result<Option<HardState>, Stora
     // Read at most one byte more than a record: enough to tell "too long", without
     // allocating whatever a damaged or foreign file happens to hold.
     let mut bytes = Vec::with_capacity(HARD_STATE_LEN + 1);
-    file.take(HARD_STATE_LEN as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_error(&path, "read"))?;
+    file.take(HARD_STATE_LEN as u64 + 1).read_to_end(&mut bytes).map_err(io_error(&path, "read"))?;
     if bytes.len() > HARD_STATE_LEN {
         let actual = fs::metadata(&path).map_err(io_error(&path, "stat"))?.len();
-        return Err(Defect::at(
-            0,
-            format!("expected {HARD_STATE_LEN} bytes, found {actual}"),
-        )
-        .in_file(path));
+        return Err(Defect::at(0, format!("expected {HARD_STATE_LEN} bytes, found {actual}")).in_file(path));
     }
-    decode(&bytes)
-        .map(Some)
-        .map_err(|defect| defect.in_file(path))
+    decode(&bytes).map(Some).map_err(|defect| defect.in_file(path))
 }
 
 #[cfg(test)]
@@ -261,11 +217,7 @@ mod tests {
     use super::*;
 
     fn sample() -> HardState {
-        HardState {
-            current_term: Term(0x0102_0304_0506_0708),
-            voted_for: Some(NodeId(3)),
-            commit_index: LogIndex(42),
-        }
+        HardState { current_term: Term(0x0102_0304_0506_0708), voted_for: Some(NodeId(3)), commit_index: LogIndex(42) }
     }
 
     #[test]
@@ -286,14 +238,10 @@ mod tests {
 
     #[test]
     fn the_example_in_docs_storage_md_is_exact() {
-        let example = HardState {
-            current_term: Term(3),
-            voted_for: Some(NodeId(1)),
-            commit_index: LogIndex(2),
-        };
+        let example = HardState { current_term: Term(3), voted_for: Some(NodeId(1)), commit_index: LogIndex(2) };
         let expected: [u8; HARD_STATE_LEN] = [
-            0x4c, 0x44, 0x48, 0x53, 1, 3, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
-            0, 0, 0, 0, 0, 0x9b, 0xc9, 0x67, 0x66,
+            0x4c, 0x44, 0x48, 0x53, 1, 3, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x9b,
+            0xc9, 0x67, 0x66,
         ];
         assert_eq!(encode(&example), expected);
     }
@@ -303,11 +251,7 @@ mod tests {
         for hard_state in [
             HardState::default(),
             sample(),
-            HardState {
-                current_term: Term(u64::MAX),
-                voted_for: Some(NodeId(0)),
-                commit_index: LogIndex(u64::MAX),
-            },
+            HardState { current_term: Term(u64::MAX), voted_for: Some(NodeId(0)), commit_index: LogIndex(u64::MAX) },
         ] {
             assert_eq!(decode(&encode(&hard_state)), Ok(hard_state));
         }
@@ -315,11 +259,7 @@ mod tests {
 
     /// Rewrites bytes at `offset` and fixes the checksum, so that the field checks behind
     /// the CRC check are reached (a writer bug, not a disk error, would look like this).
-    fn with_valid_crc(
-        mut bytes: [u8; HARD_STATE_LEN],
-        offset: usize,
-        patch: &[u8],
-    ) -> [u8; HARD_STATE_LEN] {
+    fn with_valid_crc(mut bytes: [u8; HARD_STATE_LEN], offset: usize, patch: &[u8]) -> [u8; HARD_STATE_LEN] {
         bytes[offset..offset + patch.len()].copy_from_slice(patch);
         let crc = crc32fast::hash(&bytes[..OFFSET_CRC]);
         bytes[OFFSET_CRC..].copy_from_slice(&crc.to_le_bytes());
@@ -336,21 +276,14 @@ mod tests {
         let newer = with_valid_crc(good, OFFSET_VERSION, &[2]);
         assert_eq!(offset_of(&newer), 4);
         assert!(decode(&newer).unwrap_err().detail.contains("version 2"));
-        assert_eq!(
-            offset_of(&with_valid_crc(good, OFFSET_VOTE_PRESENT, &[2])),
-            13
-        );
+        assert_eq!(offset_of(&with_valid_crc(good, OFFSET_VOTE_PRESENT, &[2])), 13);
         let absent_but_set = with_valid_crc(encode(&HardState::default()), OFFSET_VOTE, &[9]);
         assert_eq!(offset_of(&absent_but_set), 14);
         let mut bad_crc = good;
         bad_crc[OFFSET_CRC] ^= 1;
         let defect = decode(&bad_crc).unwrap_err();
         assert_eq!(defect.offset, 30);
-        assert!(
-            defect.detail.starts_with("checksum mismatch"),
-            "{}",
-            defect.detail
-        );
+        assert!(defect.detail.starts_with("checksum mismatch"), "{}", defect.detail);
     }
 
     #[test]

@@ -35,11 +35,7 @@ pub struct MemStorage {
 
 /// Error for an injected failure, named like the disk errors so tests can match on `op`.
 fn injected(op: &'static str, why: &str) -> StorageError {
-    StorageError::Io {
-        path: PathBuf::from("<memory>"),
-        op,
-        source: io::Error::other(why.to_string()),
-    }
+    StorageError::Io { path: PathBuf::from("<memory>"), op, source: io::Error::other(why.to_string()) }
 }
 
 impl MemStorage {
@@ -50,10 +46,7 @@ impl MemStorage {
 
     /// Storage that already holds `hard_state`, as after a restart.
     pub fn with_hard_state(hard_state: HardState) -> MemStorage {
-        MemStorage {
-            hard_state,
-            ..MemStorage::default()
-        }
+        MemStorage { hard_state, ..MemStorage::default() }
     }
 
     /// Storage that already holds `hard_state` and the durable log `entries`, as after a
@@ -64,12 +57,7 @@ impl MemStorage {
     /// If `entries` is not a log: indexes `1..=n` contiguous, terms never decreasing.
     pub fn with_log(hard_state: HardState, entries: Vec<Entry>) -> MemStorage {
         assert_continues(LogIndex(0), Term(0), &entries);
-        MemStorage {
-            hard_state,
-            synced_len: entries.len(),
-            entries,
-            ..MemStorage::default()
-        }
+        MemStorage { hard_state, synced_len: entries.len(), entries, ..MemStorage::default() }
     }
 
     /// Makes the next [`Storage::save_hard_state`] fail with [`StorageError::Io`] and leave
@@ -112,10 +100,7 @@ impl MemStorage {
 
     fn check_not_failed(&self, op: &'static str) -> Result<(), StorageError> {
         if self.failed {
-            return Err(injected(
-                op,
-                "an earlier sync failed; storage is fail-stop and never retries",
-            ));
+            return Err(injected(op, "an earlier sync failed; storage is fail-stop and never retries"));
         }
         Ok(())
     }
@@ -129,10 +114,7 @@ impl Storage for MemStorage {
     fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
         self.check_not_failed("save")?;
         if std::mem::take(&mut self.fail_next_save) {
-            return Err(injected(
-                "save",
-                "injected failure (MemStorage::fail_next_save)",
-            ));
+            return Err(injected("save", "injected failure (MemStorage::fail_next_save)"));
         }
         assert_transition(&self.hard_state, hard_state);
         self.hard_state = *hard_state;
@@ -175,10 +157,7 @@ impl Storage for MemStorage {
         self.check_not_failed("sync")?;
         if std::mem::take(&mut self.fail_next_sync) {
             self.failed = true;
-            return Err(injected(
-                "sync",
-                "injected failure (MemStorage::fail_next_sync)",
-            ));
+            return Err(injected("sync", "injected failure (MemStorage::fail_next_sync)"));
         }
         self.durable_tail.clear();
         self.synced_len = self.entries.len();
@@ -196,11 +175,7 @@ mod tests {
     use crate::core::NodeId;
 
     fn voted(term: u64, vote: Option<u64>, commit: u64) -> HardState {
-        HardState {
-            current_term: Term(term),
-            voted_for: vote.map(NodeId),
-            commit_index: LogIndex(commit),
-        }
+        HardState { current_term: Term(term), voted_for: vote.map(NodeId), commit_index: LogIndex(commit) }
     }
 
     fn entries(indexes: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
@@ -226,11 +201,7 @@ mod tests {
 
         let mut copy = storage.clone();
         copy.save_hard_state(&voted(3, None, 1)).unwrap();
-        assert_eq!(
-            storage.hard_state(),
-            voted(2, Some(5), 1),
-            "clones share nothing"
-        );
+        assert_eq!(storage.hard_state(), voted(2, Some(5), 1), "clones share nothing");
 
         let restarted = MemStorage::with_hard_state(copy.hard_state());
         assert_eq!(restarted.hard_state(), voted(3, None, 1));
@@ -286,10 +257,7 @@ mod tests {
         storage.append(&entries(4..=4, 2)).unwrap();
         storage.truncate_from(LogIndex(2)).unwrap();
         storage.append(&entries(2..=3, 3)).unwrap();
-        assert_eq!(
-            storage.entries(),
-            log(&[entries(1..=1, 1), entries(2..=3, 3)])
-        );
+        assert_eq!(storage.entries(), log(&[entries(1..=1, 1), entries(2..=3, 3)]));
         assert_eq!(storage.durable_entries(), entries(1..=5, 1));
         storage.crash();
         assert_eq!(storage.entries(), entries(1..=5, 1));
@@ -299,10 +267,7 @@ mod tests {
         storage.append(&entries(3..=3, 4)).unwrap();
         storage.sync().unwrap();
         storage.crash();
-        assert_eq!(
-            storage.entries(),
-            log(&[entries(1..=2, 1), entries(3..=3, 4)])
-        );
+        assert_eq!(storage.entries(), log(&[entries(1..=2, 1), entries(3..=3, 4)]));
     }
 
     #[test]
@@ -326,10 +291,7 @@ mod tests {
         storage.append(&entries(3..=3, 1)).unwrap();
         storage.fail_next_sync();
         let err = storage.sync().unwrap_err();
-        assert!(
-            matches!(err, StorageError::Io { op: "sync", .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, StorageError::Io { op: "sync", .. }), "{err:?}");
 
         for (op, result) in [
             ("sync", storage.sync()),
@@ -349,10 +311,7 @@ mod tests {
         storage.append(&entries(3..=3, 2)).unwrap();
         storage.sync().unwrap();
         storage.crash();
-        assert_eq!(
-            storage.entries(),
-            log(&[entries(1..=2, 1), entries(3..=3, 2)])
-        );
+        assert_eq!(storage.entries(), log(&[entries(1..=2, 1), entries(3..=3, 2)]));
     }
 
     #[test]

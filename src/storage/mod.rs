@@ -201,10 +201,7 @@ impl DiskStorage {
     /// process) holds the directory, and with [`StorageError::Corrupt`] naming the file and
     /// byte offset if the hard state or the log is damaged: the server refuses to start
     /// rather than forget a vote or an acknowledged entry.
-    pub fn open_with(
-        dir: impl AsRef<Path>,
-        options: WalOptions,
-    ) -> Result<DiskStorage, StorageError> {
+    pub fn open_with(dir: impl AsRef<Path>, options: WalOptions) -> Result<DiskStorage, StorageError> {
         let dir = dir.as_ref().to_path_buf();
         create_dir_durably(&dir)?;
         let lock = lock_dir(&dir)?;
@@ -214,19 +211,8 @@ impl DiskStorage {
         let wal_dir = dir.join(WAL_DIR);
         create_dir_durably(&wal_dir)?;
         let wal = Wal::open(&wal_dir, options)?;
-        log::debug!(
-            "opened {} with hard state {:?} and {} log entries",
-            dir.display(),
-            hard_state,
-            wal.last_index()
-        );
-        Ok(DiskStorage {
-            dir,
-            _lock: lock,
-            hard_state,
-            wal,
-            failed: false,
-        })
+        log::debug!("opened {} with hard state {:?} and {} log entries", dir.display(), hard_state, wal.last_index());
+        Ok(DiskStorage { dir, _lock: lock, hard_state, wal, failed: false })
     }
 
     /// The data directory, as given to [`DiskStorage::open`].
@@ -241,9 +227,7 @@ impl DiskStorage {
             return Err(StorageError::Io {
                 path,
                 op,
-                source: io::Error::other(
-                    "an earlier write failed; storage is fail-stop and never retries",
-                ),
+                source: io::Error::other("an earlier write failed; storage is fail-stop and never retries"),
             });
         }
         Ok(())
@@ -272,11 +256,7 @@ impl Storage for DiskStorage {
     fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
         self.check_not_failed(self.dir.join(HARD_STATE_FILE), "save")?;
         assert_transition(&self.hard_state, hard_state);
-        log::debug!(
-            "saving hard state {:?} in {}",
-            hard_state,
-            self.dir.display()
-        );
+        log::debug!("saving hard state {:?} in {}", hard_state, self.dir.display());
         if let Err(err) = hard_state::write(&self.dir, hard_state) {
             // What reached the disk is now unknown (old or new record); keep the old value
             // in memory and refuse all further saves.
@@ -311,16 +291,11 @@ impl Storage for DiskStorage {
 /// `create_dir_all`, plus an fsync of the parent of every directory it created, so that the
 /// directory itself (not only its files) survives a crash.
 fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
-    let missing: Vec<&Path> = dir
-        .ancestors()
-        .take_while(|path| !path.as_os_str().is_empty() && !path.exists())
-        .collect();
+    let missing: Vec<&Path> =
+        dir.ancestors().take_while(|path| !path.as_os_str().is_empty() && !path.exists()).collect();
     std::fs::create_dir_all(dir).map_err(io_error(dir, "create directory"))?;
     for created in missing.iter().rev() {
-        if let Some(parent) = created
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
+        if let Some(parent) = created.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             hard_state::sync_dir(parent)?;
         }
     }
@@ -340,14 +315,8 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
         .map_err(io_error(&path, "open"))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(StorageError::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(TryLockError::Error(source)) => Err(StorageError::Io {
-            path,
-            op: "lock",
-            source,
-        }),
+        Err(TryLockError::WouldBlock) => Err(StorageError::Locked { dir: dir.to_path_buf() }),
+        Err(TryLockError::Error(source)) => Err(StorageError::Io { path, op: "lock", source }),
     }
 }
 
@@ -358,11 +327,7 @@ mod tests {
     use std::fs;
 
     fn voted(term: u64, vote: Option<u64>, commit: u64) -> HardState {
-        HardState {
-            current_term: Term(term),
-            voted_for: vote.map(NodeId),
-            commit_index: LogIndex(commit),
-        }
+        HardState { current_term: Term(term), voted_for: vote.map(NodeId), commit_index: LogIndex(commit) }
     }
 
     fn corrupt_offset(result: Result<DiskStorage, StorageError>, file: &Path) -> u64 {
@@ -406,14 +371,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let first = DiskStorage::open(tmp.path()).unwrap();
         let err = DiskStorage::open(tmp.path()).unwrap_err();
-        assert!(
-            matches!(&err, StorageError::Locked { dir } if dir == tmp.path()),
-            "{err:?}"
-        );
-        assert!(
-            err.to_string().contains(&tmp.path().display().to_string()),
-            "{err}"
-        );
+        assert!(matches!(&err, StorageError::Locked { dir } if dir == tmp.path()), "{err:?}");
+        assert!(err.to_string().contains(&tmp.path().display().to_string()), "{err}");
         drop(first);
         DiskStorage::open(tmp.path()).unwrap();
     }
@@ -422,10 +381,7 @@ mod tests {
     fn every_single_flipped_bit_is_refused_at_its_field() {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join(HARD_STATE_FILE);
-        DiskStorage::open(tmp.path())
-            .unwrap()
-            .save_hard_state(&voted(3, Some(1), 2))
-            .unwrap();
+        DiskStorage::open(tmp.path()).unwrap().save_hard_state(&voted(3, Some(1), 2)).unwrap();
         let good = fs::read(&file).unwrap();
         assert_eq!(good.len(), HARD_STATE_LEN);
 
@@ -439,11 +395,7 @@ mod tests {
                 4 => 4,
                 _ => 30,
             };
-            assert_eq!(
-                corrupt_offset(DiskStorage::open(tmp.path()), &file),
-                expected,
-                "bit {bit}"
-            );
+            assert_eq!(corrupt_offset(DiskStorage::open(tmp.path()), &file), expected, "bit {bit}");
         }
     }
 
@@ -451,20 +403,13 @@ mod tests {
     fn a_file_of_any_other_length_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join(HARD_STATE_FILE);
-        DiskStorage::open(tmp.path())
-            .unwrap()
-            .save_hard_state(&voted(3, Some(1), 2))
-            .unwrap();
+        DiskStorage::open(tmp.path()).unwrap().save_hard_state(&voted(3, Some(1), 2)).unwrap();
         let good = fs::read(&file).unwrap();
 
         // Length 0 included: the rename is atomic, so even an empty file means damage.
         for len in 0..HARD_STATE_LEN {
             fs::write(&file, &good[..len]).unwrap();
-            assert_eq!(
-                corrupt_offset(DiskStorage::open(tmp.path()), &file),
-                0,
-                "length {len}"
-            );
+            assert_eq!(corrupt_offset(DiskStorage::open(tmp.path()), &file), 0, "length {len}");
         }
         let mut long = good.clone();
         long.extend_from_slice(&[0; 100]);
@@ -477,10 +422,7 @@ mod tests {
     fn a_leftover_temp_file_is_removed_and_the_old_state_kept() {
         let tmp = tempfile::tempdir().unwrap();
         let saved = voted(4, Some(3), 1);
-        DiskStorage::open(tmp.path())
-            .unwrap()
-            .save_hard_state(&saved)
-            .unwrap();
+        DiskStorage::open(tmp.path()).unwrap().save_hard_state(&saved).unwrap();
         let tmp_file = tmp.path().join(HARD_STATE_TMP_FILE);
         fs::write(&tmp_file, b"half a reco").unwrap();
 
@@ -515,18 +457,12 @@ mod tests {
         let mut storage = DiskStorage::open(&dir).unwrap();
         fs::remove_dir_all(&dir).unwrap();
         let err = storage.save_hard_state(&voted(1, None, 0)).unwrap_err();
-        assert!(
-            matches!(err, StorageError::Io { op: "create", .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, StorageError::Io { op: "create", .. }), "{err:?}");
         assert_eq!(storage.hard_state(), HardState::default());
 
         fs::create_dir(&dir).unwrap();
         let err = storage.save_hard_state(&voted(1, None, 0)).unwrap_err();
-        assert!(
-            matches!(err, StorageError::Io { op: "save", .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, StorageError::Io { op: "save", .. }), "{err:?}");
         assert!(!dir.join(HARD_STATE_FILE).exists());
     }
 }

@@ -78,25 +78,13 @@ pub(super) fn encode(entry: &Entry, buf: &mut Vec<u8>) -> usize {
 
     let record = &buf[start..];
     let (len, stored_crc) = frame(record[..RECORD_HEADER_LEN].try_into().expect("8 bytes"));
-    assert_eq!(
-        len as usize, payload_len,
-        "record length does not round-trip"
-    );
+    assert_eq!(len as usize, payload_len, "record length does not round-trip");
     assert_eq!(stored_crc, crc32fast::hash(&record[RECORD_HEADER_LEN..]));
     let header = entry_header(
-        record[RECORD_HEADER_LEN..RECORD_HEADER_LEN + ENTRY_HEADER_LEN]
-            .try_into()
-            .expect("24 bytes"),
+        record[RECORD_HEADER_LEN..RECORD_HEADER_LEN + ENTRY_HEADER_LEN].try_into().expect("24 bytes"),
         len,
     );
-    assert_eq!(
-        header,
-        Ok(EntryHeader {
-            term: entry.term,
-            index: entry.index
-        }),
-        "record header does not round-trip"
-    );
+    assert_eq!(header, Ok(EntryHeader { term: entry.term, index: entry.index }), "record header does not round-trip");
     assert!(record[RECORD_HEADER_LEN + ENTRY_HEADER_LEN..] == entry.data[..]);
     record.len()
 }
@@ -111,10 +99,7 @@ pub(super) fn frame(bytes: &[u8; RECORD_HEADER_LEN]) -> (u32, u32) {
 /// Interprets the entry header of a payload whose CRC already matched. The only check left
 /// is that the data length agrees with the frame: a writer bug, not a disk error, would
 /// produce a correct CRC over a wrong field.
-pub(super) fn entry_header(
-    bytes: &[u8; ENTRY_HEADER_LEN],
-    payload_len: u32,
-) -> Result<EntryHeader, String> {
+pub(super) fn entry_header(bytes: &[u8; ENTRY_HEADER_LEN], payload_len: u32) -> Result<EntryHeader, String> {
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     let data_len = u64_at(16);
     let expected = u64::from(payload_len) - ENTRY_HEADER_LEN as u64;
@@ -123,10 +108,7 @@ pub(super) fn entry_header(
             "entry data length {data_len} does not match record length {payload_len} (expected {expected})"
         ));
     }
-    Ok(EntryHeader {
-        term: Term(u64_at(0)),
-        index: LogIndex(u64_at(8)),
-    })
+    Ok(EntryHeader { term: Term(u64_at(0)), index: LogIndex(u64_at(8)) })
 }
 
 /// The result of reading one record from a stream that holds `remaining` more bytes.
@@ -183,9 +165,7 @@ pub(super) fn read(reader: &mut impl Read, remaining: u64) -> io::Result<RecordR
     let record_len = RECORD_HEADER_LEN as u64 + u64::from(len);
     if record_len > remaining {
         return Ok(RecordRead::Short {
-            detail: format!(
-                "record of {record_len} bytes cut short: only {remaining} bytes left in the file"
-            ),
+            detail: format!("record of {record_len} bytes cut short: only {remaining} bytes left in the file"),
         });
     }
     // Only now is the allocation bounded by both the limit and the file size.
@@ -201,27 +181,18 @@ pub(super) fn read(reader: &mut impl Read, remaining: u64) -> io::Result<RecordR
     if computed_crc != stored_crc {
         return Ok(RecordRead::BadCrc {
             len: record_len,
-            detail: format!(
-                "record checksum mismatch: stored {stored_crc:#010x}, computed {computed_crc:#010x}"
-            ),
+            detail: format!("record checksum mismatch: stored {stored_crc:#010x}, computed {computed_crc:#010x}"),
         });
     }
     if head_len < ENTRY_HEADER_LEN {
         return Ok(RecordRead::Invalid {
-            detail: format!(
-                "record payload of {len} bytes is shorter than the {ENTRY_HEADER_LEN}-byte entry header"
-            ),
+            detail: format!("record payload of {len} bytes is shorter than the {ENTRY_HEADER_LEN}-byte entry header"),
         });
     }
     match entry_header(&head, len) {
-        Ok(header) => Ok(RecordRead::Entry {
-            entry: Entry {
-                term: header.term,
-                index: header.index,
-                data,
-            },
-            len: record_len,
-        }),
+        Ok(header) => {
+            Ok(RecordRead::Entry { entry: Entry { term: header.term, index: header.index, data }, len: record_len })
+        }
         Err(detail) => Ok(RecordRead::Invalid { detail }),
     }
 }
@@ -231,11 +202,7 @@ mod tests {
     use super::*;
 
     fn entry(term: u64, index: u64, data: &[u8]) -> Entry {
-        Entry {
-            term: Term(term),
-            index: LogIndex(index),
-            data: data.to_vec(),
-        }
+        Entry { term: Term(term), index: LogIndex(index), data: data.to_vec() }
     }
 
     fn read_all(bytes: &[u8]) -> RecordRead {
@@ -261,8 +228,8 @@ mod tests {
         let mut buf = Vec::new();
         encode(&entry(2, 1, b"x"), &mut buf);
         let expected: [u8; 33] = [
-            0x19, 0, 0, 0, 0xdc, 0x0e, 0xaa, 0xb7, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
-            1, 0, 0, 0, 0, 0, 0, 0, b'x',
+            0x19, 0, 0, 0, 0xdc, 0x0e, 0xaa, 0xb7, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+            0, b'x',
         ];
         assert_eq!(buf, expected, "{buf:02x?}");
     }
@@ -273,13 +240,7 @@ mod tests {
             let original = entry(3, 9, &data);
             let mut buf = Vec::new();
             let len = encode(&original, &mut buf) as u64;
-            assert_eq!(
-                read_all(&buf),
-                RecordRead::Entry {
-                    entry: original,
-                    len
-                }
-            );
+            assert_eq!(read_all(&buf), RecordRead::Entry { entry: original, len });
         }
     }
 
@@ -288,18 +249,12 @@ mod tests {
         let mut buf = Vec::new();
         encode(&entry(1, 1, b"abc"), &mut buf);
         for cut in 0..buf.len() {
-            assert!(
-                matches!(read_all(&buf[..cut]), RecordRead::Short { .. }),
-                "cut {cut}"
-            );
+            assert!(matches!(read_all(&buf[..cut]), RecordRead::Short { .. }), "cut {cut}");
         }
         for bit in 32..buf.len() * 8 {
             let mut bad = buf.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                matches!(read_all(&bad), RecordRead::BadCrc { len: 35, .. }),
-                "bit {bit}"
-            );
+            assert!(matches!(read_all(&bad), RecordRead::BadCrc { len: 35, .. }), "bit {bit}");
         }
     }
 
@@ -351,11 +306,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "more than a record holds")]
     fn an_entry_too_large_for_a_record_is_a_bug() {
-        let huge = Entry {
-            term: Term(1),
-            index: LogIndex(1),
-            data: vec![0; ENTRY_DATA_BYTES_MAX + 1],
-        };
+        let huge = Entry { term: Term(1), index: LogIndex(1), data: vec![0; ENTRY_DATA_BYTES_MAX + 1] };
         encode(&huge, &mut Vec::new());
     }
 }

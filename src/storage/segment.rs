@@ -61,10 +61,7 @@ pub(super) fn list(wal_dir: &Path) -> Result<Vec<(LogIndex, PathBuf)>, StorageEr
         let name = dir_entry.file_name();
         match name.to_str().and_then(parse_name) {
             Some(first_index) => segments.push((first_index, dir_entry.path())),
-            None => log::warn!(
-                "ignoring {}: not a log segment name",
-                dir_entry.path().display()
-            ),
+            None => log::warn!("ignoring {}: not a log segment name", dir_entry.path().display()),
         }
     }
     segments.sort();
@@ -85,20 +82,14 @@ pub(super) fn encode_header(first_index: LogIndex) -> [u8; SEGMENT_HEADER_LEN] {
 /// Checks a header: magic, then version (so that a foreign or newer file gets a precise
 /// message), then the CRC, then that the first index agrees with the file name. Returns the
 /// offset of the first bad field and what is wrong with it.
-fn decode_header(
-    bytes: &[u8; SEGMENT_HEADER_LEN],
-    named: LogIndex,
-) -> Result<LogIndex, (u64, String)> {
+fn decode_header(bytes: &[u8; SEGMENT_HEADER_LEN], named: LogIndex) -> Result<LogIndex, (u64, String)> {
     if &bytes[..OFFSET_VERSION] != MAGIC {
         let found = &bytes[..OFFSET_VERSION];
         return Err((0, format!("bad magic {found:02x?}, expected \"LDWL\"")));
     }
     if bytes[OFFSET_VERSION] != VERSION {
         let found = bytes[OFFSET_VERSION];
-        return Err((
-            OFFSET_VERSION as u64,
-            format!("unknown format version {found}, expected {VERSION}"),
-        ));
+        return Err((OFFSET_VERSION as u64, format!("unknown format version {found}, expected {VERSION}")));
     }
     let stored = u32::from_le_bytes(bytes[OFFSET_CRC..].try_into().expect("4 bytes"));
     let computed = crc32fast::hash(&bytes[..OFFSET_CRC]);
@@ -108,11 +99,7 @@ fn decode_header(
             format!("header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
         ));
     }
-    let first_index = LogIndex(u64::from_le_bytes(
-        bytes[OFFSET_FIRST_INDEX..OFFSET_CRC]
-            .try_into()
-            .expect("8 bytes"),
-    ));
+    let first_index = LogIndex(u64::from_le_bytes(bytes[OFFSET_FIRST_INDEX..OFFSET_CRC].try_into().expect("8 bytes")));
     if first_index != named {
         return Err((
             OFFSET_FIRST_INDEX as u64,
@@ -183,28 +170,18 @@ pub(super) struct Expect {
 pub(super) fn scan(path: &Path, named: LogIndex, expect: Expect) -> Result<Scan, StorageError> {
     let file = File::open(path).map_err(io_error(path, "open"))?;
     let file_len = file.metadata().map_err(io_error(path, "stat"))?.len();
-    let corrupt = |offset: u64, detail: String| StorageError::Corrupt {
-        path: path.to_path_buf(),
-        offset,
-        detail,
-    };
+    let corrupt = |offset: u64, detail: String| StorageError::Corrupt { path: path.to_path_buf(), offset, detail };
     if file_len < SEGMENT_HEADER_LEN as u64 {
         return Ok(Scan::PartialHeader { file_len });
     }
     let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
     let mut header = [0u8; SEGMENT_HEADER_LEN];
-    reader
-        .read_exact(&mut header)
-        .map_err(io_error(path, "read"))?;
-    let first_index =
-        decode_header(&header, named).map_err(|(offset, detail)| corrupt(offset, detail))?;
+    reader.read_exact(&mut header).map_err(io_error(path, "read"))?;
+    let first_index = decode_header(&header, named).map_err(|(offset, detail)| corrupt(offset, detail))?;
     if first_index != expect.next_index {
         return Err(corrupt(
             OFFSET_FIRST_INDEX as u64,
-            format!(
-                "segment starts at index {first_index}, but the log continues at {}",
-                expect.next_index
-            ),
+            format!("segment starts at index {first_index}, but the log continues at {}", expect.next_index),
         ));
     }
 
@@ -233,25 +210,16 @@ pub(super) fn scan(path: &Path, named: LogIndex, expect: Expect) -> Result<Scan,
                 break;
             }
             RecordRead::Short { detail } => {
-                return Err(corrupt(
-                    offset,
-                    format!("{detail}, in a segment that is not the last"),
-                ))
+                return Err(corrupt(offset, format!("{detail}, in a segment that is not the last")))
             }
             RecordRead::BadCrc { detail, .. } => {
-                return Err(corrupt(
-                    offset,
-                    format!("{detail}, with more data after it"),
-                ))
+                return Err(corrupt(offset, format!("{detail}, with more data after it")))
             }
             RecordRead::Invalid { detail } => return Err(corrupt(offset, detail)),
         };
         // The checks after reading that pair with the asserts before writing (wal.rs).
         if entry.index != next_index {
-            return Err(corrupt(
-                offset,
-                format!("record holds index {}, expected {next_index}", entry.index),
-            ));
+            return Err(corrupt(offset, format!("record holds index {}, expected {next_index}", entry.index)));
         }
         if entry.term < last_term {
             return Err(corrupt(
@@ -264,10 +232,7 @@ pub(super) fn scan(path: &Path, named: LogIndex, expect: Expect) -> Result<Scan,
         }
         next_index = LogIndex(next_index.0 + 1);
         last_term = entry.term;
-        scanned.positions.push(RecordPos {
-            offset,
-            term: entry.term,
-        });
+        scanned.positions.push(RecordPos { offset, term: entry.term });
         scanned.entries.push(entry);
         scanned.valid_len += len;
     }
@@ -279,19 +244,12 @@ pub(super) fn scan(path: &Path, named: LogIndex, expect: Expect) -> Result<Scan,
 /// first records, and a crash before they reach the disk leaves a partial header in the last
 /// segment, which recovery removes.
 pub(super) fn create(path: &Path) -> Result<File, StorageError> {
-    File::options()
-        .append(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_error(path, "create"))
+    File::options().append(true).create_new(true).open(path).map_err(io_error(path, "create"))
 }
 
 /// Opens an existing segment for appending at its end.
 pub(super) fn open_append(path: &Path) -> Result<File, StorageError> {
-    File::options()
-        .append(true)
-        .open(path)
-        .map_err(io_error(path, "open"))
+    File::options().append(true).open(path).map_err(io_error(path, "open"))
 }
 
 /// Cuts the file at `path` to `len` bytes and makes the new length durable.
@@ -337,17 +295,13 @@ mod tests {
         assert_eq!(bytes[4], 1);
         assert_eq!(&bytes[5..13], &0x0102u64.to_le_bytes());
         assert_eq!(&bytes[13..], &crc32fast::hash(&bytes[..13]).to_le_bytes());
-        assert_eq!(
-            decode_header(&bytes, LogIndex(0x0102)),
-            Ok(LogIndex(0x0102))
-        );
+        assert_eq!(decode_header(&bytes, LogIndex(0x0102)), Ok(LogIndex(0x0102)));
     }
 
     #[test]
     fn the_header_example_in_docs_storage_md_is_exact() {
-        let expected: [u8; SEGMENT_HEADER_LEN] = [
-            0x4c, 0x44, 0x57, 0x4c, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x09, 0xd9, 0xf4, 0x15,
-        ];
+        let expected: [u8; SEGMENT_HEADER_LEN] =
+            [0x4c, 0x44, 0x57, 0x4c, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x09, 0xd9, 0xf4, 0x15];
         let bytes = encode_header(LogIndex(1));
         assert_eq!(bytes, expected, "{bytes:02x?}");
     }
@@ -355,9 +309,7 @@ mod tests {
     #[test]
     fn each_header_defect_is_reported_at_its_field() {
         let good = encode_header(LogIndex(5));
-        let offset_of = |bytes: &[u8; SEGMENT_HEADER_LEN], named| {
-            decode_header(bytes, LogIndex(named)).unwrap_err().0
-        };
+        let offset_of = |bytes: &[u8; SEGMENT_HEADER_LEN], named| decode_header(bytes, LogIndex(named)).unwrap_err().0;
         for bit in 0..SEGMENT_HEADER_LEN * 8 {
             let mut bad = good;
             bad[bit / 8] ^= 1 << (bit % 8);

@@ -46,9 +46,7 @@ pub struct WalOptions {
 
 impl Default for WalOptions {
     fn default() -> WalOptions {
-        WalOptions {
-            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
-        }
+        WalOptions { segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT }
     }
 }
 
@@ -159,11 +157,7 @@ impl Wal {
                     });
                 }
             }
-            let expect = Expect {
-                next_index,
-                last_term: self.last_term,
-                is_last: k + 1 == files.len(),
-            };
+            let expect = Expect { next_index, last_term: self.last_term, is_last: k + 1 == files.len() };
             match segment::scan(path, *named, expect)? {
                 Scan::PartialHeader { file_len } if expect.is_last => {
                     // Its creation was interrupted before the header reached the disk; it
@@ -230,9 +224,7 @@ impl Wal {
             return Err(StorageError::Io {
                 path: self.dir.clone(),
                 op,
-                source: io::Error::other(
-                    "an earlier write failed; storage is fail-stop and never retries",
-                ),
+                source: io::Error::other("an earlier write failed; storage is fail-stop and never retries"),
             });
         }
         Ok(())
@@ -269,16 +261,10 @@ impl Wal {
         if rotate {
             self.start_segment(entry.index)?;
         }
-        let segment = self
-            .segments
-            .last_mut()
-            .expect("a segment was just ensured");
+        let segment = self.segments.last_mut().expect("a segment was just ensured");
         let offset = segment.len;
         let record_len = record::encode(entry, &mut self.pending) as u64;
-        segment.records.push(RecordPos {
-            offset,
-            term: entry.term,
-        });
+        segment.records.push(RecordPos { offset, term: entry.term });
         segment.len += record_len;
         self.last_index = entry.index;
         self.last_term = entry.term;
@@ -310,14 +296,8 @@ impl Wal {
         self.active = Some(segment::create(&path)?);
         self.dir_dirty = true;
         self.written_len = 0;
-        self.pending
-            .extend_from_slice(&segment::encode_header(first_index));
-        self.segments.push(Segment {
-            first_index,
-            path,
-            records: Vec::new(),
-            len: SEGMENT_HEADER_LEN as u64,
-        });
+        self.pending.extend_from_slice(&segment::encode_header(first_index));
+        self.segments.push(Segment { first_index, path, records: Vec::new(), len: SEGMENT_HEADER_LEN as u64 });
         Ok(())
     }
 
@@ -326,13 +306,9 @@ impl Wal {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let segment = self
-            .segments
-            .last()
-            .expect("buffered bytes belong to a segment");
+        let segment = self.segments.last().expect("buffered bytes belong to a segment");
         let file = self.active.as_mut().expect("the last segment is open");
-        file.write_all(&self.pending)
-            .map_err(io_error(&segment.path, "write"))?;
+        file.write_all(&self.pending).map_err(io_error(&segment.path, "write"))?;
         self.written_len += self.pending.len() as u64;
         debug_assert_eq!(self.written_len, segment.len);
         self.pending.clear();
@@ -347,8 +323,7 @@ impl Wal {
     /// fdatasync must flush, since later reads depend on it).
     fn sync_active(&mut self) -> Result<(), StorageError> {
         if let (Some(file), Some(segment)) = (&self.active, self.segments.last()) {
-            file.sync_data()
-                .map_err(io_error(&segment.path, "fdatasync"))?;
+            file.sync_data().map_err(io_error(&segment.path, "fdatasync"))?;
         }
         Ok(())
     }
@@ -415,31 +390,18 @@ impl Wal {
             self.truncate_on_disk(k, from, offset)?;
         }
         self.last_index = LogIndex(from.0 - 1);
-        self.last_term = self
-            .segments
-            .last()
-            .and_then(|s| s.records.last())
-            .map_or(Term(0), |r| r.term);
+        self.last_term = self.segments.last().and_then(|s| s.records.last()).map_or(Term(0), |r| r.term);
         log::debug!("truncated log from index {from}");
         Ok(())
     }
 
     /// Truncation of bytes already written: made durable step by step, so that a crash at
     /// any point leaves a log that recovers without error (a prefix of the old one).
-    fn truncate_on_disk(
-        &mut self,
-        k: usize,
-        from: LogIndex,
-        offset: u64,
-    ) -> Result<(), StorageError> {
+    fn truncate_on_disk(&mut self, k: usize, from: LogIndex, offset: u64) -> Result<(), StorageError> {
         // Everything in the buffer lies after `from`.
         self.pending.clear();
         self.active = None;
-        let keep = if from == self.segments[k].first_index {
-            k
-        } else {
-            k + 1
-        };
+        let keep = if from == self.segments[k].first_index { k } else { k + 1 };
         // Newest first, each removal durable before the next: at every instant the files on
         // disk are a prefix of the log, never two segments with a gap between them.
         while self.segments.len() > keep {
@@ -454,9 +416,7 @@ impl Wal {
             // bad record in the middle of the segment.
             let segment = &mut self.segments[k];
             segment::truncate_durably(&segment.path, offset)?;
-            segment
-                .records
-                .truncate((from.0 - segment.first_index.0) as usize);
+            segment.records.truncate((from.0 - segment.first_index.0) as usize);
             segment.len = offset;
         }
         if let Some(last) = self.segments.last() {

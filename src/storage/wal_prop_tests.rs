@@ -49,15 +49,9 @@ fn ok<T>(result: Result<T, StorageError>, context: &str) -> T {
 fn run(seed: u64, steps: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = XorShift(seed | 1);
-    let options = WalOptions {
-        segment_bytes_max: 64 + rng.below(2000),
-    };
+    let options = WalOptions { segment_bytes_max: 64 + rng.below(2000) };
     let mut storage = DiskStorage::open_with(tmp.path(), options).unwrap();
-    let mut model = Model {
-        visible: Vec::new(),
-        synced: Vec::new(),
-        term: 1,
-    };
+    let mut model = Model { visible: Vec::new(), synced: Vec::new(), term: 1 };
     for step in 0..steps {
         let context = format!("seed {seed:#x} step {step}");
         match rng.below(100) {
@@ -113,38 +107,24 @@ fn run(seed: u64, steps: usize) {
                     recovered.len(),
                     model.visible.len()
                 );
-                assert!(
-                    recovered[..] == model.visible[..recovered.len()],
-                    "{context}"
-                );
+                assert!(recovered[..] == model.visible[..recovered.len()], "{context}");
                 model.visible = recovered;
                 model.synced = model.visible.clone();
             }
         }
-        assert_eq!(
-            storage.last_index(),
-            LogIndex(model.visible.len() as u64),
-            "{context}"
-        );
+        assert_eq!(storage.last_index(), LogIndex(model.visible.len() as u64), "{context}");
     }
     storage.sync().unwrap();
     drop(storage);
     let mut storage = DiskStorage::open_with(tmp.path(), options).unwrap();
-    assert_eq!(
-        storage.take_entries(),
-        model.visible,
-        "seed {seed:#x} at the end"
-    );
+    assert_eq!(storage.take_entries(), model.visible, "seed {seed:#x} at the end");
 }
 
 #[test]
 fn random_operations_match_the_model() {
     // Fixed seeds, so a failure replays; LEADER_WAL_SEED adds one more to explore.
     let mut seeds = vec![0x5eed, 0xdead_beef, 42, 7, 0x1234_5678_9abc];
-    if let Some(seed) = std::env::var("LEADER_WAL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(seed) = std::env::var("LEADER_WAL_SEED").ok().and_then(|s| s.parse().ok()) {
         seeds.push(seed);
     }
     for seed in seeds {

@@ -10,9 +10,7 @@ use super::*;
 use crate::core::{Entry, LogIndex, Term};
 
 /// Tiny segments, so that a few entries cross several segment boundaries.
-pub(super) const TINY: WalOptions = WalOptions {
-    segment_bytes_max: 200,
-};
+pub(super) const TINY: WalOptions = WalOptions { segment_bytes_max: 200 };
 
 /// Entry `index` of term `term` with `len` bytes of data that depend on both, so that a
 /// record read back from the wrong place cannot pass for the right one.
@@ -20,17 +18,13 @@ pub(super) fn entry(index: u64, term: u64, len: usize) -> Entry {
     Entry {
         term: Term(term),
         index: LogIndex(index),
-        data: (0..len)
-            .map(|i| (i as u64 ^ index.wrapping_mul(31) ^ term) as u8)
-            .collect(),
+        data: (0..len).map(|i| (i as u64 ^ index.wrapping_mul(31) ^ term) as u8).collect(),
     }
 }
 
 /// Entries `first..=last`, all of term `term`, with data lengths cycling through a few sizes.
 fn entries(first: u64, last: u64, term: u64) -> Vec<Entry> {
-    (first..=last)
-        .map(|index| entry(index, term, (index as usize * 7) % 40))
-        .collect()
+    (first..=last).map(|index| entry(index, term, (index as usize * 7) % 40)).collect()
 }
 
 fn record_len(entry: &Entry) -> u64 {
@@ -68,11 +62,7 @@ fn reopen(dir: &Path) -> Result<Vec<Entry>, StorageError> {
 
 fn corrupt(result: Result<Vec<Entry>, StorageError>) -> (PathBuf, u64, String) {
     match result {
-        Err(StorageError::Corrupt {
-            path,
-            offset,
-            detail,
-        }) => (path, offset, detail),
+        Err(StorageError::Corrupt { path, offset, detail }) => (path, offset, detail),
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
@@ -179,18 +169,11 @@ fn every_truncation_point_of_the_last_segment_recovers_the_complete_records() {
         fs::write(&path, &good[..len]).unwrap();
         let complete = ends.iter().filter(|&&end| end <= len as u64).count();
         let expected = &log[..last_first as usize - 1 + complete];
-        assert_eq!(
-            reopen(tmp.path()).unwrap(),
-            expected,
-            "truncated to {len} bytes"
-        );
+        assert_eq!(reopen(tmp.path()).unwrap(), expected, "truncated to {len} bytes");
         if len < SEGMENT_HEADER_LEN {
             assert!(!path.exists(), "a torn header is removed");
         } else {
-            let valid = ends[..complete]
-                .last()
-                .copied()
-                .unwrap_or(SEGMENT_HEADER_LEN as u64);
+            let valid = ends[..complete].last().copied().unwrap_or(SEGMENT_HEADER_LEN as u64);
             assert_eq!(fs::metadata(&path).unwrap().len(), valid, "len {len}");
         }
         // The repaired log is a clean one: reopening changes nothing, appending works.
@@ -230,11 +213,7 @@ fn any_truncation_of_an_older_segment_is_corruption_naming_it() {
 
 /// Offset of the record of `index` in the file whose first entry is `first`.
 fn record_offset(log: &[Entry], first: u64, index: u64) -> u64 {
-    SEGMENT_HEADER_LEN as u64
-        + log[first as usize - 1..index as usize - 1]
-            .iter()
-            .map(record_len)
-            .sum::<u64>()
+    SEGMENT_HEADER_LEN as u64 + log[first as usize - 1..index as usize - 1].iter().map(record_len).sum::<u64>()
 }
 
 #[test]
@@ -448,10 +427,7 @@ fn after_a_failed_save_the_log_refuses_writes() {
     fs::remove_dir_all(&dir).unwrap();
     storage.save_hard_state(&HardState::default()).unwrap_err();
     let err = storage.append(&entries(1, 1, 1)).unwrap_err();
-    assert!(
-        matches!(err, StorageError::Io { op: "append", .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, StorageError::Io { op: "append", .. }), "{err:?}");
     assert_eq!(storage.last_index(), LogIndex(0));
 }
 

@@ -144,9 +144,7 @@ impl Receiver {
         }
         match bytes.get(..2) {
             None => return Err(DropReason::Truncated),
-            Some(v) if u16::from_le_bytes([v[0], v[1]]) != WIRE_VERSION => {
-                return Err(DropReason::WrongVersion)
-            }
+            Some(v) if u16::from_le_bytes([v[0], v[1]]) != WIRE_VERSION => return Err(DropReason::WrongVersion),
             Some(_) => {}
         }
         let envelope: Envelope = decode(bytes, self.envelope_bytes_max).map_err(|e| match e {

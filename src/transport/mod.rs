@@ -6,9 +6,7 @@ pub use crate::codec;
 pub mod envelope;
 pub mod zmq_transport;
 
-pub use envelope::{
-    AppMessage, Body, DropCounts, DropReason, Envelope, Receiver, ENVELOPE_BYTES_MAX, WIRE_VERSION,
-};
+pub use envelope::{AppMessage, Body, DropCounts, DropReason, Envelope, Receiver, ENVELOPE_BYTES_MAX, WIRE_VERSION};
 pub use zmq_transport::{TransportError, ZmqTransport};
 #[cfg(test)]
 mod tests;

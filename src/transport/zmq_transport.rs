@@ -47,14 +47,8 @@ impl std::error::Error for TransportError {
 }
 
 /// Attach a description to a zmq result.
-pub(crate) fn context<T>(
-    result: zmq::Result<T>,
-    action: impl FnOnce() -> String,
-) -> Result<T, TransportError> {
-    result.map_err(|source| TransportError {
-        action: action(),
-        source,
-    })
+pub(crate) fn context<T>(result: zmq::Result<T>, action: impl FnOnce() -> String) -> Result<T, TransportError> {
+    result.map_err(|source| TransportError { action: action(), source })
 }
 
 /// The peer sockets of one server. Not `Sync`: owned by the runtime's loop thread.
@@ -80,9 +74,7 @@ impl ZmqTransport {
         context(pull.set_rcvhwm(PULL_RCVHWM), what)?;
         // libzmq drops larger messages before they reach us and closes the offending connection.
         context(pull.set_maxmsgsize(envelope_bytes_max as i64), what)?;
-        context(pull.bind(endpoint), || {
-            format!("bind {endpoint} (PULL of server {me})")
-        })?;
+        context(pull.bind(endpoint), || format!("bind {endpoint} (PULL of server {me})"))?;
         let mut pushes = BTreeMap::new();
         for (pid, peer_endpoint) in peers {
             let push = context(ctx.socket(zmq::PUSH), || "create PUSH socket".into())?;
@@ -94,16 +86,10 @@ impl ZmqTransport {
             context(push.set_reconnect_ivl_max(RECONNECT_IVL_MAX_MS), what)?;
             context(push.set_heartbeat_ivl(ZMTP_HEARTBEAT_IVL_MS), what)?;
             context(push.set_heartbeat_timeout(ZMTP_HEARTBEAT_TIMEOUT_MS), what)?;
-            context(push.connect(peer_endpoint), || {
-                format!("connect to {peer_endpoint} (server {pid})")
-            })?;
+            context(push.connect(peer_endpoint), || format!("connect to {peer_endpoint} (server {pid})"))?;
             pushes.insert(*pid, push);
         }
-        Ok(ZmqTransport {
-            pull,
-            pushes,
-            send_dropped: 0,
-        })
+        Ok(ZmqTransport { pull, pushes, send_dropped: 0 })
     }
 
     /// The PULL socket, for the runtime's `zmq::poll`.

@@ -51,23 +51,11 @@ impl TestConfig {
                 return p;
             }
         };
-        let servers: Vec<(u64, String, String)> = (1..=n)
-            .map(|pid| {
-                (
-                    pid,
-                    format!("127.0.0.1:{}", port()),
-                    format!("tcp://127.0.0.1:{}", port()),
-                )
-            })
-            .collect();
+        let servers: Vec<(u64, String, String)> =
+            (1..=n).map(|pid| (pid, format!("127.0.0.1:{}", port()), format!("tcp://127.0.0.1:{}", port()))).collect();
         let path = dir.path().join("config.json");
         let config = write_config(&path, &servers, election_timeout_ms, heartbeat_ms);
-        TestConfig {
-            dir,
-            path,
-            config,
-            servers,
-        }
+        TestConfig { dir, path, config, servers }
     }
 
     /// Rewrite the file with other timeouts (same servers, so the same cluster id).
@@ -76,12 +64,7 @@ impl TestConfig {
     }
 }
 
-fn write_config(
-    path: &Path,
-    servers: &[(u64, String, String)],
-    election_timeout_ms: u64,
-    heartbeat_ms: u64,
-) -> Config {
+fn write_config(path: &Path, servers: &[(u64, String, String)], election_timeout_ms: u64, heartbeat_ms: u64) -> Config {
     let list: Vec<serde_json::Value> = servers
         .iter()
         .map(|(pid, url, client)| serde_json::json!({"mypid": pid, "url": url, "client_url": client}))
@@ -103,10 +86,7 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if let Some(value) = f() {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -124,10 +104,7 @@ impl Observer {
     /// Record that `pid` was leader in `term`; panics if another server led that term.
     pub fn saw_leader(&mut self, pid: NodeId, term: Term) {
         let first = *self.leaders.entry(term).or_insert(pid);
-        assert_eq!(
-            first, pid,
-            "Election Safety violated: servers {first} and {pid} both led term {term}"
-        );
+        assert_eq!(first, pid, "Election Safety violated: servers {first} and {pid} both led term {term}");
     }
 
     /// Record a set of statuses taken at one instant.
@@ -155,16 +132,10 @@ impl Observer {
 /// `quorum` servers (itself included) report term T with it as leader.
 pub fn acknowledged_leader(statuses: &[Status], cluster_size: usize) -> Option<(NodeId, Term)> {
     let quorum = cluster_size / 2 + 1;
-    statuses
-        .iter()
-        .filter(|s| s.role == Role::Leader)
-        .find_map(|l| {
-            let followers = statuses
-                .iter()
-                .filter(|s| s.term == l.term && s.leader == Some(l.pid))
-                .count();
-            (followers >= quorum).then_some((l.pid, l.term))
-        })
+    statuses.iter().filter(|s| s.role == Role::Leader).find_map(|l| {
+        let followers = statuses.iter().filter(|s| s.term == l.term && s.leader == Some(l.pid)).count();
+        (followers >= quorum).then_some((l.pid, l.term))
+    })
 }
 
 /// Servers in one test process (fast): real runtimes, real ZeroMQ on loopback, real disks.
@@ -200,12 +171,8 @@ impl InProcessCluster {
 
     /// (Re)start server `pid` from its data directory.
     pub fn start_server(&mut self, pid: NodeId) {
-        let server = Server::start_with(&self.test.config, pid, NodeOptions::default())
-            .expect("server starts");
-        assert!(
-            self.servers.insert(pid, server).is_none(),
-            "server {pid} was running"
-        );
+        let server = Server::start_with(&self.test.config, pid, NodeOptions::default()).expect("server starts");
+        assert!(self.servers.insert(pid, server).is_none(), "server {pid} was running");
     }
 
     /// Stop server `pid` and wait until it is fully stopped; its history goes to the observer.
@@ -229,10 +196,7 @@ impl InProcessCluster {
         if leader.is_some() || !expect_leader {
             self.last_leader_seen = Instant::now();
         }
-        assert!(
-            self.last_leader_seen.elapsed() <= TOLERANCE,
-            "no leader for {TOLERANCE:?}: {statuses:?}"
-        );
+        assert!(self.last_leader_seen.elapsed() <= TOLERANCE, "no leader for {TOLERANCE:?}: {statuses:?}");
         leader
     }
 
@@ -252,11 +216,7 @@ impl InProcessCluster {
 
     /// Observe until a leader acknowledged by a majority satisfies `accept` (panics after
     /// TOLERANCE). Use it to skip a deposed leader whose followers have not noticed yet.
-    pub fn wait_leader_where(
-        &mut self,
-        what: &str,
-        accept: impl Fn(NodeId, Term) -> bool,
-    ) -> (NodeId, Term) {
+    pub fn wait_leader_where(&mut self, what: &str, accept: impl Fn(NodeId, Term) -> bool) -> (NodeId, Term) {
         let deadline = Instant::now() + TOLERANCE;
         loop {
             if let Some((pid, term)) = self.observe(true) {
@@ -264,11 +224,7 @@ impl InProcessCluster {
                     return (pid, term);
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "no leader within {TOLERANCE:?} ({what}): {:?}",
-                self.statuses()
-            );
+            assert!(Instant::now() < deadline, "no leader within {TOLERANCE:?} ({what}): {:?}", self.statuses());
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -290,10 +246,7 @@ impl InProcessCluster {
     pub fn partition(&self, groups: &[&[u64]]) {
         for (pid, server) in &self.servers {
             server.unblock_all();
-            let mine = groups
-                .iter()
-                .find(|g| g.contains(&pid.0))
-                .expect("every server is in a group");
+            let mine = groups.iter().find(|g| g.contains(&pid.0)).expect("every server is in a group");
             for peer in server.peers() {
                 if !mine.contains(&peer.0) {
                     server.block(*peer);
@@ -323,19 +276,12 @@ impl InProcessCluster {
 
 /// Statuses of every server of `client`'s config that answers.
 pub fn live_statuses(client: &mut Client) -> Vec<Status> {
-    client
-        .status_all()
-        .into_iter()
-        .filter_map(|(_, s): (NodeId, Result<Status, CallError>)| s.ok())
-        .collect()
+    client.status_all().into_iter().filter_map(|(_, s): (NodeId, Result<Status, CallError>)| s.ok()).collect()
 }
 
 /// A seed for a randomized test: `LEADER_TEST_SEED` if set, else random; printed for replay.
 pub fn test_seed(name: &str) -> u64 {
-    let seed = std::env::var("LEADER_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = std::env::var("LEADER_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("{name}: seed {seed} (replay with LEADER_TEST_SEED={seed})");
     seed
 }

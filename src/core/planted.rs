@@ -1,0 +1,67 @@
+//! Known bugs that the simulator's tests plant, one at a time, to prove the simulator and its
+//! checkers find them (issue: "bug-finding proof"). The switches are read only in test
+//! builds ([`PlantedBugs::active`]); in any other build they do nothing, so production code
+//! cannot turn them on.
+
+/// Which known bugs to plant. All off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// Grant votes without the §5.4.1 up-to-date check.
+    pub vote_without_log_check: bool,
+    /// Commit an entry of a previous term by counting replicas (the Figure 8 bug, §5.4.2).
+    pub commit_previous_term_by_counting: bool,
+    /// Count the leader towards commit before its own fsync (§10.2.1 of the thesis).
+    pub leader_counts_itself_before_fsync: bool,
+    /// A follower appends over a conflicting suffix without truncating it (§5.3 step 3).
+    pub no_conflict_truncation: bool,
+    /// A follower truncates everything after `prev_log_index`, even on a stale or duplicated
+    /// AppendEntries whose entries it already holds.
+    pub truncate_on_stale_append: bool,
+    /// The runtime sends a vote before the vote is persisted (thesis §3.8).
+    pub vote_before_persist: bool,
+    /// The runtime acknowledges appended entries before they are durable.
+    pub ack_before_durable: bool,
+    /// After a restart the state machine is not rebuilt, so entries are applied twice.
+    pub apply_twice_after_restart: bool,
+}
+
+impl PlantedBugs {
+    /// No bug.
+    pub const NONE: PlantedBugs = PlantedBugs {
+        vote_without_log_check: false,
+        commit_previous_term_by_counting: false,
+        leader_counts_itself_before_fsync: false,
+        no_conflict_truncation: false,
+        truncate_on_stale_append: false,
+        vote_before_persist: false,
+        ack_before_durable: false,
+        apply_twice_after_restart: false,
+    };
+
+    /// The switches in effect: as set in test builds, none otherwise.
+    #[cfg(test)]
+    pub fn active(self) -> PlantedBugs {
+        self
+    }
+
+    /// The switches in effect: as set in test builds, none otherwise.
+    #[cfg(not(test))]
+    pub fn active(self) -> PlantedBugs {
+        PlantedBugs::NONE
+    }
+
+    /// Every bug with its name, for sweeps and reports.
+    pub fn each() -> Vec<(&'static str, PlantedBugs)> {
+        let none = PlantedBugs::NONE;
+        vec![
+            ("vote_without_log_check", PlantedBugs { vote_without_log_check: true, ..none }),
+            ("commit_previous_term_by_counting", PlantedBugs { commit_previous_term_by_counting: true, ..none }),
+            ("leader_counts_itself_before_fsync", PlantedBugs { leader_counts_itself_before_fsync: true, ..none }),
+            ("no_conflict_truncation", PlantedBugs { no_conflict_truncation: true, ..none }),
+            ("truncate_on_stale_append", PlantedBugs { truncate_on_stale_append: true, ..none }),
+            ("vote_before_persist", PlantedBugs { vote_before_persist: true, ..none }),
+            ("ack_before_durable", PlantedBugs { ack_before_durable: true, ..none }),
+            ("apply_twice_after_restart", PlantedBugs { apply_twice_after_restart: true, ..none }),
+        ]
+    }
+}
