@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 fn wait_for_leader(servers: &BTreeMap<NodeId, Server>, not: Option<NodeId>) -> NodeId {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let leader = servers
-            .values()
-            .find(|s| s.role() == Role::Leader && Some(s.pid()) != not);
+        let leader = servers.values().find(|s| s.role() == Role::Leader && Some(s.pid()) != not);
         if let Some(leader) = leader {
             return leader.pid();
         }
@@ -36,10 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&path)?;
     let mut servers = BTreeMap::new();
     for pid in config.pids() {
-        servers.insert(
-            pid,
-            Server::start_with(&config, pid, NodeOptions::default())?,
-        );
+        servers.insert(pid, Server::start_with(&config, pid, NodeOptions::default())?);
     }
 
     let first = wait_for_leader(&servers, None);
@@ -54,10 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let second = wait_for_leader(&servers, Some(first));
-    println!(
-        "cut off {first}; server {second} leads term {}",
-        servers[&second].term()
-    );
+    println!("cut off {first}; server {second} leads term {}", servers[&second].term());
 
     servers.values().for_each(Server::unblock_all);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -65,13 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert!(Instant::now() < deadline, "old leader did not rejoin");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let now_leader = servers[&first]
-        .leader()
-        .map_or("none".to_string(), |l| l.to_string());
-    println!(
-        "healed; server {first} follows {now_leader} in term {}",
-        servers[&first].term()
-    );
+    let now_leader = servers[&first].leader().map_or("none".to_string(), |l| l.to_string());
+    println!("healed; server {first} follows {now_leader} in term {}", servers[&first].term());
 
     // Application messages are datagrams: resend until one arrives.
     let receiver = &servers[&first];
@@ -81,11 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             break m;
         }
     };
-    println!(
-        "server {first} got {:?} from {}",
-        String::from_utf8_lossy(&message.payload),
-        message.from
-    );
+    println!("server {first} got {:?} from {}", String::from_utf8_lossy(&message.payload), message.from);
 
     for (_, server) in servers {
         server.stop()?;
