@@ -8,5 +8,6 @@ pub mod core;
 pub mod kv;
 pub mod node;
 pub mod process;
+pub mod sim;
 pub mod storage;
 pub mod transport;

@@ -3,6 +3,7 @@
 mod bench;
 mod failover;
 mod kv;
+mod sim;
 mod status;
 mod up;
 
@@ -94,6 +95,9 @@ enum Cmd {
     /// Benchmark writes: N concurrent clients doing puts against the cluster of the config
     /// (started if not running), or the core alone with --in-memory.
     Bench(bench::BenchArgs),
+    /// Deterministic simulation: one seed (--seed S) or a sweep (--seeds A..B); a failure
+    /// prints the seed, the property and the last events, and replays from the seed.
+    Sim(sim::SimArgs),
     /// Measure failover: start the cluster, SIGKILL the leader ROUNDS times, report the time to
     /// a new leader (median, p90, p99, max).
     Failover {
@@ -161,6 +165,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         (Some(Cmd::Failover { rounds, json }), None) => {
             load_config(&cli.config).and_then(|c| failover::run(&c, rounds, json))
         }
+        (Some(Cmd::Sim(args)), None) => sim::run_cli(&args),
         (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
         (Some(Cmd::Bench(args)), None) => load_config(&cli.config).and_then(|c| bench::run(c, &args)),
         (Some(Cmd::Put { key, value, deadline_ms }), None) => {

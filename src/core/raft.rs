@@ -428,6 +428,20 @@ impl Raft {
             .map(|(peer, p)| format!("match_index {} >= next_index {} for {peer}", p.match_index, p.next_index))
     }
 
+    /// For runtimes that persist asynchronously (several Readies' writes in flight, completed
+    /// in order): the write that ended with entry (`index`, `term`) is durable. Ignored when
+    /// that entry has since been truncated away. Until called, the leader does not count those
+    /// entries as its own replicas (§10.2.1). With a synchronous runtime, use [`Raft::advance`].
+    pub fn persisted(&mut self, index: LogIndex, term: Term) {
+        if self.log.term_at(index) == Some(term) {
+            self.log.mark_persisted_upto(index);
+        }
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+        self.assert_invariants();
+    }
+
     /// Invariants of Figure 2 / Figure 3, checked after every input in debug and test builds.
     #[cfg(any(test, debug_assertions))]
     pub(super) fn assert_invariants(&mut self) {

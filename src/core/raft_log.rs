@@ -146,4 +146,9 @@ impl RaftLog {
     pub fn mark_persisted(&mut self) {
         self.persisted = self.stabled;
     }
+
+    /// Entries up to `index` (handed out earlier) are durable.
+    pub fn mark_persisted_upto(&mut self, index: LogIndex) {
+        self.persisted = self.persisted.max(index.min(self.stabled));
+    }
 }

@@ -91,6 +91,12 @@ impl Default for IndexRange {
 /// 3. apply `committed_entries` to the state machine, in order;
 /// 4. publish `soft_state`; then call [`Raft::advance`](super::Raft::advance), which tells the
 ///    core that step 1 is durable (the leader counts itself towards commit only then, §10.2.1).
+///
+/// A runtime with an asynchronous writer may take further Readies while earlier writes are in
+/// flight, provided writes complete in order, each Ready's messages (unless
+/// `send_before_persist`) and committed entries wait for its own write and every earlier one,
+/// and it reports each completed write with [`Raft::persisted`](super::Raft::persisted)
+/// instead of calling `advance`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// New hard state to persist, present only when the term or vote changed.

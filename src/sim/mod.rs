@@ -1,0 +1,112 @@
+//! Deterministic simulation: N real cores over a simulated network and simulated disks, in
+//! virtual time, driven by one seeded PRNG — a seed in, the same run out (FoundationDB- and
+//! TigerBeetle-style). Faults: message drop, duplication, reordering and delay; symmetric,
+//! asymmetric and partial partitions; crashes that lose every unsynced write; clock pauses.
+//! Safety properties are checked after every event ([`checker`]); client histories are checked
+//! for linearizability at the end ([`linearizability`]); then faults stop and the cluster must
+//! make progress within a bounded virtual time (liveness).
+
+pub mod checker;
+mod events;
+pub mod linearizability;
+mod node;
+mod world;
+
+use crate::core::PlantedBugs;
+pub use checker::Violation;
+
+/// One simulation run's settings.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The seed: everything in the run follows from it.
+    pub seed: u64,
+    /// Number of servers (3, 5, 7, …).
+    pub servers: usize,
+    /// Events to run with faults on; then faults stop and liveness is checked.
+    pub events: u64,
+    /// Inject faults (off: a healthy network, to measure or debug).
+    pub faults: bool,
+    /// Simulated clients issuing key-value operations.
+    pub clients: usize,
+    /// Known bugs to plant (test builds only).
+    pub bugs: PlantedBugs,
+    /// Keep the last events as text (for a failure report).
+    pub keep_trace: bool,
+}
+
+impl SimOptions {
+    /// The defaults CI uses: 5 servers, 2,000 events, all faults, 3 clients.
+    pub fn new(seed: u64) -> Self {
+        SimOptions {
+            seed,
+            servers: 5,
+            events: 2000,
+            faults: true,
+            clients: 3,
+            bugs: PlantedBugs::NONE,
+            keep_trace: false,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Events processed (fault phase and liveness phase).
+    pub events: u64,
+    /// Virtual time at the end (ms).
+    pub virtual_ms: u64,
+    /// Hash of every event: equal for two runs of one seed.
+    pub trace_hash: u64,
+    /// The first property violated, if any.
+    pub violation: Option<Violation>,
+    /// The last events, as text (with `keep_trace`).
+    pub trace_tail: Vec<String>,
+    /// Client operations acknowledged.
+    pub ops_completed: usize,
+    /// Client operations whose outcome stayed unknown (timed out).
+    pub ops_indeterminate: usize,
+    /// Terms that had a leader.
+    pub leader_terms: usize,
+    /// Highest committed index.
+    pub committed: u64,
+}
+
+/// Run one seed. A panic inside the core (a broken assertion) is reported as a violation.
+pub fn run(options: &SimOptions) -> SimReport {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world::World::new(options.clone()).run()));
+    outcome.unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into());
+        SimReport {
+            seed: options.seed,
+            events: 0,
+            virtual_ms: 0,
+            trace_hash: 0,
+            violation: Some(Violation { property: "core invariants (assertion)", detail: text }),
+            trace_tail: Vec::new(),
+            ops_completed: 0,
+            ops_indeterminate: 0,
+            leader_terms: 0,
+            committed: 0,
+        }
+    })
+}
+
+/// Run one seed; if it fails, run it again keeping the trace (the run is deterministic, so
+/// the second run fails the same way) and return that report.
+pub fn run_explained(options: &SimOptions) -> SimReport {
+    let report = run(options);
+    if report.violation.is_none() || options.keep_trace {
+        return report;
+    }
+    run(&SimOptions { keep_trace: true, ..options.clone() })
+}
+
+#[cfg(test)]
+mod tests;

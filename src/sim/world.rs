@@ -1,0 +1,609 @@
+//! The simulated world: servers, network, disks' fsync latency, clients, faults, and the loop
+//! that runs events in virtual-time order and checks every property after each one.
+
+use super::checker::{Checker, Violation};
+use super::events::{ClientOutcome, Event, Queue, Time, Trace};
+use super::linearizability::{self, Operation};
+use super::node::{Effects, SimNode};
+use super::{SimOptions, SimReport};
+use crate::codec::{decode, encode};
+use crate::core::{LogIndex, Message, NodeId, Options, ProposeError, Role, SplitMix64};
+use crate::kv::{KvCommand, KvOp, KvResponse};
+use std::collections::BTreeSet;
+
+/// A tick every 10 ms; elections after 100–200 ms; heartbeats every 20 ms.
+const TICK_MS: Time = 10;
+const ELECTION_TICKS: u32 = 10;
+const HEARTBEAT_TICKS: u32 = 2;
+/// A client retries an attempt after this long without an answer...
+const ATTEMPT_TIMEOUT_MS: Time = 300;
+/// ...and gives up on the operation (its outcome unknown) after this long.
+const OPERATION_DEADLINE_MS: Time = 3000;
+/// After faults stop, the cluster must have a leader and every acknowledged operation applied
+/// on every server within this much virtual time.
+const LIVENESS_MS: Time = 30_000;
+/// Keys the clients share: few keys, many conflicts, small linearizability searches.
+const KEYS: u64 = 3;
+
+/// An fsync's duration: usually quick, sometimes slow — slow ones open the windows in which
+/// acknowledgements race durability.
+fn disk_latency(rng: &mut SplitMix64) -> Time {
+    if rng.range(0, 100) < 15 {
+        rng.range(10, 60)
+    } else {
+        rng.range(1, 5)
+    }
+}
+
+struct SimClient {
+    client_id: u64,
+    seq: u64,
+    /// Attempt ids are unique per client across operations, so a late answer to an abandoned
+    /// operation can never be taken for the answer to a later one (the linearizability checker
+    /// caught exactly that mix-up in this simulator once).
+    next_attempt: u64,
+    /// The operation in progress: index in the history, its command, current attempt.
+    current: Option<(usize, Vec<u8>, u64)>,
+    leader_guess: Option<NodeId>,
+}
+
+pub(super) struct World {
+    opts: SimOptions,
+    rng: SplitMix64,
+    now: Time,
+    queue: Queue,
+    nodes: Vec<SimNode>,
+    checker: Checker,
+    trace: Trace,
+    clients: Vec<SimClient>,
+    history: Vec<Operation>,
+    /// Highest log index at which an acknowledged operation was applied.
+    acked_index: LogIndex,
+    /// Directed links that drop everything: (from, to).
+    blocked: BTreeSet<(NodeId, NodeId)>,
+    faults_on: bool,
+    /// Message loss while faults are on: per run, from none to heavy.
+    loss_percent: u64,
+    events: u64,
+    /// Term in which each server was last seen leading: a new leader is noticed once.
+    led: BTreeSet<(NodeId, u64)>,
+    liveness_deadline: Option<Time>,
+}
+
+impl World {
+    pub(super) fn new(opts: SimOptions) -> Self {
+        assert!(opts.servers >= 1, "at least one server");
+        let mut rng = SplitMix64::new(opts.seed);
+        let ids: Vec<NodeId> = (1..=opts.servers as u64).map(NodeId).collect();
+        let limits = ([1, 1, 1, 2, 64, 4096][rng.range(0, 6) as usize], [1, 2, 8, 64][rng.range(0, 4) as usize]);
+        let nodes = ids
+            .iter()
+            .map(|&id| {
+                let peers = ids.iter().copied().filter(|p| *p != id).collect();
+                let mut options = Options::new(id, peers, ELECTION_TICKS, HEARTBEAT_TICKS, rng.next_u64());
+                options.planted = opts.bugs;
+                // Flow-control limits vary by seed, so small messages and short windows (and
+                // the acknowledgements of partial batches they cause) are explored too.
+                options.entries_per_message_max = limits.0;
+                options.in_flight_max = limits.1;
+                SimNode::new(id, options)
+            })
+            .collect();
+        let clients = (0..opts.clients)
+            .map(|c| SimClient { client_id: c as u64 + 1, seq: 0, next_attempt: 0, current: None, leader_guess: None })
+            .collect();
+        World {
+            loss_percent: [0, 2, 5, 10, 20][rng.range(0, 5) as usize],
+            trace: Trace::new(60, opts.keep_trace),
+            faults_on: opts.faults,
+            opts,
+            rng,
+            now: 0,
+            queue: Queue::default(),
+            nodes,
+            checker: Checker::default(),
+            clients,
+            history: Vec::new(),
+            acked_index: LogIndex(0),
+            blocked: BTreeSet::new(),
+            events: 0,
+            led: BTreeSet::new(),
+            liveness_deadline: None,
+        }
+    }
+
+    fn node(&mut self, id: NodeId) -> &mut SimNode {
+        &mut self.nodes[id.0 as usize - 1]
+    }
+
+    fn random_node(&mut self) -> NodeId {
+        NodeId(self.rng.range(1, self.nodes.len() as u64 + 1))
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.rng.range(0, 100) < percent
+    }
+
+    pub(super) fn run(mut self) -> SimReport {
+        for i in 0..self.nodes.len() {
+            let at = self.rng.range(0, TICK_MS);
+            self.queue.push(at, Event::Tick(NodeId(i as u64 + 1)));
+        }
+        for client in 0..self.clients.len() {
+            let at = self.rng.range(0, 50);
+            self.queue.push(at, Event::ClientNext { client });
+        }
+        if self.faults_on {
+            let at = self.rng.range(20, 100);
+            self.queue.push(at, Event::Fault);
+        }
+        let violation = self.event_loop().err();
+        let violation = violation.or_else(|| {
+            linearizability::check(&self.history).err().map(|e| Violation {
+                property: "linearizability",
+                detail: format!("key {:?}: {}", String::from_utf8_lossy(&e.key), e.explanation),
+            })
+        });
+        SimReport {
+            seed: self.opts.seed,
+            events: self.events,
+            virtual_ms: self.now,
+            trace_hash: self.trace.hash(),
+            violation,
+            trace_tail: self.trace.tail().to_vec(),
+            ops_completed: self.history.iter().filter(|o| o.complete.is_some()).count(),
+            ops_indeterminate: self.history.iter().filter(|o| o.complete.is_none()).count(),
+            leader_terms: self.checker.leader_terms(),
+            committed: self.checker.committed_len(),
+        }
+    }
+
+    fn event_loop(&mut self) -> Result<(), Violation> {
+        while let Some((at, event)) = self.queue.pop() {
+            self.now = at;
+            self.events += 1;
+            if self.events == self.opts.events {
+                self.stop_faults();
+            }
+            let changed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(event)));
+            let changed = match changed {
+                Ok(changed) => changed?,
+                Err(panic) => {
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                    return Err(Violation {
+                        property: "core invariants (assertion)",
+                        detail: text.unwrap_or_default(),
+                    });
+                }
+            };
+            if let Some(id) = changed {
+                self.checker.check(&self.nodes, id)?;
+            }
+            if let Some(deadline) = self.liveness_deadline {
+                if self.is_settled() {
+                    return Ok(());
+                }
+                if self.now > deadline {
+                    return Err(Violation {
+                        property: "liveness",
+                        detail: format!("no settled leader {LIVENESS_MS} ms after faults stopped: {}", self.summary()),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn summary(&self) -> String {
+        let servers: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| match &n.raft {
+                None => format!("{}:down", n.id),
+                Some(r) => {
+                    format!("{}:{}/t{}/c{}/a{}", n.id, r.role(), r.current_term(), r.commit_index(), n.applied.len())
+                }
+            })
+            .collect();
+        format!("{} acked up to {}", servers.join(" "), self.acked_index)
+    }
+
+    /// Faults stop: heal, restart, unpause; clients finish what they started.
+    fn stop_faults(&mut self) {
+        self.faults_on = false;
+        self.blocked.clear();
+        for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = 0;
+            if !self.nodes[i].is_up() {
+                let seed = self.rng.next_u64();
+                self.nodes[i].restart(seed);
+                let id = self.nodes[i].id;
+                let effects = self.drive_node(id);
+                self.apply_effects(id, effects).expect("a restart produces no violation by itself");
+            }
+        }
+        self.liveness_deadline = Some(self.now + LIVENESS_MS);
+        self.trace.line(|| format!("{:>7} faults stop; liveness check begins", self.now));
+    }
+
+    /// Liveness reached: a leader acknowledged by every server, every client idle, and every
+    /// acknowledged operation applied everywhere.
+    fn is_settled(&self) -> bool {
+        if self.clients.iter().any(|c| c.current.is_some()) {
+            return false;
+        }
+        let Some(leader) = self.nodes.iter().filter_map(|n| n.raft.as_ref()).find(|r| r.role() == Role::Leader) else {
+            return false;
+        };
+        self.nodes.iter().all(|n| {
+            n.raft.as_ref().is_some_and(|r| {
+                r.leader_id() == Some(leader.id())
+                    && r.current_term() == leader.current_term()
+                    && n.applied.len() as u64 >= self.acked_index.0
+            })
+        })
+    }
+
+    /// Handle one event; returns the server whose state it changed.
+    fn handle(&mut self, event: Event) -> Result<Option<NodeId>, Violation> {
+        match event {
+            Event::Tick(id) => {
+                self.queue.push(self.now + TICK_MS, Event::Tick(id));
+                let now = self.now;
+                let node = self.node(id);
+                if !node.is_up() || node.paused_until > now {
+                    return Ok(None);
+                }
+                node.raft.as_mut().expect("up").tick();
+                self.trace.mix(&[self.now, 1, id.0]);
+                self.drive(id)
+            }
+            Event::Deliver { from, to, message } => self.deliver(from, to, message),
+            Event::PersistDone { node, incarnation } => {
+                let n = self.node(node);
+                if n.incarnation != incarnation || !n.is_up() || n.in_flight.is_empty() {
+                    return Ok(None);
+                }
+                let (now, rng) = (self.now, &mut self.rng);
+                let effects = self.nodes[node.0 as usize - 1].finish_sync(now, &mut || disk_latency(rng));
+                self.trace.mix(&[self.now, 3, node.0]);
+                self.trace.line(|| format!("{:>7} {node}: fsync done", self.now));
+                self.apply_effects(node, effects)?;
+                Ok(Some(node))
+            }
+            Event::ClientRequest { client, to, attempt } => self.client_request(client, to, attempt),
+            Event::ClientReply { client, attempt, outcome } => {
+                self.client_reply(client, attempt, outcome);
+                Ok(None)
+            }
+            Event::ClientTimeout { client, attempt } => {
+                self.client_timeout(client, attempt);
+                Ok(None)
+            }
+            Event::ClientNext { client } => {
+                self.client_next(client);
+                Ok(None)
+            }
+            Event::Crash { node, incarnation } => {
+                if self.faults_on && self.node(node).is_up() && self.node(node).incarnation == incarnation {
+                    self.node(node).crash();
+                    self.trace.mix(&[self.now, 15, node.0]);
+                    self.trace.line(|| format!("{:>7} CRASH new leader {node}", self.now));
+                    let at = self.now + self.rng.range(20, 150);
+                    self.queue.push(at, Event::Restart(node));
+                }
+                Ok(None)
+            }
+            Event::Restart(node) => {
+                if self.faults_on && !self.node(node).is_up() {
+                    let seed = self.rng.next_u64();
+                    self.node(node).restart(seed);
+                    self.trace.mix(&[self.now, 16, node.0]);
+                    self.trace.line(|| format!("{:>7} RESTART {node}", self.now));
+                    let effects = self.drive_node(node);
+                    self.apply_effects(node, effects)?;
+                    return Ok(Some(node));
+                }
+                Ok(None)
+            }
+            Event::Fault => {
+                if self.faults_on {
+                    self.inject_fault()?;
+                    // Dense faults: a run of 2,000 events spans well under a second of
+                    // virtual time, and every run should see crashes, partitions and pauses.
+                    let at = self.now + self.rng.range(5, 60);
+                    self.queue.push(at, Event::Fault);
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, message: Message) -> Result<Option<NodeId>, Violation> {
+        if self.blocked.contains(&(from, to)) || !self.nodes[to.0 as usize - 1].is_up() {
+            return Ok(None);
+        }
+        self.trace.mix(&[self.now, 2, from.0, to.0, message.term().0]);
+        self.trace.line(|| format!("{:>7} {from}->{to} {message:?}", self.now));
+        self.node(to).raft.as_mut().expect("up").step(from, message);
+        self.drive(to)
+    }
+
+    fn drive_node(&mut self, id: NodeId) -> Effects {
+        let (now, rng) = (self.now, &mut self.rng);
+        self.nodes[id.0 as usize - 1].drive(now, &mut || disk_latency(rng))
+    }
+
+    fn drive(&mut self, id: NodeId) -> Result<Option<NodeId>, Violation> {
+        let effects = self.drive_node(id);
+        self.apply_effects(id, effects)?;
+        self.maybe_kill_new_leader(id);
+        Ok(Some(id))
+    }
+
+    /// A targeted fault: a server that just won an election sometimes crashes within a few
+    /// milliseconds, before its first entries are replicated — the raw material of the
+    /// paper's Figure 8 (leaders of later terms holding entries nobody else has).
+    fn maybe_kill_new_leader(&mut self, id: NodeId) {
+        let node = &self.nodes[id.0 as usize - 1];
+        let Some(raft) = node.raft.as_ref() else { return };
+        if !self.faults_on || raft.role() != Role::Leader || !self.led.insert((id, raft.current_term().0)) {
+            return;
+        }
+        let incarnation = node.incarnation;
+        if self.chance(50) {
+            let at = self.now + self.rng.range(1, 30);
+            self.queue.push(at, Event::Crash { node: id, incarnation });
+        }
+    }
+
+    /// Put a server's outputs into the world: messages on the network, an fsync in progress,
+    /// answers to clients, applied entries to the checker.
+    fn apply_effects(&mut self, id: NodeId, effects: Effects) -> Result<(), Violation> {
+        for out in effects.messages {
+            self.checker.sent(id, out.to, &out.message)?;
+            self.send(id, out.to, out.message);
+        }
+        let incarnation = self.node(id).incarnation;
+        for at in effects.done_at {
+            self.queue.push(at, Event::PersistDone { node: id, incarnation });
+        }
+        for (index, hash, _) in &effects.applied {
+            self.checker.applied(id, *index, *hash)?;
+        }
+        for (client, attempt, response) in effects.answered {
+            let at = self.now + self.rng.range(1, 5);
+            self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::Applied(response) });
+        }
+        for (client, attempt) in effects.dropped {
+            let at = self.now + self.rng.range(1, 5);
+            self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::Dropped });
+        }
+        // Remember where acknowledged operations were applied, for the liveness check.
+        for (index, _, response) in effects.applied {
+            if !response.is_empty() {
+                self.acked_index = self.acked_index.max(index);
+            }
+        }
+        Ok(())
+    }
+
+    /// The network: delay always; with faults, loss, duplication and long delays (reordering).
+    fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
+        let mut delay = self.rng.range(1, 8);
+        if self.faults_on {
+            if self.chance(self.loss_percent) {
+                return; // lost
+            }
+            if self.chance(5) {
+                delay = self.rng.range(20, 300); // overtaken by later messages
+            }
+            if self.chance(2) {
+                let again = self.now + self.rng.range(1, 100);
+                self.queue.push(again, Event::Deliver { from, to, message: message.clone() });
+            }
+        }
+        self.queue.push(self.now + delay, Event::Deliver { from, to, message });
+    }
+
+    fn inject_fault(&mut self) -> Result<(), Violation> {
+        let n = self.nodes.len();
+        let down = self.nodes.iter().filter(|x| !x.is_up()).count();
+        let roll = self.rng.range(0, 100);
+        // Half the time aim at the leader (as Jepsen's nemeses do): that is where elections,
+        // truncations and lost acknowledgements happen.
+        let leader =
+            self.nodes.iter().find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader)).map(|n| n.id);
+        let random = self.random_node();
+        let id = match leader {
+            Some(leader) if self.chance(50) => leader,
+            _ => random,
+        };
+        match roll {
+            // Crash only while a majority stays up (the new-leader nemesis may take one more).
+            0..=19 if self.nodes[id.0 as usize - 1].is_up() && down < (n - 1) / 2 => {
+                self.node(id).crash();
+                self.trace.mix(&[self.now, 10, id.0]);
+                self.trace.line(|| format!("{:>7} CRASH {id}", self.now));
+            }
+            20..=39 if !self.nodes[id.0 as usize - 1].is_up() => {
+                let seed = self.rng.next_u64();
+                self.node(id).restart(seed);
+                self.trace.mix(&[self.now, 11, id.0]);
+                self.trace.line(|| format!("{:>7} RESTART {id}", self.now));
+                let effects = self.drive_node(id);
+                self.apply_effects(id, effects)?;
+                self.checker.check(&self.nodes, id)?;
+            }
+            40..=59 => self.partition(),
+            60..=74 => {
+                self.blocked.clear();
+                self.trace.mix(&[self.now, 13]);
+                self.trace.line(|| format!("{:>7} HEAL", self.now));
+            }
+            75..=84 => {
+                let until = self.now + self.rng.range(50, 400);
+                self.node(id).paused_until = until;
+                self.trace.mix(&[self.now, 14, id.0, until]);
+                self.trace.line(|| format!("{:>7} PAUSE {id} until {until}", self.now));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A random partition: symmetric split, one-way cut, or a partial one (A hears B, B does
+    /// not hear A) between random pairs.
+    fn partition(&mut self) {
+        self.blocked.clear();
+        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let kind = self.rng.range(0, 3);
+        match kind {
+            0 => {
+                let side: Vec<bool> = ids.iter().map(|_| self.chance(50)).collect();
+                for (i, &a) in ids.iter().enumerate() {
+                    for (j, &b) in ids.iter().enumerate() {
+                        if side[i] != side[j] {
+                            self.blocked.insert((a, b));
+                        }
+                    }
+                }
+            }
+            1 => {
+                // Isolate one server (often the leader) in both directions.
+                let leader = self.nodes.iter().find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
+                let a =
+                    leader.map(|n| n.id).filter(|_| self.rng.range(0, 2) == 0).unwrap_or_else(|| self.random_node());
+                for &b in &ids {
+                    if b != a {
+                        self.blocked.insert((a, b));
+                        self.blocked.insert((b, a));
+                    }
+                }
+            }
+            _ => {
+                for _ in 0..ids.len() {
+                    let (a, b) = (self.random_node(), self.random_node());
+                    if a != b {
+                        self.blocked.insert((a, b));
+                    }
+                }
+            }
+        }
+        self.trace.mix(&[self.now, 12, kind, self.blocked.len() as u64]);
+        let blocked = self.blocked.clone();
+        self.trace.line(|| format!("{:>7} PARTITION {blocked:?}", self.now));
+    }
+
+    fn client_next(&mut self, client: usize) {
+        if self.liveness_deadline.is_some() {
+            return; // faults stopped: clients only finish what they started
+        }
+        let key = format!("k{}", self.rng.range(0, KEYS)).into_bytes();
+        let c = &mut self.clients[client];
+        c.seq += 1;
+        let seq = c.seq;
+        let value = format!("c{}-{}", c.client_id, seq).into_bytes();
+        let op = match self.rng.range(0, 10) {
+            0..=3 => KvOp::Put { key, value },
+            4..=6 => KvOp::Get { key },
+            7 => KvOp::Delete { key },
+            _ => {
+                // Expect a value some client may have written recently, or absence.
+                let expected = self.chance(70).then(|| {
+                    let (who, back) = (self.rng.range(1, self.clients.len() as u64 + 1), self.rng.range(1, 4));
+                    format!("c{who}-{}", seq.saturating_sub(back).max(1)).into_bytes()
+                });
+                KvOp::Cas { key, expected, new: Some(value) }
+            }
+        };
+        let c = &mut self.clients[client];
+        let command = encode(&KvCommand { client_id: c.client_id, seq, op: op.clone() });
+        self.history.push(Operation { client: c.client_id, op, invoke: self.now, complete: None, response: None });
+        c.current = Some((self.history.len() - 1, command, 0));
+        self.client_attempt(client, 1);
+    }
+
+    /// Send the current operation again (same client id and sequence number).
+    fn client_attempt(&mut self, client: usize, delay: Time) {
+        let guess = self.clients[client].leader_guess;
+        let to = guess.unwrap_or_else(|| self.random_node());
+        let c = &mut self.clients[client];
+        c.next_attempt += 1;
+        let next = c.next_attempt;
+        let Some((_, _, attempt)) = c.current.as_mut() else { return };
+        *attempt = next;
+        let attempt = next;
+        self.queue.push(self.now + delay, Event::ClientRequest { client, to, attempt });
+        self.queue.push(self.now + delay + ATTEMPT_TIMEOUT_MS, Event::ClientTimeout { client, attempt });
+    }
+
+    fn client_request(&mut self, client: usize, to: NodeId, attempt: u64) -> Result<Option<NodeId>, Violation> {
+        let Some((_, command, current)) = self.clients[client].current.clone() else { return Ok(None) };
+        if current != attempt || !self.nodes[to.0 as usize - 1].is_up() {
+            return Ok(None); // stale, or lost with the crashed server
+        }
+        self.trace.mix(&[self.now, 4, client as u64, to.0, attempt]);
+        let node = self.node(to);
+        let raft = node.raft.as_mut().expect("up");
+        match raft.propose(command) {
+            Ok(index) => {
+                let term = raft.current_term();
+                node.pending.insert(index, (term, client, attempt));
+                self.drive(to)
+            }
+            Err(ProposeError::NotLeader { leader_hint }) => {
+                let at = self.now + self.rng.range(1, 5);
+                self.queue
+                    .push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::NotLeader(leader_hint) });
+                Ok(None)
+            }
+            Err(ProposeError::Empty) => unreachable!("commands are never empty"),
+        }
+    }
+
+    fn client_reply(&mut self, client: usize, attempt: u64, outcome: ClientOutcome) {
+        let Some((op, _, current)) = self.clients[client].current.clone() else { return };
+        if current != attempt {
+            return;
+        }
+        match outcome {
+            ClientOutcome::Applied(bytes) => {
+                let response: KvResponse = decode(&bytes, 1 << 20).expect("the store's own response");
+                self.history[op].complete = Some(self.now);
+                self.history[op].response = Some(response);
+                self.clients[client].current = None;
+                let at = self.now + self.rng.range(0, 20);
+                self.queue.push(at, Event::ClientNext { client });
+            }
+            ClientOutcome::NotLeader(hint) => {
+                self.clients[client].leader_guess = hint;
+                let delay = if hint.is_some() { 1 } else { 20 };
+                self.client_attempt(client, delay);
+            }
+            ClientOutcome::Dropped => {
+                self.clients[client].leader_guess = None;
+                self.client_attempt(client, 5);
+            }
+        }
+    }
+
+    fn client_timeout(&mut self, client: usize, attempt: u64) {
+        let Some((op, _, current)) = self.clients[client].current.clone() else { return };
+        if current != attempt {
+            return;
+        }
+        self.clients[client].leader_guess = None;
+        // Past the operation's deadline (and not in the liveness phase, where every operation
+        // must finish) the client gives up: the outcome stays unknown.
+        if self.liveness_deadline.is_none() && self.now - self.history[op].invoke > OPERATION_DEADLINE_MS {
+            self.clients[client].current = None;
+            self.queue.push(self.now + 1, Event::ClientNext { client });
+            return;
+        }
+        self.client_attempt(client, 1);
+    }
+}
