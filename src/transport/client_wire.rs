@@ -58,6 +58,8 @@ pub struct ClientResponse {
 pub enum Response {
     /// Answer to [`Request::Status`].
     Status(Status),
+    /// The request was refused.
+    Error(ClientError),
     /// Answer to [`Request::Propose`]: committed at `index`, applied, with this result.
     Applied {
         /// Log index of the command.
@@ -66,8 +68,6 @@ pub enum Response {
         #[serde(with = "serde_bytes")]
         result: Vec<u8>,
     },
-    /// The request was refused.
-    Error(ClientError),
 }
 
 /// Why a request was refused.

@@ -1,0 +1,149 @@
+//! docs/wire.md's examples are generated from the Rust types: this test fails when the
+//! encoding changes without the document (rewrite the section with `LEADER_BLESS=1`).
+
+use leader::codec::encode;
+use leader::core::{
+    AppendEntries, AppendEntriesResponse, Entry, LogIndex, Message, NodeId, RequestVote, RequestVoteResponse, Role,
+    Term,
+};
+use leader::kv::{KvCommand, KvOp, KvResponse};
+use leader::transport::client_wire::{
+    ClientError, ClientRequest, ClientResponse, Request, Response, Status, CLIENT_WIRE_VERSION,
+};
+use leader::transport::{AppMessage, Body, Envelope, WIRE_VERSION};
+use std::fmt::Write;
+use std::path::Path;
+
+const BEGIN: &str = "<!-- BEGIN GENERATED EXAMPLES -->";
+const END: &str = "<!-- END GENERATED EXAMPLES -->";
+const CLUSTER: u64 = 0x1122_3344_5566_7788;
+
+fn envelope(body: Body) -> Envelope {
+    Envelope { version: WIRE_VERSION, cluster_id: CLUSTER, from: NodeId(2), to: NodeId(1), body }
+}
+
+/// Title, the value as Rust prints it, its bytes.
+fn examples() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut add = |title: &'static str, debug: String, bytes: Vec<u8>| out.push((title, debug, bytes));
+    let rv = envelope(Body::Raft(Message::RequestVote(RequestVote {
+        term: Term(5),
+        candidate_id: NodeId(2),
+        last_log_index: LogIndex(7),
+        last_log_term: Term(4),
+    })));
+    add("Envelope: RequestVote", format!("{rv:?}"), encode(&rv));
+    let rvr =
+        envelope(Body::Raft(Message::RequestVoteResponse(RequestVoteResponse { term: Term(5), vote_granted: true })));
+    add("Envelope: RequestVoteResponse", format!("{rvr:?}"), encode(&rvr));
+    let ae = envelope(Body::Raft(Message::AppendEntries(AppendEntries {
+        term: Term(5),
+        leader_id: NodeId(2),
+        prev_log_index: LogIndex(7),
+        prev_log_term: Term(4),
+        entries: vec![Entry { term: Term(5), index: LogIndex(8), data: b"hi".to_vec() }],
+        leader_commit: LogIndex(6),
+    })));
+    add("Envelope: AppendEntries with one entry", format!("{ae:?}"), encode(&ae));
+    let aer = envelope(Body::Raft(Message::AppendEntriesResponse(AppendEntriesResponse {
+        term: Term(5),
+        success: false,
+        match_index: LogIndex(7),
+        conflict_index: LogIndex(6),
+        conflict_term: Term(3),
+    })));
+    add("Envelope: AppendEntriesResponse (a rejection with hints)", format!("{aer:?}"), encode(&aer));
+    let app = envelope(Body::App(AppMessage { msg_id: 9, broadcast: true, payload: b"hello".to_vec() }));
+    add("Envelope: application message", format!("{app:?}"), encode(&app));
+    let status_req =
+        ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: CLUSTER, request_id: 3, body: Request::Status };
+    add("ClientRequest: Status", format!("{status_req:?}"), encode(&status_req));
+    let put = KvCommand { client_id: 0x77, seq: 1, op: KvOp::Put { key: b"k".to_vec(), value: b"v".to_vec() } };
+    add("KvCommand: Put", format!("{put:?}"), encode(&put));
+    let propose = ClientRequest {
+        version: CLIENT_WIRE_VERSION,
+        cluster_id: CLUSTER,
+        request_id: 4,
+        body: Request::Propose { command: encode(&put) },
+    };
+    add("ClientRequest: Propose (carrying the KvCommand above)", format!("{propose:?}"), encode(&propose));
+    let cas = KvCommand {
+        client_id: 0x77,
+        seq: 2,
+        op: KvOp::Cas { key: b"k".to_vec(), expected: Some(b"v".to_vec()), new: None },
+    };
+    add("KvCommand: Cas", format!("{cas:?}"), encode(&cas));
+    let status = ClientResponse {
+        version: CLIENT_WIRE_VERSION,
+        request_id: 3,
+        body: Response::Status(Status {
+            pid: NodeId(1),
+            role: Role::Leader,
+            term: Term(5),
+            leader: Some(NodeId(1)),
+            voted_for: Some(NodeId(1)),
+            commit_index: LogIndex(8),
+            last_applied: LogIndex(8),
+            last_index: LogIndex(8),
+        }),
+    };
+    add("ClientResponse: Status", format!("{status:?}"), encode(&status));
+    let value = KvResponse::Value(Some(b"v".to_vec()));
+    add("KvResponse: Value", format!("{value:?}"), encode(&value));
+    let applied = ClientResponse {
+        version: CLIENT_WIRE_VERSION,
+        request_id: 4,
+        body: Response::Applied { index: LogIndex(9), result: encode(&KvResponse::Done) },
+    };
+    add("ClientResponse: Applied (result: KvResponse::Done)", format!("{applied:?}"), encode(&applied));
+    let redirect = ClientResponse {
+        version: CLIENT_WIRE_VERSION,
+        request_id: 4,
+        body: Response::Error(ClientError::NotLeader { leader: Some(NodeId(3)) }),
+    };
+    add("ClientResponse: Error NotLeader (a redirect to server 3)", format!("{redirect:?}"), encode(&redirect));
+    out
+}
+
+fn render() -> String {
+    let mut text = String::new();
+    for (title, debug, bytes) in examples() {
+        writeln!(text, "\n### {title}\n\n`{debug}` — {} bytes:\n\n```text", bytes.len()).unwrap();
+        for (row, chunk) in bytes.chunks(16).enumerate() {
+            let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(text, "{:04x}  {}", row * 16, hex.join(" ")).unwrap();
+        }
+        writeln!(text, "```").unwrap();
+    }
+    text
+}
+
+#[test]
+fn wire_md_examples_match_the_encoding() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/wire.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/wire.md");
+    let (start, end) = (doc.find(BEGIN).expect("begin marker") + BEGIN.len(), doc.find(END).expect("end marker"));
+    let generated = render();
+    if std::env::var_os("LEADER_BLESS").is_some() {
+        let updated = format!("{}{}{}", &doc[..start], generated, &doc[end..]);
+        std::fs::write(&path, updated).expect("write docs/wire.md");
+        return;
+    }
+    assert!(
+        doc[start..end] == generated,
+        "docs/wire.md's examples differ from the encoding; if the change is intended, run \
+         `LEADER_BLESS=1 cargo test --test wire_doc` and review the diff"
+    );
+}
+
+#[test]
+fn the_examples_cover_every_message_kind() {
+    let titles: Vec<&str> = examples().iter().map(|(t, _, _)| *t).collect();
+    for kind in ["RequestVote", "RequestVoteResponse", "AppendEntries", "AppendEntriesResponse", "application message"]
+    {
+        assert!(titles.iter().any(|t| t.contains(kind)), "no example of {kind}");
+    }
+    for kind in ["ClientRequest: Status", "ClientRequest: Propose", "ClientResponse: Status", "Applied", "NotLeader"] {
+        assert!(titles.iter().any(|t| t.contains(kind)), "no example of {kind}");
+    }
+}
