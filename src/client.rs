@@ -10,6 +10,7 @@ use crate::codec::{decode, encode};
 use crate::config::{Config, ServerConfig};
 use crate::core::{LogIndex, NodeId};
 use crate::kv::{KvCommand, KvOp, KvResponse};
+use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
     ClientError, ClientRequest, ClientResponse, Request, Response, Status, CLIENT_WIRE_VERSION,
 };
@@ -80,12 +81,20 @@ pub struct Client {
     client_id: u64,
     seq: u64,
     leader_hint: Option<NodeId>,
+    /// The cluster key (from the config's `cluster_key_file` or [`Client::with_key`]), or why
+    /// it could not be loaded (then every call fails with that reason).
+    key: Result<Option<ClusterKey>, String>,
 }
 
 impl Client {
     /// A client for the cluster of `config`, with [`DEFAULT_TIMEOUT`] and a random client id.
     pub fn new(config: Config) -> Client {
+        let key = match &config.cluster_key_file {
+            Some(path) => ClusterKey::load(path).map(Some).map_err(|e| e.to_string()),
+            None => Ok(None),
+        };
         Client {
+            key,
             ctx: zmq::Context::new(),
             config,
             timeout: DEFAULT_TIMEOUT,
@@ -96,6 +105,12 @@ impl Client {
             seq: 0,
             leader_hint: None,
         }
+    }
+
+    /// Authenticate with `key` (instead of the config's key file).
+    pub fn with_key(mut self, key: Option<ClusterKey>) -> Client {
+        self.key = Ok(key);
+        self
     }
 
     /// Change the per-request deadline.
@@ -137,10 +152,12 @@ impl Client {
         self.next_request_id += 1;
         let request =
             ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: self.config.cluster_id, request_id, body };
+        let key = self.key.clone().map_err(CallError::Local)?;
+        let frame = auth::seal(key.as_ref(), encode(&request));
         let socket = self.socket(&server)?;
         // Queued until the connection is up; the deadline covers a server that never appears.
         socket
-            .send_multipart([&b""[..], &encode(&request)], zmq::DONTWAIT)
+            .send_multipart([&b""[..], &frame], zmq::DONTWAIT)
             .map_err(|e| CallError::Local(format!("send to server {pid}: {e}")))?;
         Ok(request_id)
     }
@@ -189,7 +206,11 @@ impl Client {
                 continue;
             }
             let frames = socket.recv_multipart(0).map_err(|e| CallError::Local(e.to_string()))?;
-            let body = frames.last().ok_or_else(|| CallError::BadResponse("empty message".into()))?;
+            let frame = frames.last().ok_or_else(|| CallError::BadResponse("empty message".into()))?;
+            let key = self.key.as_ref().ok().and_then(Option::as_ref);
+            let Some(body) = auth::open(key, frame) else {
+                return Err(CallError::BadResponse("the response's MAC does not verify: wrong cluster key?".into()));
+            };
             let response: ClientResponse =
                 decode(body, RESPONSE_BYTES_MAX).map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
             if response.version != CLIENT_WIRE_VERSION {

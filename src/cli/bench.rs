@@ -8,6 +8,7 @@ use leader::config::Config;
 use leader::core::{NodeId, Options, Raft, Role};
 use leader::kv::{KvCommand, KvOp};
 use leader::process::{ChildLogs, ProcessCluster};
+use leader::transport::auth::{self, ClusterKey};
 use leader::transport::client_wire::{
     ClientError, ClientRequest, ClientResponse, Request, Response, CLIENT_WIRE_VERSION,
 };
@@ -112,6 +113,7 @@ struct Load {
     value: Vec<u8>,
     latencies_us: Vec<u64>,
     errors: u64,
+    key: Option<ClusterKey>,
 }
 
 impl Load {
@@ -136,7 +138,8 @@ impl Load {
             body: Request::Propose { command: encode(&command) },
         };
         let socket = &self.sockets[&self.leader];
-        if socket.send_multipart([&b""[..], &encode(&request)], zmq::DONTWAIT).is_err() {
+        let frame = auth::seal(self.key.as_ref(), encode(&request));
+        if socket.send_multipart([&b""[..], &frame], zmq::DONTWAIT).is_err() {
             self.errors += 1;
             self.ops[client].retry_at = Some(Instant::now() + Duration::from_millis(10));
         }
@@ -224,7 +227,14 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
         value: vec![b'x'; args.value_size],
         latencies_us: Vec::new(),
         errors: 0,
+        key: None,
     };
+    if let Some(path) = &load.config.cluster_key_file {
+        load.key = Some(ClusterKey::load(path).map_err(|e| {
+            eprintln!("leader: {e}");
+            EXIT_FAILURE
+        })?);
+    }
     let start = Instant::now();
     for client in 0..clients {
         load.start_next(client);

@@ -34,6 +34,10 @@ struct Cli {
     /// This server's data directory (default: the config's data_dir/<pid>).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The cluster key file (default: the config's cluster_key_file, if any): every message is
+    /// authenticated with it (see docs/security.md).
+    #[arg(long, global = true, value_name = "FILE")]
+    cluster_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -42,6 +46,12 @@ struct Cli {
 enum Cmd {
     /// Start every server of the config as its own process; Ctrl-C stops them all.
     Up,
+    /// Write a new random cluster key (hex, mode 0600) for `cluster_key_file`/--cluster-key.
+    Keygen {
+        /// Where to write it (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Show each server's role, term and leader.
     Status {
         /// One JSON object per line per server instead of a table.
@@ -112,7 +122,7 @@ enum Cmd {
 
 /// Rewrite Go-style single-dash long flags (`-pid=3`, `-config x`) into clap's `--pid=3`.
 fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
-    const LONG: [&str; 6] = ["pid", "config", "data-dir", "json", "timeout-ms", "deadline-ms"];
+    const LONG: [&str; 7] = ["pid", "config", "data-dir", "json", "timeout-ms", "deadline-ms", "cluster-key"];
     args.into_iter()
         .map(|arg| match arg.to_str() {
             Some(s) if s.starts_with('-') && !s.starts_with("--") => {
@@ -128,12 +138,26 @@ fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
         .collect()
 }
 
-/// Load the config or print its one clear error.
+/// The --cluster-key given on the command line, read once for the whole run.
+static CLUSTER_KEY: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// Load the config or print its one clear error. `--cluster-key` overrides the file's
+/// `cluster_key_file`, and the key is checked now so that a bad key is a configuration error.
 fn load_config(path: &PathBuf) -> Result<Config, i32> {
-    Config::load(path).map_err(|e| {
+    let mut config = Config::load(path).map_err(|e| {
         eprintln!("leader: {e}");
         e.exit_code()
-    })
+    })?;
+    if let Some(Some(key)) = CLUSTER_KEY.get() {
+        config.cluster_key_file = Some(key.clone());
+    }
+    if let Some(path) = &config.cluster_key_file {
+        leader::transport::auth::ClusterKey::load(path).map_err(|e| {
+            eprintln!("leader: {e}");
+            EXIT_CONFIG
+        })?;
+    }
+    Ok(config)
 }
 
 /// Parse `args` (with the program name first) and run; returns the exit code.
@@ -146,6 +170,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
+    let _ = CLUSTER_KEY.set(cli.cluster_key.clone());
     let default_level = if cli.pid.is_some() && cli.command.is_none() { "info" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
     let result = match (cli.command, cli.pid) {
@@ -159,6 +184,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Err(EXIT_CONFIG)
         }
         (Some(Cmd::Up), None) => load_config(&cli.config).and_then(|c| up::run(&c)),
+        (Some(Cmd::Keygen { out }), None) => match leader::transport::auth::ClusterKey::generate(&out) {
+            Ok(()) => {
+                println!(
+                    "wrote a new cluster key to {} (keep it private; set \"cluster_key_file\" in config.json)",
+                    out.display()
+                );
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("leader: {e}");
+                Err(EXIT_FAILURE)
+            }
+        },
         (Some(Cmd::Status { json, timeout_ms }), None) => {
             load_config(&cli.config).and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms)))
         }
@@ -200,6 +238,8 @@ fn interrupted_flag() -> Arc<AtomicBool> {
 fn run_server(config_path: &PathBuf, pid: u64, data_dir: Option<PathBuf>) -> Result<(), i32> {
     let config = load_config(config_path)?;
     let options = NodeOptions { data_dir, ..NodeOptions::default() };
+    // The key itself is loaded by the server from config.cluster_key_file (set from
+    // --cluster-key by load_config).
     let server = Server::start_with(&config, NodeId(pid), options).map_err(|e| {
         eprintln!("leader: server {pid}: {e}");
         match e {

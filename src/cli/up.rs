@@ -30,7 +30,10 @@ pub fn run(config: &Config) -> Result<(), i32> {
         EXIT_FAILURE
     })?;
     let interrupted = interrupted_flag();
-    let mut cluster = ProcessCluster::new(exe, &config.path, ChildLogs::Inherit);
+    let key_args: Vec<String> =
+        config.cluster_key_file.iter().flat_map(|k| ["--cluster-key".to_string(), k.display().to_string()]).collect();
+    let key_args: Vec<&str> = key_args.iter().map(String::as_str).collect();
+    let mut cluster = ProcessCluster::new(exe, &config.path, ChildLogs::Inherit).with_args(&key_args);
     println!("starting {} servers from {} (Ctrl-C stops them all)", config.servers.len(), config.path.display());
     for server in &config.servers {
         match cluster.start(server.pid) {

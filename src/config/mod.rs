@@ -70,6 +70,9 @@ pub struct Config {
     /// and `url` exactly as written in the file (not normalized). For the seed file that is
     /// `"1=127.0.0.1:7001;2=127.0.0.1:7002;3=127.0.0.1:7003;"`.
     pub cluster_id: u64,
+    /// `object.cluster_key_file`, resolved against the config file's directory: the shared
+    /// key that authenticates every message (docs/security.md). `None`: no authentication.
+    pub cluster_key_file: Option<PathBuf>,
 }
 
 /// Why a config file could not be used. Every message starts with the config file's path and
@@ -458,7 +461,23 @@ impl Checker<'_> {
             Some(id) => id,
             None => default_cluster_id(&servers),
         };
-        Ok(Config { path: self.path.to_path_buf(), servers, election_timeout_ms, heartbeat_ms, data_dir, cluster_id })
+        let cluster_key_file = match obj.get("cluster_key_file") {
+            None => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(self.path.parent().unwrap_or(Path::new("")).join(s)),
+            Some(Value::String(_)) => {
+                return Err(self.invalid("object.cluster_key_file", "\"\" is empty; omit it for no key"))
+            }
+            Some(other) => return Err(self.wrong_type("object.cluster_key_file", "a string (a path)", other)),
+        };
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            servers,
+            election_timeout_ms,
+            heartbeat_ms,
+            data_dir,
+            cluster_id,
+            cluster_key_file,
+        })
     }
 
     fn data_dir(&self, obj: &Map<String, Value>) -> Result<PathBuf, ConfigError> {

@@ -22,7 +22,7 @@ mod types;
 pub use message::{AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote, RequestVoteResponse};
 pub use planted::PlantedBugs;
 pub use progress::{Progress, ProgressState};
-pub use raft::{Options, Raft};
+pub use raft::{Options, Raft, TERM_MAX};
 pub use raft_log::RaftLog;
 pub use ready::{Ignored, IndexRange, ProposeError, Ready, Role, SoftState};
 pub use rng::SplitMix64;

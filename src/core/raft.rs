@@ -15,6 +15,11 @@ use super::rng::SplitMix64;
 use super::types::{HardState, LogIndex, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The largest term a message may carry. Terms grow by one per election; 2^63 elections would
+/// take longer than any cluster lives, so a term above this is forged or corrupt, and adopting
+/// it (u64::MAX) would make the next election overflow.
+pub const TERM_MAX: Term = Term(u64::MAX / 2);
+
 /// Configuration of one core. Time is in ticks; the runtime decides how long a tick is.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -262,6 +267,11 @@ impl Raft {
             return;
         }
         let term = message.term();
+        if term > TERM_MAX {
+            self.ignored.term_too_large += 1;
+            log::debug!("{}: ignoring {} with term {term} above the limit", self.id, message.kind());
+            return;
+        }
         // §5.1: a higher term makes us a follower of that term, whatever our role.
         if term > self.current_term {
             let leader = matches!(message, Message::AppendEntries(_)).then_some(from);

@@ -144,6 +144,9 @@ pub struct Ignored {
     /// AppendEntries from another "leader" of our own term while we lead: only a faulty or
     /// forged peer can send it (Election Safety, §5.2).
     pub conflicting_leader: u64,
+    /// Messages whose term is above [`TERM_MAX`](super::TERM_MAX): forged or corrupt, and
+    /// obeying one would leave no room for the next election.
+    pub term_too_large: u64,
 }
 
 /// Why a proposal was refused.

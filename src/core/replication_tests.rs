@@ -499,3 +499,22 @@ fn a_delayed_rejection_of_an_index_already_matched_is_stale() {
     assert_eq!((p.match_index, p.next_index), (LogIndex(2), LogIndex(3)));
     assert_eq!(leader.ignored().stale_response, 1);
 }
+
+#[test]
+fn a_term_that_could_overflow_is_ignored() {
+    let mut f = Raft::new(options(2, &[1, 3]), HardState::default());
+    let forged = RequestVote {
+        term: Term(u64::MAX),
+        candidate_id: NodeId(1),
+        last_log_index: LogIndex(0),
+        last_log_term: Term(0),
+    };
+    f.step(NodeId(1), Message::RequestVote(forged));
+    assert_eq!(f.current_term(), Term(0));
+    assert!(!f.has_ready());
+    assert_eq!(f.ignored().term_too_large, 1);
+    let at_limit =
+        RequestVote { term: TERM_MAX, candidate_id: NodeId(1), last_log_index: LogIndex(0), last_log_term: Term(0) };
+    f.step(NodeId(1), Message::RequestVote(at_limit));
+    assert_eq!(f.current_term(), TERM_MAX, "the limit itself is a legal term");
+}

@@ -4,6 +4,7 @@
 
 use super::runtime::Runtime;
 use crate::core::{LogIndex, ProposeError, Term};
+use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
     ClientError, ClientRequest, ClientResponse, Request, Response, CLIENT_REQUEST_BYTES_MAX, CLIENT_WIRE_VERSION,
 };
@@ -30,7 +31,7 @@ pub(super) enum Replier {
 }
 
 impl Replier {
-    fn reply(self, client: &zmq::Socket, outcome: Outcome) {
+    fn reply(self, client: &ClientEndpoint, outcome: Outcome) {
         match self {
             Replier::Client { route, request_id } => {
                 let body = match outcome {
@@ -45,9 +46,17 @@ impl Replier {
     }
 }
 
-fn send_response(client: &zmq::Socket, mut route: Vec<Vec<u8>>, response: ClientResponse) {
-    route.push(encode(&response));
-    if let Err(e) = client.send_multipart(route, zmq::DONTWAIT) {
+/// The ROUTER socket clients talk to, with the cluster key that authenticates both ways.
+pub(super) struct ClientEndpoint {
+    /// The socket.
+    pub socket: zmq::Socket,
+    /// The cluster key, if the cluster has one.
+    pub key: Option<ClusterKey>,
+}
+
+fn send_response(client: &ClientEndpoint, mut route: Vec<Vec<u8>>, response: ClientResponse) {
+    route.push(auth::seal(client.key.as_ref(), encode(&response)));
+    if let Err(e) = client.socket.send_multipart(route, zmq::DONTWAIT) {
         // The client is gone or not reading: it will time out and retry.
         log::debug!("client reply dropped: {e}");
     }
@@ -66,7 +75,7 @@ impl Pending {
     }
 
     /// The entry at `index` (of `term`) was applied with `result`.
-    pub(super) fn applied(&mut self, client: &zmq::Socket, index: LogIndex, term: Term, result: Vec<u8>) {
+    pub(super) fn applied(&mut self, client: &ClientEndpoint, index: LogIndex, term: Term, result: Vec<u8>) {
         if let Some((proposed_term, replier)) = self.by_index.remove(&index) {
             // Another leader's entry took the index: ours was overwritten, never applied.
             let outcome = if proposed_term == term { Ok((index, result)) } else { Err(ClientError::Dropped) };
@@ -75,14 +84,14 @@ impl Pending {
     }
 
     /// The log was truncated from `from`: those proposals are gone.
-    pub(super) fn drop_from(&mut self, client: &zmq::Socket, from: LogIndex) {
+    pub(super) fn drop_from(&mut self, client: &ClientEndpoint, from: LogIndex) {
         for (_, (_, replier)) in self.by_index.split_off(&from) {
             replier.reply(client, Err(ClientError::Dropped));
         }
     }
 
     /// Answer every waiting proposal with `error`.
-    pub(super) fn fail_all(&mut self, client: &zmq::Socket, error: ClientError) {
+    pub(super) fn fail_all(&mut self, client: &ClientEndpoint, error: ClientError) {
         for (_, (_, replier)) in std::mem::take(&mut self.by_index) {
             replier.reply(client, Err(error.clone()));
         }
@@ -102,11 +111,16 @@ impl Runtime {
         let mut statuses = Vec::new();
         let mut proposals = Vec::new();
         for _ in 0..CLIENT_BATCH_MAX {
-            let Ok(mut frames) = self.client.recv_multipart(zmq::DONTWAIT) else {
+            let Ok(mut frames) = self.client.socket.recv_multipart(zmq::DONTWAIT) else {
                 break;
             };
-            let Some(body) = frames.pop() else { continue };
-            match self.check_request(&body) {
+            let Some(frame) = frames.pop() else { continue };
+            // With a cluster key, an unauthenticated request is dropped before decoding.
+            let Some(body) = auth::open(self.client.key.as_ref(), &frame) else {
+                super::lock(&self.shared.drops).count(crate::transport::DropReason::BadMac);
+                continue;
+            };
+            match self.check_request(body) {
                 Ok(ClientRequest { request_id, body: Request::Status, .. }) => {
                     statuses.push(StatusRequest { route: frames, request_id })
                 }

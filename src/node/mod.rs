@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::core::{NodeId, Role, Term};
 use crate::kv::{KvStore, StateMachine};
 use crate::storage::{DiskStorage, Storage, StorageError};
+use crate::transport::auth::{ClusterKey, KeyError};
 use crate::transport::client_wire::{ClientError, Status};
 use crate::transport::{DropCounts, TransportError};
 use std::collections::BTreeSet;
@@ -39,6 +40,8 @@ pub struct NodeOptions {
     pub seed: Option<u64>,
     /// Inbox bound; default [`INBOX_CAPACITY`].
     pub inbox_capacity: Option<usize>,
+    /// Cluster key; default: the config's `cluster_key_file`, if any.
+    pub cluster_key: Option<ClusterKey>,
 }
 
 /// Where an application message goes.
@@ -87,6 +90,8 @@ pub enum NodeError {
     Transport(TransportError),
     /// The runtime thread panicked (a bug); the text is the panic message.
     Panicked(String),
+    /// The cluster key file is missing, unreadable, malformed or readable by others.
+    Key(KeyError),
 }
 
 impl fmt::Display for NodeError {
@@ -96,6 +101,7 @@ impl fmt::Display for NodeError {
             NodeError::Storage(e) => write!(f, "storage: {e}"),
             NodeError::Transport(e) => write!(f, "transport: {e}"),
             NodeError::Panicked(e) => write!(f, "server thread panicked: {e}"),
+            NodeError::Key(e) => write!(f, "{e}"),
         }
     }
 }
@@ -199,6 +205,11 @@ impl Server {
         state_machine: Box<dyn StateMachine>,
     ) -> Result<Server, NodeError> {
         let me = config.server(pid)?.clone();
+        let key = match (&options.cluster_key, &config.cluster_key_file) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(path)) => Some(ClusterKey::load(path).map_err(NodeError::Key)?),
+            (None, None) => None,
+        };
         let data_dir = options.data_dir.clone().unwrap_or_else(|| config.data_dir_for(pid));
         let storage = DiskStorage::open(&data_dir)?;
         let hard_state = storage.hard_state();
@@ -227,6 +238,7 @@ impl Server {
             shared: Arc::clone(&shared),
             commands: commands_rx,
             inbox: inbox_tx,
+            key,
         })?;
         // inproc needs the runtime's PULL bound (done in Runtime::new) before we connect.
         let wake_endpoint = runtime.wake_endpoint().to_string();

@@ -7,12 +7,13 @@
 //! the core's `Ready` in its documented order (persist, send, apply, publish, advance);
 //! answer status requests last, so a reply never shows state that is not yet durable.
 
-use super::clients::{Pending, Replier};
+use super::clients::{ClientEndpoint, Pending, Replier};
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
 use crate::config::{Config, ServerConfig};
 use crate::core::{HardState, LogIndex, NodeId, Options, Raft, RaftLog, Ready, Role};
 use crate::kv::StateMachine;
 use crate::storage::Storage;
+use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{Status, CLIENT_REQUEST_BYTES_MAX};
 use crate::transport::codec::encode;
 use crate::transport::zmq_transport::context;
@@ -78,6 +79,7 @@ pub(super) struct RuntimeParts<'a> {
     pub shared: Arc<Shared>,
     pub commands: mpsc::Receiver<Command>,
     pub inbox: mpsc::SyncSender<InboxMessage>,
+    pub key: Option<ClusterKey>,
 }
 
 /// One server's loop state.
@@ -87,7 +89,8 @@ pub(super) struct Runtime {
     state_machine: Box<dyn StateMachine>,
     transport: ZmqTransport,
     receiver: Receiver,
-    pub(super) client: zmq::Socket,
+    pub(super) client: ClientEndpoint,
+    key: Option<ClusterKey>,
     wake: zmq::Socket,
     wake_endpoint: String,
     tick: Duration,
@@ -103,8 +106,19 @@ pub(super) struct Runtime {
 
 impl Runtime {
     pub(super) fn new(parts: RuntimeParts<'_>) -> Result<Runtime, TransportError> {
-        let RuntimeParts { config, me, mut storage, state_machine, seed, ctx, wake_endpoint, shared, commands, inbox } =
-            parts;
+        let RuntimeParts {
+            config,
+            me,
+            mut storage,
+            state_machine,
+            seed,
+            ctx,
+            wake_endpoint,
+            shared,
+            commands,
+            inbox,
+            key,
+        } = parts;
         let pid = me.pid;
         let peers: Vec<(NodeId, String)> = config.peers(pid).map(|s| (s.pid, s.endpoint.clone())).collect();
         let transport = ZmqTransport::new(&ctx, pid, &me.endpoint, &peers, ENVELOPE_BYTES_MAX)?;
@@ -133,7 +147,8 @@ impl Runtime {
             state_machine,
             transport,
             receiver,
-            client,
+            client: ClientEndpoint { socket: client, key: key.clone() },
+            key,
             wake,
             wake_endpoint,
             tick,
@@ -197,7 +212,7 @@ impl Runtime {
     fn poll(&mut self, timeout: Duration) {
         let mut items = [
             self.transport.pull().as_poll_item(zmq::POLLIN),
-            self.client.as_poll_item(zmq::POLLIN),
+            self.client.socket.as_poll_item(zmq::POLLIN),
             self.wake.as_poll_item(zmq::POLLIN),
         ];
         let millis = timeout.as_millis().min(i64::MAX as u128) as i64;
@@ -234,16 +249,22 @@ impl Runtime {
             return;
         }
         let envelope = Envelope { version: WIRE_VERSION, cluster_id: self.cluster_id, from: self.raft.id(), to, body };
-        self.transport.send(to, &encode(&envelope));
+        self.transport.send(to, &auth::seal(self.key.as_ref(), encode(&envelope)));
     }
 
     fn take_envelopes(&mut self) {
         let blocked = lock(&self.shared.blocked).clone();
         for _ in 0..INBOUND_BATCH_MAX {
-            let Some(bytes) = self.transport.try_recv() else {
+            let Some(frame) = self.transport.try_recv() else {
                 break;
             };
-            let envelope = match self.receiver.open_envelope(&bytes) {
+            // With a cluster key, nothing is decoded before its tag verifies.
+            let Some(bytes) = auth::open(self.key.as_ref(), &frame) else {
+                log::debug!("server {}: dropped a {}-byte frame: bad MAC", self.raft.id(), frame.len());
+                lock(&self.shared.drops).count(DropReason::BadMac);
+                continue;
+            };
+            let envelope = match self.receiver.open_envelope(bytes) {
                 Ok(envelope) if blocked.contains(&envelope.from) => Err(DropReason::Blocked),
                 other => other,
             };

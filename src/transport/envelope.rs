@@ -70,6 +70,8 @@ pub enum DropReason {
     UnknownSender,
     /// From a peer the runtime is told to treat as partitioned away.
     Blocked,
+    /// The cluster has a key and the frame's HMAC tag did not verify.
+    BadMac,
 }
 
 /// Counters of dropped inbound envelopes, by reason.
@@ -91,6 +93,8 @@ pub struct DropCounts {
     pub unknown_sender: u64,
     /// See [`DropReason::Blocked`].
     pub blocked: u64,
+    /// See [`DropReason::BadMac`].
+    pub bad_mac: u64,
 }
 
 impl DropCounts {
@@ -105,6 +109,7 @@ impl DropCounts {
             DropReason::WrongReceiver => &mut self.wrong_receiver,
             DropReason::UnknownSender => &mut self.unknown_sender,
             DropReason::Blocked => &mut self.blocked,
+            DropReason::BadMac => &mut self.bad_mac,
         };
         *counter += 1;
     }
@@ -119,6 +124,7 @@ impl DropCounts {
             + self.wrong_receiver
             + self.unknown_sender
             + self.blocked
+            + self.bad_mac
     }
 }
 

@@ -1,6 +1,7 @@
 //! Moving bytes between servers and clients: the wire codec, the peer envelope, the client
 //! protocol and the ZeroMQ sockets. No protocol decisions here.
 
+pub mod auth;
 pub mod client_wire;
 pub use crate::codec;
 pub mod envelope;

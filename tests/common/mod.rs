@@ -152,8 +152,20 @@ pub struct InProcessCluster {
 impl InProcessCluster {
     /// Start all `n` servers.
     pub fn start(n: u64, election_timeout_ms: u64, heartbeat_ms: u64) -> InProcessCluster {
+        Self::start_with(n, election_timeout_ms, heartbeat_ms, |_| {})
+    }
+
+    /// Start all `n` servers after `adjust` has changed the config.
+    pub fn start_with(
+        n: u64,
+        election_timeout_ms: u64,
+        heartbeat_ms: u64,
+        adjust: impl FnOnce(&mut TestConfig),
+    ) -> InProcessCluster {
+        let mut test = TestConfig::new(n, election_timeout_ms, heartbeat_ms);
+        adjust(&mut test);
         let mut cluster = InProcessCluster {
-            test: TestConfig::new(n, election_timeout_ms, heartbeat_ms),
+            test,
             servers: BTreeMap::new(),
             observer: Observer::default(),
             last_leader_seen: Instant::now(),

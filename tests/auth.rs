@@ -1,0 +1,134 @@
+//! Cluster authentication: with a key, nothing but the cluster's own members and keyed clients
+//! can change its state — a rogue process's votes, appends and writes are dropped unread.
+
+mod common;
+
+use common::{wait_for, InProcessCluster, TestConfig, TOLERANCE};
+use leader::client::{CallError, Client};
+use leader::codec::encode;
+use leader::config::Config;
+use leader::core::{AppendEntries, Entry, LogIndex, Message, NodeId, RequestVote, Role, Term};
+use leader::kv::{KvCommand, KvOp};
+use leader::node::{NodeOptions, Server};
+use leader::transport::auth::ClusterKey;
+use leader::transport::client_wire::{ClientRequest, Request, CLIENT_WIRE_VERSION};
+use leader::transport::{Body, Envelope, WIRE_VERSION};
+use std::time::Duration;
+
+/// A 3-server in-process cluster whose config names a fresh key file.
+fn keyed_cluster() -> (InProcessCluster, ClusterKey) {
+    let mut cluster = InProcessCluster::start_with(3, 200, 50, |test: &mut TestConfig| {
+        let key = test.dir.path().join("cluster.key");
+        ClusterKey::generate(&key).unwrap();
+        let text = std::fs::read_to_string(&test.path).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["object"]["cluster_key_file"] = "cluster.key".into();
+        std::fs::write(&test.path, json.to_string()).unwrap();
+        test.config = Config::load(&test.path).unwrap();
+    });
+    cluster.wait_leader("first election");
+    let key = ClusterKey::load(cluster.test.config.cluster_key_file.as_ref().unwrap()).unwrap();
+    (cluster, key)
+}
+
+fn envelope(cluster_id: u64, from: u64, to: u64, message: Message) -> Vec<u8> {
+    encode(&Envelope {
+        version: WIRE_VERSION,
+        cluster_id,
+        from: NodeId(from),
+        to: NodeId(to),
+        body: Body::Raft(message),
+    })
+}
+
+#[test]
+fn a_rogue_without_the_key_cannot_move_terms_steal_leadership_or_write() {
+    let (mut cluster, key) = keyed_cluster();
+    let (leader, term) = cluster.wait_leader("keyed cluster");
+    let config = cluster.test.config.clone();
+    let ctx = zmq::Context::new();
+    let wrong = ClusterKey::from_bytes(&[0x42; 32]).unwrap();
+    for target in config.pids() {
+        let push = ctx.socket(zmq::PUSH).unwrap();
+        push.set_linger(0).unwrap();
+        push.connect(&config.server(target).unwrap().endpoint).unwrap();
+        let from = config.pids().into_iter().find(|p| *p != target).unwrap().0;
+        let vote = Message::RequestVote(RequestVote {
+            term: Term(u64::MAX),
+            candidate_id: NodeId(from),
+            last_log_index: LogIndex(1 << 40),
+            last_log_term: Term(u64::MAX),
+        });
+        let append = Message::AppendEntries(AppendEntries {
+            term: Term(term.0 + 100),
+            leader_id: NodeId(from),
+            prev_log_index: LogIndex(0),
+            prev_log_term: Term(0),
+            entries: vec![Entry { term: Term(term.0 + 100), index: LogIndex(1), data: b"forged".to_vec() }],
+            leader_commit: LogIndex(1),
+        });
+        for message in [vote, append] {
+            let bytes = envelope(config.cluster_id, from, target.0, message);
+            push.send(bytes.clone(), 0).unwrap(); // no tag at all
+            push.send(wrong.seal(bytes), 0).unwrap(); // a tag under the wrong key
+        }
+        // Forged client writes: unauthenticated, and under the wrong key.
+        let dealer = ctx.socket(zmq::DEALER).unwrap();
+        dealer.set_linger(0).unwrap();
+        dealer.connect(&config.server(target).unwrap().client_endpoint).unwrap();
+        let command = encode(&KvCommand {
+            client_id: 66,
+            seq: 1,
+            op: KvOp::Put { key: b"owned".to_vec(), value: b"yes".to_vec() },
+        });
+        let request = encode(&ClientRequest {
+            version: CLIENT_WIRE_VERSION,
+            cluster_id: config.cluster_id,
+            request_id: 1,
+            body: Request::Propose { command },
+        });
+        dealer.send_multipart([&b""[..], &request], 0).unwrap();
+        dealer.send_multipart([&b""[..], &wrong.seal(request)], 0).unwrap();
+        assert_eq!(dealer.poll(zmq::POLLIN, 300).unwrap(), 0, "a forged request gets no answer");
+    }
+    wait_for(TOLERANCE, "every forged frame to be dropped", || {
+        let dropped: u64 = cluster.servers.values().map(|s| s.drop_counts().bad_mac).sum();
+        (dropped >= 12).then_some(())
+    });
+    cluster.observe_for(Duration::from_millis(600), true);
+    assert_eq!(cluster.wait_leader("after the attack"), (leader, term), "the leader stays, terms do not move");
+    assert!(cluster.statuses().iter().all(|s| s.term == term));
+    // A keyed client works; the forged write is not there.
+    let mut client = Client::new(config.clone()).with_key(Some(key));
+    assert_eq!(client.get(b"owned").unwrap(), None, "no forged write was applied");
+    client.put(b"real", b"1").unwrap();
+    // A client without the key (or with another) gets no answer at all.
+    let mut keyless = Client::new(config.clone()).with_key(None).with_operation_deadline(Duration::from_millis(800));
+    assert_eq!(keyless.get(b"real"), Err(CallError::Timeout));
+    cluster.finish();
+}
+
+#[test]
+fn a_server_with_the_wrong_key_cannot_join() {
+    let (mut cluster, _) = keyed_cluster();
+    let (leader, term) = cluster.wait_leader("keyed cluster");
+    // Replace server 3 (not the leader if possible) by one holding another key.
+    let outsider = cluster.test.config.pids().into_iter().rev().find(|p| *p != leader).unwrap();
+    cluster.stop_server(outsider);
+    let wrong = ClusterKey::from_bytes(&[0x13; 32]).unwrap();
+    let options = NodeOptions { cluster_key: Some(wrong), ..NodeOptions::default() };
+    let rogue = Server::start_with(&cluster.test.config, outsider, options).unwrap();
+    wait_for(TOLERANCE, "the outsider's frames to be dropped", || (rogue.drop_counts().bad_mac > 0).then_some(()));
+    // Let it campaign a few times: every one of its RequestVotes is dropped unread.
+    let status = wait_for(TOLERANCE, "the outsider to campaign three times", || {
+        let s = rogue.status();
+        (s.term.0 >= term.0 + 3).then_some(s)
+    });
+    assert_ne!(status.role, Role::Leader);
+    assert_eq!(status.leader, None, "it never hears the leader");
+    // The two keyed servers keep their leader and term: the outsider's elections are unread.
+    let statuses = cluster.statuses();
+    assert!(statuses.iter().all(|s| s.leader == Some(leader) && s.term == term), "{statuses:?}");
+    rogue.stop().unwrap();
+    cluster.finish();
+}
