@@ -5,6 +5,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod core;
+pub mod fuzz;
 pub mod kv;
 pub mod node;
 pub mod process;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod failover;
+mod fuzz;
 mod kv;
 mod sim;
 mod status;
@@ -105,6 +106,19 @@ enum Cmd {
     /// Benchmark writes: N concurrent clients doing puts against the cluster of the config
     /// (started if not running), or the core alone with --in-memory.
     Bench(bench::BenchArgs),
+    /// Fuzz the untrusted-input readers (envelope, client request, storage recovery) for a
+    /// while; a panic or a hang fails.
+    Fuzz {
+        /// envelope, client-request, storage, or all.
+        #[arg(long, default_value = "all")]
+        target: String,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// PRNG seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Deterministic simulation: one seed (--seed S) or a sweep (--seeds A..B); a failure
     /// prints the seed, the property and the last events, and replays from the seed.
     Sim(sim::SimArgs),
@@ -171,7 +185,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     let _ = CLUSTER_KEY.set(cli.cluster_key.clone());
-    let default_level = if cli.pid.is_some() && cli.command.is_none() { "info" } else { "warn" };
+    let default_level = match (&cli.command, cli.pid) {
+        (None, Some(_)) => "info",
+        // Recovery warnings on every mutated file would drown the report.
+        (Some(Cmd::Fuzz { .. }), _) => "off",
+        _ => "warn",
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
     let result = match (cli.command, cli.pid) {
         (Some(_), Some(_)) => {
@@ -204,6 +223,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             load_config(&cli.config).and_then(|c| failover::run(&c, rounds, json))
         }
         (Some(Cmd::Sim(args)), None) => sim::run_cli(&args),
+        (Some(Cmd::Fuzz { target, seconds, seed }), None) => fuzz::run_cli(&target, seconds, seed),
         (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
         (Some(Cmd::Bench(args)), None) => load_config(&cli.config).and_then(|c| bench::run(c, &args)),
         (Some(Cmd::Put { key, value, deadline_ms }), None) => {
