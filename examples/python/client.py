@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""A key-value client for a `leader` cluster, written from docs/wire.md (section 5).
+
+    python3 client.py [--config FILE] put KEY VALUE     [--deadline-ms MS]   prints OK
+    python3 client.py [--config FILE] get KEY           [--deadline-ms MS]   prints the value
+    python3 client.py [--config FILE] delete KEY        [--deadline-ms MS]
+    python3 client.py [--config FILE] cas KEY [--expected V] [--new V] [--deadline-ms MS]
+    python3 client.py [--config FILE] status [--json | --table] [--timeout-ms MS]
+
+Output and exit codes are those of the Rust CLI (`leader put|get|delete|cas|status`):
+0 ok; 1 runtime failure (a missing key for get, a cas that did not swap, a timeout, no server
+answering status); 2 bad configuration or arguments. Go-style flags (`-config x`) work too.
+One difference: `status` prints the JSON lines of `leader status --json` by default (--json is
+accepted and changes nothing); `--table` prints the Rust CLI's table instead.
+`--cluster-key FILE` (anywhere on the line) overrides the config's cluster_key_file; with a
+key, every request and response carries an HMAC-SHA256 tag (see leader_wire.py).
+
+How it talks: one DEALER socket per server (LINGER 0) connected to the server's client
+endpoint; each request is two frames, an empty delimiter then a ClientRequest. A key-value
+operation is a Propose whose command is a KvCommand with a random client id (never 0) and a
+sequence number starting at 1. It follows NotLeader redirects, and on Dropped, Busy, an
+unreachable server or a bad answer it retries -- always with the same client id and sequence
+number, so the store applies the operation at most once -- until the deadline.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import leader_wire as w  # noqa: E402
+
+try:
+    import zmq
+except ImportError:  # pragma: no cover
+    sys.exit("client.py needs pyzmq: pip install pyzmq")
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+PER_REQUEST_TIMEOUT_S = 1.0   # the Rust CLI's per-request timeout for key-value commands
+
+
+class CallError(Exception):
+    """Why a call failed; str() is the Rust client's wording."""
+
+
+class Unreachable(CallError):
+    def __str__(self) -> str:
+        return "unreachable"
+
+
+class Refused(CallError):
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def __str__(self) -> str:
+        e = self.error
+        if isinstance(e, w.BadRequest):
+            return f"bad request: {e.reason}"
+        if isinstance(e, w.WrongCluster):
+            return f"wrong cluster: the server belongs to cluster {e.expected}; check --config"
+        if isinstance(e, w.NotLeader):
+            return f"not the leader (server {e.leader} is)" if e.leader is not None else "not the leader (none known)"
+        if isinstance(e, w.Dropped):
+            return "dropped by a leader change (outcome unknown)"
+        return "server busy"
+
+
+class BadResponse(CallError):
+    def __str__(self) -> str:
+        return f"bad response: {self.args[0]}"
+
+
+class Timeout(CallError):
+    def __str__(self) -> str:
+        return "timed out: no leader applied the operation in time (it may still apply)"
+
+
+class Client:
+    def __init__(self, config: w.Config, timeout_s: float, deadline_s: float = 10.0):
+        self.config = config
+        self.key = w.load_cluster_key(config.cluster_key_file) if config.cluster_key_file else None
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.ctx = zmq.Context()
+        self.sockets = {}
+        self.next_request_id = 1
+        self.client_id = random.getrandbits(64) | 1  # never 0: 0 means "no duplicate detection"
+        self.seq = 0
+        self.leader_hint = None
+
+    def close(self) -> None:
+        for s in self.sockets.values():
+            s.close(linger=0)
+        self.ctx.term()
+
+    def _socket(self, pid: int):
+        if pid not in self.sockets:
+            s = self.ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(self.config.server(pid).client_endpoint)
+            self.sockets[pid] = s
+        return self.sockets[pid]
+
+    def _send(self, pid: int, body) -> int:
+        request_id = self.next_request_id
+        self.next_request_id += 1
+        request = w.ClientRequest(w.CLIENT_WIRE_VERSION, self.config.cluster_id, request_id, body)
+        try:
+            frame = w.seal(self.key, w.encode_client_request(request))
+            self._socket(pid).send_multipart([b"", frame], zmq.DONTWAIT)
+        except zmq.Again:
+            pass  # nothing queued: the deadline will report the server unreachable
+        return request_id
+
+    def _receive(self, pid: int, request_id: int, deadline: float):
+        """The body of the response to `request_id` from `pid`, or CallError."""
+        s = self.sockets[pid]
+        while True:
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not s.poll(left_ms, zmq.POLLIN):
+                if time.monotonic() >= deadline:
+                    raise Unreachable()
+                continue
+            message = w.unseal(self.key, s.recv_multipart()[-1])
+            if message is None:
+                raise BadResponse("the response's MAC does not verify: wrong cluster key?")
+            try:
+                response = w.decode_client_response(message)
+            except w.WireError as e:
+                raise BadResponse(str(e)) from None
+            if response.version != w.CLIENT_WIRE_VERSION:
+                raise BadResponse(f"protocol version {response.version}")
+            # request_id 0: the server could not decode our request (BadRequest).
+            if response.request_id in (request_id, 0):
+                return response.body
+            # Otherwise a late answer to an earlier request that timed out: skip it.
+
+    def status_all(self):
+        """[(pid, Status or CallError)] for every server, asked all at once."""
+        sent = [(pid, self._send(pid, w.StatusRequest())) for pid in self.config.pids()]
+        deadline = time.monotonic() + self.timeout_s
+        answers = []
+        for pid, request_id in sent:
+            try:
+                body = self._receive(pid, request_id, deadline)
+                if isinstance(body, w.Status):
+                    answers.append((pid, body))
+                elif isinstance(body, (w.Applied,)):
+                    answers.append((pid, BadResponse(f"{body!r} to a status request")))
+                else:
+                    answers.append((pid, Refused(body)))
+            except CallError as e:
+                answers.append((pid, e))
+        return answers
+
+    def propose_to(self, pid: int, command: bytes, give_up_at: float = float("inf")):
+        request_id = self._send(pid, w.Propose(command))
+        body = self._receive(pid, request_id, min(time.monotonic() + self.timeout_s, give_up_at))
+        if isinstance(body, w.Applied):
+            return body.index, body.result
+        if isinstance(body, w.Status):
+            raise BadResponse(f"{body!r} to a proposal")
+        raise Refused(body)
+
+    def execute(self, op):
+        """Run one KvOp through the leader; (index, KvResponse) or CallError."""
+        self.seq += 1
+        command = w.encode_kv_command(w.KvCommand(self.client_id, self.seq, op))
+        deadline = time.monotonic() + self.deadline_s
+        pids = self.config.pids()
+        next_guess = 0
+        while time.monotonic() < deadline:
+            if self.leader_hint is not None:
+                target = self.leader_hint
+            else:
+                next_guess += 1
+                target = pids[next_guess % len(pids)]
+            try:
+                index, result = self.propose_to(target, command, deadline)
+            except Refused as e:
+                if isinstance(e.error, w.NotLeader):
+                    self.leader_hint = e.error.leader if e.error.leader != target else None
+                    if self.leader_hint is None:
+                        time.sleep(0.02)  # an election is under way
+                    elif self.leader_hint not in pids:
+                        self.leader_hint = None
+                elif isinstance(e.error, (w.Dropped, w.Busy)):
+                    time.sleep(0.01)
+                else:
+                    raise  # BadRequest, WrongCluster: retrying cannot help
+                continue
+            except (Unreachable, BadResponse):
+                self.leader_hint = None
+                continue
+            self.leader_hint = target
+            try:
+                return index, w.decode_kv_response(result, w.RESPONSE_BYTES_MAX)
+            except w.WireError as e:
+                raise BadResponse(str(e)) from None
+        raise Timeout()
+
+
+def status_json_line(pid: int, answer) -> str:
+    """The line `leader status --json` prints (serde_json: keys sorted, compact)."""
+    if isinstance(answer, w.Status):
+        value = {
+            "pid": answer.pid,
+            "state": str(answer.role),
+            "term": answer.term,
+            "leader": answer.leader,
+            "voted_for": answer.voted_for,
+            "commit_index": answer.commit_index,
+            "last_applied": answer.last_applied,
+            "last_index": answer.last_index,
+        }
+    else:
+        value = {"pid": pid, "error": str(answer)}
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def status_table(config: w.Config, answers) -> str:
+    out = f"{'PID':<5} {'STATE':<10} {'TERM':>6} {'LEADER':>6} {'VOTED_FOR':>9} {'COMMIT':>7}  URL\n"
+    opt = lambda v: "-" if v is None else str(v)  # noqa: E731
+    for pid, a in answers:
+        url = config.server(pid).endpoint
+        if isinstance(a, w.Status):
+            out += (f"{pid:<5} {str(a.role):<10} {a.term:>6} {opt(a.leader):>6} {opt(a.voted_for):>9} "
+                    f"{a.commit_index:>7}  {url}\n")
+        else:
+            out += f"{pid:<5} {str(a):<10} {'-':>6} {'-':>6} {'-':>9} {'-':>7}  {url}\n"
+    return out
+
+
+def normalize_go_flags(argv):
+    """`-config x`, `-json`, `-deadline-ms=5` -> their `--` forms, as the Rust CLI accepts."""
+    long = {"config", "json", "table", "timeout-ms", "deadline-ms", "expected", "new", "cluster-key"}
+    out = []
+    for a in argv:
+        if a.startswith("-") and not a.startswith("--") and a[1:].split("=", 1)[0] in long:
+            a = "-" + a
+        out.append(a)
+    return out
+
+
+def parse_args(argv):
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
+                        help="the cluster's config.json (default: ./config.json)")
+    common.add_argument("--cluster-key", default=argparse.SUPPRESS, metavar="FILE",
+                        help="cluster key file (default: the config's cluster_key_file, if any)")
+    p = argparse.ArgumentParser(prog="client.py", parents=[common],
+                                description="Key-value client for a leader cluster (Python, docs/wire.md)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def kv(name, help_):
+        sp = sub.add_parser(name, parents=[common], help=help_)
+        sp.add_argument("key")
+        return sp
+
+    sp = kv("put", "store VALUE under KEY")
+    sp.add_argument("value")
+    kv("get", "print the value of KEY (missing: exit 1)")
+    kv("delete", "remove KEY")
+    sp = kv("cas", "compare-and-set (exit 1 when it did not swap)")
+    sp.add_argument("--expected", default=None, help="the value KEY must hold (omit: KEY must be absent)")
+    sp.add_argument("--new", default=None, help="the value to store (omit: delete)")
+    for name in ("put", "get", "delete", "cas"):
+        sub.choices[name].add_argument("--deadline-ms", type=int, default=10_000,
+                                       help="give up after this long (default 10000)")
+    sp = sub.add_parser("status", parents=[common], help="each server's role, term and leader")
+    out = sp.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per line per server (the default)")
+    out.add_argument("--table", action="store_true", help="the Rust CLI's table instead of JSON lines")
+    sp.add_argument("--timeout-ms", type=int, default=500, help="wait this long for each answer (default 500)")
+    args = p.parse_args(normalize_go_flags(argv))
+    if not hasattr(args, "config"):
+        args.config = "config.json"
+    if not hasattr(args, "cluster_key"):
+        args.cluster_key = None
+    return args
+
+
+def main(argv) -> int:
+    args = parse_args(argv)
+    try:
+        config = w.load_config(args.config)
+        if args.cluster_key is not None:
+            config = dataclasses.replace(config, cluster_key_file=args.cluster_key)
+        if config.cluster_key_file is not None:
+            w.load_cluster_key(config.cluster_key_file)  # a bad key is a configuration error
+    except w.ConfigError as e:
+        print(f"leader: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    if args.command == "status":
+        client = Client(config, args.timeout_ms / 1000)
+        try:
+            answers = client.status_all()
+        finally:
+            client.close()
+        if args.table:
+            sys.stdout.write(status_table(config, answers))
+        else:
+            for pid, a in answers:
+                print(status_json_line(pid, a))
+        sys.stdout.flush()
+        if not any(isinstance(a, w.Status) for _, a in answers):
+            print(f"leader: no server of {config.path} answered", file=sys.stderr)
+            return EXIT_FAILURE
+        return 0
+
+    client = Client(config, PER_REQUEST_TIMEOUT_S, args.deadline_ms / 1000)
+    key = os.fsencode(args.key)  # the command line's bytes, as the Rust CLI uses them
+    try:
+        if args.command == "put":
+            _, r = client.execute(w.Put(key, os.fsencode(args.value)))
+            if not isinstance(r, w.Done):
+                raise BadResponse(f"{r!r} to a put")
+            print("OK")
+        elif args.command == "get":
+            _, r = client.execute(w.Get(key))
+            if not isinstance(r, w.Value):
+                raise BadResponse(f"{r!r} to a get")
+            if r.value is None:
+                print(f"leader: {args.key}: not found", file=sys.stderr)
+                return EXIT_FAILURE
+            print(r.value.decode("utf-8", "replace"))
+        elif args.command == "delete":
+            _, r = client.execute(w.Delete(key))
+            if not isinstance(r, w.Deleted):
+                raise BadResponse(f"{r!r} to a delete")
+            print("deleted" if r.existed else "not found (nothing to delete)")
+        else:  # cas
+            enc = lambda v: None if v is None else os.fsencode(v)  # noqa: E731
+            _, r = client.execute(w.Cas(key, enc(args.expected), enc(args.new)))
+            if not isinstance(r, w.CasResult):
+                raise BadResponse(f"{r!r} to a cas")
+            current = "(absent)" if r.current is None else r.current.decode("utf-8", "replace")
+            if not r.swapped:
+                print(f"leader: {args.key}: not swapped; current value {current}", file=sys.stderr)
+                return EXIT_FAILURE
+            print(f"swapped; now {current}")
+    except CallError as e:
+        print(f"leader: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1089 @@
+"""leader's wire format in plain Python: encode and decode every message of docs/wire.md.
+
+Only the standard library (``struct``) is used; ZeroMQ is the caller's business. The encoding
+is bincode 1.3 with fixed-width little-endian integers (docs/wire.md §1):
+
+    u16/u32/u64   2/4/8 bytes, little endian
+    bool          one byte, 00 or 01 (anything else is invalid)
+    Option<T>     00, or 01 followed by T
+    bytes/string  u64 length, then the bytes (a string must be UTF-8)
+    Vec<T>        u64 count, then each T
+    struct        its fields in order, nothing in between
+    enum          u32 variant index ("tag"), then the variant's fields
+
+Representation
+--------------
+Every wire type is a small frozen dataclass whose fields are named and ordered as in
+docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<T>`` is
+``T`` or ``None``. Enums are represented by *which dataclass* a value is:
+
+    Envelope(version, cluster_id, from_, to, body)      # ``from`` is a Python keyword
+      body (Body enum)   tag 0 Raft: one of RequestVote, RequestVoteResponse,
+                                      AppendEntries, AppendEntriesResponse
+                         tag 1 App:  App(msg_id, broadcast, payload)
+    Entry(term, index, data)
+
+    ClientRequest(version, cluster_id, request_id, body)
+      body (Request)     StatusRequest() | Propose(command)
+    ClientResponse(version, request_id, body)
+      body (Response)    Status(pid, role, term, leader, voted_for, commit_index,
+                                last_applied, last_index)                   tag 0
+                         a ClientError: BadRequest(reason) | WrongCluster(expected) |
+                                NotLeader(leader) | Dropped() | Busy()        tag 1
+                         Applied(index, result)                              tag 2
+      Role               IntEnum: FOLLOWER=0, CANDIDATE=1, LEADER=2
+
+    KvCommand(client_id, seq, op)
+      op (KvOp)          Put(key, value) | Get(key) | Delete(key) | Cas(key, expected, new)
+    KvResponse           Done() | Value(value) | Deleted(existed) | CasResult(swapped, current)
+                         | StaleSequence(last) | BadCommand()
+
+API
+---
+    encode_envelope(env) -> bytes          decode_envelope(data, limit=ENVELOPE_BYTES_MAX)
+    open_envelope(data, cluster_id, me, peers) -> Envelope   (the receiver's checks, §3)
+    encode_client_request(req)             decode_client_request(data, limit=CLIENT_REQUEST_BYTES_MAX)
+    encode_client_response(resp)           decode_client_response(data, limit=RESPONSE_BYTES_MAX)
+    encode_kv_command(cmd)                 decode_kv_command(data, limit=KV_BYTES_MAX)
+    encode_kv_response(resp)              decode_kv_response(data, limit=KV_BYTES_MAX)
+    encode_entry(entry)                    decode_entry(data, limit=ENVELOPE_BYTES_MAX)
+    fnv1a_64(data), default_cluster_id(servers), load_config(path) -> Config
+    load_cluster_key(path) -> bytes; seal(key, message) -> frame; unseal(key, frame) -> message|None
+    redirect_probe(config, pid) -> the leader pid server `pid` names (needs pyzmq)
+
+Cluster key (not in docs/wire.md; src/transport/auth.rs): when config.json has
+"cluster_key_file" (or a --cluster-key flag names one), every ZeroMQ message -- envelopes,
+client requests and client responses -- is the encoded value followed by a 32-byte
+HMAC-SHA256 tag of it under the key; a receiver verifies the tag before decoding and drops
+the frame if it does not verify. Without a key, frames are the bare values (``seal`` and
+``unseal`` with ``key=None`` are the identity).
+
+Decoding is strict: a value must use every byte (trailing bytes are invalid), bools must be
+00/01, tags must be known, strings must be UTF-8, and no length prefix is trusted beyond the
+bytes present. Input longer than ``limit`` is refused before decoding. Every failure raises
+``WireError`` whose ``reason`` is one of ``"oversize"``, ``"truncated"``, ``"garbage"`` (the
+Rust server's names); ``open_envelope`` adds ``"wrong_version"``, ``"wrong_cluster"``,
+``"wrong_receiver"`` and ``"unknown_sender"``.
+
+Example::
+
+    env = Envelope(1, cfg.cluster_id, 2, 1, RequestVote(term=5, candidate_id=2,
+                                                        last_log_index=0, last_log_term=0))
+    assert decode_envelope(encode_envelope(env)) == env
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Union
+
+# ---------------------------------------------------------------------------------------------
+# Constants (docs/wire.md §2, §3, §5)
+
+WIRE_VERSION = 1                    # Envelope.version
+CLIENT_WIRE_VERSION = 1             # ClientRequest.version / ClientResponse.version
+ENVELOPE_BYTES_MAX = 1 << 20        # 1 MiB: the PULL socket's ZMQ_MAXMSGSIZE
+CLIENT_REQUEST_BYTES_MAX = 64 << 10  # 64 KiB
+# Not in docs/wire.md: the Rust client accepts responses up to 16 MiB, and the Rust store
+# decodes KvCommands up to 1 MiB. We use the same figures.
+RESPONSE_BYTES_MAX = 16 << 20
+KV_BYTES_MAX = 1 << 20
+# Not in docs/wire.md: Rust servers ignore Raft messages whose term is above this (u64::MAX / 2).
+TERM_MAX = (1 << 63) - 1
+TAG_BYTES = 32                      # HMAC-SHA256 tag appended to every frame when a key is set
+
+
+class WireError(ValueError):
+    """Bytes that are not a valid encoding. ``reason``: oversize, truncated, garbage, or (from
+    ``open_envelope``) wrong_version, wrong_cluster, wrong_receiver, unknown_sender."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Peer messages (docs/wire.md §3, §4)
+
+@dataclass(frozen=True)
+class Entry:
+    term: int
+    index: int
+    data: bytes  # empty: a leader's no-op
+
+
+@dataclass(frozen=True)
+class RequestVote:            # Message tag 0
+    term: int
+    candidate_id: int
+    last_log_index: int
+    last_log_term: int
+
+
+@dataclass(frozen=True)
+class RequestVoteResponse:    # Message tag 1
+    term: int
+    vote_granted: bool
+
+
+@dataclass(frozen=True)
+class AppendEntries:          # Message tag 2
+    term: int
+    leader_id: int
+    prev_log_index: int
+    prev_log_term: int
+    entries: List[Entry] = field(default_factory=list)
+    leader_commit: int = 0
+
+
+@dataclass(frozen=True)
+class AppendEntriesResponse:  # Message tag 3
+    term: int
+    success: bool
+    match_index: int
+    conflict_index: int = 0
+    conflict_term: int = 0
+
+
+@dataclass(frozen=True)
+class App:                    # Body tag 1
+    msg_id: int
+    broadcast: bool
+    payload: bytes
+
+
+Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse]
+Body = Union[Message, App]    # a Message is Body tag 0 (Raft)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    version: int
+    cluster_id: int
+    from_: int
+    to: int
+    body: Body
+
+
+# ---------------------------------------------------------------------------------------------
+# Client protocol (docs/wire.md §5)
+
+@dataclass(frozen=True)
+class StatusRequest:          # Request tag 0
+    pass
+
+
+@dataclass(frozen=True)
+class Propose:                # Request tag 1
+    command: bytes
+
+
+@dataclass(frozen=True)
+class ClientRequest:
+    version: int
+    cluster_id: int
+    request_id: int
+    body: Union[StatusRequest, Propose]
+
+
+class Role(enum.IntEnum):
+    FOLLOWER = 0
+    CANDIDATE = 1
+    LEADER = 2
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Status:                 # Response tag 0
+    pid: int
+    role: Role
+    term: int
+    leader: Optional[int]
+    voted_for: Optional[int]
+    commit_index: int
+    last_applied: int
+    last_index: int
+
+
+@dataclass(frozen=True)
+class BadRequest:             # ClientError tag 0
+    reason: str
+
+
+@dataclass(frozen=True)
+class WrongCluster:           # ClientError tag 1
+    expected: int
+
+
+@dataclass(frozen=True)
+class NotLeader:              # ClientError tag 2
+    leader: Optional[int]
+
+
+@dataclass(frozen=True)
+class Dropped:                # ClientError tag 3
+    pass
+
+
+@dataclass(frozen=True)
+class Busy:                   # ClientError tag 4
+    pass
+
+
+ClientError = Union[BadRequest, WrongCluster, NotLeader, Dropped, Busy]  # Response tag 1
+
+
+@dataclass(frozen=True)
+class Applied:                # Response tag 2
+    index: int
+    result: bytes
+
+
+@dataclass(frozen=True)
+class ClientResponse:
+    version: int
+    request_id: int
+    body: Union[Status, ClientError, Applied]
+
+
+# The built-in key-value store
+
+@dataclass(frozen=True)
+class Put:                    # KvOp tag 0
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Get:                    # KvOp tag 1
+    key: bytes
+
+
+@dataclass(frozen=True)
+class Delete:                 # KvOp tag 2
+    key: bytes
+
+
+@dataclass(frozen=True)
+class Cas:                    # KvOp tag 3
+    key: bytes
+    expected: Optional[bytes]
+    new: Optional[bytes]
+
+
+@dataclass(frozen=True)
+class KvCommand:
+    client_id: int
+    seq: int
+    op: Union[Put, Get, Delete, Cas]
+
+
+@dataclass(frozen=True)
+class Done:                   # KvResponse tag 0
+    pass
+
+
+@dataclass(frozen=True)
+class Value:                  # KvResponse tag 1
+    value: Optional[bytes]
+
+
+@dataclass(frozen=True)
+class Deleted:                # KvResponse tag 2
+    existed: bool
+
+
+@dataclass(frozen=True)
+class CasResult:              # KvResponse tag 3 (Cas)
+    swapped: bool
+    current: Optional[bytes]
+
+
+@dataclass(frozen=True)
+class StaleSequence:          # KvResponse tag 4
+    last: int
+
+
+@dataclass(frozen=True)
+class BadCommand:             # KvResponse tag 5
+    pass
+
+
+KvResponse = Union[Done, Value, Deleted, CasResult, StaleSequence, BadCommand]
+
+
+# ---------------------------------------------------------------------------------------------
+# Primitive writer and reader
+
+class Writer:
+    """Appends primitives in bincode fixint little-endian form."""
+
+    def __init__(self) -> None:
+        self.parts: List[bytes] = []
+
+    def u16(self, v: int) -> None:
+        self.parts.append(struct.pack("<H", v))
+
+    def u32(self, v: int) -> None:
+        self.parts.append(struct.pack("<I", v))
+
+    def u64(self, v: int) -> None:
+        self.parts.append(struct.pack("<Q", v))
+
+    def bool(self, v: bool) -> None:
+        self.parts.append(b"\x01" if v else b"\x00")
+
+    def bytes(self, v: bytes) -> None:
+        self.u64(len(v))
+        self.parts.append(bytes(v))
+
+    def string(self, v: str) -> None:
+        self.bytes(v.encode("utf-8"))
+
+    def option_u64(self, v: Optional[int]) -> None:
+        if v is None:
+            self.parts.append(b"\x00")
+        else:
+            self.parts.append(b"\x01")
+            self.u64(v)
+
+    def option_bytes(self, v: Optional[bytes]) -> None:
+        if v is None:
+            self.parts.append(b"\x00")
+        else:
+            self.parts.append(b"\x01")
+            self.bytes(v)
+
+    def done(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class Reader:
+    """Reads primitives from ``data``; every failure is a WireError.
+
+    ``limit`` mirrors bincode's size limit: a length prefix that would take the total read past
+    ``limit`` is "oversize"; one that runs past the end of ``data`` is "truncated".
+    """
+
+    def __init__(self, data: bytes, limit: int):
+        if len(data) > limit:
+            raise WireError("oversize", f"{len(data)} bytes > limit {limit}")
+        self.data = memoryview(bytes(data))
+        self.pos = 0
+        self.limit = limit
+
+    def _take(self, n: int) -> memoryview:
+        if n > self.limit - self.pos:
+            raise WireError("oversize", f"length {n} at byte {self.pos} exceeds the size limit")
+        if n > len(self.data) - self.pos:
+            raise WireError("truncated", f"need {n} bytes at byte {self.pos}, have {len(self.data) - self.pos}")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u16(self) -> int:
+        return struct.unpack("<H", self._take(2))[0]
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self._take(4))[0]
+
+    def u64(self) -> int:
+        return struct.unpack("<Q", self._take(8))[0]
+
+    def bool(self) -> bool:
+        at = self.pos
+        b = self._take(1)[0]
+        if b > 1:
+            raise WireError("garbage", f"bool byte {b:#04x} at byte {at}")
+        return b == 1
+
+    def bytes(self) -> bytes:
+        n = self.u64()
+        return bytes(self._take(n))
+
+    def string(self) -> str:
+        at = self.pos
+        raw = self.bytes()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError("garbage", f"string at byte {at} is not UTF-8") from None
+
+    def _option_tag(self) -> bool:
+        at = self.pos
+        t = self._take(1)[0]
+        if t > 1:
+            raise WireError("garbage", f"Option tag {t:#04x} at byte {at}")
+        return t == 1
+
+    def option_u64(self) -> Optional[int]:
+        return self.u64() if self._option_tag() else None
+
+    def option_bytes(self) -> Optional[bytes]:
+        return self.bytes() if self._option_tag() else None
+
+    def tag(self, what: str, count: int) -> int:
+        at = self.pos
+        t = self.u32()
+        if t >= count:
+            raise WireError("garbage", f"unknown {what} tag {t} at byte {at}")
+        return t
+
+    def count(self, min_item_size: int) -> int:
+        """A Vec's u64 count, refused at once when the items could not fit in what is left."""
+        at = self.pos
+        n = self.u64()
+        if n * min_item_size > len(self.data) - self.pos:
+            raise WireError("truncated", f"count {n} at byte {at} cannot fit in the bytes left")
+        return n
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise WireError("garbage", f"{len(self.data) - self.pos} trailing bytes after byte {self.pos}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Peer messages
+
+_ENTRY_MIN_SIZE = 8 + 8 + 8  # term, index, empty data
+
+
+def _write_entry(w: Writer, e: Entry) -> None:
+    w.u64(e.term)
+    w.u64(e.index)
+    w.bytes(e.data)
+
+
+def _read_entry(r: Reader) -> Entry:
+    return Entry(term=r.u64(), index=r.u64(), data=r.bytes())
+
+
+def _write_message(w: Writer, m: Message) -> None:
+    if isinstance(m, RequestVote):
+        w.u32(0)
+        w.u64(m.term); w.u64(m.candidate_id); w.u64(m.last_log_index); w.u64(m.last_log_term)
+    elif isinstance(m, RequestVoteResponse):
+        w.u32(1)
+        w.u64(m.term); w.bool(m.vote_granted)
+    elif isinstance(m, AppendEntries):
+        w.u32(2)
+        w.u64(m.term); w.u64(m.leader_id); w.u64(m.prev_log_index); w.u64(m.prev_log_term)
+        w.u64(len(m.entries))
+        for e in m.entries:
+            _write_entry(w, e)
+        w.u64(m.leader_commit)
+    elif isinstance(m, AppendEntriesResponse):
+        w.u32(3)
+        w.u64(m.term); w.bool(m.success); w.u64(m.match_index)
+        w.u64(m.conflict_index); w.u64(m.conflict_term)
+    else:
+        raise TypeError(f"not a Raft message: {m!r}")
+
+
+def _read_message(r: Reader) -> Message:
+    tag = r.tag("Message", 4)
+    if tag == 0:
+        return RequestVote(term=r.u64(), candidate_id=r.u64(), last_log_index=r.u64(), last_log_term=r.u64())
+    if tag == 1:
+        return RequestVoteResponse(term=r.u64(), vote_granted=r.bool())
+    if tag == 2:
+        term, leader_id, prev_log_index, prev_log_term = r.u64(), r.u64(), r.u64(), r.u64()
+        entries = [_read_entry(r) for _ in range(r.count(_ENTRY_MIN_SIZE))]
+        return AppendEntries(term, leader_id, prev_log_index, prev_log_term, entries, leader_commit=r.u64())
+    return AppendEntriesResponse(term=r.u64(), success=r.bool(), match_index=r.u64(),
+                                 conflict_index=r.u64(), conflict_term=r.u64())
+
+
+def encode_envelope(env: Envelope) -> bytes:
+    w = Writer()
+    w.u16(env.version)
+    w.u64(env.cluster_id)
+    w.u64(env.from_)
+    w.u64(env.to)
+    if isinstance(env.body, App):
+        w.u32(1)
+        w.u64(env.body.msg_id)
+        w.bool(env.body.broadcast)
+        w.bytes(env.body.payload)
+    else:
+        w.u32(0)
+        _write_message(w, env.body)
+    return w.done()
+
+
+def decode_envelope(data: bytes, limit: int = ENVELOPE_BYTES_MAX) -> Envelope:
+    """Decode exactly one Envelope (any version number: see ``open_envelope`` for the checks)."""
+    r = Reader(data, limit)
+    version, cluster_id, from_, to = r.u16(), r.u64(), r.u64(), r.u64()
+    if r.tag("Body", 2) == 0:
+        body: Body = _read_message(r)
+    else:
+        body = App(msg_id=r.u64(), broadcast=r.bool(), payload=r.bytes())
+    r.end()
+    return Envelope(version, cluster_id, from_, to, body)
+
+
+def open_envelope(data: bytes, cluster_id: int, me: int, peers: Sequence[int],
+                  limit: int = ENVELOPE_BYTES_MAX) -> Envelope:
+    """What a receiving server does with a frame from its PULL socket (docs/wire.md §3,
+    "Receiving"): the size limit, then the version on the first two bytes, then a strict
+    decode, then cluster, receiver and sender. Raises WireError with the drop reason."""
+    if len(data) > limit:
+        raise WireError("oversize", f"{len(data)} bytes")
+    if len(data) < 2:
+        raise WireError("truncated", f"{len(data)} bytes")
+    version = struct.unpack_from("<H", data, 0)[0]
+    if version != WIRE_VERSION:
+        raise WireError("wrong_version", f"version {version}")
+    env = decode_envelope(data, limit)
+    if env.cluster_id != cluster_id:
+        raise WireError("wrong_cluster", f"cluster {env.cluster_id:#x}")
+    if env.to != me:
+        raise WireError("wrong_receiver", f"to {env.to}")
+    if env.from_ not in peers:
+        raise WireError("unknown_sender", f"from {env.from_}")
+    return env
+
+
+def encode_entry(e: Entry) -> bytes:
+    """One Entry on its own (as inside AppendEntries); peer.py's log records use it."""
+    w = Writer()
+    _write_entry(w, e)
+    return w.done()
+
+
+def decode_entry(data: bytes, limit: int = ENVELOPE_BYTES_MAX) -> Entry:
+    r = Reader(data, limit)
+    e = _read_entry(r)
+    r.end()
+    return e
+
+
+# ---------------------------------------------------------------------------------------------
+# Client protocol
+
+def encode_client_request(req: ClientRequest) -> bytes:
+    w = Writer()
+    w.u16(req.version)
+    w.u64(req.cluster_id)
+    w.u64(req.request_id)
+    if isinstance(req.body, StatusRequest):
+        w.u32(0)
+    elif isinstance(req.body, Propose):
+        w.u32(1)
+        w.bytes(req.body.command)
+    else:
+        raise TypeError(f"not a Request: {req.body!r}")
+    return w.done()
+
+
+def decode_client_request(data: bytes, limit: int = CLIENT_REQUEST_BYTES_MAX) -> ClientRequest:
+    r = Reader(data, limit)
+    version, cluster_id, request_id = r.u16(), r.u64(), r.u64()
+    body: Union[StatusRequest, Propose]
+    body = StatusRequest() if r.tag("Request", 2) == 0 else Propose(command=r.bytes())
+    r.end()
+    return ClientRequest(version, cluster_id, request_id, body)
+
+
+def encode_client_response(resp: ClientResponse) -> bytes:
+    w = Writer()
+    w.u16(resp.version)
+    w.u64(resp.request_id)
+    b = resp.body
+    if isinstance(b, Status):
+        w.u32(0)
+        w.u64(b.pid); w.u32(int(b.role)); w.u64(b.term)
+        w.option_u64(b.leader); w.option_u64(b.voted_for)
+        w.u64(b.commit_index); w.u64(b.last_applied); w.u64(b.last_index)
+    elif isinstance(b, Applied):
+        w.u32(2)
+        w.u64(b.index)
+        w.bytes(b.result)
+    else:
+        w.u32(1)
+        if isinstance(b, BadRequest):
+            w.u32(0); w.string(b.reason)
+        elif isinstance(b, WrongCluster):
+            w.u32(1); w.u64(b.expected)
+        elif isinstance(b, NotLeader):
+            w.u32(2); w.option_u64(b.leader)
+        elif isinstance(b, Dropped):
+            w.u32(3)
+        elif isinstance(b, Busy):
+            w.u32(4)
+        else:
+            raise TypeError(f"not a Response: {b!r}")
+    return w.done()
+
+
+def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> ClientResponse:
+    r = Reader(data, limit)
+    version, request_id = r.u16(), r.u64()
+    tag = r.tag("Response", 3)
+    body: Union[Status, ClientError, Applied]
+    if tag == 0:
+        pid = r.u64()
+        role = Role(r.tag("Role", 3))
+        body = Status(pid, role, term=r.u64(), leader=r.option_u64(), voted_for=r.option_u64(),
+                      commit_index=r.u64(), last_applied=r.u64(), last_index=r.u64())
+    elif tag == 1:
+        etag = r.tag("ClientError", 5)
+        if etag == 0:
+            body = BadRequest(r.string())
+        elif etag == 1:
+            body = WrongCluster(r.u64())
+        elif etag == 2:
+            body = NotLeader(r.option_u64())
+        elif etag == 3:
+            body = Dropped()
+        else:
+            body = Busy()
+    else:
+        body = Applied(index=r.u64(), result=r.bytes())
+    r.end()
+    return ClientResponse(version, request_id, body)
+
+
+def encode_kv_command(cmd: KvCommand) -> bytes:
+    w = Writer()
+    w.u64(cmd.client_id)
+    w.u64(cmd.seq)
+    op = cmd.op
+    if isinstance(op, Put):
+        w.u32(0); w.bytes(op.key); w.bytes(op.value)
+    elif isinstance(op, Get):
+        w.u32(1); w.bytes(op.key)
+    elif isinstance(op, Delete):
+        w.u32(2); w.bytes(op.key)
+    elif isinstance(op, Cas):
+        w.u32(3); w.bytes(op.key); w.option_bytes(op.expected); w.option_bytes(op.new)
+    else:
+        raise TypeError(f"not a KvOp: {op!r}")
+    return w.done()
+
+
+def decode_kv_command(data: bytes, limit: int = KV_BYTES_MAX) -> KvCommand:
+    r = Reader(data, limit)
+    client_id, seq = r.u64(), r.u64()
+    tag = r.tag("KvOp", 4)
+    op: Union[Put, Get, Delete, Cas]
+    if tag == 0:
+        op = Put(key=r.bytes(), value=r.bytes())
+    elif tag == 1:
+        op = Get(key=r.bytes())
+    elif tag == 2:
+        op = Delete(key=r.bytes())
+    else:
+        op = Cas(key=r.bytes(), expected=r.option_bytes(), new=r.option_bytes())
+    r.end()
+    return KvCommand(client_id, seq, op)
+
+
+def encode_kv_response(resp: KvResponse) -> bytes:
+    w = Writer()
+    if isinstance(resp, Done):
+        w.u32(0)
+    elif isinstance(resp, Value):
+        w.u32(1); w.option_bytes(resp.value)
+    elif isinstance(resp, Deleted):
+        w.u32(2); w.bool(resp.existed)
+    elif isinstance(resp, CasResult):
+        w.u32(3); w.bool(resp.swapped); w.option_bytes(resp.current)
+    elif isinstance(resp, StaleSequence):
+        w.u32(4); w.u64(resp.last)
+    elif isinstance(resp, BadCommand):
+        w.u32(5)
+    else:
+        raise TypeError(f"not a KvResponse: {resp!r}")
+    return w.done()
+
+
+def decode_kv_response(data: bytes, limit: int = KV_BYTES_MAX) -> KvResponse:
+    r = Reader(data, limit)
+    tag = r.tag("KvResponse", 6)
+    resp: KvResponse
+    if tag == 0:
+        resp = Done()
+    elif tag == 1:
+        resp = Value(r.option_bytes())
+    elif tag == 2:
+        resp = Deleted(r.bool())
+    elif tag == 3:
+        resp = CasResult(swapped=r.bool(), current=r.option_bytes())
+    elif tag == 4:
+        resp = StaleSequence(r.u64())
+    else:
+        resp = BadCommand()
+    r.end()
+    return resp
+
+
+# ---------------------------------------------------------------------------------------------
+# config.json (README.md "config.json"; docs/wire.md §2, §3)
+
+ELECTION_TIMEOUT_MS_DEFAULT = 200
+ELECTION_TIMEOUT_MS_MIN = 10
+ELECTION_TIMEOUT_MS_MAX = 600_000
+HEARTBEAT_MS_DEFAULT = 50
+DATA_DIR_DEFAULT = "data"
+CLIENT_PORT_OFFSET = 1000
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; str() is one line naming the file and the field.
+    Callers exit with code 2."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    pid: int
+    url: str               # exactly as written (it feeds the default cluster id)
+    endpoint: str          # ZeroMQ endpoint of the PULL socket, e.g. tcp://127.0.0.1:7001
+    client_endpoint: str   # ZeroMQ endpoint of the ROUTER socket for clients
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    servers: List[ServerConfig]   # sorted by pid
+    election_timeout_ms: int
+    heartbeat_ms: int
+    data_dir: str                 # already resolved against the config file's directory
+    cluster_id: int
+    cluster_key_file: Optional[str] = None  # resolved like data_dir; None: no authentication
+
+    def server(self, pid: int) -> ServerConfig:
+        for s in self.servers:
+            if s.pid == pid:
+                return s
+        pids = ", ".join(str(s.pid) for s in self.servers)
+        raise ConfigError(f"{self.path}: pid {pid} is not in object.Servers (pids: {pids})")
+
+    def pids(self) -> List[int]:
+        return [s.pid for s in self.servers]
+
+    def peers(self, pid: int) -> List[ServerConfig]:
+        return [s for s in self.servers if s.pid != pid]
+
+    def data_dir_for(self, pid: int) -> str:
+        """A server's own directory: ``<data_dir>/<pid>``."""
+        return os.path.join(self.data_dir, str(pid))
+
+
+def fnv1a_64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def default_cluster_id(servers: Sequence[ServerConfig]) -> int:
+    """FNV-1a 64 of "{pid}={url};" over the servers in increasing pid order."""
+    canonical = "".join(f"{s.pid}={s.url};" for s in sorted(servers, key=lambda s: s.pid))
+    return fnv1a_64(canonical.encode("utf-8"))
+
+
+def _describe(v: object) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return f"boolean {'true' if v else 'false'}"
+    if isinstance(v, (int, float)):
+        return f"number {json.dumps(v)}"
+    if isinstance(v, str):
+        return f"string {json.dumps(v)}"
+    return "an array" if isinstance(v, list) else "an object"
+
+
+def _is_uint(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64
+
+
+def _check_host(host: str) -> None:
+    import ipaddress
+    if not host:
+        raise ValueError("the host is empty (expected e.g. 127.0.0.1:7001)")
+    if host == "*":
+        return
+    if host.startswith("["):
+        try:
+            if not host.endswith("]"):
+                raise ValueError
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"host {host} is not a valid IPv6 address") from None
+        return
+    if ":" in host:
+        raise ValueError(f"IPv6 host {host} must be in brackets, e.g. [::1]:7001")
+    if all(c.isdigit() or c == "." for c in host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"host {host} is not a valid IPv4 address") from None
+        return
+    if not all((c.isascii() and c.isalnum()) or c in ".-" for c in host):
+        raise ValueError(f'host "{host}" is not a valid hostname (letters, digits, \'.\', \'-\')')
+
+
+def _parse_endpoint(url: str):
+    """('tcp', host, port) | ('ipc', path) | ('inproc', name); ValueError says what is wrong."""
+    if url.startswith("tcp://"):
+        hostport = url[len("tcp://"):]
+    elif url.startswith("ipc://"):
+        if len(url) == len("ipc://"):
+            raise ValueError("ipc:// needs a path, e.g. ipc:///tmp/leader-1.sock")
+        return ("ipc", url[len("ipc://"):])
+    elif url.startswith("inproc://"):
+        if len(url) == len("inproc://"):
+            raise ValueError("inproc:// needs a name, e.g. inproc://server-1")
+        return ("inproc", url[len("inproc://"):])
+    elif "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise ValueError(f'unsupported transport "{scheme}" (expected host:port, tcp://host:port, '
+                         "ipc://path or inproc://name)")
+    else:
+        hostport = url
+    if ":" not in hostport:
+        raise ValueError("expected host:port (e.g. 127.0.0.1:7001), tcp://host:port, ipc://path or inproc://name")
+    host, port = hostport.rsplit(":", 1)
+    _check_host(host)
+    if not port or not all(c in "0123456789" for c in port):
+        raise ValueError(f'port "{port}" is not a number (expected 1-65535)')
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range (1-65535)")
+    return ("tcp", host, int(port))
+
+
+def _render(ep) -> str:
+    return f"tcp://{ep[1]}:{ep[2]}" if ep[0] == "tcp" else f"{ep[0]}://{ep[1]}"
+
+
+def load_config(path: str) -> Config:
+    """Read and validate config.json as the Rust server does; raises ConfigError (exit 2)."""
+    path = str(path)
+
+    def invalid(fld: str, message: str) -> ConfigError:
+        sep = " " if message.startswith("is ") else ": "
+        return ConfigError(f"{path}: {fld}{sep}{message}")
+
+    def wrong_type(fld: str, expected: str, found: object) -> ConfigError:
+        return invalid(fld, f"expected {expected}, found {_describe(found)}")
+
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror} (os error {e.errno})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e}") from None
+    try:
+        root = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+    if not isinstance(root, dict):
+        raise wrong_type("(top level)", "an object", root)
+    if "object" not in root:
+        raise invalid("object", 'missing; expected {"object": {"total": N, "Servers": [...]}}')
+    obj = root["object"]
+    if not isinstance(obj, dict):
+        raise wrong_type("object", "an object", obj)
+    if "total" not in obj:
+        raise invalid("object.total", "missing; it must give the number of servers")
+    total = obj["total"]
+    if not _is_uint(total):
+        raise wrong_type("object.total", "a non-negative integer", total)
+    if "Servers" not in obj:
+        raise invalid("object.Servers", "missing; list the servers")
+    items = obj["Servers"]
+    if not isinstance(items, list):
+        raise wrong_type("object.Servers", "an array of servers", items)
+    if not items:
+        raise invalid("object.Servers", "is empty; list at least one server")
+    if total != len(items):
+        raise invalid("object.total", f"is {total} but object.Servers lists {len(items)} servers")
+
+    servers: List[ServerConfig] = []
+    first_of_pid = {}
+    bound = {}
+    for i, s in enumerate(items):
+        at = f"object.Servers[{i}]"
+        if not isinstance(s, dict):
+            raise wrong_type(at, 'an object like {"mypid": 1, "url": "127.0.0.1:7001"}', s)
+        if "mypid" not in s:
+            raise invalid(f"{at}.mypid", 'missing; each server needs "mypid" and "url"')
+        pid = s["mypid"]
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid <= 0:
+            raise invalid(f"{at}.mypid", f"{pid}: pids are positive integers")
+        if not _is_uint(pid):
+            raise wrong_type(f"{at}.mypid", "a positive integer", pid)
+        if pid in first_of_pid:
+            raise invalid(f"{at}.mypid", f"{pid} is also the pid of object.Servers[{first_of_pid[pid]}]; "
+                                         "pids must be unique")
+        first_of_pid[pid] = i
+        if "url" not in s:
+            raise invalid(f"{at}.url", 'missing; each server needs "mypid" and "url"')
+        url = s["url"]
+        if not isinstance(url, str):
+            raise wrong_type(f"{at}.url", 'a string like "127.0.0.1:7001"', url)
+        try:
+            ep = _parse_endpoint(url)
+        except ValueError as e:
+            raise invalid(f"{at}.url", f"{json.dumps(url)}: {e}") from None
+        client_field = f"{at}.client_url"
+        if "client_url" not in s:
+            if ep[0] == "tcp":
+                port = ep[2] + CLIENT_PORT_OFFSET
+                if port > 65535:
+                    raise invalid(client_field, f"absent, and the default (url port {ep[2]} + {CLIENT_PORT_OFFSET} "
+                                                f"= {port}) would be out of range (1-65535); set client_url explicitly")
+                client = ("tcp", ep[1], port)
+            else:
+                client = (ep[0], ep[1] + ".client")
+        elif isinstance(s["client_url"], str):
+            try:
+                client = _parse_endpoint(s["client_url"])
+            except ValueError as e:
+                raise invalid(client_field, f"{json.dumps(s['client_url'])}: {e}") from None
+        else:
+            raise wrong_type(client_field, "a string", s["client_url"])
+        endpoint, client_endpoint = _render(ep), _render(client)
+        for fld, e in ((f"{at}.url", endpoint), (client_field, client_endpoint)):
+            if e in bound:
+                raise invalid(fld, f"endpoint {e} is already used by {bound[e]}; each must be distinct")
+            bound[e] = fld
+        servers.append(ServerConfig(pid, url, endpoint, client_endpoint))
+    servers.sort(key=lambda s: s.pid)
+
+    def optional_uint(key: str) -> Optional[int]:
+        if key not in obj:
+            return None
+        v = obj[key]
+        if not _is_uint(v):
+            raise wrong_type(f"object.{key}", "a non-negative integer", v)
+        return v
+
+    heartbeat_ms = optional_uint("heartbeat_ms")
+    heartbeat_ms = HEARTBEAT_MS_DEFAULT if heartbeat_ms is None else heartbeat_ms
+    if heartbeat_ms < 1:
+        raise invalid("object.heartbeat_ms", "0 must be at least 1")
+    election_ms = optional_uint("election_timeout_ms")
+    election_ms = ELECTION_TIMEOUT_MS_DEFAULT if election_ms is None else election_ms
+    if not ELECTION_TIMEOUT_MS_MIN <= election_ms <= ELECTION_TIMEOUT_MS_MAX:
+        raise invalid("object.election_timeout_ms",
+                      f"{election_ms} is out of range ({ELECTION_TIMEOUT_MS_MIN}-{ELECTION_TIMEOUT_MS_MAX})")
+    if election_ms <= heartbeat_ms:
+        raise invalid("object.election_timeout_ms",
+                      f"{election_ms} must be greater than object.heartbeat_ms ({heartbeat_ms}), "
+                      "or followers time out between heartbeats")
+    data_dir = obj.get("data_dir", DATA_DIR_DEFAULT)
+    if not isinstance(data_dir, str):
+        raise wrong_type("object.data_dir", "a string", data_dir)
+    if data_dir == "":
+        raise invalid("object.data_dir", '"" is empty; omit it for "data"')
+    # Relative to the config file's directory, not the working directory.
+    data_dir = os.path.join(os.path.dirname(path), data_dir)
+    cluster_id = optional_uint("cluster_id")
+    if cluster_id is None:
+        cluster_id = default_cluster_id(servers)
+    key_file = obj.get("cluster_key_file")
+    if key_file is not None:
+        if not isinstance(key_file, str):
+            raise wrong_type("object.cluster_key_file", "a string (a path)", key_file)
+        if key_file == "":
+            raise invalid("object.cluster_key_file", '"" is empty; omit it for no key')
+        key_file = os.path.join(os.path.dirname(path), key_file)
+    return Config(path, servers, election_ms, heartbeat_ms, data_dir, cluster_id, key_file)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster key: an HMAC-SHA256 tag after every frame (src/transport/auth.rs)
+
+def load_cluster_key(path: str) -> bytes:
+    """A key file: hex text (whitespace ignored), at least 16 bytes of key, and not readable
+    or writable by group or others. Raises ConfigError (exit 2)."""
+    def err(problem: str) -> ConfigError:
+        return ConfigError(f"cluster key file {path}: {problem}")
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise err(f"cannot read it: {e}") from None
+    if mode & 0o077:
+        raise err(f"permissions {mode:03o} let other users read or change it; run `chmod 600 {path}`")
+    digits = "".join(text.split())
+    try:
+        if len(digits) % 2:
+            raise ValueError
+        key = bytes.fromhex(digits)
+    except ValueError:
+        raise err("expected hexadecimal text (as `leader keygen` writes)") from None
+    if len(key) < 16:
+        raise err(f"{len(key)} bytes of key; at least 16 needed")
+    return key
+
+
+def seal(key: Optional[bytes], message: bytes) -> bytes:
+    """The frame to send: `message`, then its HMAC-SHA256 tag if there is a key."""
+    if key is None:
+        return message
+    return message + hmac.new(key, message, hashlib.sha256).digest()
+
+
+def unseal(key: Optional[bytes], frame: bytes) -> Optional[bytes]:
+    """The message inside a received frame, or None when its tag does not verify."""
+    if key is None:
+        return frame
+    if len(frame) < TAG_BYTES:
+        return None
+    message, tag = frame[:-TAG_BYTES], frame[-TAG_BYTES:]
+    if not hmac.compare_digest(hmac.new(key, message, hashlib.sha256).digest(), tag):
+        return None
+    return message
+
+
+# ---------------------------------------------------------------------------------------------
+# A one-shot client call, for scripts and tests
+
+def redirect_probe(config: Config, pid: int, timeout_s: float = 2.0) -> Optional[int]:
+    """Ask server `pid` to apply a harmless command (a KV Get without a session) and return the
+    leader it names: the `leader` of its NotLeader answer, or `pid` itself if it applied the
+    command (it leads). None: no leader known, or no answer within `timeout_s`."""
+    import zmq  # only this helper needs ZeroMQ
+
+    key = load_cluster_key(config.cluster_key_file) if config.cluster_key_file else None
+    command = encode_kv_command(KvCommand(client_id=0, seq=0, op=Get(b"redirect-probe")))
+    request = ClientRequest(CLIENT_WIRE_VERSION, config.cluster_id, 1, Propose(command))
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(config.server(pid).client_endpoint)
+        sock.send_multipart([b"", seal(key, encode_client_request(request))])
+        if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+            return None
+        message = unseal(key, sock.recv_multipart()[-1])
+        if message is None:
+            raise WireError("garbage", "the response's MAC does not verify: wrong cluster key?")
+        body = decode_client_response(message).body
+    finally:
+        sock.close(linger=0)
+        ctx.term()
+    if isinstance(body, NotLeader):
+        return body.leader
+    if isinstance(body, Applied):
+        return pid
+    raise WireError("garbage", f"unexpected answer {body!r}")

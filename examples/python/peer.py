@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+"""A voting Raft peer for a `leader` cluster, written from docs/wire.md (sections 2-4).
+
+    python3 peer.py --pid N --config FILE [--data-dir DIR] [--no-campaign] [--no-client]
+                    [--cluster-key FILE] [--verbose]
+
+It is a full member of the cluster: it votes, replicates the log and, unless --no-campaign is
+given, campaigns when it hears from no leader and may become leader. It keeps the log only: it
+has no state machine, so it applies nothing and, as leader, accepts no commands (clients get
+NotLeader with no leader named, and retry elsewhere until it loses leadership).
+
+Sockets: a PULL bound at its `url` (ZMQ_MAXMSGSIZE 1 MiB); one PUSH per peer (IMMEDIATE=1,
+LINGER=0, SNDHWM 16), every send DONTWAIT, a full queue or missing connection being a lost
+message; unless --no-client, a ROUTER at its client endpoint answering Status requests (and
+Propose with NotLeader), so `leader status` shows it. With a cluster key (the config's
+cluster_key_file, or --cluster-key), every frame in and out carries an HMAC-SHA256 tag
+(leader_wire.seal/unseal); frames whose tag does not verify are dropped and counted (bad_mac).
+Raft messages with a term above 2^63 - 1 are ignored, as the Rust servers do.
+
+stdout, one JSON object per line, flushed after each:
+    {"role": "follower"|"candidate"|"leader", "term": T}   at start, and whenever its role or
+                        its term changes (checked once per batch of inputs, so a candidacy won at
+                        once, in a one-server cluster, shows as "leader" only)
+    {"app": {"from": P, "msg_id": M, "broadcast": true|false, "payload": "..."}}
+                        for each App envelope received; payload is the UTF-8 text, or its
+                        lower-case hex if it is not valid UTF-8
+    {"drops": {...}}    only in answer to the stdin command `drops`
+Nothing else goes to stdout; diagnostics go to stderr (routine ones only with --verbose).
+
+stdin, one command per line (EOF is not an exit; the peer keeps running):
+    send <pid> <text>   an App envelope to server <pid>, broadcast=false
+    broadcast <text>    one App envelope to every peer, broadcast=true, all with the same msg_id
+    drops               print the counts of dropped inbound envelopes (the line above)
+msg_id starts at 1 and increases by one per send/broadcast command. <text> is everything
+after the single space that follows `send <pid>` / `broadcast`, sent as UTF-8.
+
+SIGTERM or SIGINT: close the sockets and exit 0. Exit 2: bad arguments or config; exit 1:
+the data directory is in use or unreadable, or the PULL socket cannot bind.
+
+Data directory (default `<config data_dir>/<pid>`, i.e. `<config dir>/data/<pid>`; created):
+
+    LOCK          an exclusive flock held while running (one process per directory)
+    state.json    {"current_term": T, "voted_for": P or null} -- replaced atomically: written
+                  to state.json.tmp, fsynced, renamed over state.json, directory fsynced.
+                  Missing = term 0, no vote.
+    raft.log      the log, append-only: the 8 bytes b"LPYLOG1\\n", then one record per entry:
+                      u32 LE  n, the length of the payload
+                      u32 LE  CRC-32 (zlib.crc32, IEEE) of the payload
+                      n bytes payload: the Entry exactly as on the wire
+                              (u64 term, u64 index, u64 data length, data)
+                  Records hold indexes 1, 2, 3, ... in order. A conflicting suffix is removed
+                  by truncating the file at the first removed record. On start, an incomplete
+                  last record, or a last record whose checksum fails, is a torn write and is cut
+                  off; a bad record anywhere else is corruption and the peer refuses to start.
+
+Durability: every batch of inbound messages is handled in memory, then term/vote are saved
+(if changed) and the log is fsynced (if changed), and only then do the answers go out. So a
+vote is on disk before the RequestVoteResponse leaves, and entries before success = true.
+The commit index is kept in memory only (after a restart it is relearned from the leader).
+"""
+
+import argparse
+import dataclasses
+import fcntl
+import json
+import os
+import random
+import signal
+import struct
+import sys
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import leader_wire as w  # noqa: E402
+
+try:
+    import zmq
+except ImportError:  # pragma: no cover
+    sys.exit("peer.py needs pyzmq: pip install pyzmq")
+
+FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
+ROLE_CODE = {FOLLOWER: w.Role.FOLLOWER, CANDIDATE: w.Role.CANDIDATE, LEADER: w.Role.LEADER}
+
+PEER_SNDHWM = 16
+PULL_RCVHWM = 4096
+INBOUND_BATCH_MAX = 256          # envelopes handled before the state is synced and answers sent
+ENTRIES_PER_MESSAGE_MAX = 1024   # a leader's AppendEntries: at most this many entries ...
+BYTES_PER_MESSAGE_MAX = 512 << 10  # ... and this many data bytes (at least one entry)
+LOG_MAGIC = b"LPYLOG1\n"
+
+
+class StorageError(Exception):
+    pass
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class HardState:
+    """current_term and voted_for in state.json, replaced atomically."""
+
+    def __init__(self, directory: str):
+        self.path = os.path.join(directory, "state.json")
+        self.tmp = self.path + ".tmp"
+        self.directory = directory
+        self.term, self.voted_for = 0, None
+        if os.path.exists(self.path):
+            try:
+                with open(self.path, "r", encoding="utf-8") as f:
+                    d = json.load(f)
+                self.term, self.voted_for = int(d["current_term"]), d["voted_for"]
+                if self.term < 0 or not (self.voted_for is None or isinstance(self.voted_for, int)):
+                    raise ValueError("bad values")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise StorageError(f"{self.path}: unreadable: {e}") from None
+
+    def save(self, term: int, voted_for) -> None:
+        with open(self.tmp, "w", encoding="utf-8") as f:
+            json.dump({"current_term": term, "voted_for": voted_for}, f)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.directory)
+        self.term, self.voted_for = term, voted_for
+
+
+class Log:
+    """The log in memory (entries[i] has index i + 1) and in raft.log (append-only records)."""
+
+    HEADER = struct.Struct("<II")
+
+    def __init__(self, directory: str):
+        self.path = os.path.join(directory, "raft.log")
+        self.entries = []   # w.Entry, index i + 1 at position i
+        self.offsets = []   # file offset of each entry's record
+        created = not os.path.exists(self.path)
+        if created:
+            with open(self.path, "wb") as f:
+                f.write(LOG_MAGIC)
+                f.flush()
+                os.fsync(f.fileno())
+            fsync_dir(directory)
+        self._load()
+        self.file = open(self.path, "ab")  # O_APPEND: every write goes to the end
+        self.dirty = False
+        self.persisted_index = self.last_index()
+
+    def _load(self) -> None:
+        with open(self.path, "rb") as f:
+            data = f.read()
+        if data[:len(LOG_MAGIC)] != LOG_MAGIC:
+            raise StorageError(f"{self.path}: not a peer.py log (bad magic)")
+        pos, good_end = len(LOG_MAGIC), len(LOG_MAGIC)
+        torn = None
+        while pos < len(data):
+            if pos + self.HEADER.size > len(data):
+                torn = "incomplete record header"
+                break
+            n, crc = self.HEADER.unpack_from(data, pos)
+            end = pos + self.HEADER.size + n
+            if end > len(data):
+                torn = "incomplete record"
+                break
+            payload = data[pos + self.HEADER.size:end]
+            if zlib.crc32(payload) != crc:
+                if end == len(data):
+                    torn = "bad checksum in the last record"
+                    break
+                raise StorageError(f"{self.path}: bad checksum in the record at byte {pos}")
+            try:
+                entry = w.decode_entry(payload)
+            except w.WireError as e:
+                raise StorageError(f"{self.path}: undecodable record at byte {pos}: {e}") from None
+            if entry.index != len(self.entries) + 1 or (self.entries and entry.term < self.entries[-1].term):
+                raise StorageError(f"{self.path}: record at byte {pos} breaks the log order "
+                                   f"(index {entry.index}, term {entry.term})")
+            self.entries.append(entry)
+            self.offsets.append(pos)
+            pos = good_end = end
+        if torn is not None:
+            print(f"peer: {self.path}: {torn} at byte {good_end}: a torn write, cut off", file=sys.stderr)
+            with open(self.path, "r+b") as f:
+                f.truncate(good_end)
+                f.flush()
+                os.fsync(f.fileno())
+        self.end = good_end
+
+    def last_index(self) -> int:
+        return len(self.entries)
+
+    def last_term(self) -> int:
+        return self.entries[-1].term if self.entries else 0
+
+    def term_at(self, index: int):
+        """Term of the entry at `index`; 0 for index 0; None if there is no such entry."""
+        if index == 0:
+            return 0
+        if 1 <= index <= len(self.entries):
+            return self.entries[index - 1].term
+        return None
+
+    def first_index_of_term(self, term: int, start: int) -> int:
+        """Walking back from min(start, last index): the first index of the run of `term`."""
+        index = min(start, self.last_index())
+        while index > 1 and self.term_at(index - 1) == term:
+            index -= 1
+        return index
+
+    def last_index_of_term(self, term: int):
+        for e in reversed(self.entries):
+            if e.term == term:
+                return e.index
+            if e.term < term:
+                return None
+        return None
+
+    def append(self, entries) -> None:
+        for e in entries:
+            assert e.index == self.last_index() + 1 and e.term >= self.last_term()
+            payload = w.encode_entry(e)
+            self.file.write(self.HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+            self.offsets.append(self.end)
+            self.end += self.HEADER.size + len(payload)
+            self.entries.append(e)
+            self.dirty = True
+
+    def truncate_from(self, index: int) -> None:
+        """Remove entries index, index + 1, ... (a conflicting suffix)."""
+        self.file.flush()
+        self.end = self.offsets[index - 1]
+        os.ftruncate(self.file.fileno(), self.end)
+        del self.entries[index - 1:]
+        del self.offsets[index - 1:]
+        self.persisted_index = min(self.persisted_index, self.last_index())
+        self.dirty = True
+
+    def sync(self) -> None:
+        if self.dirty:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.dirty = False
+        self.persisted_index = self.last_index()
+
+    def slice(self, first: int):
+        """Entries from `first` for one AppendEntries, within the message limits."""
+        out, size = [], 0
+        for e in self.entries[first - 1:first - 1 + ENTRIES_PER_MESSAGE_MAX]:
+            if out and size + len(e.data) > BYTES_PER_MESSAGE_MAX:
+                break
+            out.append(e)
+            size += len(e.data)
+        return out
+
+
+class Peer:
+    def __init__(self, config: w.Config, pid: int, data_dir: str, campaign: bool, client: bool, verbose: bool):
+        self.config = config
+        self.key = w.load_cluster_key(config.cluster_key_file) if config.cluster_key_file else None
+        self.me = pid
+        self.peers = [s.pid for s in config.peers(pid)]
+        self.quorum = (len(self.peers) + 1) // 2 + 1
+        self.campaign = campaign
+        self.verbose = verbose
+        self.election_s = config.election_timeout_ms / 1000
+        self.heartbeat_s = config.heartbeat_ms / 1000
+
+        os.makedirs(data_dir, exist_ok=True)
+        self.lock = open(os.path.join(data_dir, "LOCK"), "a")
+        try:
+            fcntl.flock(self.lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise StorageError(f"data directory {data_dir} is in use by another process") from None
+        tmp = os.path.join(data_dir, "state.json.tmp")
+        if os.path.exists(tmp):
+            os.remove(tmp)  # a save that never got renamed: the old state.json stands
+        self.hard = HardState(data_dir)
+        self.log = Log(data_dir)
+
+        # Raft state (Figure 2).
+        self.term = self.hard.term
+        self.voted_for = self.hard.voted_for
+        self.commit_index = 0
+        self.role = FOLLOWER
+        self.leader_id = None
+        self.votes = set()
+        self.next_index, self.match_index = {}, {}
+        self.recent_active = set()
+        now = time.monotonic()
+        self.reset_election_timer(now)
+        self.heartbeat_due = self.quorum_check_due = now
+
+        self.outbox = []            # (to, Message): sent only after the state is synced
+        self.pending_status = []    # ROUTER routes waiting for a Status answer
+        self.printed = None         # the last (role, term) printed
+        self.next_msg_id = 1
+        self.drops = {k: 0 for k in ("oversize", "truncated", "garbage", "wrong_version", "wrong_cluster",
+                                     "wrong_receiver", "unknown_sender", "bad_mac", "invalid", "conflicting_leader",
+                                     "term_too_large")}
+        self.send_dropped = 0
+
+        self.ctx = zmq.Context()
+        me = config.server(pid)
+        self.pull = self.ctx.socket(zmq.PULL)
+        self.pull.setsockopt(zmq.LINGER, 0)
+        self.pull.setsockopt(zmq.RCVHWM, PULL_RCVHWM)
+        self.pull.setsockopt(zmq.MAXMSGSIZE, w.ENVELOPE_BYTES_MAX)
+        self.pull.bind(me.endpoint)
+        self.push = {}
+        for s in config.peers(pid):
+            sock = self.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
+            sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+            sock.connect(s.endpoint)
+            self.push[s.pid] = sock
+        self.router = None
+        if client:
+            self.router = self.ctx.socket(zmq.ROUTER)
+            self.router.setsockopt(zmq.LINGER, 0)
+            self.router.setsockopt(zmq.MAXMSGSIZE, w.CLIENT_REQUEST_BYTES_MAX)
+            self.router.bind(me.client_endpoint)
+        self.log_debug(f"server {pid}: peers at {me.endpoint}, term {self.term}, vote {self.voted_for}, "
+                       f"{self.log.last_index()} entries")
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def log_debug(self, msg: str) -> None:
+        if self.verbose:
+            print(f"peer {self.me}: {msg}", file=sys.stderr, flush=True)
+
+    def emit(self, obj) -> None:
+        try:
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # nobody reads stdout any more; keep serving the cluster
+
+    def print_role(self) -> None:
+        if self.printed != (self.role, self.term):
+            self.printed = (self.role, self.term)
+            self.emit({"role": self.role, "term": self.term})
+
+    def send_envelope(self, to: int, body) -> bool:
+        """Send without blocking; False when the message is lost (Raft tolerates that)."""
+        data = w.seal(self.key, w.encode_envelope(w.Envelope(w.WIRE_VERSION, self.config.cluster_id, self.me, to,
+                                                             body)))
+        if len(data) > w.ENVELOPE_BYTES_MAX:
+            self.send_dropped += 1
+            print(f"peer: not sending a {len(data)}-byte envelope to {to}: over the 1 MiB limit", file=sys.stderr)
+            return False
+        try:
+            self.push[to].send(data, zmq.DONTWAIT)
+            return True
+        except zmq.Again:  # no live connection (IMMEDIATE) or queue full: a lost message
+            self.send_dropped += 1
+            return False
+
+    def send(self, to: int, message) -> None:
+        self.outbox.append((to, message))
+
+    # -- timers and roles -----------------------------------------------------------------------
+
+    def reset_election_timer(self, now: float) -> None:
+        self.election_due = now + self.election_s * (1 + random.random())  # in [t, 2t)
+
+    def become_follower(self, term: int, leader, now: float) -> None:
+        if term > self.term:
+            self.term, self.voted_for = term, None
+        self.role, self.leader_id = FOLLOWER, leader
+        self.votes.clear()
+        self.recent_active.clear()
+        self.next_index.clear()
+        self.match_index.clear()
+        self.reset_election_timer(now)
+
+    def become_candidate(self, now: float) -> None:
+        self.term += 1
+        self.voted_for = self.me
+        self.role, self.leader_id = CANDIDATE, None
+        self.votes = {self.me}
+        self.reset_election_timer(now)
+        self.log_debug(f"campaigning in term {self.term}")
+        if len(self.votes) >= self.quorum:
+            self.become_leader(now)
+            return
+        rv = w.RequestVote(self.term, self.me, self.log.last_index(), self.log.last_term())
+        for p in self.peers:
+            self.send(p, rv)
+
+    def become_leader(self, now: float) -> None:
+        self.role, self.leader_id = LEADER, self.me
+        self.votes.clear()
+        self.recent_active.clear()
+        last = self.log.last_index()
+        self.next_index = {p: last + 1 for p in self.peers}
+        self.match_index = {p: 0 for p in self.peers}
+        # Raft §8: a no-op entry of the new term, so earlier entries can commit with it.
+        self.log.append([w.Entry(self.term, last + 1, b"")])
+        self.heartbeat_due = now + self.heartbeat_s
+        self.quorum_check_due = now + self.election_s
+        self.log_debug(f"leader of term {self.term}")
+        for p in self.peers:
+            self.send_append(p)
+
+    def tick(self, now: float) -> None:
+        if self.role == LEADER:
+            if now >= self.heartbeat_due:
+                self.heartbeat_due = now + self.heartbeat_s
+                for p in self.peers:
+                    self.send_append(p)
+            if now >= self.quorum_check_due:
+                self.quorum_check_due = now + self.election_s
+                # Check quorum (thesis §6.2), as the Rust servers do: a leader that has not
+                # heard from a majority for an election timeout steps down.
+                if len(self.recent_active) + 1 < self.quorum:
+                    self.log_debug(f"lost contact with a majority in term {self.term}; stepping down")
+                    self.become_follower(self.term, None, now)
+                self.recent_active.clear()
+        elif now >= self.election_due:
+            if self.campaign:
+                self.become_candidate(now)
+            else:
+                self.reset_election_timer(now)
+
+    def next_deadline(self) -> float:
+        if self.role == LEADER:
+            return min(self.heartbeat_due, self.quorum_check_due)
+        return self.election_due
+
+    # -- Raft messages (docs/wire.md §4) --------------------------------------------------------
+
+    def step(self, frm: int, m, now: float) -> None:
+        if m.term > w.TERM_MAX:  # forged or corrupt; adopting it would leave no room to grow
+            self.drops["term_too_large"] += 1
+            return
+        # Rule 1: terms.
+        if m.term > self.term:
+            self.become_follower(m.term, frm if isinstance(m, w.AppendEntries) else None, now)
+        elif m.term < self.term:
+            if isinstance(m, w.RequestVote):
+                self.send(frm, w.RequestVoteResponse(self.term, False))
+            elif isinstance(m, w.AppendEntries):
+                self.send(frm, w.AppendEntriesResponse(self.term, False, m.prev_log_index, 0, 0))
+            return  # a stale response is ignored
+        if isinstance(m, w.RequestVote):
+            self.on_request_vote(frm, m, now)
+        elif isinstance(m, w.RequestVoteResponse):
+            if self.role == CANDIDATE and m.vote_granted:
+                self.votes.add(frm)
+                if len(self.votes) >= self.quorum:
+                    self.become_leader(now)
+        elif isinstance(m, w.AppendEntries):
+            self.on_append_entries(frm, m, now)
+        else:
+            self.on_append_entries_response(frm, m)
+
+    def on_request_vote(self, frm: int, m: w.RequestVote, now: float) -> None:
+        # Rule 2: one vote per term, only for an up-to-date log, only for the sender itself.
+        can_vote = self.voted_for is None or self.voted_for == m.candidate_id
+        up_to_date = (m.last_log_term, m.last_log_index) >= (self.log.last_term(), self.log.last_index())
+        granted = can_vote and up_to_date and m.candidate_id == frm
+        if granted:
+            self.voted_for = m.candidate_id
+            self.reset_election_timer(now)
+        self.log_debug(f"vote for {frm} in term {self.term}: {granted}")
+        self.send(frm, w.RequestVoteResponse(self.term, granted))  # after the vote is saved
+
+    def on_append_entries(self, frm: int, m: w.AppendEntries, now: float) -> None:
+        if self.role == LEADER:
+            # Another leader in our term: only a faulty peer can cause it. Never obey it.
+            self.drops["conflicting_leader"] += 1
+            print(f"peer: AppendEntries from {frm} claims leadership of my term {self.term}", file=sys.stderr)
+            return
+        if any(e.index != m.prev_log_index + 1 + i or e.term > m.term for i, e in enumerate(m.entries)) or any(
+                a.term > b.term for a, b in zip(m.entries, m.entries[1:])) or (
+                m.entries and m.entries[0].term < m.prev_log_term):
+            self.drops["invalid"] += 1
+            return
+        # Rule 3: the same term: `frm` leads it.
+        if self.role == CANDIDATE:
+            self.become_follower(self.term, frm, now)
+        self.leader_id = frm
+        self.reset_election_timer(now)
+        found = self.log.term_at(m.prev_log_index)
+        if found != m.prev_log_term:
+            if found is None:
+                conflict_index, conflict_term = self.log.last_index() + 1, 0
+            else:
+                conflict_index, conflict_term = self.log.first_index_of_term(found, m.prev_log_index), found
+            self.send(frm, w.AppendEntriesResponse(self.term, False, m.prev_log_index, conflict_index, conflict_term))
+            return
+        new = list(m.entries)
+        while new:
+            have = self.log.term_at(new[0].index)
+            if have is None:
+                break
+            if have != new[0].term:
+                if new[0].index <= self.commit_index:  # §5.4: cannot happen with a correct leader
+                    print(f"peer: refusing to truncate committed entry {new[0].index}", file=sys.stderr)
+                    self.drops["invalid"] += 1
+                    return
+                self.log.truncate_from(new[0].index)  # only a conflicting term deletes
+                break
+            new.pop(0)  # already held, same term: skip
+        self.log.append(new)
+        last_new = m.prev_log_index + len(m.entries)
+        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))
+        self.send(frm, w.AppendEntriesResponse(self.term, True, last_new, 0, 0))  # after the fsync
+
+    def send_append(self, p: int) -> None:
+        """AppendEntries to `p` from its next_index: the missing entries, or a heartbeat."""
+        nxt = self.next_index[p]
+        prev = nxt - 1
+        self.send(p, w.AppendEntries(self.term, self.me, prev, self.log.term_at(prev), self.log.slice(nxt),
+                                     self.commit_index))
+
+    def on_append_entries_response(self, frm: int, m: w.AppendEntriesResponse) -> None:
+        if self.role != LEADER:
+            return
+        self.recent_active.add(frm)
+        if m.success:
+            if m.match_index < self.match_index[frm] or m.match_index > self.log.last_index():
+                return  # stale (or nonsense)
+            self.match_index[frm] = m.match_index
+            self.next_index[frm] = max(self.next_index[frm], m.match_index + 1)
+            self.maybe_commit()
+            if self.next_index[frm] <= self.log.last_index():
+                self.send_append(frm)
+            return
+        rejected = m.match_index
+        if rejected <= self.match_index[frm] or rejected + 1 != self.next_index[frm]:
+            return  # answers an append we no longer care about
+        hint = m.conflict_index
+        if m.conflict_term > 0:
+            last_of_term = self.log.last_index_of_term(m.conflict_term)
+            if last_of_term is not None:
+                hint = last_of_term + 1
+        self.next_index[frm] = min(max(hint, self.match_index[frm] + 1), max(rejected, 1))
+        self.send_append(frm)
+
+    def maybe_commit(self) -> None:
+        """The highest index on a majority (counting our own only once fsynced) commits if it
+        is of our term (§5.4.2)."""
+        if self.role != LEADER:
+            return
+        matched = sorted(list(self.match_index.values()) + [self.log.persisted_index], reverse=True)
+        candidate = matched[self.quorum - 1]
+        if candidate > self.commit_index and self.log.term_at(candidate) == self.term:
+            self.commit_index = candidate
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def on_frame(self, frame: bytes, now: float) -> None:
+        data = w.unseal(self.key, frame)
+        if data is None:
+            self.drops["bad_mac"] += 1
+            self.log_debug(f"dropped a {len(frame)}-byte frame: bad MAC")
+            return
+        try:
+            env = w.open_envelope(data, self.config.cluster_id, self.me, self.peers)
+        except w.WireError as e:
+            self.drops[e.reason] += 1
+            self.log_debug(f"dropped a {len(data)}-byte envelope: {e}")
+            return
+        if isinstance(env.body, w.App):
+            a = env.body
+            try:
+                payload = a.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                payload = a.payload.hex()
+            self.emit({"app": {"from": env.from_, "msg_id": a.msg_id, "broadcast": a.broadcast, "payload": payload}})
+        else:
+            self.step(env.from_, env.body, now)
+
+    def on_client(self) -> None:
+        for _ in range(256):
+            try:
+                frames = self.router.recv_multipart(zmq.DONTWAIT)
+            except zmq.Again:
+                return
+            route, body = frames[:-1], w.unseal(self.key, frames[-1])
+            if body is None:
+                self.drops["bad_mac"] += 1  # unauthenticated: no answer at all
+                continue
+            try:
+                req = w.decode_client_request(body)
+            except w.WireError as e:
+                why = {"oversize": "request too large", "truncated": "request truncated"}.get(
+                    e.reason, "request is not a valid ClientRequest")
+                self.answer(route, 0, w.BadRequest(why))
+                continue
+            if req.version != w.CLIENT_WIRE_VERSION:
+                self.answer(route, req.request_id, w.BadRequest(
+                    f"client protocol version {req.version} (this server speaks {w.CLIENT_WIRE_VERSION})"))
+            elif req.cluster_id != self.config.cluster_id:
+                self.answer(route, req.request_id, w.WrongCluster(self.config.cluster_id))
+            elif isinstance(req.body, w.StatusRequest):
+                self.pending_status.append((route, req.request_id))
+            elif not req.body.command:
+                self.answer(route, req.request_id, w.BadRequest("empty command"))
+            else:
+                # No state machine here: never accept a command; point at the leader if another.
+                leader = self.leader_id if self.leader_id != self.me else None
+                self.answer(route, req.request_id, w.NotLeader(leader))
+
+    def answer(self, route, request_id: int, body) -> None:
+        data = w.seal(self.key, w.encode_client_response(w.ClientResponse(w.CLIENT_WIRE_VERSION, request_id, body)))
+        try:
+            self.router.send_multipart(route + [data], zmq.DONTWAIT)
+        except zmq.ZMQError:
+            pass  # the client is gone; it will time out and retry
+
+    def status(self) -> w.Status:
+        # Nothing to apply: everything committed counts as applied.
+        return w.Status(self.me, ROLE_CODE[self.role], self.term, self.leader_id, self.voted_for,
+                        self.commit_index, self.commit_index, self.log.last_index())
+
+    def on_command(self, line: str) -> None:
+        line = line.rstrip("\r")
+        if not line.strip():
+            return
+        cmd, _, rest = line.partition(" ")
+        if cmd == "send":
+            pid_text, _, text = rest.partition(" ")
+            try:
+                to = int(pid_text)
+            except ValueError:
+                print(f"peer: send: {pid_text!r} is not a pid (usage: send <pid> <text>)", file=sys.stderr)
+                return
+            if to not in self.push:
+                print(f"peer: send: {to} is not a peer (peers: {', '.join(map(str, self.peers))})", file=sys.stderr)
+                return
+            targets, broadcast = [to], False
+        elif cmd == "broadcast":
+            targets, broadcast, text = list(self.peers), True, rest
+        elif cmd == "drops":
+            self.emit({"drops": dict(self.drops, send_dropped=self.send_dropped)})
+            return
+        else:
+            print(f"peer: unknown command {cmd!r} (send <pid> <text> | broadcast <text> | drops)", file=sys.stderr)
+            return
+        body = w.App(self.next_msg_id, broadcast, text.encode("utf-8", "surrogateescape"))
+        self.next_msg_id += 1
+        for to in targets:
+            if not self.send_envelope(to, body):
+                print(f"peer: app message {body.msg_id} to {to} dropped (no connection or queue full)",
+                      file=sys.stderr, flush=True)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Make the state durable, then let out what depends on it."""
+        if (self.term, self.voted_for) != (self.hard.term, self.hard.voted_for):
+            self.hard.save(self.term, self.voted_for)
+        self.log.sync()
+        self.maybe_commit()  # our own entries now count
+        outbox, self.outbox = self.outbox, []
+        for to, m in outbox:
+            self.send_envelope(to, m)
+        if self.pending_status:
+            status = self.status()
+            for route, request_id in self.pending_status:
+                self.answer(route, request_id, status)
+            self.pending_status = []
+        self.print_role()
+
+    def run(self) -> None:
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+        poller = zmq.Poller()
+        poller.register(self.pull, zmq.POLLIN)
+        if self.router is not None:
+            poller.register(self.router, zmq.POLLIN)
+        stdin_fd = sys.stdin.fileno() if sys.stdin is not None else None
+        if stdin_fd is not None:
+            poller.register(stdin_fd, zmq.POLLIN)
+        stdin_buf = b""
+        self.print_role()
+        while not stop:
+            timeout_ms = max(0, min(100, int((self.next_deadline() - time.monotonic()) * 1000) + 1))
+            try:
+                events = dict(poller.poll(timeout_ms))
+            except zmq.ZMQError:  # interrupted by a signal
+                continue
+            now = time.monotonic()
+            if self.pull in events:
+                for _ in range(INBOUND_BATCH_MAX):
+                    try:
+                        data = self.pull.recv(zmq.DONTWAIT)
+                    except zmq.Again:
+                        break
+                    self.on_frame(data, now)
+            if self.router is not None and self.router in events:
+                self.on_client()
+            if stdin_fd is not None and stdin_fd in events:
+                chunk = os.read(stdin_fd, 65536)
+                if not chunk:  # EOF: no more commands, but keep serving
+                    poller.unregister(stdin_fd)
+                    stdin_fd = None
+                    chunk = b"\n" if stdin_buf else b""
+                stdin_buf += chunk
+                *lines, stdin_buf = stdin_buf.split(b"\n")
+                for line in lines:
+                    self.on_command(line.decode("utf-8", "surrogateescape"))
+            self.tick(time.monotonic())
+            self.flush()
+        self.close()
+
+    def close(self) -> None:
+        self.log_debug(f"stopping; dropped inbound: {self.drops}, sends dropped: {self.send_dropped}")
+        for s in [self.pull, self.router, *self.push.values()]:
+            if s is not None:
+                s.close(linger=0)
+        self.ctx.term()
+        self.log.file.close()
+        self.lock.close()
+
+
+def main(argv) -> int:
+    p = argparse.ArgumentParser(prog="peer.py", description="A voting Raft peer for a leader cluster (Python).")
+    p.add_argument("--pid", type=int, required=True, help="this server's mypid in the config")
+    p.add_argument("--config", default="config.json", help="the cluster's config.json (default ./config.json)")
+    p.add_argument("--data-dir", default=None, help="data directory (default <config data_dir>/<pid>)")
+    p.add_argument("--no-campaign", action="store_true", help="vote and replicate, but never stand for election")
+    p.add_argument("--no-client", action="store_true", help="do not bind the client endpoint (no status)")
+    p.add_argument("--cluster-key", default=None, metavar="FILE",
+                   help="cluster key file (default: the config's cluster_key_file, if any)")
+    p.add_argument("--verbose", action="store_true", help="log to stderr")
+    args = p.parse_args(argv)
+    try:
+        config = w.load_config(args.config)
+        config.server(args.pid)
+        if args.cluster_key is not None:
+            config = dataclasses.replace(config, cluster_key_file=args.cluster_key)
+        if config.cluster_key_file is not None:
+            w.load_cluster_key(config.cluster_key_file)
+    except w.ConfigError as e:
+        print(f"peer: {e}", file=sys.stderr)
+        return 2
+    data_dir = args.data_dir or config.data_dir_for(args.pid)
+    try:
+        peer = Peer(config, args.pid, data_dir, not args.no_campaign, not args.no_client, args.verbose)
+    except (StorageError, OSError) as e:
+        print(f"peer: server {args.pid}: {e}", file=sys.stderr)
+        return 1
+    except zmq.ZMQError as e:
+        print(f"peer: server {args.pid}: cannot bind: {e}", file=sys.stderr)
+        return 1
+    peer.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,277 @@
+//! Interop with peers written in Python from docs/wire.md alone (examples/python/): a Python
+//! voter elects Rust servers, a Python client reads and writes, application messages cross in
+//! both directions, and a Python sender of garbage cannot disturb the cluster.
+//! Needs python3 with pyzmq (`.ci/run` installs it).
+
+mod common;
+
+use common::{wait_for, InProcessCluster, TestConfig, TOLERANCE};
+use leader::client::Client;
+use leader::codec::encode;
+use leader::core::{NodeId, Role};
+use leader::kv::{KvCommand, KvOp};
+use leader::node::{NodeOptions, Server, Target};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python")
+}
+
+/// python3 with pyzmq, or a clear failure (these tests must not pass without Python).
+fn python() -> Command {
+    let ok = Command::new("python3").args(["-c", "import zmq"]).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok, "interop tests need python3 with pyzmq: run `pip install pyzmq` (.ci/run does)");
+    Command::new("python3")
+}
+
+/// A Python peer process, killed by pid on drop; its stdout JSON lines arrive on `lines`.
+struct PythonPeer {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl PythonPeer {
+    fn start(pid: u64, config: &Path, extra: &[&str]) -> PythonPeer {
+        let mut child = python()
+            .arg(python_dir().join("peer.py"))
+            .args(["--pid", &pid.to_string(), "--config"])
+            .arg(config)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start peer.py");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(value).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        PythonPeer { child, stdin, lines }
+    }
+
+    fn command(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("write to peer.py");
+        self.stdin.flush().unwrap();
+    }
+
+    /// The next application message it printed, within `timeout`.
+    fn app_message(&self, timeout: Duration) -> Option<Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v.get("app").is_some() => return Some(v["app"].clone()),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+impl Drop for PythonPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start the Rust servers `pids` of `test` in this process.
+fn rust_servers(test: &TestConfig, pids: &[u64]) -> BTreeMap<NodeId, Server> {
+    pids.iter()
+        .map(|&p| (NodeId(p), Server::start_with(&test.config, NodeId(p), NodeOptions::default()).expect("start")))
+        .collect()
+}
+
+fn put_command(seq: u64, key: &str, value: &str) -> Vec<u8> {
+    encode(&KvCommand { client_id: 0x5eed, seq, op: KvOp::Put { key: key.into(), value: value.into() } })
+}
+
+#[test]
+fn a_python_peer_votes_and_replicates_so_the_surviving_rust_server_wins() {
+    let test = TestConfig::new(3, 200, 50);
+    let _peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
+    let mut servers = rust_servers(&test, &[1, 2]);
+    let leader = wait_for(TOLERANCE, "a Rust leader followed by the other Rust server", || {
+        let s: Vec<_> = servers.values().map(Server::status).collect();
+        let l = s.iter().find(|x| x.role == Role::Leader)?;
+        s.iter().all(|x| x.leader == Some(l.pid) && x.term == l.term).then_some(l.pid)
+    });
+    let (index, _) = servers[&leader].propose(put_command(1, "a", "1"), TOLERANCE).expect("a write commits");
+    assert!(index.0 >= 2);
+
+    // Kill the Rust leader: the other Rust server can only win with the Python peer's vote,
+    // and only commit with the Python peer's acknowledgement (2 of 3).
+    let old_term = servers[&leader].term();
+    servers.remove(&leader).unwrap().stop().unwrap();
+    let survivor = servers.keys().copied().next().unwrap();
+    wait_for(TOLERANCE, "the surviving Rust server to win", || {
+        let s = servers[&survivor].status();
+        (s.role == Role::Leader && s.term > old_term).then_some(())
+    });
+    let (index, _) =
+        servers[&survivor].propose(put_command(2, "b", "2"), TOLERANCE).expect("commit with the Python ack");
+    // Applied means committed: the status catches up as soon as the turn ends.
+    wait_for(TOLERANCE, "the status to show the commit", || {
+        (servers[&survivor].status().commit_index >= index).then_some(())
+    });
+}
+
+#[test]
+fn the_python_client_writes_and_reads_through_a_rust_cluster() {
+    let mut cluster = InProcessCluster::start(3, 200, 50);
+    let (leader, _) = cluster.wait_leader("first election");
+    let config = cluster.test.path.clone();
+    let client = |args: &[&str]| {
+        let out =
+            python().arg(python_dir().join("client.py")).arg("--config").arg(&config).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(client(&["put", "colour", "blue"]).1, "OK");
+    assert_eq!(client(&["get", "colour"]), (Some(0), "blue".to_string(), String::new()));
+    let (code, _, err) = client(&["get", "nothing"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not found"), "{err}");
+    assert_eq!(client(&["delete", "colour"]).1, "deleted");
+    assert_eq!(client(&["get", "colour"]).0, Some(1));
+    // What the Python client wrote, the Rust client reads (and vice versa).
+    let mut rust = Client::new(cluster.test.config.clone());
+    rust.put(b"from-rust", b"42").unwrap();
+    assert_eq!(client(&["get", "from-rust"]).1, "42");
+    assert_eq!(client(&["put", "from-python", "7"]).1, "OK");
+    assert_eq!(rust.get(b"from-python").unwrap(), Some(b"7".to_vec()));
+    // status: one JSON line per server, the leader agreed.
+    let (code, out, _) = client(&["status"]);
+    assert_eq!(code, Some(0));
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().any(|l| l["state"] == "leader" && l["pid"] == leader.0));
+
+    // A follower redirects: the wire module decodes NotLeader with the leader's pid.
+    let follower = cluster.servers.keys().copied().find(|p| *p != leader).unwrap();
+    let script = format!(
+        "import sys; sys.path.insert(0, {dir:?}); import leader_wire as w, zmq\n\
+         cfg = w.load_config({cfg:?})\n\
+         print(w.redirect_probe(cfg, {follower}))",
+        dir = python_dir().display().to_string(),
+        cfg = config.display().to_string(),
+        follower = follower.0
+    );
+    let out = python().args(["-c", &script]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        leader.0.to_string(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster.finish();
+}
+
+#[test]
+fn application_messages_cross_between_rust_and_python() {
+    let test = TestConfig::new(3, 200, 50);
+    let mut peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
+    let servers = rust_servers(&test, &[1, 2]);
+    let s1 = &servers[&NodeId(1)];
+    // Rust -> Python, one to one (resend: datagrams are lost while connections come up).
+    let got = wait_for(TOLERANCE, "peer.py to print the message", || {
+        s1.send(Target::Pid(NodeId(3)), b"to-python".to_vec());
+        peer.app_message(Duration::from_millis(100)).filter(|m| m["payload"] == "to-python")
+    });
+    assert_eq!((got["from"].as_u64(), got["broadcast"].as_bool()), (Some(1), Some(false)));
+    // Rust -> everyone.
+    let got = wait_for(TOLERANCE, "a broadcast at peer.py", || {
+        s1.send(Target::Broadcast, b"to-all".to_vec());
+        peer.app_message(Duration::from_millis(100)).filter(|m| m["payload"] == "to-all")
+    });
+    assert_eq!(got["broadcast"].as_bool(), Some(true));
+    // Python -> Rust, one to one, then broadcast to both Rust servers.
+    let m = wait_for(TOLERANCE, "server 1 to receive from Python", || {
+        peer.command("send 1 from-python");
+        s1.recv_timeout(Duration::from_millis(100)).filter(|m| m.payload == b"from-python")
+    });
+    assert_eq!((m.from, m.broadcast), (NodeId(3), false));
+    for pid in [1, 2] {
+        let m = wait_for(TOLERANCE, "a Python broadcast at a Rust server", || {
+            peer.command("broadcast hello-all");
+            servers[&NodeId(pid)].recv_timeout(Duration::from_millis(100)).filter(|m| m.payload == b"hello-all")
+        });
+        assert_eq!((m.from, m.broadcast), (NodeId(3), true));
+    }
+}
+
+#[test]
+fn python_garbage_does_not_disturb_the_cluster() {
+    let mut cluster = InProcessCluster::start(3, 200, 50);
+    let (leader, term) = cluster.wait_leader("first election");
+    let follower = cluster.servers.keys().copied().find(|p| *p != leader).unwrap();
+    let before = cluster.servers[&leader].drop_counts().total();
+    for target in [leader, follower] {
+        let endpoint = cluster.test.config.server(target).unwrap().endpoint.clone();
+        let status = python()
+            .arg(python_dir().join("garbage.py"))
+            .args(["--endpoint", &endpoint, "--count", "50"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    wait_for(TOLERANCE, "the garbage to be counted", || {
+        (cluster.servers[&leader].drop_counts().total() > before).then_some(())
+    });
+    cluster.observe_for(Duration::from_millis(500), true);
+    assert_eq!(cluster.wait_leader("after the garbage"), (leader, term), "the leader stays");
+    let mut client = Client::new(cluster.test.config.clone());
+    for i in 0..20 {
+        client.put(format!("k{i}").as_bytes(), b"v").expect("writes still served");
+    }
+    assert_eq!(client.get(b"k19").unwrap(), Some(b"v".to_vec()));
+    cluster.finish();
+}
+
+#[test]
+fn the_python_client_authenticates_to_a_keyed_cluster() {
+    let mut cluster = InProcessCluster::start_with(3, 200, 50, |test: &mut TestConfig| {
+        let key = test.dir.path().join("cluster.key");
+        leader::transport::auth::ClusterKey::generate(&key).unwrap();
+        let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&test.path).unwrap()).unwrap();
+        json["object"]["cluster_key_file"] = "cluster.key".into();
+        std::fs::write(&test.path, json.to_string()).unwrap();
+        test.config = leader::config::Config::load(&test.path).unwrap();
+    });
+    cluster.wait_leader("keyed cluster");
+    let run = |config: &Path, args: &[&str]| {
+        let out = python().arg(python_dir().join("client.py")).arg("--config").arg(config).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    // With the config's key file, the Python client's tags verify.
+    assert_eq!(run(&cluster.test.path, &["put", "secret", "s3"]), (Some(0), "OK".to_string()));
+    assert_eq!(run(&cluster.test.path, &["get", "secret"]), (Some(0), "s3".to_string()));
+    // The same servers, a config without the key: nothing it sends is read.
+    let keyless = cluster.test.dir.path().join("keyless.json");
+    let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&cluster.test.path).unwrap()).unwrap();
+    json["object"].as_object_mut().unwrap().remove("cluster_key_file");
+    std::fs::write(&keyless, json.to_string()).unwrap();
+    let (code, _) = run(&keyless, &["put", "secret", "forged", "--deadline-ms", "1500"]);
+    assert_eq!(code, Some(1), "an unkeyed client gets no answer");
+    let mut client = Client::new(cluster.test.config.clone());
+    assert_eq!(client.get(b"secret").unwrap(), Some(b"s3".to_vec()), "the forged write was not applied");
+    cluster.finish();
+}
