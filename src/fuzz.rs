@@ -233,11 +233,7 @@ pub fn run(target: Target, seed: u64, duration: Duration, scratch: &Path, progre
             Ok(true) => report.accepted += 1,
             Ok(false) => {}
             Err(panic) => {
-                let text = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let text = crate::panic_text(panic.as_ref());
                 report.crash = Some((input, text));
                 return report;
             }

@@ -393,14 +393,9 @@ impl Server {
     fn join(&mut self) -> Result<(), NodeError> {
         match self.thread.take() {
             None => Ok(()),
-            Some(thread) => thread.join().unwrap_or_else(|panic| {
-                let text = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                Err(NodeError::Panicked(text))
-            }),
+            Some(thread) => {
+                thread.join().unwrap_or_else(|panic| Err(NodeError::Panicked(crate::panic_text(panic.as_ref()))))
+            }
         }
     }
 }

@@ -78,11 +78,7 @@ pub struct SimReport {
 pub fn run(options: &SimOptions) -> SimReport {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world::World::new(options.clone()).run()));
     outcome.unwrap_or_else(|panic| {
-        let text = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic".into());
+        let text = crate::panic_text(panic.as_ref());
         SimReport {
             seed: options.seed,
             events: 0,

@@ -169,13 +169,9 @@ impl World {
             let changed = match changed {
                 Ok(changed) => changed?,
                 Err(panic) => {
-                    let text = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
                     return Err(Violation {
                         property: "core invariants (assertion)",
-                        detail: text.unwrap_or_default(),
+                        detail: crate::panic_text(panic.as_ref()),
                     });
                 }
             };
@@ -289,9 +285,7 @@ impl World {
             }
             Event::Crash { node, incarnation } => {
                 if self.faults_on && self.node(node).is_up() && self.node(node).incarnation == incarnation {
-                    self.node(node).crash();
-                    self.trace.mix(&[self.now, 15, node.0]);
-                    self.trace.line(|| format!("{:>7} CRASH new leader {node}", self.now));
+                    self.crash(node, 15, "CRASH new leader");
                     let at = self.now + self.rng.range(20, 150);
                     self.queue.push(at, Event::Restart(node));
                 }
@@ -299,12 +293,7 @@ impl World {
             }
             Event::Restart(node) => {
                 if self.faults_on && !self.node(node).is_up() {
-                    let seed = self.rng.next_u64();
-                    self.node(node).restart(seed);
-                    self.trace.mix(&[self.now, 16, node.0]);
-                    self.trace.line(|| format!("{:>7} RESTART {node}", self.now));
-                    let effects = self.drive_node(node);
-                    self.apply_effects(node, effects)?;
+                    self.restart(node, 16)?;
                     return Ok(Some(node));
                 }
                 Ok(None)
@@ -409,6 +398,23 @@ impl World {
         self.queue.push(self.now + delay, Event::Deliver { from, to, message });
     }
 
+    /// Crash `id` (trace code `code`).
+    fn crash(&mut self, id: NodeId, code: u64, what: &'static str) {
+        self.node(id).crash();
+        self.trace.mix(&[self.now, code, id.0]);
+        self.trace.line(|| format!("{:>7} {what} {id}", self.now));
+    }
+
+    /// Restart `id` from its disk and let it act (trace code `code`).
+    fn restart(&mut self, id: NodeId, code: u64) -> Result<(), Violation> {
+        let seed = self.rng.next_u64();
+        self.node(id).restart(seed);
+        self.trace.mix(&[self.now, code, id.0]);
+        self.trace.line(|| format!("{:>7} RESTART {id}", self.now));
+        let effects = self.drive_node(id);
+        self.apply_effects(id, effects)
+    }
+
     fn inject_fault(&mut self) -> Result<(), Violation> {
         let n = self.nodes.len();
         let down = self.nodes.iter().filter(|x| !x.is_up()).count();
@@ -425,17 +431,10 @@ impl World {
         match roll {
             // Crash only while a majority stays up (the new-leader nemesis may take one more).
             0..=19 if self.nodes[id.0 as usize - 1].is_up() && down < (n - 1) / 2 => {
-                self.node(id).crash();
-                self.trace.mix(&[self.now, 10, id.0]);
-                self.trace.line(|| format!("{:>7} CRASH {id}", self.now));
+                self.crash(id, 10, "CRASH");
             }
             20..=39 if !self.nodes[id.0 as usize - 1].is_up() => {
-                let seed = self.rng.next_u64();
-                self.node(id).restart(seed);
-                self.trace.mix(&[self.now, 11, id.0]);
-                self.trace.line(|| format!("{:>7} RESTART {id}", self.now));
-                let effects = self.drive_node(id);
-                self.apply_effects(id, effects)?;
+                self.restart(id, 11)?;
                 self.checker.check(&self.nodes, id)?;
             }
             40..=59 => self.partition(),
