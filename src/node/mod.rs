@@ -204,6 +204,21 @@ impl Server {
         options: NodeOptions,
         state_machine: Box<dyn StateMachine>,
     ) -> Result<Server, NodeError> {
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| config.data_dir_for(pid));
+        let storage = DiskStorage::open(&data_dir)?;
+        Server::start_with_storage(config, pid, options, Box::new(storage), state_machine)
+    }
+
+    /// Start server `pid` on storage you provide (an in-memory one for tests, or your own
+    /// implementation of the [`Storage`] contract) and a state machine. A storage error stops
+    /// the server (fail-stop): [`Server::wait`] returns it.
+    pub fn start_with_storage(
+        config: &Config,
+        pid: NodeId,
+        options: NodeOptions,
+        storage: Box<dyn Storage + Send>,
+        state_machine: Box<dyn StateMachine>,
+    ) -> Result<Server, NodeError> {
         let me = config.server(pid)?.clone();
         let key = match (&options.cluster_key, &config.cluster_key_file) {
             (Some(key), _) => Some(key.clone()),
@@ -211,7 +226,6 @@ impl Server {
             (None, None) => None,
         };
         let data_dir = options.data_dir.clone().unwrap_or_else(|| config.data_dir_for(pid));
-        let storage = DiskStorage::open(&data_dir)?;
         let hard_state = storage.hard_state();
         let peers: Vec<NodeId> = config.peers(pid).map(|s| s.pid).collect();
         let shared = Arc::new(Shared {
@@ -230,7 +244,7 @@ impl Server {
         let runtime = runtime::Runtime::new(runtime::RuntimeParts {
             config,
             me: &me,
-            storage: Box::new(storage),
+            storage,
             state_machine,
             seed: options.seed.unwrap_or_else(rand::random),
             ctx,
@@ -275,7 +289,8 @@ impl Server {
     pub fn peers(&self) -> &[NodeId] {
         &self.peers
     }
-    /// The data directory this server holds locked.
+    /// The data directory this server holds locked (with disk storage; with storage you
+    /// provided, the directory the config names for it, unused).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
