@@ -152,7 +152,7 @@ impl Client {
         self.next_request_id += 1;
         let request =
             ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: self.config.cluster_id, request_id, body };
-        let key = self.key.clone().map_err(CallError::Local)?;
+        let key = self.key.as_ref().map_err(|e| CallError::Local(e.clone()))?;
         let frame = auth::seal(key.as_ref(), encode(&request));
         let socket = self.socket(&server)?;
         // Queued until the connection is up; the deadline covers a server that never appears.

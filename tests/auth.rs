@@ -6,7 +6,6 @@ mod common;
 use common::{wait_for, InProcessCluster, TestConfig, TOLERANCE};
 use leader::client::{CallError, Client};
 use leader::codec::encode;
-use leader::config::Config;
 use leader::core::{AppendEntries, Entry, LogIndex, Message, NodeId, RequestVote, Role, Term};
 use leader::kv::{KvCommand, KvOp};
 use leader::node::{NodeOptions, Server};
@@ -17,15 +16,7 @@ use std::time::Duration;
 
 /// A 3-server in-process cluster whose config names a fresh key file.
 fn keyed_cluster() -> (InProcessCluster, ClusterKey) {
-    let mut cluster = InProcessCluster::start_with(3, 200, 50, |test: &mut TestConfig| {
-        let key = test.dir.path().join("cluster.key");
-        ClusterKey::generate(&key).unwrap();
-        let text = std::fs::read_to_string(&test.path).unwrap();
-        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        json["object"]["cluster_key_file"] = "cluster.key".into();
-        std::fs::write(&test.path, json.to_string()).unwrap();
-        test.config = Config::load(&test.path).unwrap();
-    });
+    let mut cluster = InProcessCluster::start_with(3, 200, 50, TestConfig::add_cluster_key);
     cluster.wait_leader("first election");
     let key = ClusterKey::load(cluster.test.config.cluster_key_file.as_ref().unwrap()).unwrap();
     (cluster, key)

@@ -248,14 +248,7 @@ fn python_garbage_does_not_disturb_the_cluster() {
 
 #[test]
 fn the_python_client_authenticates_to_a_keyed_cluster() {
-    let mut cluster = InProcessCluster::start_with(3, 200, 50, |test: &mut TestConfig| {
-        let key = test.dir.path().join("cluster.key");
-        leader::transport::auth::ClusterKey::generate(&key).unwrap();
-        let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&test.path).unwrap()).unwrap();
-        json["object"]["cluster_key_file"] = "cluster.key".into();
-        std::fs::write(&test.path, json.to_string()).unwrap();
-        test.config = leader::config::Config::load(&test.path).unwrap();
-    });
+    let mut cluster = InProcessCluster::start_with(3, 200, 50, TestConfig::add_cluster_key);
     cluster.wait_leader("keyed cluster");
     let run = |config: &Path, args: &[&str]| {
         let out = python().arg(python_dir().join("client.py")).arg("--config").arg(config).args(args).output().unwrap();

@@ -1,7 +1,7 @@
 //! `leader bench`: throughput and latency of acknowledged durable writes against a cluster,
 //! or of the core alone (`--in-memory`). A benchmark reports figures; it asserts nothing.
 
-use super::EXIT_FAILURE;
+use super::{percentile, EXIT_FAILURE};
 use leader::client::Client;
 use leader::codec::{decode, encode};
 use leader::config::Config;
@@ -56,14 +56,6 @@ struct Op {
     sent: Instant,
     /// Resend no earlier than this (after a Busy/Dropped/NotLeader answer).
     retry_at: Option<Instant>,
-}
-
-fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
-    sorted_us[rank.clamp(1, sorted_us.len()) - 1] as f64 / 1000.0
 }
 
 /// Start the cluster of `config` unless some server already answers.
@@ -276,11 +268,11 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let mut lat = std::mem::take(&mut load.latencies_us);
-    lat.sort_unstable();
+    let mut lat: Vec<f64> = load.latencies_us.iter().map(|&us| us as f64 / 1000.0).collect();
+    lat.sort_by(f64::total_cmp);
     let ops = lat.len();
     let (p50, p90, p99, max) =
-        (percentile_ms(&lat, 50.0), percentile_ms(&lat, 90.0), percentile_ms(&lat, 99.0), percentile_ms(&lat, 100.0));
+        (percentile(&lat, 50.0), percentile(&lat, 90.0), percentile(&lat, 99.0), percentile(&lat, 100.0));
     let ops_per_sec = ops as f64 / secs;
     if args.json {
         println!(

@@ -2,7 +2,7 @@
 //! to elect a new one. A benchmark, not a test: it reports figures, it asserts nothing.
 
 use super::up::leader_of;
-use super::EXIT_FAILURE;
+use super::{percentile, EXIT_FAILURE};
 use leader::client::Client;
 use leader::config::Config;
 use leader::core::{NodeId, Term};
@@ -27,11 +27,6 @@ fn wait_for_leader(client: &mut Client, not: Option<NodeId>, after: Term) -> Opt
         std::thread::sleep(POLL_EVERY);
     }
     None
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Run `rounds` kill-the-leader rounds on a fresh cluster of `config`.

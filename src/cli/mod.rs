@@ -152,17 +152,14 @@ fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
         .collect()
 }
 
-/// The --cluster-key given on the command line, read once for the whole run.
-static CLUSTER_KEY: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-
 /// Load the config or print its one clear error. `--cluster-key` overrides the file's
 /// `cluster_key_file`, and the key is checked now so that a bad key is a configuration error.
-fn load_config(path: &PathBuf) -> Result<Config, i32> {
+fn load_config(path: &PathBuf, cluster_key: Option<&PathBuf>) -> Result<Config, i32> {
     let mut config = Config::load(path).map_err(|e| {
         eprintln!("leader: {e}");
         e.exit_code()
     })?;
-    if let Some(Some(key)) = CLUSTER_KEY.get() {
+    if let Some(key) = cluster_key {
         config.cluster_key_file = Some(key.clone());
     }
     if let Some(path) = &config.cluster_key_file {
@@ -184,7 +181,6 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
-    let _ = CLUSTER_KEY.set(cli.cluster_key.clone());
     let default_level = match (&cli.command, cli.pid) {
         (None, Some(_)) => "info",
         // Recovery warnings on every mutated file would drown the report.
@@ -192,17 +188,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
         _ => "warn",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
+    let key_file = cli.cluster_key.as_ref();
     let result = match (cli.command, cli.pid) {
         (Some(_), Some(_)) => {
             eprintln!("leader: --pid runs one server; it cannot be combined with a command");
             Err(EXIT_CONFIG)
         }
-        (None, Some(pid)) => run_server(&cli.config, pid, cli.data_dir),
+        (None, Some(pid)) => run_server(&cli.config, key_file, pid, cli.data_dir),
         (None, None) => {
             eprintln!("leader: nothing to do: give --pid N to run a server, or a command (see leader --help)");
             Err(EXIT_CONFIG)
         }
-        (Some(Cmd::Up), None) => load_config(&cli.config).and_then(|c| up::run(&c)),
+        (Some(Cmd::Up), None) => load_config(&cli.config, key_file).and_then(|c| up::run(&c)),
         (Some(Cmd::Keygen { out }), None) => match leader::transport::auth::ClusterKey::generate(&out) {
             Ok(()) => {
                 println!(
@@ -217,22 +214,26 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         },
         (Some(Cmd::Status { json, timeout_ms }), None) => {
-            load_config(&cli.config).and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms)))
+            load_config(&cli.config, key_file).and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms)))
         }
         (Some(Cmd::Failover { rounds, json }), None) => {
-            load_config(&cli.config).and_then(|c| failover::run(&c, rounds, json))
+            load_config(&cli.config, key_file).and_then(|c| failover::run(&c, rounds, json))
         }
         (Some(Cmd::Sim(args)), None) => sim::run_cli(&args),
         (Some(Cmd::Fuzz { target, seconds, seed }), None) => fuzz::run_cli(&target, seconds, seed),
         (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
-        (Some(Cmd::Bench(args)), None) => load_config(&cli.config).and_then(|c| bench::run(c, &args)),
+        (Some(Cmd::Bench(args)), None) => load_config(&cli.config, key_file).and_then(|c| bench::run(c, &args)),
         (Some(Cmd::Put { key, value, deadline_ms }), None) => {
-            run_kv(&cli.config, kv::KvCli::Put { key, value }, deadline_ms)
+            run_kv(&cli.config, key_file, kv::KvCli::Put { key, value }, deadline_ms)
         }
-        (Some(Cmd::Get { key, deadline_ms }), None) => run_kv(&cli.config, kv::KvCli::Get { key }, deadline_ms),
-        (Some(Cmd::Delete { key, deadline_ms }), None) => run_kv(&cli.config, kv::KvCli::Delete { key }, deadline_ms),
+        (Some(Cmd::Get { key, deadline_ms }), None) => {
+            run_kv(&cli.config, key_file, kv::KvCli::Get { key }, deadline_ms)
+        }
+        (Some(Cmd::Delete { key, deadline_ms }), None) => {
+            run_kv(&cli.config, key_file, kv::KvCli::Delete { key }, deadline_ms)
+        }
         (Some(Cmd::Cas { key, expected, new, deadline_ms }), None) => {
-            run_kv(&cli.config, kv::KvCli::Cas { key, expected, new }, deadline_ms)
+            run_kv(&cli.config, key_file, kv::KvCli::Cas { key, expected, new }, deadline_ms)
         }
     };
     match result {
@@ -241,8 +242,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
-fn run_kv(config: &PathBuf, command: kv::KvCli, deadline_ms: u64) -> Result<(), i32> {
-    load_config(config).and_then(|c| kv::run(c, command, Duration::from_millis(deadline_ms)))
+fn run_kv(config: &PathBuf, key: Option<&PathBuf>, command: kv::KvCli, deadline_ms: u64) -> Result<(), i32> {
+    load_config(config, key).and_then(|c| kv::run(c, command, Duration::from_millis(deadline_ms)))
+}
+
+/// The nearest-rank `p`-th percentile of `sorted` (ascending), 0 for no samples: the one place
+/// the benchmarks compute their percentiles.
+fn percentile<T: Copy + Into<f64>>(sorted: &[T], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].into()
 }
 
 /// Set a flag on SIGINT/SIGTERM/SIGHUP.
@@ -255,11 +266,10 @@ fn interrupted_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn run_server(config_path: &PathBuf, pid: u64, data_dir: Option<PathBuf>) -> Result<(), i32> {
-    let config = load_config(config_path)?;
+fn run_server(config_path: &PathBuf, key: Option<&PathBuf>, pid: u64, data_dir: Option<PathBuf>) -> Result<(), i32> {
+    let config = load_config(config_path, key)?;
     let options = NodeOptions { data_dir, ..NodeOptions::default() };
-    // The key itself is loaded by the server from config.cluster_key_file (set from
-    // --cluster-key by load_config).
+    // The server loads the key from config.cluster_key_file (which --cluster-key overrides).
     let server = Server::start_with(&config, NodeId(pid), options).map_err(|e| {
         eprintln!("leader: server {pid}: {e}");
         match e {

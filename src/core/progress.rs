@@ -97,9 +97,4 @@ impl Progress {
         self.in_flight.clear();
         true
     }
-
-    /// A heartbeat interval passed: a paused probe may try again (its append may be lost).
-    pub fn resume_probe(&mut self) {
-        self.probe_sent = false;
-    }
 }

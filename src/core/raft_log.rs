@@ -53,11 +53,6 @@ impl RaftLog {
         self.entries.get(index.0 as usize - 1).map(|e| e.term)
     }
 
-    /// The entry at `index`, if present.
-    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        index.0.checked_sub(1).and_then(|i| self.entries.get(i as usize))
-    }
-
     /// §5.4.1: a candidate's log is at least as up-to-date as ours if its last term is later,
     /// or the last terms are equal and it is at least as long.
     pub fn is_up_to_date(&self, last_log_index: LogIndex, last_log_term: Term) -> bool {

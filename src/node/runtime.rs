@@ -100,6 +100,8 @@ pub(super) struct Runtime {
     inbox: mpsc::SyncSender<InboxMessage>,
     /// Proposals waiting for their entry to be applied, by log index.
     pub(super) pending: Pending,
+    /// This turn's copy of the peers the handle has blocked (simulated partitions).
+    blocked: std::collections::BTreeSet<NodeId>,
     // Keeps the sockets' context alive for as long as the sockets.
     _ctx: zmq::Context,
 }
@@ -157,6 +159,7 @@ impl Runtime {
             commands,
             inbox,
             pending: Pending::default(),
+            blocked: Default::default(),
             _ctx: ctx,
         })
     }
@@ -184,6 +187,8 @@ impl Runtime {
         while !self.shared.stop.load(Ordering::Acquire) {
             let timeout = next_tick.saturating_duration_since(Instant::now());
             self.poll(timeout);
+            // The partition set (Server::block) is read once per turn, not per message.
+            self.blocked = lock(&self.shared.blocked).clone();
             self.take_commands();
             self.take_envelopes();
             let statuses = self.serve_clients();
@@ -245,7 +250,7 @@ impl Runtime {
     }
 
     fn send_envelope(&mut self, to: NodeId, body: Body) {
-        if lock(&self.shared.blocked).contains(&to) {
+        if self.blocked.contains(&to) {
             return;
         }
         let envelope = Envelope { version: WIRE_VERSION, cluster_id: self.cluster_id, from: self.raft.id(), to, body };
@@ -253,7 +258,6 @@ impl Runtime {
     }
 
     fn take_envelopes(&mut self) {
-        let blocked = lock(&self.shared.blocked).clone();
         for _ in 0..INBOUND_BATCH_MAX {
             let Some(frame) = self.transport.try_recv() else {
                 break;
@@ -265,7 +269,7 @@ impl Runtime {
                 continue;
             };
             let envelope = match self.receiver.open_envelope(bytes) {
-                Ok(envelope) if blocked.contains(&envelope.from) => Err(DropReason::Blocked),
+                Ok(envelope) if self.blocked.contains(&envelope.from) => Err(DropReason::Blocked),
                 other => other,
             };
             match envelope {

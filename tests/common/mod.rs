@@ -58,6 +58,17 @@ impl TestConfig {
         TestConfig { dir, path, config, servers }
     }
 
+    /// Generate a cluster key next to the config and name it in `cluster_key_file`.
+    pub fn add_cluster_key(&mut self) {
+        let key = self.dir.path().join("cluster.key");
+        leader::transport::auth::ClusterKey::generate(&key).expect("generate a key");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.path).expect("read config")).expect("config is JSON");
+        json["object"]["cluster_key_file"] = "cluster.key".into();
+        std::fs::write(&self.path, json.to_string()).expect("write config");
+        self.config = Config::load(&self.path).expect("keyed config loads");
+    }
+
     /// Rewrite the file with other timeouts (same servers, so the same cluster id).
     pub fn rewrite_timeouts(&mut self, election_timeout_ms: u64, heartbeat_ms: u64) {
         self.config = write_config(&self.path, &self.servers, election_timeout_ms, heartbeat_ms);
