@@ -134,7 +134,17 @@ fn a_python_peer_votes_and_replicates_so_the_surviving_rust_server_wins() {
 #[test]
 fn the_python_client_writes_and_reads_through_a_rust_cluster() {
     let mut cluster = InProcessCluster::start(3, 200, 50);
-    let (leader, _) = cluster.wait_leader("first election");
+    let (mut leader, _) = cluster.wait_leader("first election");
+    // client.py tries server 2 first when it knows no leader: make sure server 2 follows, so
+    // that every fresh client.py run below has to follow a NotLeader redirect to succeed.
+    if leader == NodeId(2) {
+        cluster.stop_server(NodeId(2));
+        leader = cluster.wait_leader_where("a leader other than 2", |p, _| p != NodeId(2)).0;
+        cluster.start_server(NodeId(2));
+        wait_for(TOLERANCE, "server 2 to follow", || {
+            (cluster.servers[&NodeId(2)].leader() == Some(leader)).then_some(())
+        });
+    }
     let config = cluster.test.path.clone();
     let client = |args: &[&str]| {
         let out =

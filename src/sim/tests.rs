@@ -44,3 +44,15 @@ fn every_planted_bug_is_found_within_1000_seeds() {
     }
     assert!(missed.is_empty(), "not found within 1000 seeds: {missed:?}");
 }
+
+#[test]
+fn a_failure_names_the_seed_and_property_and_keeps_a_readable_trace() {
+    let bugs = crate::core::PlantedBugs { apply_twice_after_restart: true, ..crate::core::PlantedBugs::NONE };
+    let (seed, _) = seeds_to_find(bugs, 1000).expect("the planted bug is found");
+    let report = run_explained(&SimOptions { bugs, servers: 3, events: 4000, ..SimOptions::new(seed) });
+    assert_eq!(report.seed, seed);
+    let violation = report.violation.expect("the replay fails the same way");
+    assert_eq!(violation.property, "apply each entry once, in order");
+    assert!(report.trace_tail.len() >= 10, "the last events are kept as text: {:?}", report.trace_tail);
+    assert!(report.trace_tail.iter().any(|l| l.contains("RESTART")), "the trace shows the restart");
+}
