@@ -103,10 +103,11 @@ impl SimNode {
         self.options.planted.active()
     }
 
-    /// Crash: everything not synced is lost, the process state is gone.
-    pub fn crash(&mut self) {
+    /// Crash: the process state is gone; of the writes not yet synced, the first `keep`
+    /// reached the disk and the next was torn (everything from it on is lost).
+    pub fn crash(&mut self, keep: usize) {
         self.raft = None;
-        self.storage.crash();
+        self.storage.crash_torn(keep);
         self.in_flight.clear();
         self.pending.clear();
     }
@@ -129,6 +130,11 @@ impl SimNode {
             self.state_machine = KvStore::new();
             self.applied.clear();
         }
+    }
+
+    /// Entries appended but not yet synced.
+    pub fn unsynced(&self) -> usize {
+        self.storage.entries().len().saturating_sub(self.storage.durable_entries().len())
     }
 
     /// Length of the log as handed to storage (the view the checker compares).

@@ -62,6 +62,9 @@ pub(super) struct World {
     /// Directed links that drop everything: (from, to).
     blocked: BTreeSet<(NodeId, NodeId)>,
     faults_on: bool,
+    /// Draws how much of an unsynced write survives a crash (a stream of its own, so torn
+    /// writes do not shift the other random choices of a seed).
+    tear_rng: SplitMix64,
     /// Message loss while faults are on: per run, from none to heavy.
     loss_percent: u64,
     events: u64,
@@ -93,6 +96,7 @@ impl World {
             .map(|c| SimClient { client_id: c as u64 + 1, seq: 0, next_attempt: 0, current: None, leader_guess: None })
             .collect();
         World {
+            tear_rng: SplitMix64::new(opts.seed ^ 0x7ea2_70a2),
             loss_percent: [0, 2, 5, 10, 20][rng.range(0, 5) as usize],
             trace: Trace::new(60, opts.keep_trace),
             faults_on: opts.faults,
@@ -400,7 +404,10 @@ impl World {
 
     /// Crash `id` (trace code `code`).
     fn crash(&mut self, id: NodeId, code: u64, what: &'static str) {
-        self.node(id).crash();
+        // Torn final records: some unsynced appends may have reached the disk before the crash.
+        let unsynced = self.nodes[id.0 as usize - 1].unsynced() as u64;
+        let keep = self.tear_rng.range(0, unsynced + 1) as usize;
+        self.node(id).crash(keep);
         self.trace.mix(&[self.now, code, id.0]);
         self.trace.line(|| format!("{:>7} {what} {id}", self.now));
     }

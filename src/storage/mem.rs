@@ -86,6 +86,17 @@ impl MemStorage {
         self.failed = false;
     }
 
+    /// Crash with a torn write: the first `keep` appends made since the last sync reached the
+    /// disk whole and survive; the next one was torn (the WAL drops a torn final record on
+    /// open) and it and everything after it are lost. With an unsynced truncation pending
+    /// this is a plain [`MemStorage::crash`].
+    pub fn crash_torn(&mut self, keep: usize) {
+        if self.durable_tail.is_empty() {
+            self.synced_len = (self.synced_len + keep).min(self.entries.len());
+        }
+        self.crash();
+    }
+
     /// The log as the server sees it (appended entries, synced or not).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
@@ -230,6 +241,19 @@ mod tests {
     fn changing_a_vote_within_a_term_is_a_bug() {
         let mut storage = MemStorage::with_hard_state(voted(5, Some(1), 0));
         let _ = storage.save_hard_state(&voted(5, Some(2), 0));
+    }
+
+    #[test]
+    fn a_torn_crash_keeps_a_prefix_of_the_unsynced_appends() {
+        let mut m = MemStorage::new();
+        let entries: Vec<Entry> = (1..=5).map(|i| Entry { term: Term(1), index: LogIndex(i), data: vec![] }).collect();
+        m.append(&entries[..2]).unwrap();
+        m.sync().unwrap();
+        m.append(&entries[2..]).unwrap();
+        m.crash_torn(2);
+        assert_eq!(m.entries(), &entries[..4], "two of three unsynced appends survived, the last was torn");
+        m.crash_torn(9);
+        assert_eq!(m.entries(), &entries[..4], "nothing beyond what was written");
     }
 
     #[test]
