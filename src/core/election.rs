@@ -1,4 +1,5 @@
-//! Leader election (§5.2) with the voting restriction (§5.4.1).
+//! Leader election (§5.2) with the voting restriction (§5.4.1), pre-vote (thesis §9.6) and
+//! leader stickiness (thesis §4.2.3).
 
 use super::message::{Entry, Message, RequestVote, RequestVoteResponse};
 use super::progress::Progress;
@@ -49,6 +50,7 @@ impl Raft {
         self.current_term = Term(self.current_term.0 + 1);
         self.voted_for = Some(self.id);
         self.role = Role::Candidate;
+        self.pre_candidate = false;
         self.leader_id = None;
         self.votes_granted.clear();
         self.votes_granted.insert(self.id);
@@ -84,5 +86,71 @@ impl Raft {
         let noop = Entry { term: self.current_term, index: LogIndex(last.0 + 1), data: Vec::new() };
         self.log.append([noop]);
         self.broadcast_append();
+    }
+
+    /// §4.2.3: while a leader is known to be alive — we lead, or we heard from the leader of
+    /// our term within the minimum election timeout — a request to vote in a later term can
+    /// only come from a server that lost touch with it (paused, restarted, cut off). Ignoring
+    /// it keeps that server from deposing a healthy leader.
+    pub(super) fn is_sticky_to_leader(&self, message: &Message) -> bool {
+        let asks_for_vote = match message {
+            Message::PreVote(_) => true,
+            Message::RequestVote(m) => m.term > self.current_term,
+            _ => false,
+        };
+        let leader_alive = self.role == Role::Leader
+            || (self.leader_id.is_some() && self.election_elapsed < self.options.election_ticks);
+        asks_for_vote && self.options.leader_stickiness && leader_alive
+    }
+
+    /// §9.6: would we vote for `from` in `m.term`? Answered without changing our term, vote or
+    /// election timer, so a pre-vote can never disrupt anything.
+    pub(super) fn handle_pre_vote(&mut self, from: NodeId, m: RequestVote) {
+        let vote_granted = m.term > self.current_term && self.log.is_up_to_date(m.last_log_index, m.last_log_term);
+        let term = if vote_granted { m.term } else { self.current_term };
+        log::debug!("{}: pre-vote for {from} in term {}: {vote_granted}", self.id, m.term);
+        self.send(from, Message::PreVoteResponse(RequestVoteResponse { term, vote_granted }));
+    }
+
+    pub(super) fn handle_pre_vote_response(&mut self, from: NodeId, m: RequestVoteResponse) {
+        let asked = Term(self.current_term.0 + 1);
+        if !self.pre_candidate || !m.vote_granted || m.term != asked {
+            return;
+        }
+        self.votes_granted.insert(from);
+        if self.votes_granted.len() >= self.quorum() {
+            self.become_candidate();
+        }
+    }
+
+    /// §9.6: ask everyone whether we could win term + 1, keeping our term and vote: a server
+    /// that cannot win (cut off, or behind) never raises its term, so it cannot disrupt the
+    /// cluster when it comes back.
+    pub(super) fn become_pre_candidate(&mut self) {
+        assert_ne!(self.role, Role::Leader, "a leader never campaigns");
+        if self.bugs().pre_vote_raises_term {
+            self.current_term = Term(self.current_term.0 + 1);
+            self.voted_for = None;
+        }
+        self.role = Role::Follower;
+        self.leader_id = None;
+        self.pre_candidate = true;
+        self.votes_granted.clear();
+        self.votes_granted.insert(self.id);
+        self.reset_election_timer();
+        if self.votes_granted.len() >= self.quorum() {
+            self.become_candidate();
+            return;
+        }
+        let request = RequestVote {
+            term: Term(self.current_term.0 + 1),
+            candidate_id: self.id,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        log::debug!("{}: asking for pre-votes for term {}", self.id, request.term);
+        for peer in self.peers.clone() {
+            self.send(peer, Message::PreVote(request.clone()));
+        }
     }
 }

@@ -86,6 +86,12 @@ pub enum Message {
     AppendEntries(AppendEntries),
     /// Answer to an `AppendEntries`.
     AppendEntriesResponse(AppendEntriesResponse),
+    /// Pre-vote (thesis §9.6): "could I win an election?", asked before raising the term.
+    /// `term` is the term the sender would campaign in (its current term + 1); receiving one
+    /// changes nothing in the receiver's term, vote or timers.
+    PreVote(RequestVote),
+    /// Answer to a `PreVote`: `term` is the asked term when granted, else the voter's term.
+    PreVoteResponse(RequestVoteResponse),
 }
 
 impl Message {
@@ -96,6 +102,8 @@ impl Message {
             Message::RequestVoteResponse(m) => m.term,
             Message::AppendEntries(m) => m.term,
             Message::AppendEntriesResponse(m) => m.term,
+            Message::PreVote(m) => m.term,
+            Message::PreVoteResponse(m) => m.term,
         }
     }
 
@@ -106,6 +114,8 @@ impl Message {
             Message::RequestVoteResponse(_) => "RequestVoteResponse",
             Message::AppendEntries(_) => "AppendEntries",
             Message::AppendEntriesResponse(_) => "AppendEntriesResponse",
+            Message::PreVote(_) => "PreVote",
+            Message::PreVoteResponse(_) => "PreVoteResponse",
         }
     }
 }

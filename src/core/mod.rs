@@ -18,12 +18,15 @@ mod rng;
 #[cfg(test)]
 mod tests;
 mod types;
+mod validate;
+#[cfg(test)]
+mod validate_tests;
 
 pub use message::{AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote, RequestVoteResponse};
 pub use planted::PlantedBugs;
 pub use progress::{Progress, ProgressState};
 pub use raft::{Options, Raft, TERM_MAX};
 pub use raft_log::RaftLog;
-pub use ready::{Ignored, IndexRange, ProposeError, Ready, Role, SoftState};
+pub use ready::{Ignored, IndexRange, Invalid, ProposeError, Ready, Role, SoftState};
 pub use rng::SplitMix64;
 pub use types::{HardState, LogIndex, NodeId, Term};

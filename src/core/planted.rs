@@ -23,6 +23,13 @@ pub struct PlantedBugs {
     pub ack_before_durable: bool,
     /// After a restart the state machine is not rebuilt, so entries are applied twice.
     pub apply_twice_after_restart: bool,
+    /// A pre-candidate raises its term when it asks for pre-votes (thesis §9.6 says it must
+    /// not): a server cut off or paused comes back with a higher term and deposes the leader.
+    pub pre_vote_raises_term: bool,
+    /// A follower appends entries whose `prev_log_index` entry has another term than
+    /// `prev_log_term` (skipping the §5.3 consistency check): its log no longer continues the
+    /// leader's.
+    pub accept_entries_not_continuing_log: bool,
 }
 
 impl PlantedBugs {
@@ -36,6 +43,8 @@ impl PlantedBugs {
         vote_before_persist: false,
         ack_before_durable: false,
         apply_twice_after_restart: false,
+        pre_vote_raises_term: false,
+        accept_entries_not_continuing_log: false,
     };
 
     /// The switches in effect: as set in test builds, none otherwise.
@@ -62,6 +71,8 @@ impl PlantedBugs {
             ("vote_before_persist", PlantedBugs { vote_before_persist: true, ..none }),
             ("ack_before_durable", PlantedBugs { ack_before_durable: true, ..none }),
             ("apply_twice_after_restart", PlantedBugs { apply_twice_after_restart: true, ..none }),
+            ("pre_vote_raises_term", PlantedBugs { pre_vote_raises_term: true, ..none }),
+            ("accept_entries_not_continuing_log", PlantedBugs { accept_entries_not_continuing_log: true, ..none }),
         ]
     }
 }

@@ -38,6 +38,14 @@ pub struct Options {
     /// A leader that has not heard from a majority for an election timeout steps down (thesis
     /// §6.2), so a partitioned leader stops claiming leadership instead of lingering.
     pub check_quorum: bool,
+    /// Before raising its term, a would-be candidate asks whether it could win (thesis §9.6),
+    /// so a server that was paused, restarted or cut off does not depose a healthy leader by
+    /// coming back with a higher term.
+    pub pre_vote: bool,
+    /// A server that heard from a current leader within the minimum election timeout (or is
+    /// the leader) ignores (pre-)votes for a later term (thesis §4.2.3): the leader is alive,
+    /// so a vote request can only come from a server that lost touch with it.
+    pub leader_stickiness: bool,
     /// Appends in flight per follower in Replicate state: bounds the leader's buffering per
     /// follower while keeping the pipe full over a round trip plus a follower fsync.
     pub in_flight_max: usize,
@@ -63,6 +71,8 @@ impl Options {
             heartbeat_ticks,
             seed,
             check_quorum: true,
+            pre_vote: true,
+            leader_stickiness: true,
             in_flight_max: 64,
             entries_per_message_max: 4096,
             bytes_per_message_max: 512 << 10,
@@ -89,8 +99,11 @@ pub struct Raft {
     pub(super) election_elapsed: u32,
     pub(super) heartbeat_elapsed: u32,
     pub(super) randomized_election_timeout: u32,
-    /// Candidate: servers that granted their vote in `current_term`, self included.
+    /// Candidate: servers that granted their vote in `current_term`, self included; while
+    /// `pre_candidate`, the pre-votes for `current_term + 1`.
     pub(super) votes_granted: BTreeSet<NodeId>,
+    /// A follower asking for pre-votes (§9.6) before it campaigns for `current_term + 1`.
+    pub(super) pre_candidate: bool,
     /// Leader: peers heard from since the last quorum check.
     pub(super) recent_active: BTreeSet<NodeId>,
     /// Leader: replication progress per follower (Figure 2 nextIndex/matchIndex).
@@ -139,6 +152,7 @@ impl Raft {
             heartbeat_elapsed: 0,
             randomized_election_timeout: options.election_ticks,
             votes_granted: BTreeSet::new(),
+            pre_candidate: false,
             recent_active: BTreeSet::new(),
             progress: BTreeMap::new(),
             rng: SplitMix64::new(options.seed),
@@ -235,7 +249,11 @@ impl Raft {
             Role::Follower | Role::Candidate => {
                 // §5.2: no word from a leader (or a vote granted) within the timeout: campaign.
                 if self.election_elapsed >= self.randomized_election_timeout {
-                    self.become_candidate();
+                    if self.options.pre_vote {
+                        self.become_pre_candidate();
+                    } else {
+                        self.become_candidate();
+                    }
                 }
             }
         }
@@ -259,7 +277,8 @@ impl Raft {
         }
     }
 
-    /// Handle one message from `from`. Malformed or foreign input is counted and ignored.
+    /// Handle one message from `from`. Foreign, invalid or forged input is counted and
+    /// ignored before it touches any state (validate.rs).
     pub fn step(&mut self, from: NodeId, message: Message) {
         if !self.peers.contains(&from) {
             self.ignored.unknown_peer += 1;
@@ -271,6 +290,30 @@ impl Raft {
             self.ignored.term_too_large += 1;
             log::debug!("{}: ignoring {} with term {term} above the limit", self.id, message.kind());
             return;
+        }
+        if let Err(reason) = self.validate(from, &message) {
+            self.ignored.count_invalid(reason);
+            log::warn!("{}: dropped an invalid {} from {from}: {}", self.id, message.kind(), reason.name());
+            return;
+        }
+        if self.is_sticky_to_leader(&message) {
+            self.ignored.leader_sticky += 1;
+            log::debug!("{}: ignoring {} from {from}: the leader of term {} is alive", self.id, message.kind(), term);
+            return;
+        }
+        // A pre-vote changes nothing, whatever its term (§9.6): handled before the term rule.
+        match message {
+            Message::PreVote(m) => {
+                self.handle_pre_vote(from, m);
+                self.assert_invariants();
+                return;
+            }
+            Message::PreVoteResponse(m) if m.vote_granted || m.term <= self.current_term => {
+                self.handle_pre_vote_response(from, m);
+                self.assert_invariants();
+                return;
+            }
+            _ => {} // a refusal from a later term is news of that term: the rule below
         }
         // §5.1: a higher term makes us a follower of that term, whatever our role.
         if term > self.current_term {
@@ -286,6 +329,7 @@ impl Raft {
             Message::RequestVoteResponse(m) => self.handle_request_vote_response(from, m),
             Message::AppendEntries(m) => self.handle_append_entries(from, m),
             Message::AppendEntriesResponse(m) => self.handle_append_entries_response(from, m),
+            Message::PreVote(_) | Message::PreVoteResponse(_) => {} // a refusal: the term rule did it
         }
         self.assert_invariants();
     }
@@ -308,7 +352,10 @@ impl Raft {
                 };
                 self.send(from, Message::AppendEntriesResponse(reply));
             }
-            Message::RequestVoteResponse(_) | Message::AppendEntriesResponse(_) => {
+            Message::RequestVoteResponse(_)
+            | Message::AppendEntriesResponse(_)
+            | Message::PreVote(_)
+            | Message::PreVoteResponse(_) => {
                 self.ignored.stale_term += 1;
             }
         }
@@ -323,6 +370,7 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.leader_id = leader_id;
+        self.pre_candidate = false;
         self.votes_granted.clear();
         self.recent_active.clear();
         self.progress.clear();
@@ -469,6 +517,7 @@ impl Raft {
             Role::Candidate => assert_eq!(self.voted_for, Some(self.id), "a candidate voted for itself"),
             Role::Follower => assert_ne!(self.leader_id, Some(self.id), "a follower is not its own leader"),
         }
+        assert!(!self.pre_candidate || self.role == Role::Follower, "only a follower asks for pre-votes");
         if let Some(vote) = self.voted_for {
             if let Some((term, seen)) = self.vote_seen {
                 assert!(term != self.current_term || seen == vote, "two votes in term {term}: {seen} then {vote}");

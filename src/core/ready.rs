@@ -147,6 +147,96 @@ pub struct Ignored {
     /// Messages whose term is above [`TERM_MAX`](super::TERM_MAX): forged or corrupt, and
     /// obeying one would leave no room for the next election.
     pub term_too_large: u64,
+    /// (Pre-)vote requests ignored because this server heard from a current leader within
+    /// the minimum election timeout (leader stickiness, thesis §4.2.3). Not an error: a
+    /// server that was paused, restarted or cut off asks before it learns of the leader.
+    pub leader_sticky: u64,
+    /// Messages no correct peer sends, dropped before they touched any state, by reason
+    /// (indexed by [`Invalid`] as `usize`).
+    pub invalid: [u64; Invalid::ALL.len()],
+}
+
+impl Ignored {
+    /// Count one invalid message.
+    pub fn count_invalid(&mut self, reason: Invalid) {
+        self.invalid[reason as usize] += 1;
+    }
+
+    /// Invalid messages dropped, all reasons together.
+    pub fn invalid_total(&self) -> u64 {
+        self.invalid.iter().sum()
+    }
+
+    /// Every counter with a stable snake_case name, for status output and metrics.
+    pub fn by_name(&self) -> Vec<(&'static str, u64)> {
+        let mut out = vec![
+            ("unknown_peer", self.unknown_peer),
+            ("stale_term", self.stale_term),
+            ("stale_response", self.stale_response),
+            ("conflicting_leader", self.conflicting_leader),
+            ("term_too_large", self.term_too_large),
+            ("leader_sticky", self.leader_sticky),
+        ];
+        out.extend(Invalid::ALL.iter().map(|&r| (r.name(), self.invalid[r as usize])));
+        out
+    }
+}
+
+/// Why a decodable message was dropped as invalid: it breaks a rule every correct peer keeps
+/// (docs/wire.md, "What a peer must never send"). A buggy or lying peer can send any of these;
+/// the core drops the message before it touches term, vote, log or timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Invalid {
+    /// AppendEntries whose `leader_id` is not its sender.
+    LeaderIdMismatch,
+    /// RequestVote or PreVote whose `candidate_id` is not its sender.
+    CandidateIdMismatch,
+    /// A log position that cannot exist: a term above the message's own term, or index 0
+    /// with a non-zero term (or the reverse: every entry at index >= 1 has a term >= 1).
+    LogPositionInvalid,
+    /// AppendEntries entries that do not continue `prev_log_index` one by one (or whose
+    /// indexes overflow).
+    EntriesNotContiguous,
+    /// AppendEntries entries whose terms decrease, start below `prev_log_term`, are 0, or
+    /// exceed the message's term (a leader only sends entries of its term or earlier, §5.3).
+    EntryTermsInvalid,
+    /// AppendEntries that would overwrite an entry at or below our commit index: committed
+    /// entries never change (§5.4, Leader Completeness).
+    OverwritesCommitted,
+    /// AppendEntriesResponse to the leader of its term acknowledging or rejecting an index
+    /// past the leader's last entry (the leader never sent it).
+    AckBeyondLog,
+    /// AppendEntriesResponse whose conflict hints are impossible (a conflict term above the
+    /// response's term).
+    HintInvalid,
+}
+
+impl Invalid {
+    /// Every reason, in counter order.
+    pub const ALL: [Invalid; 8] = [
+        Invalid::LeaderIdMismatch,
+        Invalid::CandidateIdMismatch,
+        Invalid::LogPositionInvalid,
+        Invalid::EntriesNotContiguous,
+        Invalid::EntryTermsInvalid,
+        Invalid::OverwritesCommitted,
+        Invalid::AckBeyondLog,
+        Invalid::HintInvalid,
+    ];
+
+    /// Stable snake_case name (status output, logs).
+    pub fn name(self) -> &'static str {
+        match self {
+            Invalid::LeaderIdMismatch => "invalid_leader_id",
+            Invalid::CandidateIdMismatch => "invalid_candidate_id",
+            Invalid::LogPositionInvalid => "invalid_log_position",
+            Invalid::EntriesNotContiguous => "invalid_entries_not_contiguous",
+            Invalid::EntryTermsInvalid => "invalid_entry_terms",
+            Invalid::OverwritesCommitted => "invalid_overwrites_committed",
+            Invalid::AckBeyondLog => "invalid_ack_beyond_log",
+            Invalid::HintInvalid => "invalid_hint",
+        }
+    }
 }
 
 /// Why a proposal was refused.

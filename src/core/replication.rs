@@ -113,14 +113,18 @@ impl Raft {
             self.ignored.conflicting_leader += 1;
             return;
         }
-        if self.role == Role::Candidate {
-            // §5.2: a candidate that hears from a legitimate leader of its term returns to follower.
+        if self.role == Role::Candidate || self.pre_candidate {
+            // §5.2: a candidate that hears from a legitimate leader of its term returns to
+            // follower (and a pre-candidate stops asking).
             self.become_follower(self.current_term, Some(from));
         }
         self.leader_id = Some(from);
         self.reset_election_timer();
         let reply = match self.log.term_at(m.prev_log_index) {
             Some(term) if term == m.prev_log_term => self.accept_entries(m),
+            Some(_) if self.bugs().accept_entries_not_continuing_log && m.prev_log_index > self.commit_index => {
+                self.accept_entries(m) // skips the §5.3 consistency check: Log Matching breaks
+            }
             found => self.reject_entries(&m, found),
         };
         self.send(from, Message::AppendEntriesResponse(reply));

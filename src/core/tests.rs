@@ -6,7 +6,11 @@ const E: u32 = 10; // election_ticks
 const H: u32 = 3; // heartbeat_ticks
 
 fn options(id: u64, peers: &[u64]) -> Options {
-    Options::new(NodeId(id), peers.iter().map(|&p| NodeId(p)).collect(), E, H, id * 7919)
+    // The §5 rules alone: pre-vote and stickiness (thesis §9.6, §4.2.3) have their own tests.
+    let mut options = Options::new(NodeId(id), peers.iter().map(|&p| NodeId(p)).collect(), E, H, id * 7919);
+    options.pre_vote = false;
+    options.leader_stickiness = false;
+    options
 }
 
 fn follower(id: u64) -> Raft {

@@ -138,8 +138,15 @@ impl Checker {
 
     /// `from` sent `message` to `to`: what it announced can never be taken back.
     pub fn sent(&mut self, from: NodeId, to: NodeId, message: &Message) -> Result<(), Violation> {
+        // A pre-vote carries the term its sender would campaign in, and a granted pre-vote
+        // echoes it (thesis §9.6): neither is the sender's own term.
+        let own_term = match message {
+            Message::PreVote(m) => Term(m.term.0.saturating_sub(1)),
+            Message::PreVoteResponse(r) if r.vote_granted => Term(0),
+            other => other.term(),
+        };
         let announced = self.announced.entry(from).or_default();
-        *announced = (*announced).max(message.term());
+        *announced = (*announced).max(own_term);
         if let Message::RequestVoteResponse(r) = message {
             if r.vote_granted {
                 // One vote per term, across restarts (Figure 2: votedFor is persistent).

@@ -1,0 +1,95 @@
+//! Every message is checked before it touches state: a peer in another language with a bug,
+//! or anyone on the network of a cluster without a key, can send any decodable message, and
+//! none of them may crash the server or move its term, vote, log or timers against the rules.
+//!
+//! The checks are the promises every correct peer keeps (docs/wire.md lists them for peer
+//! authors). A message that breaks one is dropped and counted by [`Invalid`] reason; the
+//! core's own assertions then only ever fire on a bug of ours.
+
+use super::message::{AppendEntries, AppendEntriesResponse, Message, RequestVote};
+use super::raft::Raft;
+use super::ready::{Invalid, Role};
+use super::types::{LogIndex, NodeId, Term};
+
+impl Raft {
+    /// `Ok` when `message` from `from` could have been sent by a correct peer, given what this
+    /// server knows (its log and commit index); else why not. Reads state, changes nothing.
+    pub(super) fn validate(&self, from: NodeId, message: &Message) -> Result<(), Invalid> {
+        match message {
+            Message::RequestVote(m) | Message::PreVote(m) => validate_vote_request(from, m),
+            Message::RequestVoteResponse(_) | Message::PreVoteResponse(_) => Ok(()),
+            Message::AppendEntries(m) => {
+                validate_append_shape(from, m)?;
+                self.validate_append_against_log(m)
+            }
+            Message::AppendEntriesResponse(m) => self.validate_append_response(m),
+        }
+    }
+
+    /// §5.4: committed entries never change, so an AppendEntries whose entries conflict with
+    /// ours at or below `commit_index` comes from a leader that lacks committed entries —
+    /// impossible for a correct one (Leader Completeness). Refuse it whole, before truncating.
+    /// A message of an earlier term is merely stale (a deposed leader's, delayed): the term
+    /// rule refuses it without touching the log, so only current or later terms are checked.
+    fn validate_append_against_log(&self, m: &AppendEntries) -> Result<(), Invalid> {
+        if m.term < self.current_term || self.log.term_at(m.prev_log_index) != Some(m.prev_log_term) {
+            return Ok(()); // refused by the term rule or the consistency check, changing nothing
+        }
+        let conflict = m.entries.iter().find(|e| self.log.term_at(e.index).is_some_and(|t| t != e.term));
+        match conflict {
+            Some(entry) if entry.index <= self.commit_index => Err(Invalid::OverwritesCommitted),
+            _ => Ok(()),
+        }
+    }
+
+    /// A leader only hears answers to appends it sent in its term: never about an index past
+    /// its last entry (its log does not shrink within its term).
+    fn validate_append_response(&self, m: &AppendEntriesResponse) -> Result<(), Invalid> {
+        if !m.success && m.conflict_term > m.term {
+            return Err(Invalid::HintInvalid);
+        }
+        let answers_my_term = self.role == Role::Leader && m.term == self.current_term;
+        if answers_my_term && m.match_index > self.log.last_index() {
+            return Err(Invalid::AckBeyondLog);
+        }
+        Ok(())
+    }
+}
+
+/// Index 0 is the empty prefix (term 0); every real entry has a term of at least 1, and no
+/// sender can hold an entry of a term later than its own.
+fn validate_log_position(index: LogIndex, term: Term, message_term: Term) -> Result<(), Invalid> {
+    if (index.0 == 0) != (term.0 == 0) || term > message_term {
+        return Err(Invalid::LogPositionInvalid);
+    }
+    Ok(())
+}
+
+fn validate_vote_request(from: NodeId, m: &RequestVote) -> Result<(), Invalid> {
+    if m.candidate_id != from {
+        return Err(Invalid::CandidateIdMismatch);
+    }
+    validate_log_position(m.last_log_index, m.last_log_term, m.term)
+}
+
+/// The stateless rules of an AppendEntries: the sender is the leader it names, and its
+/// entries continue `prev_log_index` one by one with terms that never decrease (§5.3, Log
+/// Matching) and are never above the leader's own term.
+fn validate_append_shape(from: NodeId, m: &AppendEntries) -> Result<(), Invalid> {
+    if m.leader_id != from {
+        return Err(Invalid::LeaderIdMismatch);
+    }
+    validate_log_position(m.prev_log_index, m.prev_log_term, m.term)?;
+    let mut previous_term = m.prev_log_term;
+    for (offset, entry) in m.entries.iter().enumerate() {
+        let expected = m.prev_log_index.0.checked_add(offset as u64 + 1).ok_or(Invalid::EntriesNotContiguous)?;
+        if entry.index.0 != expected {
+            return Err(Invalid::EntriesNotContiguous);
+        }
+        if entry.term.0 == 0 || entry.term < previous_term || entry.term > m.term {
+            return Err(Invalid::EntryTermsInvalid);
+        }
+        previous_term = entry.term;
+    }
+    Ok(())
+}
