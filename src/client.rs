@@ -190,6 +190,18 @@ impl Client {
             .collect()
     }
 
+    /// Ask server `pid` for its counters of dropped and ignored input, by name (see
+    /// [`Request::Counters`]).
+    pub fn counters(&mut self, pid: NodeId) -> Result<Vec<(String, u64)>, CallError> {
+        let request_id = self.send(pid, Request::Counters)?;
+        let deadline = Instant::now() + self.timeout;
+        match self.receive(pid, request_id, deadline)? {
+            Response::Counters(counters) => Ok(counters.into_iter().map(|c| (c.name, c.value)).collect()),
+            Response::Error(e) => Err(CallError::Refused(e)),
+            other => Err(CallError::BadResponse(format!("{other:?} to a counters request"))),
+        }
+    }
+
     /// Wait for the response to `request_id` from `pid` until `deadline`.
     fn receive(&mut self, pid: NodeId, request_id: u64, deadline: Instant) -> Result<Response, CallError> {
         let socket = &self.sockets[&pid];

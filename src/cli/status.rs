@@ -7,8 +7,9 @@ use leader::core::NodeId;
 use leader::transport::client_wire::Status;
 use std::time::Duration;
 
-/// One server's answer as the JSON line `leader status --json` prints.
-pub fn json_line(pid: NodeId, answer: &Result<Status, CallError>) -> String {
+/// One server's answer as the JSON line `leader status --json` prints; `dropped` holds its
+/// counters of dropped and ignored input by reason, when it answered them.
+pub fn json_line(pid: NodeId, answer: &Result<Status, CallError>, dropped: Option<&[(String, u64)]>) -> String {
     let value = match answer {
         Ok(s) => serde_json::json!({
             "pid": s.pid.0,
@@ -19,6 +20,7 @@ pub fn json_line(pid: NodeId, answer: &Result<Status, CallError>) -> String {
             "commit_index": s.commit_index.0,
             "last_applied": s.last_applied.0,
             "last_index": s.last_index.0,
+            "dropped": dropped.map(|d| d.iter().map(|(n, v)| (n.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>()),
         }),
         Err(e) => serde_json::json!({ "pid": pid.0, "error": e.to_string() }),
     };
@@ -60,7 +62,8 @@ pub fn run(config: Config, json: bool, timeout: Duration) -> Result<(), i32> {
     let answers = client.status_all();
     if json {
         for (pid, answer) in &answers {
-            println!("{}", json_line(*pid, answer));
+            let dropped = answer.as_ref().ok().and_then(|_| client.counters(*pid).ok());
+            println!("{}", json_line(*pid, answer, dropped.as_deref()));
         }
     } else {
         print!("{}", table(client.config(), &answers));

@@ -6,7 +6,8 @@ use super::runtime::Runtime;
 use crate::core::{LogIndex, ProposeError, Term};
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, Request, Response, CLIENT_REQUEST_BYTES_MAX, CLIENT_WIRE_VERSION,
+    ClientError, ClientRequest, ClientResponse, Counter, Request, Response, CLIENT_REQUEST_BYTES_MAX,
+    CLIENT_WIRE_VERSION,
 };
 use crate::transport::codec::{decode, encode, DecodeError};
 use std::collections::BTreeMap;
@@ -126,6 +127,16 @@ impl Runtime {
                 }
                 Ok(ClientRequest { request_id, body: Request::Propose { command }, .. }) => {
                     proposals.push((Replier::Client { route: frames, request_id }, command))
+                }
+                Ok(ClientRequest { request_id, body: Request::Counters, .. }) => {
+                    let counters = super::lock(&self.shared.drops).by_name();
+                    let counters = counters.into_iter().map(|(n, value)| Counter { name: n.into(), value }).collect();
+                    let body = Response::Counters(counters);
+                    send_response(
+                        &self.client,
+                        frames,
+                        ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body },
+                    );
                 }
                 Err((request_id, error)) => {
                     let response =

@@ -3,7 +3,8 @@
 //!
 //! Each turn: block in `zmq::poll` until the next tick deadline or traffic; take handle
 //! commands; drain a bounded batch of peer envelopes into the core; read a bounded batch of
-//! client requests (proposals become one batch in the log); advance elapsed ticks; handle
+//! client requests (proposals become one batch in the log); tick if due (a stall's missed
+//! ticks are skipped, not replayed: `advance_clock`); handle
 //! the core's `Ready` in its documented order (persist, send, apply, publish, advance);
 //! answer status requests last, so a reply never shows state that is not yet durable.
 
@@ -31,6 +32,10 @@ const INBOUND_BATCH_MAX: usize = 1024;
 /// Longest tick. Shorter ticks cost wake-ups; longer ones blur timeouts. A tenth of the
 /// heartbeat, at most 10 ms, keeps heartbeats and elections within one tick of their settings.
 const TICK_MS_MAX: u64 = 10;
+/// Ticks a turn may catch up on: a busy turn (a long fsync, a large batch) keeps the
+/// heartbeat on time, while a longer stall is skipped rather than replayed (see
+/// `Runtime::advance_clock`). Four 5 ms ticks are far below an election timeout (40 ticks).
+const TICK_CATCH_UP_MAX: u32 = 4;
 /// Ready rounds per turn: each round may produce the next (a commit after `advance`), but a
 /// turn must end so that ticks and inbound traffic are not starved.
 const READY_ROUNDS_MAX: usize = 8;
@@ -192,17 +197,7 @@ impl Runtime {
             self.take_commands();
             self.take_envelopes();
             let statuses = self.serve_clients();
-            let now = Instant::now();
-            // Catch up on elapsed ticks (a slow fsync or a paused process), but at most a few
-            // election timeouts' worth so a long pause cannot spin the loop.
-            let mut ticks = 0;
-            while now >= next_tick {
-                if ticks < 1000 {
-                    self.raft.tick();
-                    ticks += 1;
-                }
-                next_tick += self.tick;
-            }
+            next_tick = self.advance_clock(next_tick, Instant::now());
             for _ in 0..READY_ROUNDS_MAX {
                 if !self.raft.has_ready() {
                     break;
@@ -212,6 +207,26 @@ impl Runtime {
             self.answer_statuses(statuses);
         }
         Ok(())
+    }
+
+    /// Ticks that fell due since the last turn, but at most [`TICK_CATCH_UP_MAX`]: the rest
+    /// of a stall is skipped, not replayed. A process that was stopped (SIGSTOP, a slow disk,
+    /// a loaded machine) has the leader's heartbeats waiting in its socket, and this turn has
+    /// already handed them to the core; played back to back with no input between them, the
+    /// missed ticks made a paused follower campaign several times in a row and depose a
+    /// healthy leader. Running slow is safe: Raft only needs its timeouts to be at least as
+    /// long as configured (§5.6). Returns the next tick's deadline.
+    fn advance_clock(&mut self, mut next_tick: Instant, now: Instant) -> Instant {
+        let mut ticks = 0;
+        while now >= next_tick && ticks < TICK_CATCH_UP_MAX {
+            self.raft.tick();
+            ticks += 1;
+            next_tick += self.tick;
+        }
+        if now >= next_tick {
+            next_tick = now + self.tick; // a stall: skip what it missed
+        }
+        next_tick
     }
 
     fn poll(&mut self, timeout: Duration) {
@@ -258,6 +273,7 @@ impl Runtime {
     }
 
     fn take_envelopes(&mut self) {
+        let ignored = self.raft.ignored();
         for _ in 0..INBOUND_BATCH_MAX {
             let Some(frame) = self.transport.try_recv() else {
                 break;
@@ -280,6 +296,10 @@ impl Runtime {
                 Ok(Envelope { from, body: Body::Raft(message), .. }) => self.raft.step(from, message),
                 Ok(Envelope { from, body: Body::App(app), .. }) => self.deliver(from, app),
             }
+        }
+        // What the core dropped or ignored shows in drop_counts() and `leader status --json`.
+        if self.raft.ignored() != ignored {
+            lock(&self.shared.drops).core = self.raft.ignored();
         }
     }
 

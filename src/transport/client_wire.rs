@@ -40,6 +40,10 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         command: Vec<u8>,
     },
+    /// The server's counters of inputs dropped or ignored, by reason (answered with
+    /// [`Response::Counters`]): transport drops (bad MAC, wrong cluster, garbage, …) and the
+    /// core's (invalid messages by rule, stale terms, votes ignored for a live leader, …).
+    Counters,
 }
 
 /// A server's answer.
@@ -68,6 +72,18 @@ pub enum Response {
         #[serde(with = "serde_bytes")]
         result: Vec<u8>,
     },
+    /// Answer to [`Request::Counters`]: every counter by name, in a fixed order. Names are
+    /// stable; new counters are appended, so a client should match by name.
+    Counters(Vec<Counter>),
+}
+
+/// One named counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counter {
+    /// snake_case name, e.g. `bad_mac` or `invalid_entries_not_contiguous`.
+    pub name: String,
+    /// Count since the server started.
+    pub value: u64,
 }
 
 /// Why a request was refused.

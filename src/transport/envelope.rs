@@ -75,7 +75,7 @@ pub enum DropReason {
 }
 
 /// Counters of dropped inbound envelopes, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DropCounts {
     /// See [`DropReason::Oversize`].
     pub oversize: u64,
@@ -95,6 +95,9 @@ pub struct DropCounts {
     pub blocked: u64,
     /// See [`DropReason::BadMac`].
     pub bad_mac: u64,
+    /// What the core dropped or ignored after decoding: invalid messages by the rule they
+    /// broke (validate.rs), stale terms, (pre-)votes ignored while a leader is alive, …
+    pub core: crate::core::Ignored,
 }
 
 impl DropCounts {
@@ -114,7 +117,24 @@ impl DropCounts {
         *counter += 1;
     }
 
-    /// Sum of all counters.
+    /// Every counter with a stable snake_case name: the transport's reasons, then the core's.
+    pub fn by_name(&self) -> Vec<(&'static str, u64)> {
+        let mut out = vec![
+            ("oversize", self.oversize),
+            ("truncated", self.truncated),
+            ("garbage", self.garbage),
+            ("wrong_version", self.wrong_version),
+            ("wrong_cluster", self.wrong_cluster),
+            ("wrong_receiver", self.wrong_receiver),
+            ("unknown_sender", self.unknown_sender),
+            ("blocked", self.blocked),
+            ("bad_mac", self.bad_mac),
+        ];
+        out.extend(self.core.by_name());
+        out
+    }
+
+    /// Envelopes dropped unread, plus messages the core dropped as invalid.
     pub fn total(&self) -> u64 {
         self.oversize
             + self.truncated
@@ -125,6 +145,7 @@ impl DropCounts {
             + self.unknown_sender
             + self.blocked
             + self.bad_mac
+            + self.core.invalid_total()
     }
 }
 
