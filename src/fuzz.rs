@@ -1,6 +1,7 @@
 //! An in-tree fuzzer that needs no nightly toolchain: mutation-based random testing of the
 //! three places that read untrusted bytes — the peer envelope decoder, the client request
-//! decoder, and storage recovery (the WAL and hard-state files). Seeded inputs are valid
+//! decoder, and storage recovery (the WAL and hard-state files) — and a structure-aware
+//! target for what a decodable message can do to the core ([`Target::Core`], core.rs). Seeded inputs are valid
 //! encodings; mutations flip bits, overwrite, insert, delete, splice, truncate and inflate
 //! length fields. A panic is a finding (the harness catches it and reports the input); a hang
 //! is caught by the caller's watchdog. `leader fuzz` runs it by hand; a test runs it in CI for
@@ -16,6 +17,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod core;
+
 /// What to fuzz.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -25,11 +28,13 @@ pub enum Target {
     ClientRequest,
     /// Opening a data directory whose WAL segment and hard-state files are arbitrary bytes.
     Storage,
+    /// Decodable Raft messages with adversarial fields, fed to a core in every role.
+    Core,
 }
 
 impl Target {
     /// All targets.
-    pub const ALL: [Target; 3] = [Target::Envelope, Target::ClientRequest, Target::Storage];
+    pub const ALL: [Target; 4] = [Target::Envelope, Target::ClientRequest, Target::Storage, Target::Core];
 
     /// The target's name on the command line.
     pub fn name(self) -> &'static str {
@@ -37,6 +42,7 @@ impl Target {
             Target::Envelope => "envelope",
             Target::ClientRequest => "client-request",
             Target::Storage => "storage",
+            Target::Core => "core",
         }
     }
 }
@@ -48,9 +54,11 @@ pub struct FuzzReport {
     pub target: Target,
     /// Inputs tried.
     pub executions: u64,
-    /// Inputs the code under test accepted (decoded or opened).
+    /// Inputs the code under test accepted (decoded, opened, or — for the core — messages
+    /// it did not drop as invalid or foreign).
     pub accepted: u64,
-    /// The first input that panicked, and the panic message.
+    /// The first input that panicked (or, for the core, broke a check), and why. The core
+    /// target's input is empty: the message names the scenario seed and step instead.
     pub crash: Option<(Vec<u8>, String)>,
 }
 
@@ -174,6 +182,9 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// Run `target` for `duration` from `seed`; `progress` is bumped after every execution (for a
 /// watchdog that detects hangs). `scratch` is a directory the storage target may use.
 pub fn run(target: Target, seed: u64, duration: Duration, scratch: &Path, progress: &AtomicU64) -> FuzzReport {
+    if target == Target::Core {
+        return run_core(seed, duration, progress);
+    }
     let mut rng = SplitMix64::new(seed);
     let receiver = Receiver {
         cluster_id: 9,
@@ -186,6 +197,7 @@ pub fn run(target: Target, seed: u64, duration: Duration, scratch: &Path, progre
         Target::Envelope => corpus_envelopes(),
         Target::ClientRequest => corpus_requests(),
         Target::Storage => storage_corpus.iter().map(|(_, b)| b.clone()).collect(),
+        Target::Core => unreachable!("the core target is structure-aware"),
     };
     let mut report = FuzzReport { target, executions: 0, accepted: 0, crash: None };
     let end = Instant::now() + duration;
@@ -226,6 +238,7 @@ pub fn run(target: Target, seed: u64, duration: Duration, scratch: &Path, progre
                     Err(_) => false,
                 }
             }
+            Target::Core => unreachable!("the core target is structure-aware"),
         }));
         report.executions += 1;
         progress.fetch_add(1, Ordering::Relaxed);
@@ -239,5 +252,21 @@ pub fn run(target: Target, seed: u64, duration: Duration, scratch: &Path, progre
             }
         }
     }
+    report
+}
+
+fn run_core(seed: u64, duration: Duration, progress: &AtomicU64) -> FuzzReport {
+    let mut report = FuzzReport { target: Target::Core, executions: 0, accepted: 0, crash: None };
+    let end = Instant::now() + duration;
+    let failure = core::run(
+        seed,
+        || Instant::now() < end,
+        |step| {
+            report.executions += 1;
+            report.accepted += u64::from(step.accepted);
+            progress.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    report.crash = failure.map(|why| (Vec::new(), why));
     report
 }

@@ -110,13 +110,18 @@ fn a_server_with_the_wrong_key_cannot_join() {
     let options = NodeOptions { cluster_key: Some(wrong), ..NodeOptions::default() };
     let rogue = Server::start_with(&cluster.test.config, outsider, options).unwrap();
     wait_for(TOLERANCE, "the outsider's frames to be dropped", || (rogue.drop_counts().bad_mac > 0).then_some(()));
-    // Let it campaign a few times: every one of its RequestVotes is dropped unread.
-    let status = wait_for(TOLERANCE, "the outsider to campaign three times", || {
-        let s = rogue.status();
-        (s.term.0 >= term.0 + 3).then_some(s)
+    // Let it ask for pre-votes a few times: every one is dropped unread by the keyed servers,
+    // and with no answer it never raises its term (pre-vote, thesis §9.6).
+    let keyed_drops =
+        |c: &common::InProcessCluster| -> u64 { c.servers.values().map(|s| s.drop_counts().bad_mac).sum() };
+    let before = keyed_drops(&cluster);
+    wait_for(TOLERANCE, "the outsider's pre-votes to be dropped unread", || {
+        (keyed_drops(&cluster) >= before + 3 * 2).then_some(())
     });
+    let status = rogue.status();
     assert_ne!(status.role, Role::Leader);
     assert_eq!(status.leader, None, "it never hears the leader");
+    assert!(status.term <= term, "unanswered, it never raised its term: {} after {term}", status.term);
     // The two keyed servers keep their leader and term: the outsider's elections are unread.
     let statuses = cluster.statuses();
     assert!(statuses.iter().all(|s| s.leader == Some(leader) && s.term == term), "{statuses:?}");

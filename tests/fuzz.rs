@@ -49,3 +49,10 @@ fn fuzz_the_client_request_decoder() {
 fn fuzz_storage_recovery() {
     fuzz(Target::Storage);
 }
+
+/// Decodable messages with adversarial fields against a core in every role (structure-aware:
+/// byte mutation never reached the core's assertions).
+#[test]
+fn fuzz_the_core_with_adversarial_messages() {
+    fuzz(Target::Core);
+}

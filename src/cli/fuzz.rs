@@ -6,17 +6,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Fuzz `target` ("envelope", "client-request", "storage" or "all") for `seconds` each.
+/// Fuzz `target` ("envelope", "client-request", "storage", "core" or "all") for `seconds`
+/// each.
 pub fn run_cli(target: &str, seconds: u64, seed: u64) -> Result<(), i32> {
     let targets: Vec<Target> = match target {
         "all" => Target::ALL.to_vec(),
-        name => match Target::ALL.iter().find(|t| t.name() == name) {
-            Some(t) => vec![*t],
-            None => {
-                eprintln!("leader: fuzz: unknown target {name:?}; expected envelope, client-request, storage or all");
-                return Err(EXIT_CONFIG);
+        name => {
+            match Target::ALL.iter().find(|t| t.name() == name) {
+                Some(t) => vec![*t],
+                None => {
+                    eprintln!("leader: fuzz: unknown target {name:?}; expected envelope, client-request, storage, core or all");
+                    return Err(EXIT_CONFIG);
+                }
             }
-        },
+        }
     };
     let scratch = std::env::temp_dir().join(format!("leader-fuzz-{}", std::process::id()));
     let mut failed = false;
@@ -47,7 +50,10 @@ pub fn run_cli(target: &str, seconds: u64, seed: u64) -> Result<(), i32> {
         );
         if let Some((input, why)) = report.crash {
             let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
-            eprintln!("  panic: {why}\n  input: {hex}");
+            eprintln!("  failure: {why}");
+            if !hex.is_empty() {
+                eprintln!("  input: {hex}");
+            }
             failed = true;
         }
     }

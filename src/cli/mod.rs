@@ -106,10 +106,11 @@ enum Cmd {
     /// Benchmark writes: N concurrent clients doing puts against the cluster of the config
     /// (started if not running), or the core alone with --in-memory.
     Bench(bench::BenchArgs),
-    /// Fuzz the untrusted-input readers (envelope, client request, storage recovery) for a
-    /// while; a panic or a hang fails.
+    /// Fuzz the untrusted-input readers (envelope, client request, storage recovery) and the
+    /// core (adversarial decodable messages) for a while; a panic, a broken check or a hang
+    /// fails.
     Fuzz {
-        /// envelope, client-request, storage, or all.
+        /// envelope, client-request, storage, core, or all.
         #[arg(long, default_value = "all")]
         target: String,
         /// Seconds per target.
