@@ -359,30 +359,31 @@ fn a_python_voter_grants_the_pre_vote_and_the_vote_a_surviving_rust_server_needs
     }
 }
 
-/// Thesis §9.6: a server cut off from a healthy leader keeps timing out. With pre-vote (peer.py's
-/// default) it asks first and, hearing no yes, never raises its term; so when it is reconnected
-/// the leader and its term stand. Without pre-vote (the control, `--no-pre-vote`) its term climbs
-/// and its first answer after the reconnection deposes the leader, which shows that the partition
-/// below does provoke the disruption the first half checks is absent.
+/// Thesis §9.6: a server cut off from a healthy leader, or restarted, times out. With pre-vote
+/// (peer.py's default) it asks first and, hearing no yes, never raises its term; so when it is
+/// back the leader and its term stand. Without pre-vote (the control, `--no-pre-vote`) its term
+/// climbs while it is cut off and its first answer after the reconnection deposes the leader,
+/// which shows that the partition below does provoke the disruption the first half checks is
+/// absent. (A restart without pre-vote deposes the leader too, about one time in three here: the
+/// peer can time out before the leader's connection to it comes back.)
 ///
 /// Passes with today's core too (its servers drop the PreVotes as undecodable: no grant either).
 /// With the pre-vote core it also checks the Rust side's leader stickiness: the logs are equal,
-/// so only stickiness keeps the Rust follower from granting the reconnected peer's PreVote.
+/// so only stickiness keeps the Rust follower from granting the returning peer's PreVote.
 #[test]
-fn a_cut_off_python_peer_with_pre_vote_does_not_depose_a_healthy_rust_leader() {
+fn a_cut_off_or_restarted_python_peer_with_pre_vote_does_not_depose_a_healthy_rust_leader() {
     let test = TestConfig::new(3, 200, 50);
     let servers = rust_servers(&test, &[1, 2]);
     // The Rust leader first: a campaigning Python peer that won would serve no writes.
     let (leader, term) = rust_leader(&servers);
     let mut peer = PythonPeer::start(3, &test.path, &[]);
     let mut client = Client::new(test.config.clone()).with_timeout(Duration::from_millis(300));
-    let mut python_follows = |term: Term| {
-        wait_for(TOLERANCE, "peer.py to follow the Rust leader", || {
+    let mut python_follows = || {
+        wait_for(TOLERANCE, "peer.py to follow the Rust leader in its term", || {
             client.status(NodeId(3)).ok().filter(|s| s.leader == Some(leader) && s.term == term).map(|_| ())
         })
     };
-    python_follows(term);
-
+    python_follows();
     let cut_off = |cut: bool| {
         for s in servers.values() {
             if cut {
@@ -392,6 +393,19 @@ fn a_cut_off_python_peer_with_pre_vote_does_not_depose_a_healthy_rust_leader() {
             }
         }
     };
+    // Several election timeouts of watching: the same leader, in the same term, everywhere.
+    let undisturbed = |what: &str| {
+        let until = Instant::now() + Duration::from_millis(1000);
+        while Instant::now() < until {
+            for s in servers.values() {
+                let st = s.status();
+                assert_eq!((st.term, st.leader), (term, Some(leader)), "{what} disturbed server {}", st.pid);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(servers[&leader].role_changes().iter().all(|c| c.term <= term), "{what} changed the term");
+    };
+
     let before = peer.votes();
     cut_off(true);
     let during = wait_for(TOLERANCE, "peer.py to pre-campaign twice while cut off", || {
@@ -401,25 +415,22 @@ fn a_cut_off_python_peer_with_pre_vote_does_not_depose_a_healthy_rust_leader() {
     assert_eq!(during["campaigns"], before["campaigns"], "no pre-vote was granted, so no campaign");
     assert_eq!(peer.max_term, term.0, "pre-campaigning never raises the term");
     cut_off(false);
-    python_follows(term);
-    // Several election timeouts after the reconnection: still the same leader, same term.
-    let quiet_until = Instant::now() + Duration::from_millis(1000);
-    while Instant::now() < quiet_until {
-        for s in servers.values() {
-            let st = s.status();
-            assert_eq!((st.term, st.leader), (term, Some(leader)), "the leader was disturbed at server {}", st.pid);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(servers[&leader].role_changes().iter().all(|c| c.term <= term));
+    python_follows();
+    undisturbed("the reconnection");
+
+    drop(peer);
+    let mut peer = PythonPeer::start(3, &test.path, &[]);
+    python_follows();
+    undisturbed("the restart");
     servers[&leader].propose(put_command(1, "after", "1"), TOLERANCE).expect("the leader still commits");
     peer.votes();
-    assert_eq!(peer.max_term, term.0);
+    assert_eq!(peer.max_term, term.0, "peer.py never left the leader's term");
 
-    // The control: the same peer (same data directory) without pre-vote.
+    // The control: the same peer (same data directory) without pre-vote. Its restart alone may
+    // already depose the leader (see above), so nothing here requires the old term to stand.
     drop(peer);
     let mut peer = PythonPeer::start(3, &test.path, &["--no-pre-vote"]);
-    python_follows(term);
+    peer.votes(); // it is up
     cut_off(true);
     wait_for(TOLERANCE, "peer.py's term to climb while cut off", || {
         peer.votes();
