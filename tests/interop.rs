@@ -1,14 +1,15 @@
 //! Interop with peers written in Python from docs/wire.md alone (examples/python/): a Python
 //! voter elects Rust servers, a Python client reads and writes, application messages cross in
-//! both directions, and a Python sender of garbage cannot disturb the cluster.
+//! both directions, a Python sender of garbage cannot disturb the cluster, and pre-vote (Message
+//! tags 4 and 5) keeps a cut-off Python peer from deposing a healthy Rust leader.
 //! Needs python3 with pyzmq (`.ci/run` installs it).
 
 mod common;
 
 use common::{wait_for, InProcessCluster, TestConfig, TOLERANCE};
 use leader::client::Client;
-use leader::codec::encode;
-use leader::core::{NodeId, Role};
+use leader::codec::{decode, encode};
+use leader::core::{Message, NodeId, Role, Term};
 use leader::kv::{KvCommand, KvOp};
 use leader::node::{NodeOptions, Server, Target};
 use serde_json::Value;
@@ -17,7 +18,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python")
@@ -35,6 +36,8 @@ struct PythonPeer {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<Value>,
+    /// The highest term of the `{"role": …, "term": …}` lines read so far.
+    max_term: u64,
 }
 
 impl PythonPeer {
@@ -61,7 +64,29 @@ impl PythonPeer {
                 }
             }
         });
-        PythonPeer { child, stdin, lines }
+        PythonPeer { child, stdin, lines, max_term: 0 }
+    }
+
+    /// The next stdout line within `timeout`, noting the term of role lines on the way.
+    fn next_line(&mut self, timeout: Duration) -> Option<Value> {
+        let v = self.lines.recv_timeout(timeout).ok()?;
+        if let Some(term) = v.get("term").and_then(Value::as_u64) {
+            self.max_term = self.max_term.max(term);
+        }
+        Some(v)
+    }
+
+    /// Its `votes` counters (the stdin command `votes`). Lines come out in order, so every role
+    /// line printed before the answer has been read (and `max_term` noted) when this returns.
+    fn votes(&mut self) -> BTreeMap<String, u64> {
+        self.command("votes");
+        let deadline = Instant::now() + TOLERANCE;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now()).expect("peer.py to answer `votes`");
+            if let Some(v) = self.next_line(left).and_then(|v| v.get("votes").cloned()) {
+                return serde_json::from_value(v).expect("votes are counts");
+            }
+        }
     }
 
     fn command(&mut self, line: &str) {
@@ -70,13 +95,13 @@ impl PythonPeer {
     }
 
     /// The next application message it printed, within `timeout`.
-    fn app_message(&self, timeout: Duration) -> Option<Value> {
-        let deadline = std::time::Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(v) if v.get("app").is_some() => return Some(v["app"].clone()),
-                Ok(_) => continue,
-                Err(_) => return None,
+    fn app_message(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next_line(left) {
+                Some(v) if v.get("app").is_some() => return Some(v["app"].clone()),
+                Some(_) => continue,
+                None => return None,
             }
         }
         None
@@ -97,6 +122,26 @@ fn rust_servers(test: &TestConfig, pids: &[u64]) -> BTreeMap<NodeId, Server> {
         .collect()
 }
 
+/// The leader among `servers` once every one of them follows it in its term.
+fn rust_leader(servers: &BTreeMap<NodeId, Server>) -> (NodeId, Term) {
+    wait_for(TOLERANCE, "a Rust leader followed by the other Rust servers", || {
+        let s: Vec<_> = servers.values().map(Server::status).collect();
+        let l = s.iter().find(|x| x.role == Role::Leader)?;
+        s.iter().all(|x| x.leader == Some(l.pid) && x.term == l.term).then_some((l.pid, l.term))
+    })
+}
+
+/// Whether this build's Rust core knows pre-vote: it does iff it decodes a PreVote (Message tag
+/// 4, then term, candidate_id, last_log_index, last_log_term). Asked at run time, so the tests
+/// below compile against the core before and after pre-vote and check what each must do.
+fn rust_speaks_pre_vote() -> bool {
+    let mut bytes = 4u32.to_le_bytes().to_vec();
+    for field in [2u64, 1, 0, 0] {
+        bytes.extend(field.to_le_bytes());
+    }
+    decode::<Message>(&bytes, 1 << 20).is_ok()
+}
+
 fn put_command(seq: u64, key: &str, value: &str) -> Vec<u8> {
     encode(&KvCommand { client_id: 0x5eed, seq, op: KvOp::Put { key: key.into(), value: value.into() } })
 }
@@ -106,11 +151,7 @@ fn a_python_peer_votes_and_replicates_so_the_surviving_rust_server_wins() {
     let test = TestConfig::new(3, 200, 50);
     let _peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
     let mut servers = rust_servers(&test, &[1, 2]);
-    let leader = wait_for(TOLERANCE, "a Rust leader followed by the other Rust server", || {
-        let s: Vec<_> = servers.values().map(Server::status).collect();
-        let l = s.iter().find(|x| x.role == Role::Leader)?;
-        s.iter().all(|x| x.leader == Some(l.pid) && x.term == l.term).then_some(l.pid)
-    });
+    let (leader, _) = rust_leader(&servers);
     let (index, _) = servers[&leader].propose(put_command(1, "a", "1"), TOLERANCE).expect("a write commits");
     assert!(index.0 >= 2);
 
@@ -235,10 +276,14 @@ fn python_garbage_does_not_disturb_the_cluster() {
     let follower = cluster.servers.keys().copied().find(|p| *p != leader).unwrap();
     let before = cluster.servers[&leader].drop_counts().total();
     for target in [leader, follower] {
-        let endpoint = cluster.test.config.server(target).unwrap().endpoint.clone();
+        // The odd PreVotes claim to come from another member, so they pass the envelope checks
+        // and reach the core (a core without pre-vote drops them as undecodable instead).
+        let sender = cluster.servers.keys().copied().find(|p| *p != target).unwrap();
         let status = python()
             .arg(python_dir().join("garbage.py"))
-            .args(["--endpoint", &endpoint, "--count", "50"])
+            .arg("--config")
+            .arg(&cluster.test.path)
+            .args(["--as", &sender.0.to_string(), "--to", &target.0.to_string(), "--count", "50"])
             .status()
             .unwrap();
         assert!(status.success());
@@ -277,4 +322,122 @@ fn the_python_client_authenticates_to_a_keyed_cluster() {
     let mut client = Client::new(cluster.test.config.clone());
     assert_eq!(client.get(b"secret").unwrap(), Some(b"s3".to_vec()), "the forged write was not applied");
     cluster.finish();
+}
+
+/// The election after the Rust leader dies needs the Python voter twice: with the pre-vote core
+/// the survivor must first win a pre-vote (2 of 3: the Python PreVote grant), then the vote.
+/// With a core that predates pre-vote (this branch's, until the lead's lands) the survivor sends
+/// no PreVote, and the test checks the other half of the promise: a Python voter that is never
+/// asked a PreVote never sees one and still elects. Both cores pass; `rust_speaks_pre_vote`
+/// picks which check applies.
+#[test]
+fn a_python_voter_grants_the_pre_vote_and_the_vote_a_surviving_rust_server_needs() {
+    let pre_vote = rust_speaks_pre_vote();
+    let test = TestConfig::new(3, 200, 50);
+    let mut peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
+    let mut servers = rust_servers(&test, &[1, 2]);
+    let (leader, old_term) = rust_leader(&servers);
+    servers[&leader].propose(put_command(1, "a", "1"), TOLERANCE).expect("a write commits");
+    let before = peer.votes();
+
+    servers.remove(&leader).unwrap().stop().unwrap();
+    let survivor = servers.keys().copied().next().unwrap();
+    wait_for(TOLERANCE, "the surviving Rust server to win", || {
+        let s = servers[&survivor].status();
+        (s.role == Role::Leader && s.term > old_term).then_some(())
+    });
+    servers[&survivor].propose(put_command(2, "b", "2"), TOLERANCE).expect("commit with the Python ack");
+
+    let after = peer.votes();
+    let grew = |k: &str| after[k] - before[k];
+    assert!(grew("vote_granted") >= 1, "the survivor won without the Python vote? {before:?} -> {after:?}");
+    if pre_vote {
+        assert!(grew("pre_vote_granted") >= 1, "the survivor won without the Python pre-vote? {before:?} -> {after:?}");
+    } else {
+        let asked = after["pre_vote_granted"] + after["pre_vote_refused"] + after["pre_vote_ignored"];
+        assert_eq!(asked, 0, "a core without pre-vote sent a PreVote? {after:?}");
+    }
+}
+
+/// Thesis §9.6: a server cut off from a healthy leader, or restarted, times out. With pre-vote
+/// (peer.py's default) it asks first and, hearing no yes, never raises its term; so when it is
+/// back the leader and its term stand. Without pre-vote (the control, `--no-pre-vote`) its term
+/// climbs while it is cut off and its first answer after the reconnection deposes the leader,
+/// which shows that the partition below does provoke the disruption the first half checks is
+/// absent. (A restart without pre-vote deposes the leader too, about one time in three here: the
+/// peer can time out before the leader's connection to it comes back.)
+///
+/// Passes with today's core too (its servers drop the PreVotes as undecodable: no grant either).
+/// With the pre-vote core it also checks the Rust side's leader stickiness: the logs are equal,
+/// so only stickiness keeps the Rust follower from granting the returning peer's PreVote.
+#[test]
+fn a_cut_off_or_restarted_python_peer_with_pre_vote_does_not_depose_a_healthy_rust_leader() {
+    let test = TestConfig::new(3, 200, 50);
+    let servers = rust_servers(&test, &[1, 2]);
+    // The Rust leader first: a campaigning Python peer that won would serve no writes.
+    let (leader, term) = rust_leader(&servers);
+    let mut peer = PythonPeer::start(3, &test.path, &[]);
+    let mut client = Client::new(test.config.clone()).with_timeout(Duration::from_millis(300));
+    let mut python_follows = || {
+        wait_for(TOLERANCE, "peer.py to follow the Rust leader in its term", || {
+            client.status(NodeId(3)).ok().filter(|s| s.leader == Some(leader) && s.term == term).map(|_| ())
+        })
+    };
+    python_follows();
+    let cut_off = |cut: bool| {
+        for s in servers.values() {
+            if cut {
+                s.block(NodeId(3));
+            } else {
+                s.unblock_all();
+            }
+        }
+    };
+    // Several election timeouts of watching: the same leader, in the same term, everywhere.
+    let undisturbed = |what: &str| {
+        let until = Instant::now() + Duration::from_millis(1000);
+        while Instant::now() < until {
+            for s in servers.values() {
+                let st = s.status();
+                assert_eq!((st.term, st.leader), (term, Some(leader)), "{what} disturbed server {}", st.pid);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(servers[&leader].role_changes().iter().all(|c| c.term <= term), "{what} changed the term");
+    };
+
+    let before = peer.votes();
+    cut_off(true);
+    let during = wait_for(TOLERANCE, "peer.py to pre-campaign twice while cut off", || {
+        let v = peer.votes();
+        (v["pre_campaigns"] >= before["pre_campaigns"] + 2).then_some(v)
+    });
+    assert_eq!(during["campaigns"], before["campaigns"], "no pre-vote was granted, so no campaign");
+    assert_eq!(peer.max_term, term.0, "pre-campaigning never raises the term");
+    cut_off(false);
+    python_follows();
+    undisturbed("the reconnection");
+
+    drop(peer);
+    let mut peer = PythonPeer::start(3, &test.path, &[]);
+    python_follows();
+    undisturbed("the restart");
+    servers[&leader].propose(put_command(1, "after", "1"), TOLERANCE).expect("the leader still commits");
+    peer.votes();
+    assert_eq!(peer.max_term, term.0, "peer.py never left the leader's term");
+
+    // The control: the same peer (same data directory) without pre-vote. Its restart alone may
+    // already depose the leader (see above), so nothing here requires the old term to stand.
+    drop(peer);
+    let mut peer = PythonPeer::start(3, &test.path, &["--no-pre-vote"]);
+    peer.votes(); // it is up
+    cut_off(true);
+    wait_for(TOLERANCE, "peer.py's term to climb while cut off", || {
+        peer.votes();
+        (peer.max_term > term.0).then_some(())
+    });
+    cut_off(false);
+    wait_for(TOLERANCE, "the reconnected peer to depose the leader", || {
+        servers.values().any(|s| s.term() > term).then_some(())
+    });
 }

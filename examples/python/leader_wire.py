@@ -19,7 +19,8 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
 
     Envelope(version, cluster_id, from_, to, body)      # ``from`` is a Python keyword
       body (Body enum)   tag 0 Raft: one of RequestVote, RequestVoteResponse,
-                                      AppendEntries, AppendEntriesResponse
+                                      AppendEntries, AppendEntriesResponse,
+                                      PreVote, PreVoteResponse (tags 4, 5: pre-vote)
                          tag 1 App:  App(msg_id, broadcast, payload)
     Entry(term, index, data)
 
@@ -41,6 +42,7 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
 API
 ---
     encode_envelope(env) -> bytes          decode_envelope(data, limit=ENVELOPE_BYTES_MAX)
+    encode_message(m) -> bytes             decode_message(data, limit=ENVELOPE_BYTES_MAX)
     open_envelope(data, cluster_id, me, peers) -> Envelope   (the receiver's checks, §3)
     encode_client_request(req)             decode_client_request(data, limit=CLIENT_REQUEST_BYTES_MAX)
     encode_client_response(resp)           decode_client_response(data, limit=RESPONSE_BYTES_MAX)
@@ -153,6 +155,24 @@ class AppendEntriesResponse:  # Message tag 3
     conflict_term: int = 0
 
 
+# Pre-vote (Raft thesis §9.6), appended to Message as tags 4 and 5. The layouts are those of
+# RequestVote and RequestVoteResponse; only the tag differs. PreVote.term is the term the
+# sender *would* campaign in (its current term + 1): nobody's term changes because of it.
+
+@dataclass(frozen=True)
+class PreVote:                # Message tag 4
+    term: int
+    candidate_id: int
+    last_log_index: int
+    last_log_term: int
+
+
+@dataclass(frozen=True)
+class PreVoteResponse:        # Message tag 5
+    term: int
+    vote_granted: bool
+
+
 @dataclass(frozen=True)
 class App:                    # Body tag 1
     msg_id: int
@@ -160,7 +180,7 @@ class App:                    # Body tag 1
     payload: bytes
 
 
-Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse]
+Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse, PreVote, PreVoteResponse]
 Body = Union[Message, App]    # a Message is Body tag 0 (Raft)
 
 
@@ -486,12 +506,20 @@ def _write_message(w: Writer, m: Message) -> None:
         w.u32(3)
         w.u64(m.term); w.bool(m.success); w.u64(m.match_index)
         w.u64(m.conflict_index); w.u64(m.conflict_term)
+    elif isinstance(m, PreVote):
+        w.u32(4)
+        w.u64(m.term); w.u64(m.candidate_id); w.u64(m.last_log_index); w.u64(m.last_log_term)
+    elif isinstance(m, PreVoteResponse):
+        w.u32(5)
+        w.u64(m.term); w.bool(m.vote_granted)
     else:
         raise TypeError(f"not a Raft message: {m!r}")
 
 
 def _read_message(r: Reader) -> Message:
-    tag = r.tag("Message", 4)
+    # A server that predates pre-vote knows 4 tags and drops tags 4 and 5 as garbage; that is
+    # what makes the new variants safe to send to it (a lost message, as far as Raft can tell).
+    tag = r.tag("Message", 6)
     if tag == 0:
         return RequestVote(term=r.u64(), candidate_id=r.u64(), last_log_index=r.u64(), last_log_term=r.u64())
     if tag == 1:
@@ -500,8 +528,26 @@ def _read_message(r: Reader) -> Message:
         term, leader_id, prev_log_index, prev_log_term = r.u64(), r.u64(), r.u64(), r.u64()
         entries = [_read_entry(r) for _ in range(r.count(_ENTRY_MIN_SIZE))]
         return AppendEntries(term, leader_id, prev_log_index, prev_log_term, entries, leader_commit=r.u64())
-    return AppendEntriesResponse(term=r.u64(), success=r.bool(), match_index=r.u64(),
-                                 conflict_index=r.u64(), conflict_term=r.u64())
+    if tag == 3:
+        return AppendEntriesResponse(term=r.u64(), success=r.bool(), match_index=r.u64(),
+                                     conflict_index=r.u64(), conflict_term=r.u64())
+    if tag == 4:
+        return PreVote(term=r.u64(), candidate_id=r.u64(), last_log_index=r.u64(), last_log_term=r.u64())
+    return PreVoteResponse(term=r.u64(), vote_granted=r.bool())
+
+
+def encode_message(m: Message) -> bytes:
+    """One Raft Message on its own (what follows Body tag 0 in an envelope)."""
+    w = Writer()
+    _write_message(w, m)
+    return w.done()
+
+
+def decode_message(data: bytes, limit: int = ENVELOPE_BYTES_MAX) -> Message:
+    r = Reader(data, limit)
+    m = _read_message(r)
+    r.end()
+    return m
 
 
 def encode_envelope(env: Envelope) -> bytes:

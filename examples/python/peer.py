@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A voting Raft peer for a `leader` cluster, written from docs/wire.md (sections 2-4).
 
-    python3 peer.py --pid N --config FILE [--data-dir DIR] [--no-campaign] [--no-client]
-                    [--cluster-key FILE] [--verbose]
+    python3 peer.py --pid N --config FILE [--data-dir DIR] [--no-campaign] [--no-pre-vote]
+                    [--no-client] [--cluster-key FILE] [--verbose]
 
 It is a full member of the cluster: it votes, replicates the log and, unless --no-campaign is
 given, campaigns when it hears from no leader and may become leader. It keeps the log only: it
@@ -16,6 +16,19 @@ Propose with NotLeader), so `leader status` shows it. With a cluster key (the co
 cluster_key_file, or --cluster-key), every frame in and out carries an HMAC-SHA256 tag
 (leader_wire.seal/unseal); frames whose tag does not verify are dropped and counted (bad_mac).
 Raft messages with a term above 2^63 - 1 are ignored, as the Rust servers do.
+
+Pre-vote (Raft thesis §9.6; Message tags 4 PreVote and 5 PreVoteResponse). On an election
+timeout it does not raise its term: it sends PreVote {term + 1, ...} to every peer, keeps term,
+vote and role (it still reports "follower"), and only when a majority (itself included) grants
+does it start the real election (term + 1, vote for itself, RequestVote). --no-pre-vote campaigns
+at once, as before. As a voter it answers PreVotes without changing its term, vote, role or
+timer: granted iff the term is above its own, candidate_id is the sender, and the log is at least
+as up to date. Leader stickiness (thesis §4.2.3): while it leads, or has had an AppendEntries from
+the leader of its term within the last election_timeout_ms (the minimum, not the randomized
+timeout), it ignores -- does not answer, does not adopt the term of -- every PreVote and every
+RequestVote of a higher term. A server that predates pre-vote drops tags 4 and 5 as garbage, so
+a pre-voting peer.py cannot become leader with only such servers to ask (use --no-pre-vote
+there); as a voter it works with them unchanged, as they never send a PreVote.
 
 stdout, one JSON object per line, flushed after each:
     {"role": "follower"|"candidate"|"leader", "term": T}   at start, and whenever its role or
@@ -31,6 +44,8 @@ stdin, one command per line (EOF is not an exit; the peer keeps running):
     send <pid> <text>   an App envelope to server <pid>, broadcast=false
     broadcast <text>    one App envelope to every peer, broadcast=true, all with the same msg_id
     drops               print the counts of dropped inbound envelopes (the line above)
+    votes               print {"votes": {...}}: counts of pre-votes and votes granted, refused,
+                        ignored (stickiness), and of pre-campaigns and campaigns started
 msg_id starts at 1 and increases by one per send/broadcast command. <text> is everything
 after the single space that follows `send <pid>` / `broadcast`, sent as UTF-8.
 
@@ -261,13 +276,15 @@ class Log:
 
 
 class Peer:
-    def __init__(self, config: w.Config, pid: int, data_dir: str, campaign: bool, client: bool, verbose: bool):
+    def __init__(self, config: w.Config, pid: int, data_dir: str, campaign: bool, client: bool, verbose: bool,
+                 pre_vote: bool = True):
         self.config = config
         self.key = w.load_cluster_key(config.cluster_key_file) if config.cluster_key_file else None
         self.me = pid
         self.peers = [s.pid for s in config.peers(pid)]
         self.quorum = (len(self.peers) + 1) // 2 + 1
         self.campaign = campaign
+        self.pre_vote = pre_vote
         self.verbose = verbose
         self.election_s = config.election_timeout_ms / 1000
         self.heartbeat_s = config.heartbeat_ms / 1000
@@ -291,6 +308,13 @@ class Peer:
         self.role = FOLLOWER
         self.leader_id = None
         self.votes = set()
+        # Pre-campaign (thesis §9.6): None when not pre-campaigning, else the peers (ourselves
+        # included) that said we could win the election of term + 1. The role stays follower:
+        # nothing about us changes until a majority says yes.
+        self.pre_votes = None
+        # (term, time) of the last AppendEntries from the leader of that term: leader
+        # stickiness (thesis §4.2.3) needs to know whether a live leader is heard from.
+        self.leader_contact = None
         self.next_index, self.match_index = {}, {}
         self.recent_active = set()
         now = time.monotonic()
@@ -305,6 +329,11 @@ class Peer:
                                      "wrong_receiver", "unknown_sender", "bad_mac", "invalid", "conflicting_leader",
                                      "term_too_large")}
         self.send_dropped = 0
+        # What became of vote requests, for the stdin command `votes` (tests read it to see that
+        # a PreVote was answered). "ignored" = not answered because a leader is heard from.
+        self.vote_counts = {k: 0 for k in ("pre_vote_granted", "pre_vote_refused", "pre_vote_ignored",
+                                           "vote_granted", "vote_refused", "vote_ignored",
+                                           "pre_campaigns", "campaigns")}
 
         self.ctx = zmq.Context()
         me = config.server(pid)
@@ -378,16 +407,35 @@ class Peer:
             self.term, self.voted_for = term, None
         self.role, self.leader_id = FOLLOWER, leader
         self.votes.clear()
+        self.pre_votes = None
         self.recent_active.clear()
         self.next_index.clear()
         self.match_index.clear()
         self.reset_election_timer(now)
+
+    def become_pre_candidate(self, now: float) -> None:
+        """Ask whether we could win term + 1, without raising our term (rule 5): a peer that was
+        cut off and comes back then cannot depose a healthy leader by its higher term alone."""
+        self.role, self.leader_id = FOLLOWER, None
+        self.votes.clear()
+        self.pre_votes = {self.me}
+        self.vote_counts["pre_campaigns"] += 1
+        self.reset_election_timer(now)
+        self.log_debug(f"pre-campaigning for term {self.term + 1}")
+        if len(self.pre_votes) >= self.quorum:
+            self.become_candidate(now)
+            return
+        pv = w.PreVote(self.term + 1, self.me, self.log.last_index(), self.log.last_term())
+        for p in self.peers:
+            self.send(p, pv)
 
     def become_candidate(self, now: float) -> None:
         self.term += 1
         self.voted_for = self.me
         self.role, self.leader_id = CANDIDATE, None
         self.votes = {self.me}
+        self.pre_votes = None
+        self.vote_counts["campaigns"] += 1
         self.reset_election_timer(now)
         self.log_debug(f"campaigning in term {self.term}")
         if len(self.votes) >= self.quorum:
@@ -400,6 +448,7 @@ class Peer:
     def become_leader(self, now: float) -> None:
         self.role, self.leader_id = LEADER, self.me
         self.votes.clear()
+        self.pre_votes = None
         self.recent_active.clear()
         last = self.log.last_index()
         self.next_index = {p: last + 1 for p in self.peers}
@@ -427,10 +476,12 @@ class Peer:
                     self.become_follower(self.term, None, now)
                 self.recent_active.clear()
         elif now >= self.election_due:
-            if self.campaign:
-                self.become_candidate(now)
-            else:
+            if not self.campaign:
                 self.reset_election_timer(now)
+            elif self.pre_vote:
+                self.become_pre_candidate(now)
+            else:
+                self.become_candidate(now)
 
     def next_deadline(self) -> float:
         if self.role == LEADER:
@@ -443,11 +494,27 @@ class Peer:
         if m.term > w.TERM_MAX:  # forged or corrupt; adopting it would leave no room to grow
             self.drops["term_too_large"] += 1
             return
+        # Pre-vote messages are handled before rule 1: a PreVote's term is only a question
+        # ("could I win term T?"), so adopting it would be the very disruption pre-vote avoids.
+        if isinstance(m, w.PreVote):
+            self.on_pre_vote(frm, m, now)
+            return
+        if isinstance(m, w.PreVoteResponse):
+            self.on_pre_vote_response(frm, m, now)
+            return
+        if isinstance(m, w.RequestVote) and m.term > self.term and self.hears_from_leader(now):
+            # Leader stickiness (thesis §4.2.3): while a live leader is heard from, a higher-term
+            # RequestVote comes from a server that was cut off; adopting its term would depose
+            # the leader for nothing. Ignore it entirely: no term change, no answer.
+            self.vote_counts["vote_ignored"] += 1
+            self.log_debug(f"ignored a RequestVote for term {m.term} from {frm}: a leader is heard from")
+            return
         # Rule 1: terms.
         if m.term > self.term:
             self.become_follower(m.term, frm if isinstance(m, w.AppendEntries) else None, now)
         elif m.term < self.term:
             if isinstance(m, w.RequestVote):
+                self.vote_counts["vote_refused"] += 1
                 self.send(frm, w.RequestVoteResponse(self.term, False))
             elif isinstance(m, w.AppendEntries):
                 self.send(frm, w.AppendEntriesResponse(self.term, False, m.prev_log_index, 0, 0))
@@ -472,8 +539,47 @@ class Peer:
         if granted:
             self.voted_for = m.candidate_id
             self.reset_election_timer(now)
+        self.vote_counts["vote_granted" if granted else "vote_refused"] += 1
         self.log_debug(f"vote for {frm} in term {self.term}: {granted}")
         self.send(frm, w.RequestVoteResponse(self.term, granted))  # after the vote is saved
+
+    def hears_from_leader(self, now: float) -> bool:
+        """True if we lead, or the leader of our term sent an AppendEntries less than the
+        (minimum, not randomized) election timeout ago: then nobody needs a new election."""
+        if self.role == LEADER:
+            return True
+        if self.leader_contact is None:
+            return False
+        term, at = self.leader_contact
+        return term == self.term and now - at < self.election_s
+
+    def on_pre_vote(self, frm: int, m: w.PreVote, now: float) -> None:
+        # Rule 1 of pre-vote: nothing here changes term, vote, role or timer, so nothing needs
+        # persisting before the answer (it still goes through the outbox, which is harmless).
+        if self.hears_from_leader(now):
+            # Stickiness: no answer at all. A refusal would carry our term, which tells the
+            # asker nothing it can use; silence makes it simply try again later.
+            self.vote_counts["pre_vote_ignored"] += 1
+            self.log_debug(f"ignored a PreVote for term {m.term} from {frm}: a leader is heard from")
+            return
+        up_to_date = (m.last_log_term, m.last_log_index) >= (self.log.last_term(), self.log.last_index())
+        # No "one vote per term" here: a pre-vote promises nothing, so granting several is fine.
+        granted = m.term > self.term and m.candidate_id == frm and up_to_date
+        self.vote_counts["pre_vote_granted" if granted else "pre_vote_refused"] += 1
+        self.log_debug(f"pre-vote for {frm} for term {m.term}: {granted}")
+        self.send(frm, w.PreVoteResponse(m.term if granted else self.term, granted))
+
+    def on_pre_vote_response(self, frm: int, m: w.PreVoteResponse, now: float) -> None:
+        if m.vote_granted:
+            # Only a yes for the term we are asking about counts; a late yes from an earlier
+            # pre-campaign (a lower term) or one arriving after we moved on is ignored.
+            if self.pre_votes is not None and m.term == self.term + 1:
+                self.pre_votes.add(frm)
+                if len(self.pre_votes) >= self.quorum:
+                    self.become_candidate(now)
+        elif m.term > self.term:
+            # The refuser is in a later term than ours (§5.1): we are behind; follow that term.
+            self.become_follower(m.term, None, now)
 
     def on_append_entries(self, frm: int, m: w.AppendEntries, now: float) -> None:
         if self.role == LEADER:
@@ -489,7 +595,9 @@ class Peer:
         # Rule 3: the same term: `frm` leads it.
         if self.role == CANDIDATE:
             self.become_follower(self.term, frm, now)
+        self.pre_votes = None  # a leader of our term exists: no election needed (rule 8)
         self.leader_id = frm
+        self.leader_contact = (self.term, now)
         self.reset_election_timer(now)
         found = self.log.term_at(m.prev_log_index)
         if found != m.prev_log_term:
@@ -646,8 +754,12 @@ class Peer:
         elif cmd == "drops":
             self.emit({"drops": dict(self.drops, send_dropped=self.send_dropped)})
             return
+        elif cmd == "votes":
+            self.emit({"votes": dict(self.vote_counts)})
+            return
         else:
-            print(f"peer: unknown command {cmd!r} (send <pid> <text> | broadcast <text> | drops)", file=sys.stderr)
+            print(f"peer: unknown command {cmd!r} (send <pid> <text> | broadcast <text> | drops | votes)",
+                  file=sys.stderr)
             return
         body = w.App(self.next_msg_id, broadcast, text.encode("utf-8", "surrogateescape"))
         self.next_msg_id += 1
@@ -733,6 +845,8 @@ def main(argv) -> int:
     p.add_argument("--config", default="config.json", help="the cluster's config.json (default ./config.json)")
     p.add_argument("--data-dir", default=None, help="data directory (default <config data_dir>/<pid>)")
     p.add_argument("--no-campaign", action="store_true", help="vote and replicate, but never stand for election")
+    p.add_argument("--no-pre-vote", action="store_true",
+                   help="campaign by raising the term at once, without asking for pre-votes first")
     p.add_argument("--no-client", action="store_true", help="do not bind the client endpoint (no status)")
     p.add_argument("--cluster-key", default=None, metavar="FILE",
                    help="cluster key file (default: the config's cluster_key_file, if any)")
@@ -750,7 +864,8 @@ def main(argv) -> int:
         return 2
     data_dir = args.data_dir or config.data_dir_for(args.pid)
     try:
-        peer = Peer(config, args.pid, data_dir, not args.no_campaign, not args.no_client, args.verbose)
+        peer = Peer(config, args.pid, data_dir, not args.no_campaign, not args.no_client, args.verbose,
+                    pre_vote=not args.no_pre_vote)
     except (StorageError, OSError) as e:
         print(f"peer: server {args.pid}: {e}", file=sys.stderr)
         return 1
