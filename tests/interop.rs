@@ -8,8 +8,8 @@ mod common;
 
 use common::{wait_for, InProcessCluster, TestConfig, TOLERANCE};
 use leader::client::Client;
-use leader::codec::{decode, encode};
-use leader::core::{Message, NodeId, Role, Term};
+use leader::codec::encode;
+use leader::core::{NodeId, Role, Term};
 use leader::kv::{KvCommand, KvOp};
 use leader::node::{NodeOptions, Server, Target};
 use serde_json::Value;
@@ -129,17 +129,6 @@ fn rust_leader(servers: &BTreeMap<NodeId, Server>) -> (NodeId, Term) {
         let l = s.iter().find(|x| x.role == Role::Leader)?;
         s.iter().all(|x| x.leader == Some(l.pid) && x.term == l.term).then_some((l.pid, l.term))
     })
-}
-
-/// Whether this build's Rust core knows pre-vote: it does iff it decodes a PreVote (Message tag
-/// 4, then term, candidate_id, last_log_index, last_log_term). Asked at run time, so the tests
-/// below compile against the core before and after pre-vote and check what each must do.
-fn rust_speaks_pre_vote() -> bool {
-    let mut bytes = 4u32.to_le_bytes().to_vec();
-    for field in [2u64, 1, 0, 0] {
-        bytes.extend(field.to_le_bytes());
-    }
-    decode::<Message>(&bytes, 1 << 20).is_ok()
 }
 
 fn put_command(seq: u64, key: &str, value: &str) -> Vec<u8> {
@@ -324,15 +313,11 @@ fn the_python_client_authenticates_to_a_keyed_cluster() {
     cluster.finish();
 }
 
-/// The election after the Rust leader dies needs the Python voter twice: with the pre-vote core
-/// the survivor must first win a pre-vote (2 of 3: the Python PreVote grant), then the vote.
-/// With a core that predates pre-vote (this branch's, until the lead's lands) the survivor sends
-/// no PreVote, and the test checks the other half of the promise: a Python voter that is never
-/// asked a PreVote never sees one and still elects. Both cores pass; `rust_speaks_pre_vote`
-/// picks which check applies.
+/// The election after the Rust leader dies needs the Python voter twice: the survivor must
+/// first win a pre-vote (2 of 3: the Python PreVote grant), then the vote. A Python voter that
+/// ignored PreVotes would make this election impossible.
 #[test]
 fn a_python_voter_grants_the_pre_vote_and_the_vote_a_surviving_rust_server_needs() {
-    let pre_vote = rust_speaks_pre_vote();
     let test = TestConfig::new(3, 200, 50);
     let mut peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
     let mut servers = rust_servers(&test, &[1, 2]);
@@ -351,12 +336,7 @@ fn a_python_voter_grants_the_pre_vote_and_the_vote_a_surviving_rust_server_needs
     let after = peer.votes();
     let grew = |k: &str| after[k] - before[k];
     assert!(grew("vote_granted") >= 1, "the survivor won without the Python vote? {before:?} -> {after:?}");
-    if pre_vote {
-        assert!(grew("pre_vote_granted") >= 1, "the survivor won without the Python pre-vote? {before:?} -> {after:?}");
-    } else {
-        let asked = after["pre_vote_granted"] + after["pre_vote_refused"] + after["pre_vote_ignored"];
-        assert_eq!(asked, 0, "a core without pre-vote sent a PreVote? {after:?}");
-    }
+    assert!(grew("pre_vote_granted") >= 1, "the survivor won without the Python pre-vote? {before:?} -> {after:?}");
 }
 
 /// Thesis §9.6: a server cut off from a healthy leader, or restarted, times out. With pre-vote
@@ -367,9 +347,8 @@ fn a_python_voter_grants_the_pre_vote_and_the_vote_a_surviving_rust_server_needs
 /// absent. (A restart without pre-vote deposes the leader too, about one time in three here: the
 /// peer can time out before the leader's connection to it comes back.)
 ///
-/// Passes with today's core too (its servers drop the PreVotes as undecodable: no grant either).
-/// With the pre-vote core it also checks the Rust side's leader stickiness: the logs are equal,
-/// so only stickiness keeps the Rust follower from granting the returning peer's PreVote.
+/// It also checks the Rust side's leader stickiness: the logs are equal, so only stickiness
+/// keeps the Rust follower from granting the returning peer's PreVote.
 #[test]
 fn a_cut_off_or_restarted_python_peer_with_pre_vote_does_not_depose_a_healthy_rust_leader() {
     let test = TestConfig::new(3, 200, 50);
