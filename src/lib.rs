@@ -5,6 +5,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod core;
+pub mod driver;
 pub mod fuzz;
 pub mod kv;
 pub mod node;

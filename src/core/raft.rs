@@ -230,6 +230,12 @@ impl Raft {
         SoftState { role: self.role, term: self.current_term, leader_id: self.leader_id }
     }
 
+    /// The planted bugs this core was configured with (they act only in test builds: see
+    /// [`PlantedBugs::active`]); the driver reads its own from here.
+    pub fn planted(&self) -> PlantedBugs {
+        self.options.planted
+    }
+
     /// The planted bugs in effect (none outside test builds).
     pub(super) fn bugs(&self) -> PlantedBugs {
         self.options.planted.active()

@@ -20,6 +20,13 @@ pub trait StateMachine: Send {
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8>;
 }
 
+/// A boxed state machine is one (the node takes any state machine as a `Box<dyn …>`).
+impl<S: StateMachine + ?Sized> StateMachine for Box<S> {
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8> {
+        (**self).apply(index, command)
+    }
+}
+
 /// Largest key-value command accepted for decoding (bytes): bounds what a malformed entry can
 /// make the state machine allocate.
 pub const KV_COMMAND_BYTES_MAX: usize = 1 << 20;

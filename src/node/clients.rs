@@ -1,27 +1,20 @@
-//! The client endpoint of the runtime: decoding requests, batching proposals into the log,
-//! and answering each proposal once its entry is applied (or definitely not going to be by
-//! this leader). Every proposal gets exactly one answer — never silence.
+//! The client endpoint of the runtime: decoding requests, handing proposals to the driver as
+//! one batch, and delivering each proposal's answer (the driver decides it: applied, or
+//! definitely not going to be by this leader). Every proposal gets exactly one answer.
 
 use super::runtime::Runtime;
-use crate::core::{LogIndex, ProposeError, Term};
+use crate::driver::Outcome;
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
     ClientError, ClientRequest, ClientResponse, Counter, Request, Response, CLIENT_REQUEST_BYTES_MAX,
     CLIENT_WIRE_VERSION,
 };
 use crate::transport::codec::{decode, encode, DecodeError};
-use std::collections::BTreeMap;
 use std::sync::mpsc;
 
 /// Client requests read per turn: they become one batch in the log (one fsync, one message
 /// per follower), and the bound keeps a flood from starving ticks and peer traffic.
 const CLIENT_BATCH_MAX: usize = 1024;
-/// Proposals waiting for commitment at once; beyond it clients get `Busy`. Bounds memory and
-/// the latency a new request would queue behind.
-pub const PENDING_MAX: usize = 65_536;
-
-/// A proposal's outcome, as the library API returns it.
-pub type Outcome = Result<(LogIndex, Vec<u8>), ClientError>;
 
 /// Where a proposal's answer goes.
 pub(super) enum Replier {
@@ -32,7 +25,8 @@ pub(super) enum Replier {
 }
 
 impl Replier {
-    fn reply(self, client: &ClientEndpoint, outcome: Outcome) {
+    /// Deliver `outcome` to whoever proposed.
+    pub(super) fn reply(self, client: &ClientEndpoint, outcome: Outcome) {
         match self {
             Replier::Client { route, request_id } => {
                 let body = match outcome {
@@ -60,42 +54,6 @@ fn send_response(client: &ClientEndpoint, mut route: Vec<Vec<u8>>, response: Cli
     if let Err(e) = client.socket.send_multipart(route, zmq::DONTWAIT) {
         // The client is gone or not reading: it will time out and retry.
         log::debug!("client reply dropped: {e}");
-    }
-}
-
-/// Proposals in the log, by index, with the term they were proposed in.
-#[derive(Default)]
-pub(super) struct Pending {
-    by_index: BTreeMap<LogIndex, (Term, Replier)>,
-}
-
-impl Pending {
-    /// Number of proposals waiting.
-    pub(super) fn len(&self) -> usize {
-        self.by_index.len()
-    }
-
-    /// The entry at `index` (of `term`) was applied with `result`.
-    pub(super) fn applied(&mut self, client: &ClientEndpoint, index: LogIndex, term: Term, result: Vec<u8>) {
-        if let Some((proposed_term, replier)) = self.by_index.remove(&index) {
-            // Another leader's entry took the index: ours was overwritten, never applied.
-            let outcome = if proposed_term == term { Ok((index, result)) } else { Err(ClientError::Dropped) };
-            replier.reply(client, outcome);
-        }
-    }
-
-    /// The log was truncated from `from`: those proposals are gone.
-    pub(super) fn drop_from(&mut self, client: &ClientEndpoint, from: LogIndex) {
-        for (_, (_, replier)) in self.by_index.split_off(&from) {
-            replier.reply(client, Err(ClientError::Dropped));
-        }
-    }
-
-    /// Answer every waiting proposal with `error`.
-    pub(super) fn fail_all(&mut self, client: &ClientEndpoint, error: ClientError) {
-        for (_, (_, replier)) in std::mem::take(&mut self.by_index) {
-            replier.reply(client, Err(error.clone()));
-        }
     }
 }
 
@@ -145,7 +103,8 @@ impl Runtime {
                 }
             }
         }
-        self.propose(proposals);
+        let (driver, mut io) = self.io();
+        driver.propose(proposals, &mut io);
         statuses
     }
 
@@ -171,38 +130,6 @@ impl Runtime {
         Ok(request)
     }
 
-    /// Append `proposals` to the log as one batch, or refuse them all with a definite error.
-    pub(super) fn propose(&mut self, proposals: Vec<(Replier, Vec<u8>)>) {
-        if proposals.is_empty() {
-            return;
-        }
-        if self.pending.len() + proposals.len() > PENDING_MAX {
-            for (replier, _) in proposals {
-                replier.reply(&self.client, Err(ClientError::Busy));
-            }
-            return;
-        }
-        let (repliers, commands): (Vec<Replier>, Vec<Vec<u8>>) = proposals.into_iter().unzip();
-        match self.raft.propose_batch(commands) {
-            Ok((first, _)) => {
-                let term = self.raft.current_term();
-                for (i, replier) in repliers.into_iter().enumerate() {
-                    self.pending.by_index.insert(LogIndex(first.0 + i as u64), (term, replier));
-                }
-            }
-            Err(e) => {
-                let error = match e {
-                    ProposeError::NotLeader { leader_hint } => ClientError::NotLeader { leader: leader_hint },
-                    ProposeError::Empty => ClientError::BadRequest("empty command".into()),
-                };
-                for replier in repliers {
-                    replier.reply(&self.client, Err(error.clone()));
-                }
-            }
-        }
-    }
-
-    /// Answer the turn's status requests with the state after its Ready.
     pub(super) fn answer_statuses(&mut self, statuses: Vec<StatusRequest>) {
         let status = self.status();
         for StatusRequest { route, request_id } in statuses {

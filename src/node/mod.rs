@@ -8,8 +8,9 @@
 
 mod clients;
 mod runtime;
+mod writer;
 
-pub use clients::{Outcome, PENDING_MAX};
+pub use crate::driver::{Outcome, PENDING_MAX};
 
 use crate::config::{Config, ConfigError};
 use crate::core::{NodeId, Role, Term};

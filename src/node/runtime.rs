@@ -1,17 +1,22 @@
-//! The loop of one server: the only thread that touches its sockets, its core, its storage
-//! and its state machine.
+//! The loop of one server: the only thread that touches its sockets, its core and its state
+//! machine. The disk is on a thread of its own (writer.rs); the driver (crate::driver) keeps
+//! the order between the two.
 //!
 //! Each turn: block in `zmq::poll` until the next tick deadline or traffic; take handle
 //! commands; drain a bounded batch of peer envelopes into the core; read a bounded batch of
 //! client requests (proposals become one batch in the log); tick if due (a stall's missed
 //! ticks are skipped, not replayed: `advance_clock`); handle
-//! the core's `Ready` in its documented order (persist, send, apply, publish, advance);
-//! answer status requests last, so a reply never shows state that is not yet durable.
+//! what the writer finished (the driver releases the messages, applies and answers that waited
+//! for it); let the driver take the core's Readies (writes to the writer thread, leader
+//! appends out at once, the rest held back); answer status requests last, from the durable
+//! view (a reply never shows a term or vote that is not yet on disk).
 
-use super::clients::{ClientEndpoint, Pending, Replier};
+use super::clients::{ClientEndpoint, Replier};
+use super::writer::Writer;
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
 use crate::config::{Config, ServerConfig};
-use crate::core::{HardState, LogIndex, NodeId, Options, Raft, RaftLog, Ready, Role};
+use crate::core::{HardState, LogIndex, Message, NodeId, Options, Raft, RaftLog, Role, SoftState};
+use crate::driver::{Driver, Io, Outcome, WriteRequest};
 use crate::kv::StateMachine;
 use crate::storage::Storage;
 use crate::transport::auth::{self, ClusterKey};
@@ -89,10 +94,9 @@ pub(super) struct RuntimeParts<'a> {
 
 /// One server's loop state.
 pub(super) struct Runtime {
-    pub(super) raft: Raft,
-    storage: Box<dyn Storage + Send>,
-    state_machine: Box<dyn StateMachine>,
-    transport: ZmqTransport,
+    /// The core, its state machine and the proposals waiting for their entries.
+    pub(super) driver: Driver<Box<dyn StateMachine>, Replier>,
+    pub(super) net: Net,
     receiver: Receiver,
     pub(super) client: ClientEndpoint,
     key: Option<ClusterKey>,
@@ -103,12 +107,57 @@ pub(super) struct Runtime {
     pub(super) shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
     inbox: mpsc::SyncSender<InboxMessage>,
-    /// Proposals waiting for their entry to be applied, by log index.
-    pub(super) pending: Pending,
-    /// This turn's copy of the peers the handle has blocked (simulated partitions).
-    blocked: std::collections::BTreeSet<NodeId>,
+    /// The disk, on its own thread. Declared after the sockets it wakes: dropped last but one.
+    writer: Writer,
     // Keeps the sockets' context alive for as long as the sockets.
     _ctx: zmq::Context,
+}
+
+/// The peer side of the world: the PUSH sockets and what every envelope carries.
+pub(super) struct Net {
+    transport: ZmqTransport,
+    key: Option<ClusterKey>,
+    cluster_id: u64,
+    me: NodeId,
+    /// This turn's copy of the peers the handle has blocked (simulated partitions).
+    blocked: std::collections::BTreeSet<NodeId>,
+}
+
+impl Net {
+    fn send(&mut self, to: NodeId, body: Body) {
+        if self.blocked.contains(&to) {
+            return;
+        }
+        let envelope = Envelope { version: WIRE_VERSION, cluster_id: self.cluster_id, from: self.me, to, body };
+        self.transport.send(to, &auth::seal(self.key.as_ref(), encode(&envelope)));
+    }
+}
+
+/// The driver's view of the node's world for one call: network, disk thread, clients, status.
+pub(super) struct NodeIo<'a> {
+    net: &'a mut Net,
+    writer: &'a Writer,
+    client: &'a ClientEndpoint,
+    shared: &'a Shared,
+}
+
+impl Io<Replier> for NodeIo<'_> {
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.net.send(to, Body::Raft(message));
+    }
+    fn write(&mut self, request: WriteRequest) {
+        self.writer.submit(request);
+    }
+    fn answer(&mut self, token: Replier, outcome: Outcome) {
+        token.reply(self.client, outcome);
+    }
+    fn soft_state(&mut self, soft: SoftState) {
+        let id = self.net.me;
+        let leader = soft.leader_id.map_or("none".to_string(), |l| l.to_string());
+        log::info!("server {id}: {} in term {} (leader: {leader})", soft.role, soft.term);
+        let change = RoleChange { role: soft.role, term: soft.term, leader: soft.leader_id, at: Instant::now() };
+        lock(&self.shared.history).push(change);
+    }
 }
 
 impl Runtime {
@@ -148,11 +197,17 @@ impl Runtime {
         let hard_state = storage.hard_state();
         let log = RaftLog::from_entries(storage.take_entries());
         log::info!("server {pid}: recovered term {} and {} log entries", hard_state.current_term, log.last_index());
+        let writer = Writer::spawn(pid.0, storage, &ctx, &wake_endpoint)?;
         Ok(Runtime {
-            raft: Raft::restore(options, hard_state, log),
-            storage,
-            state_machine,
-            transport,
+            driver: Driver::new(Raft::restore(options, hard_state, log), state_machine),
+            net: Net {
+                transport,
+                key: key.clone(),
+                cluster_id: config.cluster_id,
+                me: pid,
+                blocked: Default::default(),
+            },
+            writer,
             receiver,
             client: ClientEndpoint { socket: client, key: key.clone() },
             key,
@@ -163,8 +218,6 @@ impl Runtime {
             shared,
             commands,
             inbox,
-            pending: Pending::default(),
-            blocked: Default::default(),
             _ctx: ctx,
         })
     }
@@ -177,13 +230,23 @@ impl Runtime {
     /// Run until asked to stop or a fatal storage error (fail-stop).
     pub(super) fn run(mut self) -> Result<(), NodeError> {
         let result = self.run_loop();
+        let id = self.driver.raft.id();
         if let Err(e) = &result {
-            log::error!("server {}: stopping on fatal error: {e}", self.raft.id());
+            log::error!("server {id}: stopping on fatal error: {e}");
         }
-        self.pending.fail_all(&self.client, crate::transport::client_wire::ClientError::Dropped);
+        let (driver, mut io) = self.io();
+        driver.fail_all(crate::transport::client_wire::ClientError::Dropped, &mut io);
+        // The writer finishes what it was handed before the server reports stopped.
+        drop(self.writer);
         self.shared.stopped.store(true, Ordering::Release);
-        log::info!("server {}: stopped", self.raft.id());
+        log::info!("server {id}: stopped");
         result
+    }
+
+    /// The driver and its view of the world, borrowed together.
+    pub(super) fn io(&mut self) -> (&mut Driver<Box<dyn StateMachine>, Replier>, NodeIo<'_>) {
+        let io = NodeIo { net: &mut self.net, writer: &self.writer, client: &self.client, shared: &self.shared };
+        (&mut self.driver, io)
     }
 
     fn run_loop(&mut self) -> Result<(), NodeError> {
@@ -193,17 +256,15 @@ impl Runtime {
             let timeout = next_tick.saturating_duration_since(Instant::now());
             self.poll(timeout);
             // The partition set (Server::block) is read once per turn, not per message.
-            self.blocked = lock(&self.shared.blocked).clone();
+            self.net.blocked = lock(&self.shared.blocked).clone();
             self.take_commands();
             self.take_envelopes();
             let statuses = self.serve_clients();
             next_tick = self.advance_clock(next_tick, Instant::now());
-            for _ in 0..READY_ROUNDS_MAX {
-                if !self.raft.has_ready() {
-                    break;
-                }
-                self.handle_ready()?;
-            }
+            self.take_completions()?;
+            let (driver, mut io) = self.io();
+            driver.drive(&mut io, READY_ROUNDS_MAX);
+            self.publish_status();
             self.answer_statuses(statuses);
         }
         Ok(())
@@ -219,7 +280,7 @@ impl Runtime {
     fn advance_clock(&mut self, mut next_tick: Instant, now: Instant) -> Instant {
         let mut ticks = 0;
         while now >= next_tick && ticks < TICK_CATCH_UP_MAX {
-            self.raft.tick();
+            self.driver.raft.tick();
             ticks += 1;
             next_tick += self.tick;
         }
@@ -229,9 +290,22 @@ impl Runtime {
         next_tick
     }
 
+    /// What the writer thread finished: release what waited for it, in order. A failed write
+    /// stops the server (fail-stop).
+    fn take_completions(&mut self) -> Result<(), NodeError> {
+        for completion in self.writer.completions() {
+            let done = completion?;
+            let (driver, mut io) = self.io();
+            for _ in 0..done {
+                driver.write_done(&mut io, READY_ROUNDS_MAX);
+            }
+        }
+        Ok(())
+    }
+
     fn poll(&mut self, timeout: Duration) {
         let mut items = [
-            self.transport.pull().as_poll_item(zmq::POLLIN),
+            self.net.transport.pull().as_poll_item(zmq::POLLIN),
             self.client.socket.as_poll_item(zmq::POLLIN),
             self.wake.as_poll_item(zmq::POLLIN),
         ];
@@ -250,56 +324,50 @@ impl Runtime {
                 Command::Propose { command, reply } => proposals.push((Replier::Local(reply), command)),
             }
         }
-        self.propose(proposals);
+        let (driver, mut io) = self.io();
+        driver.propose(proposals, &mut io);
     }
 
     fn send_app(&mut self, target: Target, msg_id: u64, payload: Vec<u8>) {
         let (targets, broadcast) = match target {
             Target::Pid(pid) => (vec![pid], false),
-            Target::Broadcast => (self.raft.peers().to_vec(), true),
+            Target::Broadcast => (self.driver.raft.peers().to_vec(), true),
         };
         for to in targets {
             let body = Body::App(AppMessage { msg_id, broadcast, payload: payload.clone() });
-            self.send_envelope(to, body);
+            self.net.send(to, body);
         }
-    }
-
-    fn send_envelope(&mut self, to: NodeId, body: Body) {
-        if self.blocked.contains(&to) {
-            return;
-        }
-        let envelope = Envelope { version: WIRE_VERSION, cluster_id: self.cluster_id, from: self.raft.id(), to, body };
-        self.transport.send(to, &auth::seal(self.key.as_ref(), encode(&envelope)));
     }
 
     fn take_envelopes(&mut self) {
-        let ignored = self.raft.ignored();
+        let ignored = self.driver.raft.ignored();
+        let id = self.driver.raft.id();
         for _ in 0..INBOUND_BATCH_MAX {
-            let Some(frame) = self.transport.try_recv() else {
+            let Some(frame) = self.net.transport.try_recv() else {
                 break;
             };
             // With a cluster key, nothing is decoded before its tag verifies.
             let Some(bytes) = auth::open(self.key.as_ref(), &frame) else {
-                log::debug!("server {}: dropped a {}-byte frame: bad MAC", self.raft.id(), frame.len());
+                log::debug!("server {id}: dropped a {}-byte frame: bad MAC", frame.len());
                 lock(&self.shared.drops).count(DropReason::BadMac);
                 continue;
             };
             let envelope = match self.receiver.open_envelope(bytes) {
-                Ok(envelope) if self.blocked.contains(&envelope.from) => Err(DropReason::Blocked),
+                Ok(envelope) if self.net.blocked.contains(&envelope.from) => Err(DropReason::Blocked),
                 other => other,
             };
             match envelope {
                 Err(reason) => {
-                    log::debug!("server {}: dropped a {}-byte envelope: {reason:?}", self.raft.id(), bytes.len());
+                    log::debug!("server {id}: dropped a {}-byte envelope: {reason:?}", bytes.len());
                     lock(&self.shared.drops).count(reason);
                 }
-                Ok(Envelope { from, body: Body::Raft(message), .. }) => self.raft.step(from, message),
+                Ok(Envelope { from, body: Body::Raft(message), .. }) => self.driver.raft.step(from, message),
                 Ok(Envelope { from, body: Body::App(app), .. }) => self.deliver(from, app),
             }
         }
         // What the core dropped or ignored shows in drop_counts() and `leader status --json`.
-        if self.raft.ignored() != ignored {
-            lock(&self.shared.drops).core = self.raft.ignored();
+        if self.driver.raft.ignored() != ignored {
+            lock(&self.shared.drops).core = self.driver.raft.ignored();
         }
     }
 
@@ -311,80 +379,21 @@ impl Runtime {
         }
     }
 
-    /// The DESIGN.md order: (1) persist, (2) send, (3) apply, (4) publish, then advance; a
-    /// leader's appends may go out before its own fsync when the core says so.
-    fn handle_ready(&mut self) -> Result<(), NodeError> {
-        let Ready {
-            hard_state,
-            truncate_from,
-            entries,
-            must_sync,
-            send_before_persist,
-            messages,
-            committed_entries,
-            soft_state,
-        } = self.raft.ready();
-        let mut messages = Some(messages);
-        if send_before_persist {
-            self.send_messages(messages.take().unwrap_or_default());
-        }
-        if let Some(from) = truncate_from {
-            self.storage.truncate_from(from)?;
-            self.pending.drop_from(&self.client, from);
-        }
-        if !entries.is_empty() {
-            self.storage.append(self.raft.entries(entries))?;
-        }
-        if must_sync {
-            // One fsync for every entry of this Ready: group commit. A failure is fatal.
-            self.storage.sync()?;
-        }
-        if let Some(hard_state) = hard_state {
-            self.storage.save_hard_state(&hard_state)?;
-        }
-        if let Some(messages) = messages {
-            self.send_messages(messages);
-        }
-        for entry in self.raft.entries(committed_entries) {
-            if entry.data.is_empty() {
-                continue; // a leader's no-op (§8)
-            }
-            let result = self.state_machine.apply(entry.index, &entry.data);
-            self.pending.applied(&self.client, entry.index, entry.term, result);
-        }
-        if let Some(soft) = soft_state {
-            let id = self.raft.id();
-            let leader = soft.leader_id.map_or("none".to_string(), |l| l.to_string());
-            log::info!("server {id}: {} in term {} (leader: {leader})", soft.role, soft.term);
-            let change = RoleChange { role: soft.role, term: soft.term, leader: soft.leader_id, at: Instant::now() };
-            lock(&self.shared.history).push(change);
-            if soft.role != Role::Leader {
-                // Whatever was proposed may still commit under the next leader: the client
-                // learns it is undecided and retries with the same sequence number.
-                self.pending.fail_all(&self.client, crate::transport::client_wire::ClientError::Dropped);
-            }
-        }
-        self.raft.advance();
-        self.publish_status();
-        Ok(())
-    }
-
-    fn send_messages(&mut self, messages: Vec<crate::core::Outgoing>) {
-        for out in messages {
-            self.send_envelope(out.to, Body::Raft(out.message));
-        }
-    }
-
+    /// The status from the durable view: role, term and leader as last published (a Ready's
+    /// soft state is published once its write is durable) and the vote as on disk, so no
+    /// answer shows a term or vote that a crash could take back.
     pub(super) fn status(&self) -> Status {
+        let raft = &self.driver.raft;
+        let soft = self.driver.published();
         Status {
-            pid: self.raft.id(),
-            role: self.raft.role(),
-            term: self.raft.current_term(),
-            leader: self.raft.leader_id(),
-            voted_for: self.raft.voted_for(),
-            commit_index: self.raft.commit_index(),
-            last_applied: self.raft.last_applied(),
-            last_index: self.raft.last_index(),
+            pid: raft.id(),
+            role: soft.role,
+            term: soft.term,
+            leader: soft.leader_id,
+            voted_for: self.driver.durable_hard_state().voted_for,
+            commit_index: raft.commit_index(),
+            last_applied: raft.last_applied(),
+            last_index: raft.last_index(),
         }
     }
 

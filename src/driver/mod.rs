@@ -1,0 +1,297 @@
+//! The one place between the core and the world: it takes each [`Ready`], hands its writes to
+//! the disk, sends what may leave now, holds back what must wait for the disk, and — when a
+//! write is reported durable — sends the messages that promised it, applies the committed
+//! entries, answers the proposals waiting for them, and tells the core
+//! ([`Raft::persisted`]). The production runtime (node/runtime.rs: ZeroMQ, a writer thread,
+//! the real clock) and the simulator (sim/node.rs: a simulated network and disk, virtual time)
+//! both drive their core through this code, so the ordering the server runs is the ordering
+//! the simulator checks.
+//!
+//! The order (thesis §3.8, §10.2.1; documented on [`Ready`]):
+//! 1. the Ready's writes (truncation, entries, hard state) go to [`Io::write`], which is
+//!    asynchronous: writes complete in order, each reported with [`Driver::write_done`];
+//! 2. its messages leave at once when they promise nothing about this server's disk (a
+//!    leader's appends and heartbeats: `send_before_persist`), else only after its write and
+//!    every earlier one are durable — a vote or an acknowledgement never leaves before what it
+//!    promises is on disk;
+//! 3. its committed entries are applied, and their proposals answered, after the same wait
+//!    (the core hands out only entries that are already durable here);
+//! 4. the core learns of each durable write through [`Raft::persisted`]; the leader counts
+//!    itself towards commit only then.
+//!
+//! Readies keep being taken while writes are in flight: the writer can put every write that
+//! queued up during one fsync into the next (group commit across Readies).
+
+use crate::core::{
+    Entry, HardState, IndexRange, LogIndex, Message, NodeId, Outgoing, PlantedBugs, ProposeError, Raft, Ready, Role,
+    SoftState, Term,
+};
+use crate::kv::StateMachine;
+use crate::transport::client_wire::ClientError;
+use std::collections::{BTreeMap, VecDeque};
+
+#[cfg(test)]
+mod tests;
+
+/// Proposals waiting for commitment at once; beyond it they are refused `Busy`. Bounds memory
+/// and the latency a new proposal would queue behind.
+pub const PENDING_MAX: usize = 65_536;
+
+/// A proposal's outcome: committed at an index with the state machine's response, or refused.
+pub type Outcome = Result<(LogIndex, Vec<u8>), ClientError>;
+
+/// What one Ready asks of the disk, copied out of the core so that a writer thread can own it.
+/// Applied in this order: truncate, append, (when `sync`) fsync, save the hard state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteRequest {
+    /// Remove every entry at or after this index first (a §5.3 conflict).
+    pub truncate_from: Option<LogIndex>,
+    /// Entries to append after the truncation.
+    pub entries: Vec<Entry>,
+    /// New term/vote to save durably after the log is synced.
+    pub hard_state: Option<HardState>,
+    /// Make all of it durable before reporting the write done (always true today: the driver
+    /// submits only Readies that need a sync; the field keeps the contract explicit).
+    pub sync: bool,
+}
+
+/// The world as the driver sees it. The production runtime implements it with ZeroMQ and a
+/// writer thread; the simulator with its network and disks.
+pub trait Io<T> {
+    /// Put `message` on the network to `to` (a lost message is fine: Raft retries).
+    fn send(&mut self, to: NodeId, message: Message);
+    /// Start a write. It must complete in order with the others, and be reported with
+    /// [`Driver::write_done`] once durable (or the server stops, fail-stop).
+    fn write(&mut self, request: WriteRequest);
+    /// The outcome of the proposal `token`.
+    fn answer(&mut self, token: T, outcome: Outcome);
+    /// `entry` was applied with `response` (empty for a no-op); for checkers and metrics.
+    fn applied(&mut self, _entry: &Entry, _response: &[u8]) {}
+    /// The role, term or leader changed.
+    fn soft_state(&mut self, _soft: SoftState) {}
+    /// The log was truncated from `from` (for a simulator's view of the disk).
+    fn truncated(&mut self, _from: LogIndex) {}
+}
+
+/// The second half of a Ready, waiting for its write (and every earlier one) to be durable.
+struct Waiting {
+    /// True when this Ready's write went to [`Io::write`]; false when it only waits behind
+    /// earlier writes.
+    submitted: bool,
+    messages: Vec<Outgoing>,
+    committed: IndexRange,
+    hard_state: Option<HardState>,
+    soft_state: Option<SoftState>,
+    /// The write's last entry, reported to the core when durable.
+    last_entry: Option<(LogIndex, Term)>,
+}
+
+/// A core with its state machine and the proposals waiting for their entries; see the module
+/// docs for the order it keeps.
+pub struct Driver<M, T> {
+    /// The core.
+    pub raft: Raft,
+    /// The state machine committed entries are applied to.
+    pub state_machine: M,
+    /// Proposals in the log, by index, with the term they were proposed in.
+    pending: BTreeMap<LogIndex, (Term, T)>,
+    /// Readies whose writes (or an earlier Ready's write) are not yet durable, oldest first.
+    waiting: VecDeque<Waiting>,
+    /// The hard state as durable on disk (the last completed write that carried one).
+    durable: HardState,
+    /// The soft state as last published (once the Ready that changed it was durable).
+    published: SoftState,
+}
+
+impl<M: StateMachine, T> Driver<M, T> {
+    /// Drive `raft`, applying to `state_machine`.
+    pub fn new(raft: Raft, state_machine: M) -> Self {
+        let (durable, published) = (raft.hard_state(), raft.soft_state());
+        Driver { raft, state_machine, pending: BTreeMap::new(), waiting: VecDeque::new(), durable, published }
+    }
+
+    /// The term and vote as they are on disk: what a status may show without a crash ever
+    /// taking it back (the core may be ahead while a write is in flight).
+    pub fn durable_hard_state(&self) -> HardState {
+        self.durable
+    }
+
+    /// Role, term and leader as last published: each change is published only once the Ready
+    /// that made it is durable.
+    pub fn published(&self) -> SoftState {
+        self.published
+    }
+
+    /// Proposals waiting for their entry.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Writes submitted and not yet reported durable.
+    pub fn writes_in_flight(&self) -> usize {
+        self.waiting.iter().filter(|w| w.submitted).count()
+    }
+
+    fn bugs(&self) -> PlantedBugs {
+        self.raft.planted().active()
+    }
+
+    /// Append `proposals` to the log as one batch (one write, one message per follower), or
+    /// refuse them all with a definite error. Call [`Driver::drive`] after.
+    pub fn propose(&mut self, proposals: Vec<(T, Vec<u8>)>, io: &mut impl Io<T>) {
+        if proposals.is_empty() {
+            return;
+        }
+        if self.pending.len() + proposals.len() > PENDING_MAX {
+            for (token, _) in proposals {
+                io.answer(token, Err(ClientError::Busy));
+            }
+            return;
+        }
+        let (tokens, commands): (Vec<T>, Vec<Vec<u8>>) = proposals.into_iter().unzip();
+        match self.raft.propose_batch(commands) {
+            Ok((first, _)) => {
+                let term = self.raft.current_term();
+                for (i, token) in tokens.into_iter().enumerate() {
+                    self.pending.insert(LogIndex(first.0 + i as u64), (term, token));
+                }
+            }
+            Err(e) => {
+                let error = match e {
+                    ProposeError::NotLeader { leader_hint } => ClientError::NotLeader { leader: leader_hint },
+                    ProposeError::Empty => ClientError::BadRequest("empty command".into()),
+                };
+                for token in tokens {
+                    io.answer(token, Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Take every Ready the core has: submit its write, send what may go now, and hold back
+    /// the rest behind the writes in flight. At most `rounds_max` Readies (a turn must end so
+    /// that timers and inbound traffic are not starved).
+    pub fn drive(&mut self, io: &mut impl Io<T>, rounds_max: usize) {
+        for _ in 0..rounds_max {
+            if !self.raft.has_ready() {
+                return;
+            }
+            let ready = self.raft.ready();
+            self.handle_ready(ready, io);
+        }
+    }
+
+    fn handle_ready(&mut self, ready: Ready, io: &mut impl Io<T>) {
+        let Ready {
+            hard_state,
+            truncate_from,
+            entries,
+            must_sync,
+            send_before_persist,
+            messages,
+            committed_entries,
+            soft_state,
+        } = ready;
+        let bugs = self.bugs();
+        if let Some(from) = truncate_from {
+            // Those proposals' entries are gone: definitely not applied by this leader.
+            for (_, (_, token)) in self.pending.split_off(&from) {
+                io.answer(token, Err(ClientError::Dropped));
+            }
+            io.truncated(from);
+        }
+        let appended = self.raft.entries(entries);
+        let last_entry = appended.last().map(|e| (e.index, e.term));
+        let early = send_before_persist
+            || (bugs.vote_before_persist && hard_state.is_some())
+            || (bugs.ack_before_durable && !entries.is_empty() && self.raft.role() != Role::Leader);
+        let mut waiting = Waiting {
+            submitted: must_sync,
+            messages: Vec::new(),
+            committed: committed_entries,
+            hard_state,
+            soft_state,
+            last_entry,
+        };
+        if early {
+            for out in messages {
+                io.send(out.to, out.message);
+            }
+        } else {
+            waiting.messages = messages;
+        }
+        if must_sync {
+            io.write(WriteRequest { truncate_from, entries: appended.to_vec(), hard_state, sync: true });
+        }
+        if !must_sync && self.waiting.is_empty() {
+            self.complete(waiting, io);
+        } else {
+            self.waiting.push_back(waiting);
+        }
+    }
+
+    /// The oldest write in flight is durable: release what waited for it (and for nothing
+    /// later), then take the Readies that produced.
+    pub fn write_done(&mut self, io: &mut impl Io<T>, rounds_max: usize) {
+        let Some(first) = self.waiting.pop_front() else {
+            return;
+        };
+        assert!(first.submitted, "a completion for a write that was never submitted");
+        self.complete(first, io);
+        while self.waiting.front().is_some_and(|w| !w.submitted) {
+            let next = self.waiting.pop_front().expect("checked");
+            self.complete(next, io);
+        }
+        self.drive(io, rounds_max);
+    }
+
+    /// Send, apply, answer, publish, report durable: the second half of one Ready.
+    fn complete(&mut self, waiting: Waiting, io: &mut impl Io<T>) {
+        for out in waiting.messages {
+            io.send(out.to, out.message);
+        }
+        self.apply(waiting.committed, io);
+        if let Some(hard_state) = waiting.hard_state {
+            self.durable = hard_state;
+        }
+        if let Some(soft) = waiting.soft_state {
+            self.published = soft;
+            io.soft_state(soft);
+            if soft.role != Role::Leader {
+                // Whatever this leader proposed may still commit under the next one: the
+                // client learns it is undecided and retries with the same sequence number.
+                for (_, (_, token)) in std::mem::take(&mut self.pending) {
+                    io.answer(token, Err(ClientError::Dropped));
+                }
+            }
+        }
+        if let Some((index, term)) = waiting.last_entry {
+            self.raft.persisted(index, term);
+        } else if waiting.submitted {
+            // A write with no entries (hard state or truncation only): nothing to report but
+            // the leader may commit now that everything before is durable.
+            self.raft.persisted(LogIndex(0), Term(0));
+        }
+    }
+
+    fn apply(&mut self, committed: IndexRange, io: &mut impl Io<T>) {
+        let Driver { raft, state_machine, pending, .. } = self;
+        for entry in raft.entries(committed) {
+            let response =
+                if entry.data.is_empty() { Vec::new() } else { state_machine.apply(entry.index, &entry.data) };
+            io.applied(entry, &response);
+            if let Some((term, token)) = pending.remove(&entry.index) {
+                // Another leader's entry took the index: ours was overwritten, never applied.
+                let outcome = if term == entry.term { Ok((entry.index, response)) } else { Err(ClientError::Dropped) };
+                io.answer(token, outcome);
+            }
+        }
+    }
+
+    /// Answer every waiting proposal with `error` (the server is stopping).
+    pub fn fail_all(&mut self, error: ClientError, io: &mut impl Io<T>) {
+        for (_, (_, token)) in std::mem::take(&mut self.pending) {
+            io.answer(token, Err(error.clone()));
+        }
+    }
+}

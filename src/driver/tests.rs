@@ -1,0 +1,147 @@
+//! The driver's order, with a recording `Io`: feed a core inputs, assert what left when.
+
+use super::*;
+use crate::core::{AppendEntriesResponse, HardState, Options, RequestVoteResponse};
+use crate::kv::KvStore;
+
+#[derive(Default)]
+struct Recorder {
+    /// Everything that happened, in order.
+    events: Vec<String>,
+    answers: Vec<(u32, Outcome)>,
+}
+
+impl Io<u32> for Recorder {
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.events.push(format!("send {} to {to}", message.kind()));
+    }
+    fn write(&mut self, request: WriteRequest) {
+        let hs = request.hard_state.map_or("-".into(), |h| format!("t{}", h.current_term));
+        self.events.push(format!("write {} entries hs {hs}", request.entries.len()));
+    }
+    fn answer(&mut self, token: u32, outcome: Outcome) {
+        self.events.push(format!("answer {token}"));
+        self.answers.push((token, outcome));
+    }
+    fn applied(&mut self, entry: &Entry, _response: &[u8]) {
+        self.events.push(format!("apply {}", entry.index));
+    }
+}
+
+fn driver(id: u64, peers: &[u64]) -> Driver<KvStore, u32> {
+    let mut options = Options::new(NodeId(id), peers.iter().map(|&p| NodeId(p)).collect(), 4, 1, 11);
+    options.pre_vote = false;
+    Driver::new(Raft::new(options, HardState::default()), KvStore::new())
+}
+
+fn elect(d: &mut Driver<KvStore, u32>, io: &mut Recorder) {
+    while d.raft.role() != crate::core::Role::Candidate {
+        d.raft.tick();
+    }
+    d.drive(io, 8);
+    d.write_done(io, 8);
+    let term = d.raft.current_term();
+    d.raft.step(NodeId(2), Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: true }));
+    d.drive(io, 8);
+    io.events.clear();
+}
+
+#[test]
+fn a_vote_leaves_only_after_its_write_is_durable() {
+    let (mut d, mut io) = (driver(1, &[2, 3]), Recorder::default());
+    while d.raft.role() != crate::core::Role::Candidate {
+        d.raft.tick();
+    }
+    d.drive(&mut io, 8);
+    assert_eq!(io.events, vec!["write 0 entries hs t1"], "the RequestVotes wait for the vote to be on disk");
+    d.write_done(&mut io, 8);
+    assert_eq!(io.events[1..], ["send RequestVote to 2", "send RequestVote to 3"]);
+}
+
+#[test]
+fn a_leader_sends_appends_before_its_own_write_and_commits_only_after_it() {
+    let (mut d, mut io) = (driver(1, &[2, 3]), Recorder::default());
+    elect(&mut d, &mut io);
+    d.write_done(&mut io, 8); // the no-op of the election
+    let term = d.raft.current_term();
+    let ack = |index: u64| {
+        Message::AppendEntriesResponse(AppendEntriesResponse {
+            term,
+            success: true,
+            match_index: LogIndex(index),
+            conflict_index: LogIndex(0),
+            conflict_term: Term(0),
+        })
+    };
+    d.raft.step(NodeId(2), ack(1)); // follower 2 is found: appends are pipelined to it
+    d.drive(&mut io, 8);
+    io.events.clear();
+    d.propose(vec![(7, b"x".to_vec())], &mut io);
+    d.drive(&mut io, 8);
+    assert_eq!(io.events, ["send AppendEntries to 2", "write 1 entries hs -"]);
+    d.raft.step(NodeId(2), ack(2));
+    d.drive(&mut io, 8);
+    assert!(io.answers.is_empty(), "committed only once the leader's own write is durable (§10.2.1)");
+    // A majority of two is the follower and the leader's own durable copy.
+    d.write_done(&mut io, 8);
+    d.drive(&mut io, 8);
+    assert_eq!(d.raft.commit_index(), LogIndex(2));
+    assert!(io.events.contains(&"apply 2".to_string()));
+    assert!(matches!(io.answers[..], [(7, Ok((LogIndex(2), _)))]), "{:?}", io.answers);
+}
+
+#[test]
+fn an_acknowledgement_waits_for_the_entries_it_acknowledges() {
+    let (mut d, mut io) = (driver(2, &[1, 3]), Recorder::default());
+    let entries = vec![Entry { term: Term(1), index: LogIndex(1), data: vec![] }];
+    let append = crate::core::AppendEntries {
+        term: Term(1),
+        leader_id: NodeId(1),
+        prev_log_index: LogIndex(0),
+        prev_log_term: Term(0),
+        entries,
+        leader_commit: LogIndex(0),
+    };
+    d.raft.step(NodeId(1), Message::AppendEntries(append.clone()));
+    d.drive(&mut io, 8);
+    assert_eq!(io.events, ["write 1 entries hs t1"]);
+    // A heartbeat meanwhile: its answer promises entry 1 too, so it waits behind the write.
+    let heartbeat =
+        crate::core::AppendEntries { prev_log_index: LogIndex(1), prev_log_term: Term(1), entries: vec![], ..append };
+    d.raft.step(NodeId(1), Message::AppendEntries(heartbeat));
+    d.drive(&mut io, 8);
+    assert_eq!(io.events.len(), 1, "nothing leaves while the write is in flight: {:?}", io.events);
+    d.write_done(&mut io, 8);
+    assert_eq!(io.events[1..], ["send AppendEntriesResponse to 1", "send AppendEntriesResponse to 1"]);
+}
+
+#[test]
+fn a_truncation_drops_the_proposals_it_removes_and_losing_leadership_drops_the_rest() {
+    let (mut d, mut io) = (driver(1, &[2, 3]), Recorder::default());
+    elect(&mut d, &mut io);
+    d.write_done(&mut io, 8);
+    d.propose(vec![(1, b"a".to_vec()), (2, b"b".to_vec())], &mut io);
+    d.drive(&mut io, 8);
+    // A leader of term 2 overwrites index 2 onwards (its entry at 2 has another term).
+    let entries = vec![Entry { term: Term(2), index: LogIndex(2), data: b"other".to_vec() }];
+    let append = crate::core::AppendEntries {
+        term: Term(2),
+        leader_id: NodeId(3),
+        prev_log_index: LogIndex(1),
+        prev_log_term: Term(1),
+        entries,
+        leader_commit: LogIndex(0),
+    };
+    d.raft.step(NodeId(3), Message::AppendEntries(append));
+    d.drive(&mut io, 8);
+    let dropped: Vec<u32> =
+        io.answers.iter().filter(|(_, o)| o == &Err(ClientError::Dropped)).map(|(t, _)| *t).collect();
+    assert_eq!(dropped, [1, 2]);
+}
+
+#[test]
+fn a_busy_driver_refuses_and_a_follower_redirects() {
+    let (mut d, mut io) = (driver(2, &[1, 3]), Recorder::default());
+    d.propose(vec![(5, b"x".to_vec())], &mut io);
+    assert_eq!(io.answers, [(5, Err(ClientError::NotLeader { leader: None }))]);
+}
