@@ -291,3 +291,29 @@ fn the_segment_example_in_docs_storage_md_is_what_the_writer_writes() {
     drop(storage);
     assert_eq!(fs::read(segment_path(tmp.path(), 1)).unwrap(), [header, entry_record, marker].concat());
 }
+
+#[test]
+fn entries_kept_by_a_truncation_stay_claimed_by_a_marker() {
+    // Entries 7 and 8 were claimed by the second sync's marker, which the cut at entry 9
+    // removes; the truncation writes a new marker, so damage to them is still corruption
+    // rather than taken for a torn tail (no sync follows here).
+    let tmp = tempfile::tempdir().unwrap();
+    let log = entries(1, 9, 1);
+    let mut storage = DiskStorage::open(tmp.path()).unwrap();
+    storage.append(&log[..6]).unwrap();
+    storage.sync().unwrap();
+    storage.append(&log[6..]).unwrap();
+    storage.sync().unwrap();
+    storage.truncate_from(LogIndex(9)).unwrap();
+    drop(storage);
+    let path = segment_path(tmp.path(), 1);
+    let good = fs::read(&path).unwrap();
+    let eighth = SEGMENT_HEADER_LEN as u64 + log[..7].iter().map(record_len).sum::<u64>() + MARKER_RECORD_LEN as u64;
+    assert_eq!(good.len() as u64, eighth + record_len(&log[7]) + MARKER_RECORD_LEN as u64);
+    let mut bad = good.clone();
+    bad[eighth as usize + 10] ^= 1;
+    fs::write(&path, &bad).unwrap();
+    assert_eq!(corrupt(reopen(tmp.path())).1, eighth);
+    fs::write(&path, &good).unwrap();
+    assert_eq!(reopen(tmp.path()).unwrap(), log[..8]);
+}
