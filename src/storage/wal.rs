@@ -42,9 +42,9 @@ const WRITE_BUFFER_BYTES_MAX: usize = 1 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WalOptions {
     /// A new segment file is started before an append once the current one holds at least
-    /// this many bytes (header included), so a segment is at most this plus one record.
-    /// Smaller segments make truncations and (later) compaction cheaper, larger ones mean
-    /// fewer files; tests use tiny values to cross segment boundaries often.
+    /// this many bytes (header included), so a segment is at most this plus one record and
+    /// one sync marker. Smaller segments make truncations and (later) compaction cheaper,
+    /// larger ones mean fewer files; tests use tiny values to cross segment boundaries often.
     pub segment_bytes_max: u64,
 }
 
