@@ -43,6 +43,17 @@ pub enum StorageError {
         /// What is wrong there.
         detail: String,
     },
+    /// A log segment is intact but in another WAL format version than this build reads (for
+    /// example version 1, written before the checksum covered the record length). Refused
+    /// rather than converted: the old format cannot tell a torn tail from damage reliably.
+    UnsupportedVersion {
+        /// The segment file.
+        path: PathBuf,
+        /// The version its header names.
+        found: u8,
+        /// The only version this build reads.
+        supported: u8,
+    },
 }
 
 impl fmt::Display for StorageError {
@@ -60,6 +71,19 @@ impl fmt::Display for StorageError {
             StorageError::Corrupt { path, offset, detail } => {
                 write!(f, "corrupt {} at byte {offset}: {detail}", path.display())
             }
+            StorageError::UnsupportedVersion { path, found, supported } => {
+                let wal_dir = path.parent().unwrap_or(path);
+                write!(
+                    f,
+                    "{} is in WAL format version {found}, but this build reads only WAL format {supported}. \
+                     Either start the build that wrote it on this data directory, or, once the other servers \
+                     are up with a leader, remove {} (keep the hardstate file: it holds this server's term and \
+                     vote) and restart: the server rejoins with an empty log and the leader re-replicates it \
+                     (docs/storage.md, \"Older formats\")",
+                    path.display(),
+                    wal_dir.display()
+                )
+            }
         }
     }
 }
@@ -68,7 +92,9 @@ impl Error for StorageError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             StorageError::Io { source, .. } => Some(source),
-            StorageError::Locked { .. } | StorageError::Corrupt { .. } => None,
+            StorageError::Locked { .. } | StorageError::Corrupt { .. } | StorageError::UnsupportedVersion { .. } => {
+                None
+            }
         }
     }
 }

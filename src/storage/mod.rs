@@ -17,16 +17,19 @@
 //! <dir>/LOCK           exclusive lock: one server process per directory
 //! <dir>/hardstate      the 34-byte hard state record
 //! <dir>/hardstate.tmp  only during a save (or after a crash in the middle of one)
-//! <dir>/wal/<first index, 20 digits>.seg   log segments (wal.rs, segment.rs, record.rs)
+//! <dir>/wal/<first index, 20 digits>.seg   log segments (wal.rs, segment.rs, scan.rs, record.rs)
 //! ```
 
 mod error;
 mod hard_state;
 mod mem;
 mod record;
+mod scan;
 mod segment;
 mod wal;
 
+#[cfg(test)]
+mod wal_crash_tests;
 #[cfg(test)]
 mod wal_prop_tests;
 #[cfg(test)]

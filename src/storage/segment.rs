@@ -1,71 +1,91 @@
-//! One segment file of the write-ahead log: its name, its header, and the checked scan that
-//! recovers its entries at open. docs/storage.md has the tables and the recovery rules.
+//! One segment file of the write-ahead log: its name, its header, and the file operations
+//! (durable creation, truncation, removal). The scan that recovers a segment is scan.rs;
+//! docs/storage.md has the tables and the rules.
 //!
 //! ```text
 //! wal/<first_index, 20 zero-padded digits>.seg
 //! offset size field
 //!      0    4 magic b"LDWL"
-//!      4    1 format version (1)
+//!      4    1 format version (2)
 //!      5    8 first_index (u64 LE): index of the segment's first entry
 //!     13    4 CRC32 (IEEE) of bytes 0..13 (u32 LE)
 //!     17    … records (record.rs), back to back, up to the end of the file
 //! ```
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::io_error;
-use super::record::{self, RecordRead};
+use super::hard_state::sync_dir;
 use super::StorageError;
-use crate::core::{Entry, LogIndex, Term};
+use crate::core::LogIndex;
 
 /// Size in bytes of a segment header, checksum included.
 pub const SEGMENT_HEADER_LEN: usize = 17;
 
 /// First bytes of every segment: tells a log segment from any other file put there.
 const MAGIC: &[u8; 4] = b"LDWL";
-/// Bumped whenever the segment or record layout changes; an unknown version is refused.
-const VERSION: u8 = 1;
-const OFFSET_VERSION: usize = 4;
-const OFFSET_FIRST_INDEX: usize = 5;
+/// Bumped whenever the segment or record layout changes. Version 2: the record CRC covers the
+/// frame, and sync markers tell synced bytes from unsynced ones.
+pub(super) const VERSION: u8 = 2;
+pub(super) const OFFSET_VERSION: usize = 4;
+pub(super) const OFFSET_FIRST_INDEX: usize = 5;
 const OFFSET_CRC: usize = 13;
 /// File name suffix of a segment.
 const SUFFIX: &str = ".seg";
+/// Suffix of a segment being created: it gets its final name only once its header is durable.
+const TMP_SUFFIX: &str = ".seg.tmp";
 /// Digits in a segment's name: enough for any u64, so names sort like their indexes.
 const NAME_DIGITS: usize = 20;
-
-/// Read buffer for the scan at open: large reads, without holding a whole segment in memory.
-const SCAN_BUFFER_BYTES: usize = 1 << 20;
 
 /// The file name of the segment whose first entry is `first_index`.
 pub(super) fn file_name(first_index: LogIndex) -> String {
     format!("{:0width$}{SUFFIX}", first_index.0, width = NAME_DIGITS)
 }
 
-/// The first index a segment file name stands for, if it is a segment name at all.
-fn parse_name(name: &str) -> Option<LogIndex> {
-    let digits = name.strip_suffix(SUFFIX)?;
+/// The first index a file name stands for, if it has the shape `<20 digits><suffix>`.
+fn parse_with(name: &str, suffix: &str) -> Option<LogIndex> {
+    let digits = name.strip_suffix(suffix)?;
     if digits.len() != NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok().map(LogIndex)
 }
 
-/// The segment files in `wal_dir`, in log order. Other files are left alone, with a warning:
-/// refusing to start over an editor's backup file would help nobody.
-pub(super) fn list(wal_dir: &Path) -> Result<Vec<(LogIndex, PathBuf)>, StorageError> {
-    let mut segments = Vec::new();
+/// The first index a segment file name stands for, if it is a segment name at all.
+pub(super) fn parse_name(name: &str) -> Option<LogIndex> {
+    parse_with(name, SUFFIX)
+}
+
+/// What a WAL directory holds.
+#[derive(Debug, Default)]
+pub(super) struct Listing {
+    /// The segment files, in log order.
+    pub segments: Vec<(LogIndex, PathBuf)>,
+    /// Segments whose creation was interrupted before their rename: never part of the log.
+    pub leftovers: Vec<PathBuf>,
+}
+
+/// The files in `wal_dir`. Other files are left alone, with a warning: refusing to start over
+/// an editor's backup file would help nobody.
+pub(super) fn list(wal_dir: &Path) -> Result<Listing, StorageError> {
+    let mut listing = Listing::default();
     for dir_entry in fs::read_dir(wal_dir).map_err(io_error(wal_dir, "read directory"))? {
         let dir_entry = dir_entry.map_err(io_error(wal_dir, "read directory"))?;
         let name = dir_entry.file_name();
-        match name.to_str().and_then(parse_name) {
-            Some(first_index) => segments.push((first_index, dir_entry.path())),
-            None => log::warn!("ignoring {}: not a log segment name", dir_entry.path().display()),
+        let name = name.to_str();
+        if let Some(first_index) = name.and_then(parse_name) {
+            listing.segments.push((first_index, dir_entry.path()));
+        } else if name.and_then(|name| parse_with(name, TMP_SUFFIX)).is_some() {
+            listing.leftovers.push(dir_entry.path());
+        } else {
+            log::warn!("ignoring {}: not a log segment name", dir_entry.path().display());
         }
     }
-    segments.sort();
-    Ok(segments)
+    listing.segments.sort();
+    listing.leftovers.sort();
+    Ok(listing)
 }
 
 /// The 17-byte header of the segment whose first entry is `first_index`.
@@ -79,29 +99,46 @@ pub(super) fn encode_header(first_index: LogIndex) -> [u8; SEGMENT_HEADER_LEN] {
     bytes
 }
 
-/// Checks a header: magic, then version (so that a foreign or newer file gets a precise
-/// message), then the CRC, then that the first index agrees with the file name. Returns the
-/// offset of the first bad field and what is wrong with it.
-fn decode_header(bytes: &[u8; SEGMENT_HEADER_LEN], named: LogIndex) -> Result<LogIndex, (u64, String)> {
+/// Why a header was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum HeaderError {
+    /// The header is damaged: the offset of the first bad field and what is wrong with it.
+    Corrupt(u64, String),
+    /// An intact header of another format version (the header layout is the same in every
+    /// version, so its CRC can be checked whatever the version says).
+    Version(u8),
+}
+
+/// Checks a header: magic, then version (so that a foreign file or another version gets a
+/// precise message), then the CRC, then that the first index agrees with the file name.
+pub(super) fn decode_header(bytes: &[u8; SEGMENT_HEADER_LEN], named: LogIndex) -> Result<LogIndex, HeaderError> {
     if &bytes[..OFFSET_VERSION] != MAGIC {
         let found = &bytes[..OFFSET_VERSION];
-        return Err((0, format!("bad magic {found:02x?}, expected \"LDWL\"")));
-    }
-    if bytes[OFFSET_VERSION] != VERSION {
-        let found = bytes[OFFSET_VERSION];
-        return Err((OFFSET_VERSION as u64, format!("unknown format version {found}, expected {VERSION}")));
+        return Err(HeaderError::Corrupt(0, format!("bad magic {found:02x?}, expected \"LDWL\"")));
     }
     let stored = u32::from_le_bytes(bytes[OFFSET_CRC..].try_into().expect("4 bytes"));
     let computed = crc32fast::hash(&bytes[..OFFSET_CRC]);
+    let version = bytes[OFFSET_VERSION];
+    if version != VERSION {
+        // A version is believed only with a matching CRC: a flipped bit in the version byte
+        // of a good segment is damage, not a file from another build.
+        if stored == computed {
+            return Err(HeaderError::Version(version));
+        }
+        return Err(HeaderError::Corrupt(
+            OFFSET_VERSION as u64,
+            format!("unknown format version {version} (expected {VERSION}), and the header checksum does not match"),
+        ));
+    }
     if stored != computed {
-        return Err((
+        return Err(HeaderError::Corrupt(
             OFFSET_CRC as u64,
             format!("header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
         ));
     }
     let first_index = LogIndex(u64::from_le_bytes(bytes[OFFSET_FIRST_INDEX..OFFSET_CRC].try_into().expect("8 bytes")));
     if first_index != named {
-        return Err((
+        return Err(HeaderError::Corrupt(
             OFFSET_FIRST_INDEX as u64,
             format!("header first index {first_index} does not match the file name ({named})"),
         ));
@@ -109,142 +146,29 @@ fn decode_header(bytes: &[u8; SEGMENT_HEADER_LEN], named: LogIndex) -> Result<Lo
     Ok(first_index)
 }
 
-/// Where one entry's record sits in its segment, and the entry's term (kept so that a
-/// truncation can restore the "terms never decrease" check without reading the disk).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct RecordPos {
-    /// Byte offset of the record from the start of the segment file.
-    pub offset: u64,
-    /// Term of the entry.
-    pub term: Term,
-}
-
-/// What a scan found in one segment file.
-#[derive(Debug)]
-pub(super) enum Scan {
-    /// The file is shorter than a header. Only possible for a segment whose creation was
-    /// interrupted; the caller decides whether that is a torn tail (last segment) or damage.
-    PartialHeader {
-        /// The file's length.
-        file_len: u64,
-    },
-    /// The header is valid; `entries` are the complete, checked records.
-    Segment(Scanned),
-}
-
-/// The checked content of a segment file.
-#[derive(Debug)]
-pub(super) struct Scanned {
-    /// Index of the first entry (from the header).
-    pub first_index: LogIndex,
-    /// The entries of the complete records, in order.
-    pub entries: Vec<Entry>,
-    /// Where each of `entries` sits.
-    pub positions: Vec<RecordPos>,
-    /// Length of the valid part: header plus complete records.
-    pub valid_len: u64,
-    /// Length of the file; more than `valid_len` only when the scan found a torn tail.
-    pub file_len: u64,
-    /// Why the bytes after `valid_len` were judged a torn tail, if there are any.
-    pub torn: Option<String>,
-}
-
-/// What the scan of one segment must agree with: the log before it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Expect {
-    /// Index the segment's first record must have.
-    pub next_index: LogIndex,
-    /// Term of the entry before it (terms never decrease along the log, §5.3).
-    pub last_term: Term,
-    /// Whether this is the newest segment, the only one that may end in a torn write.
-    pub is_last: bool,
-}
-
-/// Reads and checks the segment at `path` (named for `named`), record by record.
+/// Creates the segment whose first entry is `first_index` in `wal_dir` so that it either
+/// exists with its whole header or not at all: the header goes into `<name>.tmp`, which is
+/// fdatasynced, renamed to its final name, and the directory fsynced. Only then can an entry
+/// in it be reported durable. Returns the path and the file opened for appending.
 ///
-/// Torn-tail rules, applied only when `expect.is_last` (older segments were synced in full
-/// before a newer one was created, so damage there is never an interrupted write):
-/// a final record cut short, or a final record whose CRC fails and which ends exactly at the
-/// end of the file, ends the scan, and the caller truncates it away. Anything else that is
-/// wrong is [`StorageError::Corrupt`] at the offset of the record (or header field).
-pub(super) fn scan(path: &Path, named: LogIndex, expect: Expect) -> Result<Scan, StorageError> {
-    let file = File::open(path).map_err(io_error(path, "open"))?;
-    let file_len = file.metadata().map_err(io_error(path, "stat"))?.len();
-    let corrupt = |offset: u64, detail: String| StorageError::Corrupt { path: path.to_path_buf(), offset, detail };
-    if file_len < SEGMENT_HEADER_LEN as u64 {
-        return Ok(Scan::PartialHeader { file_len });
+/// Why the temporary name: otherwise a crash could leave a segment with a partial header, and
+/// recovery could not tell that from a damaged header. Segments are created once per
+/// `segment_bytes_max`, so the extra fsyncs cost nothing measurable.
+pub(super) fn create(wal_dir: &Path, first_index: LogIndex) -> Result<(PathBuf, File), StorageError> {
+    let path = wal_dir.join(file_name(first_index));
+    let tmp = wal_dir.join(format!("{:0width$}{TMP_SUFFIX}", first_index.0, width = NAME_DIGITS));
+    let mut file =
+        File::options().write(true).create(true).truncate(true).open(&tmp).map_err(io_error(&tmp, "create"))?;
+    file.write_all(&encode_header(first_index)).map_err(io_error(&tmp, "write"))?;
+    file.sync_data().map_err(io_error(&tmp, "fdatasync"))?;
+    drop(file);
+    if path.exists() {
+        // The log never creates a segment twice: the name is free unless there is a bug.
+        return Err(io_error(&path, "create")(io::Error::from(io::ErrorKind::AlreadyExists)));
     }
-    let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
-    let mut header = [0u8; SEGMENT_HEADER_LEN];
-    reader.read_exact(&mut header).map_err(io_error(path, "read"))?;
-    let first_index = decode_header(&header, named).map_err(|(offset, detail)| corrupt(offset, detail))?;
-    if first_index != expect.next_index {
-        return Err(corrupt(
-            OFFSET_FIRST_INDEX as u64,
-            format!("segment starts at index {first_index}, but the log continues at {}", expect.next_index),
-        ));
-    }
-
-    let mut scanned = Scanned {
-        first_index,
-        entries: Vec::new(),
-        positions: Vec::new(),
-        valid_len: SEGMENT_HEADER_LEN as u64,
-        file_len,
-        torn: None,
-    };
-    let mut next_index = first_index;
-    let mut last_term = expect.last_term;
-    while scanned.valid_len < file_len {
-        let offset = scanned.valid_len;
-        let remaining = file_len - offset;
-        let read = record::read(&mut reader, remaining).map_err(io_error(path, "read"))?;
-        let (entry, len) = match read {
-            RecordRead::Entry { entry, len } => (entry, len),
-            RecordRead::Short { detail } if expect.is_last => {
-                scanned.torn = Some(detail);
-                break;
-            }
-            RecordRead::BadCrc { len, detail } if expect.is_last && len == remaining => {
-                scanned.torn = Some(detail);
-                break;
-            }
-            RecordRead::Short { detail } => {
-                return Err(corrupt(offset, format!("{detail}, in a segment that is not the last")))
-            }
-            RecordRead::BadCrc { detail, .. } => {
-                return Err(corrupt(offset, format!("{detail}, with more data after it")))
-            }
-            RecordRead::Invalid { detail } => return Err(corrupt(offset, detail)),
-        };
-        // The checks after reading that pair with the asserts before writing (wal.rs).
-        if entry.index != next_index {
-            return Err(corrupt(offset, format!("record holds index {}, expected {next_index}", entry.index)));
-        }
-        if entry.term < last_term {
-            return Err(corrupt(
-                offset,
-                format!(
-                    "entry {} has term {}, lower than the term {last_term} before it (§5.3: terms never decrease along the log)",
-                    entry.index, entry.term
-                ),
-            ));
-        }
-        next_index = LogIndex(next_index.0 + 1);
-        last_term = entry.term;
-        scanned.positions.push(RecordPos { offset, term: entry.term });
-        scanned.entries.push(entry);
-        scanned.valid_len += len;
-    }
-    Ok(Scan::Segment(scanned))
-}
-
-/// Creates the file of a new segment (failing if it exists: that would be a bug) and returns
-/// it opened for appending. The header is not written here; the caller buffers it with the
-/// first records, and a crash before they reach the disk leaves a partial header in the last
-/// segment, which recovery removes.
-pub(super) fn create(path: &Path) -> Result<File, StorageError> {
-    File::options().append(true).create_new(true).open(path).map_err(io_error(path, "create"))
+    fs::rename(&tmp, &path).map_err(io_error(&path, "rename"))?;
+    sync_dir(wal_dir)?;
+    Ok((path.clone(), open_append(&path)?))
 }
 
 /// Opens an existing segment for appending at its end.
@@ -252,7 +176,8 @@ pub(super) fn open_append(path: &Path) -> Result<File, StorageError> {
     File::options().append(true).open(path).map_err(io_error(path, "open"))
 }
 
-/// Cuts the file at `path` to `len` bytes and makes the new length durable.
+/// Cuts the file at `path` to `len` bytes and makes the new length (and every byte before
+/// it) durable.
 pub(super) fn truncate_durably(path: &Path, len: u64) -> Result<(), StorageError> {
     let file = open_append(path)?;
     file.set_len(len).map_err(io_error(path, "truncate"))?;
@@ -260,6 +185,7 @@ pub(super) fn truncate_durably(path: &Path, len: u64) -> Result<(), StorageError
 }
 
 /// Removes a file, treating "already gone" as done (a retry after a crash finds it so).
+/// The caller fsyncs the directory.
 pub(super) fn remove(path: &Path) -> Result<(), StorageError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -277,6 +203,7 @@ mod tests {
         assert_eq!(file_name(LogIndex(1)), "00000000000000000001.seg");
         assert_eq!(file_name(LogIndex(u64::MAX)), "18446744073709551615.seg");
         assert_eq!(parse_name("00000000000000000042.seg"), Some(LogIndex(42)));
+        assert_eq!(parse_with("00000000000000000042.seg.tmp", TMP_SUFFIX), Some(LogIndex(42)));
         for not_a_segment in [
             "42.seg",
             "0000000000000000004x.seg",
@@ -292,24 +219,19 @@ mod tests {
     fn header_layout_matches_the_documented_table() {
         let bytes = encode_header(LogIndex(0x0102));
         assert_eq!(&bytes[..4], b"LDWL");
-        assert_eq!(bytes[4], 1);
+        assert_eq!(bytes[4], 2);
         assert_eq!(&bytes[5..13], &0x0102u64.to_le_bytes());
         assert_eq!(&bytes[13..], &crc32fast::hash(&bytes[..13]).to_le_bytes());
         assert_eq!(decode_header(&bytes, LogIndex(0x0102)), Ok(LogIndex(0x0102)));
     }
 
     #[test]
-    fn the_header_example_in_docs_storage_md_is_exact() {
-        let expected: [u8; SEGMENT_HEADER_LEN] =
-            [0x4c, 0x44, 0x57, 0x4c, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x09, 0xd9, 0xf4, 0x15];
-        let bytes = encode_header(LogIndex(1));
-        assert_eq!(bytes, expected, "{bytes:02x?}");
-    }
-
-    #[test]
     fn each_header_defect_is_reported_at_its_field() {
         let good = encode_header(LogIndex(5));
-        let offset_of = |bytes: &[u8; SEGMENT_HEADER_LEN], named| decode_header(bytes, LogIndex(named)).unwrap_err().0;
+        let offset_of = |bytes: &[u8; SEGMENT_HEADER_LEN], named| match decode_header(bytes, LogIndex(named)) {
+            Err(HeaderError::Corrupt(offset, _)) => offset,
+            other => panic!("expected a corrupt header, got {other:?}"),
+        };
         for bit in 0..SEGMENT_HEADER_LEN * 8 {
             let mut bad = good;
             bad[bit / 8] ^= 1 << (bit % 8);
@@ -321,5 +243,31 @@ mod tests {
             assert_eq!(offset_of(&bad, 5), expected, "bit {bit}");
         }
         assert_eq!(offset_of(&good, 6), 5, "name and header disagree");
+    }
+
+    #[test]
+    fn an_intact_header_of_another_version_is_a_version_error() {
+        for version in [1, 3] {
+            let mut header = encode_header(LogIndex(1));
+            header[4] = version;
+            let crc = crc32fast::hash(&header[..13]);
+            header[13..].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(decode_header(&header, LogIndex(1)), Err(HeaderError::Version(version)));
+        }
+    }
+
+    #[test]
+    fn create_leaves_a_durable_header_under_the_final_name_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, mut file) = create(tmp.path(), LogIndex(7)).unwrap();
+        assert_eq!(path, tmp.path().join(file_name(LogIndex(7))));
+        file.write_all(b"x").unwrap(); // opened for appending after the header
+        let mut expected = encode_header(LogIndex(7)).to_vec();
+        expected.push(b'x');
+        assert_eq!(fs::read(&path).unwrap(), expected);
+        let listing = list(tmp.path()).unwrap();
+        assert_eq!(listing.segments, vec![(LogIndex(7), path)]);
+        assert!(listing.leftovers.is_empty());
+        assert!(create(tmp.path(), LogIndex(7)).is_err(), "a segment is never created twice");
     }
 }

@@ -7,8 +7,11 @@
 //! the acknowledgements. docs/storage.md specifies the format and the recovery rules.
 //!
 //! Invariants that keep recovery simple ("only the newest segment can end in a torn write",
-//! "the segments always chain"):
-//! - A segment is made durable (fdatasync) before the next one is created.
+//! "the segments always chain", "a valid sync marker tells the truth"):
+//! - A segment is made durable (fdatasync) before the next one is created, and a segment file
+//!   gets its name only with a durable header, the name itself fsynced (segment::create).
+//! - A sync marker claiming "durable through X" is written only once bytes `..X` are durable:
+//!   right after an fdatasync, after a durable truncation, or at open after an fdatasync.
 //! - A truncation that touches bytes already written is made durable before it returns, and
 //!   before anything is written after it; so an interrupted overwrite can never leave old
 //!   records behind new ones, and a removed segment can never reappear behind a gap.
@@ -21,8 +24,9 @@ use std::time::Instant;
 
 use super::error::io_error;
 use super::hard_state::sync_dir;
-use super::record;
-use super::segment::{self, Expect, RecordPos, Scan, SEGMENT_HEADER_LEN};
+use super::record::{self, Marker};
+use super::scan::{self, Expect, RecordPos};
+use super::segment::{self, SEGMENT_HEADER_LEN};
 use super::{assert_continues, StorageError};
 use crate::core::{Entry, LogIndex, Term};
 
@@ -38,9 +42,9 @@ const WRITE_BUFFER_BYTES_MAX: usize = 1 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WalOptions {
     /// A new segment file is started before an append once the current one holds at least
-    /// this many bytes (header included), so a segment is at most this plus one record.
-    /// Smaller segments make truncations and (later) compaction cheaper, larger ones mean
-    /// fewer files; tests use tiny values to cross segment boundaries often.
+    /// this many bytes (header included), so a segment is at most this plus one record and
+    /// one sync marker. Smaller segments make truncations and (later) compaction cheaper,
+    /// larger ones mean fewer files; tests use tiny values to cross segment boundaries often.
     pub segment_bytes_max: u64,
 }
 
@@ -77,13 +81,15 @@ pub(super) struct Wal {
     last_term: Term,
     /// The log as recovered at open, until the runtime takes it.
     recovered: Vec<Entry>,
-    /// A segment file was created since the last sync: its directory entry needs an fsync.
-    dir_dirty: bool,
-    /// Entries and bytes appended since the last sync (for the debug log line), and whether
-    /// anything at all needs syncing.
+    /// End of the last sync marker in the last segment (its header's end if none). A sync
+    /// with nothing after it has nothing to do: no fdatasync, no new marker.
+    marked_end: u64,
+    /// Bytes of the last segment known durable (fdatasync or a durable truncation returned).
+    /// A marker never claims more (asserted); tests tear the bytes after it.
+    durable_len: u64,
+    /// Entries and bytes appended since the last sync, for the debug log line.
     unsynced_entries: u64,
     unsynced_bytes: u64,
-    unsynced: bool,
     /// Set by any failed write or sync: every later write is refused (fail-stop; a retried
     /// fsync can report success for pages the kernel already dropped).
     failed: bool,
@@ -117,16 +123,25 @@ impl Wal {
             last_index: LogIndex(0),
             last_term: Term(0),
             recovered: Vec::new(),
-            dir_dirty: false,
+            marked_end: SEGMENT_HEADER_LEN as u64,
+            durable_len: SEGMENT_HEADER_LEN as u64,
             unsynced_entries: 0,
             unsynced_bytes: 0,
-            unsynced: false,
             failed: false,
         };
         wal.recover()?;
         if let Some(last) = wal.segments.last() {
             wal.active = Some(segment::open_append(&last.path)?);
             wal.written_len = last.len;
+            // The runtime treats everything recovered as durable, but unsynced records may
+            // have survived a process crash in the page cache only: make them durable (one
+            // fdatasync per open). If no marker claims them (the last sync's marker was
+            // lost), write one, so that later damage to them is reported, not cut off.
+            let needs_marker = last.len > wal.marked_end;
+            wal.sync_active()?;
+            if needs_marker {
+                wal.write_marker()?;
+            }
         }
         log::debug!(
             "opened log {} with {} segments, entries 1..={}",
@@ -139,7 +154,17 @@ impl Wal {
 
     /// Reads every segment in order (the recovery rules of docs/storage.md).
     fn recover(&mut self) -> Result<(), StorageError> {
-        let files = segment::list(&self.dir)?;
+        let listing = segment::list(&self.dir)?;
+        for leftover in &listing.leftovers {
+            // A segment whose creation was interrupted before its rename: it never had a
+            // name in the log, so it never held an entry. Removed only now, under the lock.
+            log::info!("removing {}: a segment whose creation was interrupted", leftover.display());
+            segment::remove(leftover)?;
+        }
+        if !listing.leftovers.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        let files = &listing.segments;
         for (k, (named, path)) in files.iter().enumerate() {
             let next_index = LogIndex(self.last_index.0 + 1);
             if let Some(previous) = self.segments.last() {
@@ -158,52 +183,29 @@ impl Wal {
                 }
             }
             let expect = Expect { next_index, last_term: self.last_term, is_last: k + 1 == files.len() };
-            match segment::scan(path, *named, expect)? {
-                Scan::PartialHeader { file_len } if expect.is_last => {
-                    // Its creation was interrupted before the header reached the disk; it
-                    // never held an entry, so nothing that was promised is lost.
-                    log::warn!(
-                        "removing {}: torn segment header ({file_len} of {SEGMENT_HEADER_LEN} bytes), the tail of an interrupted write",
-                        path.display()
-                    );
-                    segment::remove(path)?;
-                    sync_dir(&self.dir)?;
-                }
-                Scan::PartialHeader { file_len } => {
-                    return Err(StorageError::Corrupt {
-                        path: path.clone(),
-                        offset: 0,
-                        detail: format!(
-                            "segment header cut short ({file_len} of {SEGMENT_HEADER_LEN} bytes) in a segment that is not the last"
-                        ),
-                    })
-                }
-                Scan::Segment(scanned) => {
-                    if let Some(reason) = &scanned.torn {
-                        // Only ever bytes that no sync covered: a sync returns after the
-                        // write, and records are only appended after the synced ones.
-                        log::warn!(
-                            "truncating torn tail of {} at byte {} ({} bytes dropped): {reason}",
-                            path.display(),
-                            scanned.valid_len,
-                            scanned.file_len - scanned.valid_len
-                        );
-                        segment::truncate_durably(path, scanned.valid_len)?;
-                    }
-                    if let Some(last) = scanned.positions.last() {
-                        self.last_term = last.term;
-                    }
-                    self.last_index =
-                        LogIndex(scanned.first_index.0 + scanned.entries.len() as u64 - 1);
-                    self.recovered.extend(scanned.entries);
-                    self.segments.push(Segment {
-                        first_index: scanned.first_index,
-                        path: path.clone(),
-                        records: scanned.positions,
-                        len: scanned.valid_len,
-                    });
-                }
+            let scanned = scan::scan(path, *named, expect)?;
+            if let Some(reason) = &scanned.torn {
+                // Only bytes that no sync covered: no valid marker claims anything past them.
+                log::warn!(
+                    "truncating torn tail of {} at byte {} ({} bytes dropped): {reason}",
+                    path.display(),
+                    scanned.valid_len,
+                    scanned.file_len - scanned.valid_len
+                );
+                segment::truncate_durably(path, scanned.valid_len)?;
             }
+            if let Some(last) = scanned.positions.last() {
+                self.last_term = last.term;
+            }
+            self.last_index = LogIndex(scanned.first_index.0 + scanned.entries.len() as u64 - 1);
+            self.marked_end = scanned.marked_end;
+            self.recovered.extend(scanned.entries);
+            self.segments.push(Segment {
+                first_index: scanned.first_index,
+                path: path.clone(),
+                records: scanned.positions,
+                len: scanned.valid_len,
+            });
         }
         Ok(())
     }
@@ -211,6 +213,13 @@ impl Wal {
     /// The log recovered at open (entries `1..=last`); empty after the first call.
     pub(super) fn take_entries(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.recovered)
+    }
+
+    /// The last segment and how many of its bytes are known durable: a power loss may tear
+    /// or reorder anything after that (the property test does).
+    #[cfg(test)]
+    pub(super) fn durable_tail(&self) -> Option<(PathBuf, u64)> {
+        self.segments.last().map(|last| (last.path.clone(), self.durable_len))
     }
 
     /// Index of the last entry appended, synced or not.
@@ -270,7 +279,6 @@ impl Wal {
         self.last_term = entry.term;
         self.unsynced_entries += 1;
         self.unsynced_bytes += record_len;
-        self.unsynced = true;
         if self.pending.len() >= WRITE_BUFFER_BYTES_MAX {
             self.flush()?;
         }
@@ -292,11 +300,11 @@ impl Wal {
                 path.display()
             );
         }
-        let path = self.dir.join(segment::file_name(first_index));
-        self.active = Some(segment::create(&path)?);
-        self.dir_dirty = true;
-        self.written_len = 0;
-        self.pending.extend_from_slice(&segment::encode_header(first_index));
+        let (path, file) = segment::create(&self.dir, first_index)?;
+        self.active = Some(file);
+        self.written_len = SEGMENT_HEADER_LEN as u64;
+        self.marked_end = SEGMENT_HEADER_LEN as u64;
+        self.durable_len = SEGMENT_HEADER_LEN as u64;
         self.segments.push(Segment { first_index, path, records: Vec::new(), len: SEGMENT_HEADER_LEN as u64 });
         Ok(())
     }
@@ -324,16 +332,36 @@ impl Wal {
     fn sync_active(&mut self) -> Result<(), StorageError> {
         if let (Some(file), Some(segment)) = (&self.active, self.segments.last()) {
             file.sync_data().map_err(io_error(&segment.path, "fdatasync"))?;
+            self.durable_len = self.written_len;
         }
         Ok(())
     }
 
+    /// Writes a sync marker at the end of the last segment, claiming that everything before
+    /// it is durable. The caller must have made it so. The marker is handed to the kernel at
+    /// once (one small write(2), no fsync): it then survives a process crash, and only a power
+    /// loss before the next sync can lose it (the blind spot in docs/storage.md).
+    fn write_marker(&mut self) -> Result<(), StorageError> {
+        debug_assert!(self.pending.is_empty(), "a marker follows the records it covers");
+        let segment = self.segments.last_mut().expect("a marker belongs to a segment");
+        assert!(segment.len <= self.durable_len, "a sync marker must never claim bytes that are not durable");
+        let marker = Marker {
+            first_index: segment.first_index,
+            synced_through: segment.len,
+            last_index: LogIndex(segment.first_index.0 + segment.records.len() as u64 - 1),
+        };
+        segment.len += record::encode_marker(&marker, &mut self.pending) as u64;
+        self.marked_end = segment.len;
+        self.flush()
+    }
+
     /// Makes every append and truncation so far durable: one write(2) of the buffer, one
-    /// fdatasync, and an fsync of the directory if a segment file was created since the
-    /// last sync (the new name is directory data, which fdatasync of the file does not cover).
+    /// fdatasync, then a sync marker (docs/storage.md). New segment files were made durable,
+    /// directory entry included, when they were created.
     pub(super) fn sync(&mut self) -> Result<(), StorageError> {
         self.check_not_failed("sync")?;
-        if !self.unsynced && !self.dir_dirty {
+        if self.segments.last().is_none_or(|last| last.len <= self.marked_end) {
+            // Nothing new since the last marker: the disk already holds all of it.
             return Ok(());
         }
         let started = Instant::now();
@@ -347,18 +375,14 @@ impl Wal {
         );
         self.unsynced_entries = 0;
         self.unsynced_bytes = 0;
-        self.unsynced = false;
         Ok(())
     }
 
     fn sync_inner(&mut self) -> Result<(), StorageError> {
         self.flush()?;
         self.sync_active()?;
-        if self.dir_dirty {
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
-        }
-        Ok(())
+        // Only after the fdatasync returned: a marker must never claim what is not durable.
+        self.write_marker()
     }
 
     /// Removes every entry with index >= `from` (§5.3: a follower deletes a conflicting
@@ -422,6 +446,12 @@ impl Wal {
         if let Some(last) = self.segments.last() {
             self.active = Some(segment::open_append(&last.path)?);
             self.written_len = last.len;
+            self.durable_len = last.len;
+            // Everything left is durable (the cut fsynced the file; an older segment was
+            // synced in full before the next was created), but the entries after the last
+            // marker may have lost theirs: claim them again, so that damage to them is
+            // reported rather than taken for a torn tail.
+            self.write_marker()?;
         } else {
             self.written_len = 0;
         }

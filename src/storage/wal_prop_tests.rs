@@ -1,6 +1,11 @@
 //! A seeded randomized test of the write-ahead log against a `Vec<Entry>` model: random
-//! appends (small and buffer-spilling), truncations, syncs, clean and unclean reopens.
+//! appends (small and buffer-spilling), truncations, syncs, clean and unclean reopens. An
+//! unclean reopen models a power loss: the bytes no fdatasync covered are torn, zeroed,
+//! reordered by page or replaced with garbage before the log is reopened.
 //! A failure prints the seed and the step; rerun with that seed to replay it exactly.
+
+use std::fs;
+use std::path::Path;
 
 use super::wal_tests::entry;
 use super::*;
@@ -39,6 +44,55 @@ impl Model {
 /// Length of the longest common prefix.
 fn common_prefix(a: &[Entry], b: &[Entry]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Bytes of a page: the unit in which a power loss keeps or loses unsynced writes.
+const PAGE: u64 = 4096;
+
+/// Rewrites the bytes after `durable` in the segment at `path` into a state a power loss may
+/// leave them in, and returns which one (for the failure message). Whatever happens, the
+/// bytes before `durable` stay: an fdatasync covered them.
+fn tear(rng: &mut XorShift, path: &Path, durable: u64) -> &'static str {
+    let mut bytes = fs::read(path).unwrap();
+    let len = bytes.len() as u64;
+    assert!(durable <= len, "durable {durable} beyond the file ({len} bytes)");
+    let tail = (len - durable) as usize;
+    let start = durable as usize;
+    let shape = match rng.below(7) {
+        0 => "kept as written",
+        1 => {
+            bytes.truncate(start + rng.below(tail as u64 + 1) as usize);
+            "cut short"
+        }
+        2 => {
+            bytes[start..].fill(0);
+            "zeroed"
+        }
+        3 => {
+            // Zeros beyond what was written, as after preallocation.
+            bytes[start..].fill(0);
+            bytes.resize(bytes.len() + 1 + rng.below(3 * PAGE) as usize, 0);
+            "zeroed and extended"
+        }
+        4 => {
+            bytes[start..].iter_mut().for_each(|b| *b = rng.next() as u8);
+            "garbage"
+        }
+        5 => {
+            // A later page reached the disk, an earlier one did not.
+            let first_page_end = ((durable / PAGE + 1) * PAGE).min(len) as usize;
+            bytes[start..first_page_end].fill(0);
+            "first page lost, later pages kept"
+        }
+        _ => {
+            // An earlier page reached the disk, the rest did not.
+            let keep = ((durable / PAGE + 1 + rng.below(3)) * PAGE).min(len) as usize;
+            bytes[keep..].fill(0);
+            "later pages lost"
+        }
+    };
+    fs::write(path, bytes).unwrap();
+    shape
 }
 
 /// Unwraps, naming the seed and step on failure so that it can be replayed.
@@ -94,10 +148,16 @@ fn run(seed: u64, steps: usize) {
                 model.synced = model.visible.clone();
             }
             _ => {
-                // Unclean restart: no sync. Unsynced entries may be lost, never corrupted:
-                // the recovered log is a prefix of what was appended, and keeps at least
-                // what the last sync covered and no truncation since removed.
+                // Unclean restart: no sync, and a power loss tears what no fdatasync covered.
+                // Unsynced entries may be lost, never corrupted: the recovered log is a
+                // prefix of what was appended, and keeps at least what the last sync covered
+                // and no truncation since removed.
+                let tail = storage.wal.durable_tail();
                 drop(storage);
+                let context = match tail {
+                    Some((path, durable)) => format!("{context} ({})", tear(&mut rng, &path, durable)),
+                    None => context.clone(),
+                };
                 storage = ok(DiskStorage::open_with(tmp.path(), options), &context);
                 let recovered = storage.take_entries();
                 let floor = common_prefix(&model.visible, &model.synced);

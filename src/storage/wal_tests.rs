@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::record::{ENTRY_HEADER_LEN, RECORD_HEADER_LEN};
+use super::record::{ENTRY_HEADER_LEN, MARKER_RECORD_LEN, RECORD_HEADER_LEN};
 use super::segment::{file_name, SEGMENT_HEADER_LEN};
 use super::*;
 use crate::core::{Entry, LogIndex, Term};
@@ -23,20 +23,20 @@ pub(super) fn entry(index: u64, term: u64, len: usize) -> Entry {
 }
 
 /// Entries `first..=last`, all of term `term`, with data lengths cycling through a few sizes.
-fn entries(first: u64, last: u64, term: u64) -> Vec<Entry> {
+pub(super) fn entries(first: u64, last: u64, term: u64) -> Vec<Entry> {
     (first..=last).map(|index| entry(index, term, (index as usize * 7) % 40)).collect()
 }
 
-fn record_len(entry: &Entry) -> u64 {
+pub(super) fn record_len(entry: &Entry) -> u64 {
     (RECORD_HEADER_LEN + ENTRY_HEADER_LEN + entry.data.len()) as u64
 }
 
-fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
+pub(super) fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
     dir.join(WAL_DIR).join(file_name(LogIndex(first_index)))
 }
 
 /// First indexes of the segment files in the data directory `dir`, in order.
-fn segment_firsts(dir: &Path) -> Vec<u64> {
+pub(super) fn segment_firsts(dir: &Path) -> Vec<u64> {
     let mut firsts: Vec<u64> = fs::read_dir(dir.join(WAL_DIR))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -53,14 +53,14 @@ fn write_log(dir: &Path, options: WalOptions, log: &[Entry]) {
     storage.sync().unwrap();
 }
 
-fn reopen(dir: &Path) -> Result<Vec<Entry>, StorageError> {
+pub(super) fn reopen(dir: &Path) -> Result<Vec<Entry>, StorageError> {
     let mut storage = DiskStorage::open_with(dir, TINY)?;
     let recovered = storage.take_entries();
     assert_eq!(storage.last_index(), LogIndex(recovered.len() as u64));
     Ok(recovered)
 }
 
-fn corrupt(result: Result<Vec<Entry>, StorageError>) -> (PathBuf, u64, String) {
+pub(super) fn corrupt(result: Result<Vec<Entry>, StorageError>) -> (PathBuf, u64, String) {
     match result {
         Err(StorageError::Corrupt { path, offset, detail }) => (path, offset, detail),
         other => panic!("expected Corrupt, got {other:?}"),
@@ -156,26 +156,34 @@ fn every_truncation_point_of_the_last_segment_recovers_the_complete_records() {
     let path = segment_path(tmp.path(), last_first);
     let good = fs::read(&path).unwrap();
 
-    // Where each record of the last segment ends.
+    // Where each record of the last segment ends; the sync's marker follows them.
     let mut ends = Vec::new();
     let mut end = SEGMENT_HEADER_LEN as u64;
     for entry in &log[last_first as usize - 1..] {
         end += record_len(entry);
         ends.push(end);
     }
-    assert_eq!(end, good.len() as u64);
+    assert_eq!(end + MARKER_RECORD_LEN as u64, good.len() as u64);
 
-    for len in 0..good.len() {
+    // The header is made durable before the file is named, so a short one is damage.
+    for len in 0..SEGMENT_HEADER_LEN {
+        fs::write(&path, &good[..len]).unwrap();
+        assert_eq!(
+            corrupt(reopen(tmp.path())),
+            (path.clone(), 0, format!("segment header cut short ({len} of 17 bytes)"))
+        );
+    }
+    // Without the final marker nothing claims the records durable: any cut is a torn tail.
+    for len in SEGMENT_HEADER_LEN..good.len() {
         fs::write(&path, &good[..len]).unwrap();
         let complete = ends.iter().filter(|&&end| end <= len as u64).count();
         let expected = &log[..last_first as usize - 1 + complete];
         assert_eq!(reopen(tmp.path()).unwrap(), expected, "truncated to {len} bytes");
-        if len < SEGMENT_HEADER_LEN {
-            assert!(!path.exists(), "a torn header is removed");
-        } else {
-            let valid = ends[..complete].last().copied().unwrap_or(SEGMENT_HEADER_LEN as u64);
-            assert_eq!(fs::metadata(&path).unwrap().len(), valid, "len {len}");
-        }
+        let valid = ends[..complete].last().copied().unwrap_or(SEGMENT_HEADER_LEN as u64);
+        // Cut at the last complete record, then claimed again by a fresh marker (if there is
+        // anything to claim).
+        let marker = if complete > 0 { MARKER_RECORD_LEN as u64 } else { 0 };
+        assert_eq!(fs::metadata(&path).unwrap().len(), valid + marker, "len {len}");
         // The repaired log is a clean one: reopening changes nothing, appending works.
         let mut storage = DiskStorage::open_with(tmp.path(), TINY).unwrap();
         assert_eq!(storage.take_entries(), expected);
@@ -217,34 +225,28 @@ fn record_offset(log: &[Entry], first: u64, index: u64) -> u64 {
 }
 
 #[test]
-fn a_flipped_bit_before_the_tail_is_corruption_at_its_record() {
+fn a_flipped_bit_before_the_last_marker_is_corruption_at_its_record() {
     let tmp = tempfile::tempdir().unwrap();
     let log = entries(1, 6, 1);
     write_log(tmp.path(), WalOptions::default(), &log);
     let path = segment_path(tmp.path(), 1);
     let good = fs::read(&path).unwrap();
 
-    // Every bit of record 3 (of 6), frame and payload alike.
-    let start = record_offset(&log, 1, 3);
-    let end = start + record_len(&log[2]);
-    for bit in start * 8..end * 8 {
-        let mut bad = good.clone();
-        bad[(bit / 8) as usize] ^= 1 << (bit % 8);
-        fs::write(&path, &bad).unwrap();
-        let at = start as usize;
-        let len = u32::from_le_bytes(bad[at..at + 4].try_into().unwrap());
-        let claimed_end = start + 8 + u64::from(len);
-        if claimed_end > good.len() as u64 && len <= RECORD_BYTES_MAX {
-            // The documented limit of this format: the length field has no checksum of its
-            // own, so a record that now claims to run past the end of the file looks
-            // exactly like a torn final record, and is cut off with everything after it.
-            assert_eq!(reopen(tmp.path()).unwrap(), log[..2], "bit {bit}");
-            fs::write(&path, &good).unwrap();
-            continue;
+    // Every bit of records 3 and 6 (of 6), frame and payload alike: the length field included
+    // (format 1 took a raised length in the last segment for a torn write), and the final
+    // entry included (the marker after it says it was synced).
+    for index in [3, 6] {
+        let start = record_offset(&log, 1, index);
+        let end = start + record_len(&log[index as usize - 1]);
+        for bit in start * 8..end * 8 {
+            let mut bad = good.clone();
+            bad[(bit / 8) as usize] ^= 1 << (bit % 8);
+            fs::write(&path, &bad).unwrap();
+            let (bad_path, offset, detail) = corrupt(reopen(tmp.path()));
+            assert_eq!(bad_path, path);
+            assert_eq!(offset, start, "bit {bit}: {detail}");
+            assert!(detail.contains("sync marker at byte"), "{detail}");
         }
-        let (bad_path, offset, detail) = corrupt(reopen(tmp.path()));
-        assert_eq!(bad_path, path);
-        assert_eq!(offset, start, "bit {bit}: {detail}");
     }
 
     // A bad header is corruption too, even in the last segment.
@@ -255,38 +257,37 @@ fn a_flipped_bit_before_the_tail_is_corruption_at_its_record() {
 }
 
 #[test]
-fn a_flipped_bit_in_the_final_record_is_a_torn_tail() {
+fn a_damaged_final_marker_loses_no_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let log = entries(1, 6, 1);
     write_log(tmp.path(), WalOptions::default(), &log);
     let path = segment_path(tmp.path(), 1);
     let good = fs::read(&path).unwrap();
-    let start = record_offset(&log, 1, 6);
+    let start = record_offset(&log, 1, 7);
+    assert_eq!(start + MARKER_RECORD_LEN as u64, good.len() as u64);
 
-    // The CRC field and every payload bit: the record fits the file exactly, so a bad CRC
-    // there is an interrupted write, not damage.
-    for bit in (start + 4) * 8..good.len() as u64 * 8 {
+    // Written after the final sync, so never synced itself: a torn tail. It is cut, and the
+    // entries it claimed are claimed again by a new marker.
+    for bit in start * 8..good.len() as u64 * 8 {
         let mut bad = good.clone();
         bad[(bit / 8) as usize] ^= 1 << (bit % 8);
         fs::write(&path, &bad).unwrap();
-        assert_eq!(reopen(tmp.path()).unwrap(), log[..5], "bit {bit}");
-        assert_eq!(fs::metadata(&path).unwrap().len(), start);
-        fs::write(&path, &good).unwrap();
+        assert_eq!(reopen(tmp.path()).unwrap(), log, "bit {bit}");
+        assert_eq!(fs::read(&path).unwrap(), good, "bit {bit}: the same marker, rewritten");
     }
 }
 
 #[test]
-fn a_garbage_record_length_is_refused_anywhere() {
+fn a_garbage_record_length_before_a_marker_is_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let log = entries(1, 4, 1);
     write_log(tmp.path(), WalOptions::default(), &log);
     let path = segment_path(tmp.path(), 1);
     let good = fs::read(&path).unwrap();
     for index in [2, 4] {
-        // Record 4 is the final one: even there a length above the limit is not a torn write.
         let start = record_offset(&log, 1, index) as usize;
         let mut bad = good.clone();
-        bad[start..start + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        bad[start + 5..start + 9].copy_from_slice(&u32::MAX.to_le_bytes());
         fs::write(&path, &bad).unwrap();
         let (_, offset, detail) = corrupt(reopen(tmp.path()));
         assert_eq!(offset, start as u64);
