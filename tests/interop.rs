@@ -1,5 +1,6 @@
 //! Interop with peers written in Python from docs/wire.md alone (examples/python/): a Python
-//! voter elects Rust servers, a Python client reads and writes, application messages cross in
+//! voter elects Rust servers, a Python client reads and writes (and its `status` shows the
+//! counters of the Rust CLI's `leader status --json`), application messages cross in
 //! both directions, a Python sender of garbage cannot disturb the cluster, and pre-vote (Message
 //! tags 4 and 5) keeps a cut-off Python peer from deposing a healthy Rust leader.
 //! Needs python3 with pyzmq (`.ci/run` installs it).
@@ -204,6 +205,33 @@ fn the_python_client_writes_and_reads_through_a_rust_cluster() {
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
     assert!(lines.iter().any(|l| l["state"] == "leader" && l["pid"] == leader.0));
+    // Each line's "dropped" (a Counters request, Request tag 2 / Response tag 3) has the keys
+    // of the Rust CLI's `leader status --json` for the same server; the values may differ.
+    let rust_cli = Command::new(env!("CARGO_BIN_EXE_leader"))
+        .args(["status", "--json", "--timeout-ms", "2000", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(rust_cli.status.success(), "{}", String::from_utf8_lossy(&rust_cli.stderr));
+    let rust_lines: Vec<Value> =
+        String::from_utf8_lossy(&rust_cli.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rust_lines.len(), 3);
+    let dropped_keys = |line: &Value| -> Vec<String> {
+        let dropped = line["dropped"].as_object().unwrap_or_else(|| panic!("no \"dropped\" object in {line}"));
+        assert!(dropped.values().all(Value::is_u64), "{line}");
+        dropped.keys().cloned().collect()
+    };
+    for (py, rs) in lines.iter().zip(&rust_lines) {
+        assert_eq!(py["pid"], rs["pid"]);
+        let (py_keys, rs_keys) = (dropped_keys(py), dropped_keys(rs));
+        assert_eq!(py_keys, rs_keys, "server {}: Python {py} vs Rust {rs}", py["pid"]);
+        for name in ["bad_mac", "invalid_entries_not_contiguous", "garbage", "stale_term", "leader_sticky"] {
+            assert!(py_keys.iter().any(|k| k == name), "no {name} in {py}");
+        }
+        // Same keys, in the same (sorted) order, for the rest of the line too.
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(py), keys(rs));
+    }
 
     // A follower redirects: the wire module decodes NotLeader with the leader's pid.
     let follower = cluster.servers.keys().copied().find(|p| *p != leader).unwrap();

@@ -11,7 +11,9 @@ Output and exit codes are those of the Rust CLI (`leader put|get|delete|cas|stat
 0 ok; 1 runtime failure (a missing key for get, a cas that did not swap, a timeout, no server
 answering status); 2 bad configuration or arguments. Go-style flags (`-config x`) work too.
 One difference: `status` prints the JSON lines of `leader status --json` by default (--json is
-accepted and changes nothing); `--table` prints the Rust CLI's table instead.
+accepted and changes nothing); `--table` prints the Rust CLI's table instead. As in the Rust
+CLI, each answering server's JSON line has "dropped": its counters of dropped and ignored input
+({name: value}, from a Counters request; null if that request failed).
 `--cluster-key FILE` (anywhere on the line) overrides the config's cluster_key_file; with a
 key, every request and response carries an HMAC-SHA256 tag (see leader_wire.py).
 
@@ -152,7 +154,7 @@ class Client:
                 body = self._receive(pid, request_id, deadline)
                 if isinstance(body, w.Status):
                     answers.append((pid, body))
-                elif isinstance(body, (w.Applied,)):
+                elif isinstance(body, (w.Applied, w.Counters)):
                     answers.append((pid, BadResponse(f"{body!r} to a status request")))
                 else:
                     answers.append((pid, Refused(body)))
@@ -160,12 +162,23 @@ class Client:
                 answers.append((pid, e))
         return answers
 
+    def counters(self, pid: int):
+        """Server `pid`'s counters of dropped and ignored input: [(name, value)] in the
+        server's order (Request tag 2, answered by Response tag 3), or CallError."""
+        request_id = self._send(pid, w.CountersRequest())
+        body = self._receive(pid, request_id, time.monotonic() + self.timeout_s)
+        if isinstance(body, w.Counters):
+            return [(c.name, c.value) for c in body.counters]
+        if isinstance(body, (w.Status, w.Applied)):
+            raise BadResponse(f"{body!r} to a counters request")
+        raise Refused(body)
+
     def propose_to(self, pid: int, command: bytes, give_up_at: float = float("inf")):
         request_id = self._send(pid, w.Propose(command))
         body = self._receive(pid, request_id, min(time.monotonic() + self.timeout_s, give_up_at))
         if isinstance(body, w.Applied):
             return body.index, body.result
-        if isinstance(body, w.Status):
+        if isinstance(body, (w.Status, w.Counters)):
             raise BadResponse(f"{body!r} to a proposal")
         raise Refused(body)
 
@@ -207,8 +220,9 @@ class Client:
         raise Timeout()
 
 
-def status_json_line(pid: int, answer) -> str:
-    """The line `leader status --json` prints (serde_json: keys sorted, compact)."""
+def status_json_line(pid: int, answer, dropped=None) -> str:
+    """The line `leader status --json` prints (serde_json: keys sorted, compact). `dropped`:
+    the server's counters as [(name, value)], or None when asking for them failed (null)."""
     if isinstance(answer, w.Status):
         value = {
             "pid": answer.pid,
@@ -219,6 +233,7 @@ def status_json_line(pid: int, answer) -> str:
             "commit_index": answer.commit_index,
             "last_applied": answer.last_applied,
             "last_index": answer.last_index,
+            "dropped": None if dropped is None else {name: value for name, value in dropped},
         }
     else:
         value = {"pid": pid, "error": str(answer)}
@@ -303,13 +318,24 @@ def main(argv) -> int:
         client = Client(config, args.timeout_ms / 1000)
         try:
             answers = client.status_all()
+            lines = []
+            if not args.table:
+                # As the Rust CLI: each answering server is then asked for its counters.
+                for pid, a in answers:
+                    dropped = None
+                    if isinstance(a, w.Status):
+                        try:
+                            dropped = client.counters(pid)
+                        except CallError:
+                            pass
+                    lines.append(status_json_line(pid, a, dropped))
         finally:
             client.close()
         if args.table:
             sys.stdout.write(status_table(config, answers))
         else:
-            for pid, a in answers:
-                print(status_json_line(pid, a))
+            for line in lines:
+                print(line)
         sys.stdout.flush()
         if not any(isinstance(a, w.Status) for _, a in answers):
             print(f"leader: no server of {config.path} answered", file=sys.stderr)

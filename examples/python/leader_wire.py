@@ -25,13 +25,14 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
     Entry(term, index, data)
 
     ClientRequest(version, cluster_id, request_id, body)
-      body (Request)     StatusRequest() | Propose(command)
+      body (Request)     StatusRequest() | Propose(command) | CountersRequest()   tags 0, 1, 2
     ClientResponse(version, request_id, body)
       body (Response)    Status(pid, role, term, leader, voted_for, commit_index,
                                 last_applied, last_index)                   tag 0
                          a ClientError: BadRequest(reason) | WrongCluster(expected) |
                                 NotLeader(leader) | Dropped() | Busy()        tag 1
                          Applied(index, result)                              tag 2
+                         Counters(counters: [Counter(name, value)])          tag 3
       Role               IntEnum: FOLLOWER=0, CANDIDATE=1, LEADER=2
 
     KvCommand(client_id, seq, op)
@@ -207,11 +208,16 @@ class Propose:                # Request tag 1
 
 
 @dataclass(frozen=True)
+class CountersRequest:        # Request tag 2
+    pass
+
+
+@dataclass(frozen=True)
 class ClientRequest:
     version: int
     cluster_id: int
     request_id: int
-    body: Union[StatusRequest, Propose]
+    body: Union[StatusRequest, Propose, CountersRequest]
 
 
 class Role(enum.IntEnum):
@@ -270,10 +276,25 @@ class Applied:                # Response tag 2
 
 
 @dataclass(frozen=True)
+class Counter:
+    name: str                 # snake_case and stable, e.g. bad_mac, invalid_entries_not_contiguous
+    value: int                # u64: the count since the server started
+
+
+@dataclass(frozen=True)
+class Counters:               # Response tag 3: a server's counters of dropped and ignored input
+    counters: List[Counter]   # in the server's fixed order; new names are appended: match by name
+
+    def as_dict(self) -> dict:
+        """{name: value}, as `leader status --json` shows them under "dropped"."""
+        return {c.name: c.value for c in self.counters}
+
+
+@dataclass(frozen=True)
 class ClientResponse:
     version: int
     request_id: int
-    body: Union[Status, ClientError, Applied]
+    body: Union[Status, ClientError, Applied, Counters]
 
 
 # The built-in key-value store
@@ -476,6 +497,7 @@ class Reader:
 # Peer messages
 
 _ENTRY_MIN_SIZE = 8 + 8 + 8  # term, index, empty data
+_COUNTER_MIN_SIZE = 8 + 8    # empty name, value
 
 
 def _write_entry(w: Writer, e: Entry) -> None:
@@ -628,6 +650,8 @@ def encode_client_request(req: ClientRequest) -> bytes:
     elif isinstance(req.body, Propose):
         w.u32(1)
         w.bytes(req.body.command)
+    elif isinstance(req.body, CountersRequest):
+        w.u32(2)
     else:
         raise TypeError(f"not a Request: {req.body!r}")
     return w.done()
@@ -636,8 +660,14 @@ def encode_client_request(req: ClientRequest) -> bytes:
 def decode_client_request(data: bytes, limit: int = CLIENT_REQUEST_BYTES_MAX) -> ClientRequest:
     r = Reader(data, limit)
     version, cluster_id, request_id = r.u16(), r.u64(), r.u64()
-    body: Union[StatusRequest, Propose]
-    body = StatusRequest() if r.tag("Request", 2) == 0 else Propose(command=r.bytes())
+    body: Union[StatusRequest, Propose, CountersRequest]
+    tag = r.tag("Request", 3)
+    if tag == 0:
+        body = StatusRequest()
+    elif tag == 1:
+        body = Propose(command=r.bytes())
+    else:
+        body = CountersRequest()
     r.end()
     return ClientRequest(version, cluster_id, request_id, body)
 
@@ -656,6 +686,12 @@ def encode_client_response(resp: ClientResponse) -> bytes:
         w.u32(2)
         w.u64(b.index)
         w.bytes(b.result)
+    elif isinstance(b, Counters):
+        w.u32(3)
+        w.u64(len(b.counters))
+        for c in b.counters:
+            w.string(c.name)
+            w.u64(c.value)
     else:
         w.u32(1)
         if isinstance(b, BadRequest):
@@ -676,8 +712,8 @@ def encode_client_response(resp: ClientResponse) -> bytes:
 def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> ClientResponse:
     r = Reader(data, limit)
     version, request_id = r.u16(), r.u64()
-    tag = r.tag("Response", 3)
-    body: Union[Status, ClientError, Applied]
+    tag = r.tag("Response", 4)
+    body: Union[Status, ClientError, Applied, Counters]
     if tag == 0:
         pid = r.u64()
         role = Role(r.tag("Role", 3))
@@ -695,8 +731,11 @@ def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> Clie
             body = Dropped()
         else:
             body = Busy()
-    else:
+    elif tag == 2:
         body = Applied(index=r.u64(), result=r.bytes())
+    else:
+        counters = [Counter(name=r.string(), value=r.u64()) for _ in range(r.count(_COUNTER_MIN_SIZE))]
+        body = Counters(counters)
     r.end()
     return ClientResponse(version, request_id, body)
 

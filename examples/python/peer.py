@@ -12,7 +12,8 @@ NotLeader with no leader named, and retry elsewhere until it loses leadership).
 Sockets: a PULL bound at its `url` (ZMQ_MAXMSGSIZE 1 MiB); one PUSH per peer (IMMEDIATE=1,
 LINGER=0, SNDHWM 16), every send DONTWAIT, a full queue or missing connection being a lost
 message; unless --no-client, a ROUTER at its client endpoint answering Status requests (and
-Propose with NotLeader), so `leader status` shows it. With a cluster key (the config's
+Propose with NotLeader, Counters with the counts of `drops` below), so `leader status` shows
+it. With a cluster key (the config's
 cluster_key_file, or --cluster-key), every frame in and out carries an HMAC-SHA256 tag
 (leader_wire.seal/unseal); frames whose tag does not verify are dropped and counted (bad_mac).
 Raft messages with a term above 2^63 - 1 are ignored, as the Rust servers do.
@@ -714,6 +715,10 @@ class Peer:
                 self.answer(route, req.request_id, w.WrongCluster(self.config.cluster_id))
             elif isinstance(req.body, w.StatusRequest):
                 self.pending_status.append((route, req.request_id))
+            elif isinstance(req.body, w.CountersRequest):
+                # Its own counters (those of the stdin command `drops`), not the Rust names.
+                counts = dict(self.drops, send_dropped=self.send_dropped)
+                self.answer(route, req.request_id, w.Counters([w.Counter(k, v) for k, v in counts.items()]))
             elif not req.body.command:
                 self.answer(route, req.request_id, w.BadRequest("empty command"))
             else:
