@@ -27,6 +27,10 @@ pub struct SimArgs {
     /// A healthy network and no crashes (for debugging).
     #[arg(long)]
     pub no_faults: bool,
+    /// Percent of seeds run as stability runs (only single-follower faults; the stable
+    /// leader must never change): 100 to sweep that mode alone, 0 to skip it.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub stability_percent: u64,
     /// Worker threads for a sweep (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -38,6 +42,7 @@ fn options(args: &SimArgs, seed: u64) -> SimOptions {
         events: args.steps,
         faults: !args.no_faults,
         clients: args.clients,
+        stability_percent: args.stability_percent,
         ..SimOptions::new(seed)
     }
 }

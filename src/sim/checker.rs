@@ -1,6 +1,7 @@
-//! Safety properties of Raft (Figure 3) and a few more, checked after every event.
+//! Safety properties of Raft (Figure 3) and a few more, checked after every event; and, in
+//! the stability run mode, that a healthy leader is never deposed.
 
-use super::node::SimNode;
+use super::node::{entry_hash, SimNode};
 use crate::core::{LogIndex, Message, NodeId, Role, Term};
 use std::collections::BTreeMap;
 
@@ -24,19 +25,51 @@ pub struct Checker {
     leaders: BTreeMap<Term, NodeId>,
     /// node -> (term, last index, chain at last index) while it leads.
     leading: BTreeMap<NodeId, (Term, LogIndex, u64)>,
-    /// Chain hash of each committed index, and the term in which it was first known committed.
-    committed: Vec<(u64, Term)>,
-    /// index -> chain hash of the entry applied there by anyone.
-    applied: BTreeMap<LogIndex, u64>,
+    /// Each committed index (at position index - 1), as first known committed on any server.
+    committed: Vec<Committed>,
     /// (node, term) -> the candidate its granted vote went to, across restarts.
     votes: BTreeMap<(NodeId, Term), NodeId>,
     /// node -> highest term it has put in a message: after that, it may never be below it.
     announced: BTreeMap<NodeId, Term>,
     /// node -> (commit index in the current incarnation, incarnation).
     progress: BTreeMap<NodeId, (LogIndex, u64)>,
+    /// Whether this run checks stability (see [`Checker::with_stability`]).
+    watch_stability: bool,
+    /// The stable leader and its term, once established.
+    stable: Option<(NodeId, Term)>,
+}
+
+/// What the checker knows of one committed index.
+struct Committed {
+    /// Chain hash of the log up to it (Log Matching at a glance).
+    chain: u64,
+    /// [`entry_hash`](super::node::entry_hash) of the entry itself: what every applier must
+    /// have applied there.
+    entry: u64,
+    /// The term in which it was first known committed (for Leader Completeness).
+    term: Term,
 }
 
 impl Checker {
+    /// A checker that also checks stability, for runs whose only faults are single-follower
+    /// faults (pauses, crash-restarts and partitions of one follower at a time, never the
+    /// stable leader, on a network without loss).
+    ///
+    /// The rule: the leader L of term T becomes *stable* at the first instant every server is
+    /// up, in term T, and names L as its leader (all have heard from it). From then on, for
+    /// the rest of the run, no server may be leader in any term but T — neither another
+    /// server nor L in a later term. With pre-vote (thesis §9.6) and leader stickiness
+    /// (§4.2.3) a faulted follower that comes back cannot raise the cluster's term, so any
+    /// new leader is a disruption the core should have prevented.
+    pub fn with_stability() -> Self {
+        Checker { watch_stability: true, ..Checker::default() }
+    }
+
+    /// The stable leader and its term, once there is one (stability runs only).
+    pub fn stable_leader(&self) -> Option<(NodeId, Term)> {
+        self.stable
+    }
+
     /// Every property, for the server that just handled an event (and pairs involving it).
     pub fn check(&mut self, nodes: &[SimNode], changed: NodeId) -> Result<(), Violation> {
         let node = &nodes[changed.0 as usize - 1];
@@ -94,8 +127,8 @@ impl Checker {
             }
             self.leading.insert(changed, (term, last, last_chain));
             // Leader Completeness: entries committed in earlier terms are in this leader's log.
-            let must_hold = self.committed.partition_point(|(_, t)| *t < term);
-            if must_hold > 0 && node.chain.get(must_hold - 1) != Some(&self.committed[must_hold - 1].0) {
+            let must_hold = self.committed.partition_point(|c| c.term < term);
+            if must_hold > 0 && node.chain.get(must_hold - 1) != Some(&self.committed[must_hold - 1].chain) {
                 return violation(
                     "Leader Completeness",
                     format!("leader {changed} of term {term} lacks committed entry {must_hold}"),
@@ -105,17 +138,9 @@ impl Checker {
             self.leading.remove(&changed);
         }
 
-        // Committed entries never change or disappear; record newly committed ones.
-        let known = (commit.0 as usize).min(node.chain.len());
-        let overlap = known.min(self.committed.len());
-        if overlap > 0 && node.chain[overlap - 1] != self.committed[overlap - 1].0 {
-            return violation(
-                "committed entries never change",
-                format!("server {changed} disagrees at committed index {overlap}"),
-            );
-        }
-        for i in self.committed.len()..known {
-            self.committed.push((node.chain[i], term));
+        self.record_commits(node)?;
+        if self.watch_stability {
+            self.check_stability(nodes, changed)?;
         }
 
         // Log Matching: two logs with an entry of equal index and term are equal up to it.
@@ -132,6 +157,53 @@ impl Checker {
                     format!("servers {changed} and {} share (index {i}, term) but differ before", other.id),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Committed entries never change or disappear; record those `node` newly knows
+    /// committed. Called after every event and before any applied entry is checked, so what
+    /// a server applies is compared with everything known committed by then.
+    pub fn record_commits(&mut self, node: &SimNode) -> Result<(), Violation> {
+        let Some(raft) = node.raft.as_ref() else { return Ok(()) };
+        let known = (raft.commit_index().0 as usize).min(node.chain.len());
+        let overlap = known.min(self.committed.len());
+        if overlap > 0 && node.chain[overlap - 1] != self.committed[overlap - 1].chain {
+            return violation(
+                "committed entries never change",
+                format!("server {} disagrees at committed index {overlap}", node.id),
+            );
+        }
+        for i in self.committed.len()..known {
+            let entry = entry_hash(&node.storage.entries()[i]);
+            self.committed.push(Committed { chain: node.chain[i], entry, term: raft.current_term() });
+        }
+        Ok(())
+    }
+
+    fn check_stability(&mut self, nodes: &[SimNode], changed: NodeId) -> Result<(), Violation> {
+        let Some((leader, term)) = self.stable else {
+            let Some(l) = nodes.iter().filter_map(|n| n.raft.as_ref()).find(|r| r.role() == Role::Leader) else {
+                return Ok(());
+            };
+            let (leader, term) = (l.id(), l.current_term());
+            let all_follow = nodes
+                .iter()
+                .all(|n| n.raft.as_ref().is_some_and(|r| r.current_term() == term && r.leader_id() == Some(leader)));
+            if all_follow {
+                self.stable = Some((leader, term));
+            }
+            return Ok(());
+        };
+        let raft = nodes[changed.0 as usize - 1].raft.as_ref().expect("checked only while up");
+        if raft.role() == Role::Leader && (changed, raft.current_term()) != (leader, term) {
+            return violation(
+                "stability",
+                format!(
+                    "server {changed} leads term {} after {leader} of term {term} was stable and never faulted",
+                    raft.current_term()
+                ),
+            );
         }
         Ok(())
     }
@@ -162,11 +234,21 @@ impl Checker {
         Ok(())
     }
 
-    /// State Machine Safety: whoever applies `index` applies the same entry (chain `hash`).
+    /// State Machine Safety, against the committed log: the entry `node` applied at `index`
+    /// (its [`entry_hash`] `hash`) is the entry committed there, and nothing is applied before
+    /// some server knows it committed.
     pub fn applied(&mut self, node: NodeId, index: LogIndex, hash: u64) -> Result<(), Violation> {
-        let first = *self.applied.entry(index).or_insert(hash);
-        if first != hash {
-            return violation("State Machine Safety", format!("server {node} applied a different entry at {index}"));
+        let Some(committed) = index.0.checked_sub(1).and_then(|i| self.committed.get(i as usize)) else {
+            return violation(
+                "apply only committed entries",
+                format!("server {node} applied index {index}; known committed: {}", self.committed.len()),
+            );
+        };
+        if committed.entry != hash {
+            return violation(
+                "State Machine Safety",
+                format!("server {node} applied at {index} an entry other than the committed one"),
+            );
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ pub type Time = u64;
 /// Something that happens at a virtual instant.
 #[derive(Clone, Debug)]
 pub enum Event {
-    /// A server's clock ticks (unless paused).
+    /// A server's clock ticks (skipped while it is paused).
     Tick(NodeId),
     /// A message arrives.
     Deliver { from: NodeId, to: NodeId, message: Message },
@@ -29,6 +29,10 @@ pub enum Event {
     Crash { node: NodeId, incarnation: u64 },
     /// Restart a crashed server.
     Restart(NodeId),
+    /// A paused server resumes (if still in that pause: a crash ends a pause).
+    Resume { node: NodeId, pause: u64 },
+    /// Every link works again (the stability nemesis ends a cut).
+    Heal,
 }
 
 /// What a server answered a client.

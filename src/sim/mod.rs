@@ -1,7 +1,10 @@
 //! Deterministic simulation: N real cores over a simulated network and simulated disks, in
 //! virtual time, driven by one seeded PRNG — a seed in, the same run out (FoundationDB- and
 //! TigerBeetle-style). Faults: message drop, duplication, reordering and delay; symmetric,
-//! asymmetric and partial partitions; crashes that lose every unsynced write; clock pauses.
+//! asymmetric and partial partitions; crashes that lose every unsynced write (torn writes,
+//! and crashes between the log sync and the hard-state save); process pauses (inputs queue up
+//! and are handled at resume). Some seeds are stability runs: only one follower at a time is
+//! faulted, and the stable leader must never be deposed.
 //! Safety properties are checked after every event ([`checker`]); client histories are checked
 //! for linearizability at the end ([`linearizability`]); then faults stop and the cluster must
 //! make progress within a bounded virtual time (liveness).
@@ -32,10 +35,15 @@ pub struct SimOptions {
     pub bugs: PlantedBugs,
     /// Keep the last events as text (for a failure report).
     pub keep_trace: bool,
+    /// Percent of seeds (with faults) run as stability runs: only pauses, crash-restarts and
+    /// partitions of a single follower at a time, no message loss, and the stable leader
+    /// must never change (see [`checker::Checker::with_stability`]). 0: never; 100: always.
+    pub stability_percent: u64,
 }
 
 impl SimOptions {
-    /// The defaults CI uses: 5 servers, 2,000 events, all faults, 3 clients.
+    /// The defaults CI uses: 5 servers, 2,000 events, all faults, 3 clients, a quarter of
+    /// the seeds stability runs.
     pub fn new(seed: u64) -> Self {
         SimOptions {
             seed,
@@ -45,6 +53,7 @@ impl SimOptions {
             clients: 3,
             bugs: PlantedBugs::NONE,
             keep_trace: false,
+            stability_percent: 25,
         }
     }
 }

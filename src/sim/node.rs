@@ -4,10 +4,13 @@
 //! taking inputs (their outputs wait in the core), and takes no new `Ready` until `advance`.
 //! That is the most the core's contract allows, so a crash can land between a write and its
 //! sync, and acknowledgements can race the leader's own fsync.
+//!
+//! A paused process handles nothing: what reaches it (messages, client requests, fsync
+//! completions) waits in [`Pause`] until it resumes, then is handled at once, in arrival order.
 
 use super::events::Time;
 use crate::core::{
-    Entry, HardState, LogIndex, NodeId, Options, Outgoing, PlantedBugs, Raft, RaftLog, Ready, Role, Term,
+    Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, RaftLog, Ready, Role, Term,
 };
 use crate::kv::{KvStore, StateMachine};
 use crate::storage::{MemStorage, Storage};
@@ -22,6 +25,31 @@ pub fn chain(previous: u64, entry: &Entry) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// Hash of one entry's own (term, index, data): what the checker compares an applied entry
+/// with, so State Machine Safety is about the entry handed to the state machine, not about
+/// the log around it.
+pub fn entry_hash(entry: &Entry) -> u64 {
+    chain(0, entry)
+}
+
+/// An input that reached a paused process: handled when it resumes.
+pub enum Inbound {
+    /// A peer's message.
+    Message { from: NodeId, message: Message },
+    /// A client's request (attempt `attempt` of client `client`).
+    Client { client: usize, attempt: u64 },
+}
+
+/// A process stopped (SIGSTOP, a long GC, a stalled VM): its inputs queue up.
+pub struct Pause {
+    /// Names this pause, so a resume meant for an earlier one (before a crash) is ignored.
+    pub id: u64,
+    /// What arrived while paused, in arrival order.
+    pub inbox: std::collections::VecDeque<Inbound>,
+    /// Fsyncs that completed on the disk while the process could not notice.
+    pub syncs_done: usize,
 }
 
 /// A Ready's second half, waiting for its write (and every earlier one) to be durable.
@@ -54,8 +82,8 @@ pub struct SimNode {
     pub in_flight: std::collections::VecDeque<InFlight>,
     /// When the last write in flight completes (writes complete in order).
     pub last_done_at: Time,
-    /// Until when its clock is paused.
-    pub paused_until: Time,
+    /// Set while the process is paused.
+    pub paused: Option<Pause>,
     /// Proposals waiting for their entry: index -> (term, client, attempt).
     pub pending: BTreeMap<LogIndex, (Term, usize, u64)>,
     /// Set when an entry was applied out of order or twice: (index, applies before it).
@@ -70,7 +98,7 @@ pub struct Effects {
     pub messages: Vec<Outgoing>,
     /// Writes started: schedule one PersistDone at each of these times.
     pub done_at: Vec<Time>,
-    /// Entries applied now: (index, chain hash, encoded response).
+    /// Entries applied now: (index, [`entry_hash`] of the entry applied, encoded response).
     pub applied: Vec<(LogIndex, u64, Vec<u8>)>,
     /// Client proposals to answer `Dropped` (leadership lost or entry overwritten).
     pub dropped: Vec<(usize, u64)>,
@@ -92,7 +120,7 @@ impl SimNode {
             incarnation: 0,
             in_flight: std::collections::VecDeque::new(),
             last_done_at: 0,
-            paused_until: 0,
+            paused: None,
             pending: BTreeMap::new(),
             apply_error: None,
             options,
@@ -107,9 +135,29 @@ impl SimNode {
     /// reached the disk and the next was torn (everything from it on is lost).
     pub fn crash(&mut self, keep: usize) {
         self.raft = None;
+        self.paused = None;
         self.storage.crash_torn(keep);
         self.in_flight.clear();
         self.pending.clear();
+    }
+
+    /// The oldest write in flight completes its log sync, and the process dies before saving
+    /// its hard state (a separate file, saved after the sync in the runtime's order): on
+    /// restart the synced entries are there with the older term and vote.
+    pub fn sync_then_crash(&mut self) {
+        self.storage.sync().expect("mem storage");
+        self.crash(0);
+    }
+
+    /// True when the oldest write in flight also saves a hard state (so a crash between its
+    /// sync and that save leaves a state of its own).
+    pub fn next_write_saves_hard_state(&self) -> bool {
+        self.in_flight.front().is_some_and(|w| w.hard_state.is_some())
+    }
+
+    /// True while the process is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.is_some()
     }
 
     /// Restart from what the disk holds.
@@ -238,7 +286,7 @@ impl SimNode {
                 self.apply_error = Some((entry.index, self.applied.len()));
             }
             self.applied.push(entry.index);
-            let hash = self.chain.get(entry.index.0 as usize - 1).copied().unwrap_or(0);
+            let hash = entry_hash(&entry);
             let response =
                 if entry.data.is_empty() { Vec::new() } else { self.state_machine.apply(entry.index, &entry.data) };
             if let Some((term, client, attempt)) = self.pending.remove(&entry.index) {

@@ -2,11 +2,14 @@
 //! that runs events in virtual-time order and checks every property after each one.
 
 mod clients;
+mod faults;
+#[cfg(test)]
+mod tests;
 
 use super::checker::{Checker, Violation};
 use super::events::{ClientOutcome, Event, Queue, Time, Trace};
 use super::linearizability::{self, Operation};
-use super::node::{Effects, SimNode};
+use super::node::{Effects, Inbound, SimNode};
 use super::{SimOptions, SimReport};
 use crate::core::{LogIndex, Message, NodeId, Options, Role, SplitMix64};
 use std::collections::BTreeSet;
@@ -22,6 +25,8 @@ const OPERATION_DEADLINE_MS: Time = 3000;
 /// After faults stop, the cluster must have a leader and every acknowledged operation applied
 /// on every server within this much virtual time.
 const LIVENESS_MS: Time = 30_000;
+/// Percent of chaos runs with pre-vote off.
+const PRE_VOTE_OFF_PERCENT: u64 = 30;
 /// Keys the clients share: few keys, many conflicts, small linearizability searches.
 const KEYS: u64 = 3;
 
@@ -67,6 +72,13 @@ pub(super) struct World {
     tear_rng: SplitMix64,
     /// Message loss while faults are on: per run, from none to heavy.
     loss_percent: u64,
+    /// A stability run: only single-follower faults, a network without loss, and the
+    /// checker's stability rule ([`Checker::with_stability`]).
+    stability: bool,
+    /// Stability runs: no new fault before this instant (the cluster is whole for a while).
+    calm_until: Time,
+    /// Pauses begun so far (each pause is named by its number).
+    pauses: u64,
     events: u64,
     /// Term in which each server was last seen leading: a new leader is noticed once.
     led: BTreeSet<(NodeId, u64)>,
@@ -79,12 +91,18 @@ impl World {
         let mut rng = SplitMix64::new(opts.seed);
         let ids: Vec<NodeId> = (1..=opts.servers as u64).map(NodeId).collect();
         let limits = ([1, 1, 1, 2, 64, 4096][rng.range(0, 6) as usize], [1, 2, 8, 64][rng.range(0, 4) as usize]);
+        let stability = opts.faults && rng.range(0, 100) < opts.stability_percent;
+        // Pre-vote is off in some chaos runs: the core supports both, and without it every
+        // timeout is a real election, which is where voting bugs show (pre-vote's own log
+        // check hides a broken one in RequestVote). Stability runs need it on.
+        let pre_vote = stability || rng.range(0, 100) >= PRE_VOTE_OFF_PERCENT;
         let nodes = ids
             .iter()
             .map(|&id| {
                 let peers = ids.iter().copied().filter(|p| *p != id).collect();
                 let mut options = Options::new(id, peers, ELECTION_TICKS, HEARTBEAT_TICKS, rng.next_u64());
                 options.planted = opts.bugs;
+                options.pre_vote = pre_vote;
                 // Flow-control limits vary by seed, so small messages and short windows (and
                 // the acknowledgements of partial batches they cause) are explored too.
                 options.entries_per_message_max = limits.0;
@@ -95,9 +113,13 @@ impl World {
         let clients = (0..opts.clients)
             .map(|c| SimClient { client_id: c as u64 + 1, seq: 0, next_attempt: 0, current: None, leader_guess: None })
             .collect();
+        let loss_percent = [0, 2, 5, 10, 20][rng.range(0, 5) as usize];
         World {
             tear_rng: SplitMix64::new(opts.seed ^ 0x7ea2_70a2),
-            loss_percent: [0, 2, 5, 10, 20][rng.range(0, 5) as usize],
+            loss_percent: if stability { 0 } else { loss_percent },
+            stability,
+            calm_until: 0,
+            pauses: 0,
             trace: Trace::new(60, opts.keep_trace),
             faults_on: opts.faults,
             opts,
@@ -105,7 +127,7 @@ impl World {
             now: 0,
             queue: Queue::default(),
             nodes,
-            checker: Checker::default(),
+            checker: if stability { Checker::with_stability() } else { Checker::default() },
             clients,
             history: Vec::new(),
             acked_index: LogIndex(0),
@@ -128,7 +150,8 @@ impl World {
         self.rng.range(0, 100) < percent
     }
 
-    pub(super) fn run(mut self) -> SimReport {
+    /// The first events: every server's clock, the clients, the nemesis.
+    fn start(&mut self) {
         for i in 0..self.nodes.len() {
             let at = self.rng.range(0, TICK_MS);
             self.queue.push(at, Event::Tick(NodeId(i as u64 + 1)));
@@ -141,6 +164,10 @@ impl World {
             let at = self.rng.range(20, 100);
             self.queue.push(at, Event::Fault);
         }
+    }
+
+    pub(super) fn run(mut self) -> SimReport {
+        self.start();
         let violation = self.event_loop().err();
         let violation = violation.or_else(|| {
             linearizability::check(&self.history).err().map(|e| Violation {
@@ -167,7 +194,7 @@ impl World {
             self.now = at;
             self.events += 1;
             if self.events == self.opts.events {
-                self.stop_faults();
+                self.stop_faults()?;
             }
             let changed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(event)));
             let changed = match changed {
@@ -211,12 +238,16 @@ impl World {
         format!("{} acked up to {}", servers.join(" "), self.acked_index)
     }
 
-    /// Faults stop: heal, restart, unpause; clients finish what they started.
-    fn stop_faults(&mut self) {
+    /// Faults stop: heal, restart, resume; clients finish what they started.
+    fn stop_faults(&mut self) -> Result<(), Violation> {
         self.faults_on = false;
         self.blocked.clear();
         for i in 0..self.nodes.len() {
-            self.nodes[i].paused_until = 0;
+            if let Some(pause) = self.nodes[i].paused.as_ref().map(|p| p.id) {
+                let id = self.nodes[i].id;
+                self.resume(id, pause)?;
+                self.checker.check(&self.nodes, id)?;
+            }
             if !self.nodes[i].is_up() {
                 let seed = self.rng.next_u64();
                 self.nodes[i].restart(seed);
@@ -227,6 +258,7 @@ impl World {
         }
         self.liveness_deadline = Some(self.now + LIVENESS_MS);
         self.trace.line(|| format!("{:>7} faults stop; liveness check begins", self.now));
+        Ok(())
     }
 
     /// Liveness reached: a leader acknowledged by every server, every client idle, and every
@@ -252,10 +284,9 @@ impl World {
         match event {
             Event::Tick(id) => {
                 self.queue.push(self.now + TICK_MS, Event::Tick(id));
-                let now = self.now;
                 let node = self.node(id);
-                if !node.is_up() || node.paused_until > now {
-                    return Ok(None);
+                if !node.is_up() || node.is_paused() {
+                    return Ok(None); // a paused process's ticks are skipped, not replayed
                 }
                 node.raft.as_mut().expect("up").tick();
                 self.trace.mix(&[self.now, 1, id.0]);
@@ -264,17 +295,32 @@ impl World {
             Event::Deliver { from, to, message } => self.deliver(from, to, message),
             Event::PersistDone { node, incarnation } => {
                 let n = self.node(node);
-                if n.incarnation != incarnation || !n.is_up() || n.in_flight.is_empty() {
+                if n.incarnation != incarnation || !n.is_up() {
                     return Ok(None);
                 }
-                let (now, rng) = (self.now, &mut self.rng);
-                let effects = self.nodes[node.0 as usize - 1].finish_sync(now, &mut || disk_latency(rng));
-                self.trace.mix(&[self.now, 3, node.0]);
-                self.trace.line(|| format!("{:>7} {node}: fsync done", self.now));
-                self.apply_effects(node, effects)?;
-                Ok(Some(node))
+                if let Some(pause) = n.paused.as_mut() {
+                    pause.syncs_done += 1; // noticed when the process resumes
+                    return Ok(None);
+                }
+                if self.maybe_crash_before_hard_state(node) {
+                    return Ok(None);
+                }
+                Ok(self.sync_done(node)?.then_some(node))
             }
-            Event::ClientRequest { client, to, attempt } => self.client_request(client, to, attempt),
+            Event::ClientRequest { client, to, attempt } => {
+                if let Some(pause) = self.node(to).paused.as_mut() {
+                    pause.inbox.push_back(Inbound::Client { client, attempt });
+                    return Ok(None);
+                }
+                self.client_request(client, to, attempt)
+            }
+            Event::Resume { node, pause } => self.resume(node, pause),
+            Event::Heal => {
+                if self.faults_on {
+                    self.heal();
+                }
+                Ok(None)
+            }
             Event::ClientReply { client, attempt, outcome } => {
                 self.client_reply(client, attempt, outcome);
                 Ok(None)
@@ -304,7 +350,11 @@ impl World {
             }
             Event::Fault => {
                 if self.faults_on {
-                    self.inject_fault()?;
+                    if self.stability {
+                        self.stability_fault();
+                    } else {
+                        self.inject_fault()?;
+                    }
                     // Dense faults: a run of 2,000 events spans well under a second of
                     // virtual time, and every run should see crashes, partitions and pauses.
                     let at = self.now + self.rng.range(5, 60);
@@ -315,10 +365,35 @@ impl World {
         }
     }
 
+    /// The oldest write in flight at `id` completed: sync, then the rest of its Ready. False
+    /// when there was nothing in flight (the write was lost with an earlier incarnation).
+    fn sync_done(&mut self, id: NodeId) -> Result<bool, Violation> {
+        if self.nodes[id.0 as usize - 1].in_flight.is_empty() {
+            return Ok(false);
+        }
+        let (now, rng) = (self.now, &mut self.rng);
+        let effects = self.nodes[id.0 as usize - 1].finish_sync(now, &mut || disk_latency(rng));
+        self.trace.mix(&[self.now, 3, id.0]);
+        self.trace.line(|| format!("{:>7} {id}: fsync done", self.now));
+        self.apply_effects(id, effects)?;
+        Ok(true)
+    }
+
+    /// A message reaches `to`: dropped by a cut link or a crashed server, queued by a paused
+    /// one (its socket buffers it), handled by a running one.
     fn deliver(&mut self, from: NodeId, to: NodeId, message: Message) -> Result<Option<NodeId>, Violation> {
         if self.blocked.contains(&(from, to)) || !self.nodes[to.0 as usize - 1].is_up() {
             return Ok(None);
         }
+        if let Some(pause) = self.node(to).paused.as_mut() {
+            pause.inbox.push_back(Inbound::Message { from, message });
+            return Ok(None);
+        }
+        self.step(from, to, message)
+    }
+
+    /// `to` handles a message that reached it.
+    fn step(&mut self, from: NodeId, to: NodeId, message: Message) -> Result<Option<NodeId>, Violation> {
         self.trace.mix(&[self.now, 2, from.0, to.0, message.term().0]);
         self.trace.line(|| format!("{:>7} {from}->{to} {message:?}", self.now));
         self.node(to).raft.as_mut().expect("up").step(from, message);
@@ -343,7 +418,11 @@ impl World {
     fn maybe_kill_new_leader(&mut self, id: NodeId) {
         let node = &self.nodes[id.0 as usize - 1];
         let Some(raft) = node.raft.as_ref() else { return };
-        if !self.faults_on || raft.role() != Role::Leader || !self.led.insert((id, raft.current_term().0)) {
+        if !self.faults_on
+            || self.stability
+            || raft.role() != Role::Leader
+            || !self.led.insert((id, raft.current_term().0))
+        {
             return;
         }
         let incarnation = node.incarnation;
@@ -363,6 +442,10 @@ impl World {
         let incarnation = self.node(id).incarnation;
         for at in effects.done_at {
             self.queue.push(at, Event::PersistDone { node: id, incarnation });
+        }
+        if !effects.applied.is_empty() {
+            // What this server now knows committed counts before its applies are judged.
+            self.checker.record_commits(&self.nodes[id.0 as usize - 1])?;
         }
         for (index, hash, _) in &effects.applied {
             self.checker.applied(id, *index, *hash)?;
@@ -384,10 +467,12 @@ impl World {
         Ok(())
     }
 
-    /// The network: delay always; with faults, loss, duplication and long delays (reordering).
+    /// The network: delay always; with faults, loss, duplication and long delays (reordering)
+    /// — except in stability runs, whose network only delays (the stability rule is fair only
+    /// if the healthy servers can hear each other).
     fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
         let mut delay = self.rng.range(1, 8);
-        if self.faults_on {
+        if self.faults_on && !self.stability {
             if self.chance(self.loss_percent) {
                 return; // lost
             }
@@ -400,107 +485,5 @@ impl World {
             }
         }
         self.queue.push(self.now + delay, Event::Deliver { from, to, message });
-    }
-
-    /// Crash `id` (trace code `code`).
-    fn crash(&mut self, id: NodeId, code: u64, what: &'static str) {
-        // Torn final records: some unsynced appends may have reached the disk before the crash.
-        let unsynced = self.nodes[id.0 as usize - 1].unsynced() as u64;
-        let keep = self.tear_rng.range(0, unsynced + 1) as usize;
-        self.node(id).crash(keep);
-        self.trace.mix(&[self.now, code, id.0]);
-        self.trace.line(|| format!("{:>7} {what} {id}", self.now));
-    }
-
-    /// Restart `id` from its disk and let it act (trace code `code`).
-    fn restart(&mut self, id: NodeId, code: u64) -> Result<(), Violation> {
-        let seed = self.rng.next_u64();
-        self.node(id).restart(seed);
-        self.trace.mix(&[self.now, code, id.0]);
-        self.trace.line(|| format!("{:>7} RESTART {id}", self.now));
-        let effects = self.drive_node(id);
-        self.apply_effects(id, effects)
-    }
-
-    fn inject_fault(&mut self) -> Result<(), Violation> {
-        let n = self.nodes.len();
-        let down = self.nodes.iter().filter(|x| !x.is_up()).count();
-        let roll = self.rng.range(0, 100);
-        // Half the time aim at the leader (as Jepsen's nemeses do): that is where elections,
-        // truncations and lost acknowledgements happen.
-        let leader =
-            self.nodes.iter().find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader)).map(|n| n.id);
-        let random = self.random_node();
-        let id = match leader {
-            Some(leader) if self.chance(50) => leader,
-            _ => random,
-        };
-        match roll {
-            // Crash only while a majority stays up (the new-leader nemesis may take one more).
-            0..=19 if self.nodes[id.0 as usize - 1].is_up() && down < (n - 1) / 2 => {
-                self.crash(id, 10, "CRASH");
-            }
-            20..=39 if !self.nodes[id.0 as usize - 1].is_up() => {
-                self.restart(id, 11)?;
-                self.checker.check(&self.nodes, id)?;
-            }
-            40..=59 => self.partition(),
-            60..=74 => {
-                self.blocked.clear();
-                self.trace.mix(&[self.now, 13]);
-                self.trace.line(|| format!("{:>7} HEAL", self.now));
-            }
-            75..=84 => {
-                let until = self.now + self.rng.range(50, 400);
-                self.node(id).paused_until = until;
-                self.trace.mix(&[self.now, 14, id.0, until]);
-                self.trace.line(|| format!("{:>7} PAUSE {id} until {until}", self.now));
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// A random partition: symmetric split, one-way cut, or a partial one (A hears B, B does
-    /// not hear A) between random pairs.
-    fn partition(&mut self) {
-        self.blocked.clear();
-        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-        let kind = self.rng.range(0, 3);
-        match kind {
-            0 => {
-                let side: Vec<bool> = ids.iter().map(|_| self.chance(50)).collect();
-                for (i, &a) in ids.iter().enumerate() {
-                    for (j, &b) in ids.iter().enumerate() {
-                        if side[i] != side[j] {
-                            self.blocked.insert((a, b));
-                        }
-                    }
-                }
-            }
-            1 => {
-                // Isolate one server (often the leader) in both directions.
-                let leader = self.nodes.iter().find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
-                let a =
-                    leader.map(|n| n.id).filter(|_| self.rng.range(0, 2) == 0).unwrap_or_else(|| self.random_node());
-                for &b in &ids {
-                    if b != a {
-                        self.blocked.insert((a, b));
-                        self.blocked.insert((b, a));
-                    }
-                }
-            }
-            _ => {
-                for _ in 0..ids.len() {
-                    let (a, b) = (self.random_node(), self.random_node());
-                    if a != b {
-                        self.blocked.insert((a, b));
-                    }
-                }
-            }
-        }
-        self.trace.mix(&[self.now, 12, kind, self.blocked.len() as u64]);
-        let blocked = self.blocked.clone();
-        self.trace.line(|| format!("{:>7} PARTITION {blocked:?}", self.now));
     }
 }

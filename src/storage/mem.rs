@@ -1,7 +1,11 @@
 //! [`MemStorage`]: the in-memory twin of [`DiskStorage`](super::DiskStorage), for tests and
-//! the simulator. Same contract, plus a model of durability: [`MemStorage::crash`] loses
-//! exactly what [`Storage::sync`] had not yet made durable, so a simulation can check that
-//! the runtime acknowledges only synced entries (thesis §3.8).
+//! the simulator. Same contract, plus a model of durability that matches the disk's:
+//! [`MemStorage::crash`] loses exactly the appends [`Storage::sync`] had not yet made durable,
+//! so a simulation can check that the runtime acknowledges only synced entries (thesis §3.8).
+//! A truncation is durable when [`Storage::truncate_from`] returns, as on disk (the WAL
+//! removes and truncates segment files with an fsync before returning): a crash after it
+//! never brings the removed entries back, so "truncated, then the new append lost" is a
+//! state a simulation explores.
 
 use std::io;
 use std::path::PathBuf;
@@ -14,20 +18,19 @@ use crate::core::{Entry, HardState, LogIndex, Term};
 ///
 /// `Clone` gives an independent copy (nothing is shared), which is how a simulator keeps
 /// "what was on disk" across a simulated crash. The hard state is durable as soon as it is
-/// saved (like on disk, where a save fsyncs); the log is durable only up to the last
-/// successful [`Storage::sync`], and [`MemStorage::crash`] drops the rest.
+/// saved (like on disk, where a save fsyncs); a truncation is durable as soon as it returns
+/// (like on disk); appends are durable only up to the last successful [`Storage::sync`], and
+/// [`MemStorage::crash`] drops the rest.
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     hard_state: HardState,
     fail_next_save: bool,
     /// The log as the server sees it: every append and truncation, synced or not.
     entries: Vec<Entry>,
-    /// `entries[..synced_len]` is durable.
+    /// `entries[..synced_len]` is durable; the rest are appends not yet synced. A truncation
+    /// only ever shortens the durable prefix (it is durable at once), so nothing removed from
+    /// `entries` needs keeping.
     synced_len: usize,
-    /// The rest of the durable log: entries after `synced_len` that an unsynced truncation
-    /// removed from `entries`. The durable log is `entries[..synced_len] ++ durable_tail`.
-    /// Kept this way so that a sync costs nothing and a truncation only moves what it removes.
-    durable_tail: Vec<Entry>,
     fail_next_sync: bool,
     /// Set by a failed sync: every later write fails until [`MemStorage::crash`] (fail-stop).
     failed: bool,
@@ -75,25 +78,20 @@ impl MemStorage {
         self.fail_next_sync = true;
     }
 
-    /// Simulates a crash and restart: the log goes back to what the last successful sync
-    /// made durable, dropping every later append and undoing every later truncation. The
-    /// hard state is kept (each save was durable). A fail-stopped storage works again, as a
-    /// restarted process would.
+    /// Simulates a crash and restart: every append since the last successful sync is lost;
+    /// truncations stay done (each was durable when it returned). The hard state is kept
+    /// (each save was durable). A fail-stopped storage works again, as a restarted process
+    /// would.
     pub fn crash(&mut self) {
         self.entries.truncate(self.synced_len);
-        self.entries.append(&mut self.durable_tail);
-        self.synced_len = self.entries.len();
         self.failed = false;
     }
 
-    /// Crash with a torn write: the first `keep` appends made since the last sync reached the
-    /// disk whole and survive; the next one was torn (the WAL drops a torn final record on
-    /// open) and it and everything after it are lost. With an unsynced truncation pending
-    /// this is a plain [`MemStorage::crash`].
+    /// Crash with a torn write: the first `keep` entries appended since the last sync (after
+    /// any truncation since) reached the disk whole and survive; the next one was torn (the
+    /// WAL drops a torn final record on open) and it and everything after it are lost.
     pub fn crash_torn(&mut self, keep: usize) {
-        if self.durable_tail.is_empty() {
-            self.synced_len = (self.synced_len + keep).min(self.entries.len());
-        }
+        self.synced_len = (self.synced_len + keep).min(self.entries.len());
         self.crash();
     }
 
@@ -102,11 +100,10 @@ impl MemStorage {
         &self.entries
     }
 
-    /// The log that would survive a crash now: as of the last successful sync.
+    /// The log that would survive a crash now: the appends of the last successful sync, less
+    /// whatever was truncated since.
     pub fn durable_entries(&self) -> Vec<Entry> {
-        let mut durable = self.entries[..self.synced_len].to_vec();
-        durable.extend_from_slice(&self.durable_tail);
-        durable
+        self.entries[..self.synced_len].to_vec()
     }
 
     fn check_not_failed(&self, op: &'static str) -> Result<(), StorageError> {
@@ -144,15 +141,10 @@ impl Storage for MemStorage {
         if keep >= self.entries.len() {
             return Ok(());
         }
-        let mut removed = self.entries.split_off(keep);
-        if keep < self.synced_len {
-            // Removed entries that were durable stay durable until the next sync: a crash
-            // before it brings them back.
-            removed.truncate(self.synced_len - keep);
-            removed.append(&mut self.durable_tail);
-            self.durable_tail = removed;
-            self.synced_len = keep;
-        }
+        // Durable on return, as DiskStorage's truncation (it fsyncs before returning): the
+        // removed entries are gone for good, synced or not.
+        self.entries.truncate(keep);
+        self.synced_len = self.synced_len.min(keep);
         Ok(())
     }
 
@@ -170,7 +162,6 @@ impl Storage for MemStorage {
             self.failed = true;
             return Err(injected("sync", "injected failure (MemStorage::fail_next_sync)"));
         }
-        self.durable_tail.clear();
         self.synced_len = self.entries.len();
         Ok(())
     }
@@ -272,26 +263,41 @@ mod tests {
     }
 
     #[test]
-    fn crash_undoes_unsynced_truncations() {
+    fn a_truncation_is_durable_when_it_returns() {
         let mut storage = MemStorage::new();
         storage.append(&entries(1..=5, 1)).unwrap();
         storage.sync().unwrap();
-        // Two truncations and appends between syncs: the crash restores the synced log.
+        // Truncated, then the new append lost: the crash keeps the truncation (as the disk
+        // does) and never brings entries 4..=5 of term 1 back.
         storage.truncate_from(LogIndex(4)).unwrap();
+        assert_eq!(storage.durable_entries(), entries(1..=3, 1), "durable at once");
         storage.append(&entries(4..=4, 2)).unwrap();
+        storage.crash();
+        assert_eq!(storage.entries(), entries(1..=3, 1));
+
+        // Two truncations and appends between syncs: the crash keeps the shortest prefix and
+        // drops every unsynced append.
+        storage.truncate_from(LogIndex(3)).unwrap();
+        storage.append(&entries(3..=4, 2)).unwrap();
         storage.truncate_from(LogIndex(2)).unwrap();
         storage.append(&entries(2..=3, 3)).unwrap();
         assert_eq!(storage.entries(), log(&[entries(1..=1, 1), entries(2..=3, 3)]));
-        assert_eq!(storage.durable_entries(), entries(1..=5, 1));
+        assert_eq!(storage.durable_entries(), entries(1..=1, 1));
         storage.crash();
-        assert_eq!(storage.entries(), entries(1..=5, 1));
+        assert_eq!(storage.entries(), entries(1..=1, 1));
 
-        // Synced, the truncation sticks.
-        storage.truncate_from(LogIndex(3)).unwrap();
-        storage.append(&entries(3..=3, 4)).unwrap();
+        // A torn crash after a truncation keeps a prefix of the appends that followed it.
+        storage.truncate_from(LogIndex(1)).unwrap();
+        storage.append(&entries(1..=3, 4)).unwrap();
+        storage.crash_torn(2);
+        assert_eq!(storage.entries(), entries(1..=2, 4));
+
+        // Synced, the appends after a truncation stick too.
+        storage.truncate_from(LogIndex(2)).unwrap();
+        storage.append(&entries(2..=2, 5)).unwrap();
         storage.sync().unwrap();
         storage.crash();
-        assert_eq!(storage.entries(), log(&[entries(1..=2, 1), entries(3..=3, 4)]));
+        assert_eq!(storage.entries(), log(&[entries(1..=1, 4), entries(2..=2, 5)]));
     }
 
     #[test]
@@ -300,11 +306,13 @@ mod tests {
         storage.truncate_from(LogIndex(4)).unwrap();
         storage.truncate_from(LogIndex(9)).unwrap();
         assert_eq!(storage.entries(), entries(1..=3, 1));
+        storage.crash();
+        assert_eq!(storage.entries(), entries(1..=3, 1), "with_log is durable");
         storage.truncate_from(LogIndex(0)).unwrap();
         assert!(storage.entries().is_empty());
         assert_eq!(storage.last_index(), LogIndex(0));
         storage.crash();
-        assert_eq!(storage.entries(), entries(1..=3, 1), "with_log is durable");
+        assert!(storage.entries().is_empty(), "a truncation is durable");
     }
 
     #[test]
