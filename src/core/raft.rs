@@ -138,6 +138,18 @@ impl Raft {
         let soft = SoftState { role: Role::Follower, term: hard_state.current_term, leader_id: None };
         // The commit hint may be ahead of a log that lost an unsynced tail; never overstate it.
         let commit_index = hard_state.commit_index.min(log.last_index());
+        // The log is synced before the hard state is saved, so a crash between the two leaves
+        // entries of a term later than the saved one. This server was in that term (it took
+        // a leader's entries); its vote in it was never sent (votes leave only after the save),
+        // so adopting the term with no vote is what it would have saved. Without this, every
+        // request it sends names a last log term above its own term — a message no correct
+        // peer sends (validate.rs) — and it could never be elected.
+        let saved = hard_state;
+        let hard_state = if log.last_term() > hard_state.current_term {
+            HardState { current_term: log.last_term(), voted_for: None, commit_index: hard_state.commit_index }
+        } else {
+            hard_state
+        };
         let mut raft = Raft {
             id: options.id,
             peers,
@@ -157,7 +169,7 @@ impl Raft {
             progress: BTreeMap::new(),
             rng: SplitMix64::new(options.seed),
             messages: Vec::new(),
-            persisted_hard_state: hard_state,
+            persisted_hard_state: saved,
             published: soft,
             ignored: Ignored::default(),
             #[cfg(any(test, debug_assertions))]

@@ -365,3 +365,16 @@ fn a_restarted_server_knows_no_leader_and_votes() {
     r.step(NodeId(3), vote_request(4, 3, (1, 1)));
     assert_eq!(r.voted_for(), Some(NodeId(3)));
 }
+
+#[test]
+fn a_restart_with_entries_of_a_later_term_than_saved_adopts_that_term() {
+    // The log is synced before the hard state is saved: a crash between them leaves entries of
+    // term 3 with term 1 saved. Found by the simulator: such a server's requests named a last
+    // log term above their own term, were dropped as invalid, and it could never be elected.
+    let mut r = server(1, &[1, 3], 1);
+    assert_eq!((r.current_term(), r.voted_for()), (Term(3), None));
+    let ready = r.ready();
+    assert_eq!(ready.hard_state.map(|h| (h.current_term, h.voted_for)), Some((Term(3), None)), "saved again");
+    tick_until_pre_candidate(&mut r);
+    assert_eq!(r.ready().messages[0].message, pre_vote(4, 1, (2, 3)));
+}

@@ -68,7 +68,6 @@ fn a_failure_names_the_seed_and_property_and_keeps_a_readable_trace() {
 /// forever. Here: server 3 led term 3 and is gone; server 1 holds its no-op of term 3 with
 /// term 1 saved; server 2 saved term 3 (its vote for 3) but never got the no-op.
 #[test]
-#[ignore = "core bug: a server restarted with log entries of a term above its saved term can never campaign"]
 fn a_server_restarted_between_its_log_sync_and_hard_state_save_can_still_be_elected() {
     use crate::core::{Entry, HardState, LogIndex, NodeId, Options, Raft, RaftLog, Role, Term};
     let entry = |term, index| Entry { term: Term(term), index: LogIndex(index), data: Vec::new() };
