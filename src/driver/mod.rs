@@ -69,8 +69,6 @@ pub trait Io<T> {
     fn applied(&mut self, _entry: &Entry, _response: &[u8]) {}
     /// The role, term or leader changed.
     fn soft_state(&mut self, _soft: SoftState) {}
-    /// The log was truncated from `from` (for a simulator's view of the disk).
-    fn truncated(&mut self, _from: LogIndex) {}
 }
 
 /// The second half of a Ready, waiting for its write (and every earlier one) to be durable.
@@ -198,7 +196,6 @@ impl<M: StateMachine, T> Driver<M, T> {
             for (_, (_, token)) in self.pending.split_off(&from) {
                 io.answer(token, Err(ClientError::Dropped));
             }
-            io.truncated(from);
         }
         let appended = self.raft.entries(entries);
         let last_entry = appended.last().map(|e| (e.index, e.term));

@@ -79,7 +79,7 @@ impl Checker {
                 format!("server {changed} applied index {index} after {before} applies"),
             );
         }
-        let Some(raft) = node.raft.as_ref() else { return Ok(()) };
+        let Some(raft) = node.raft() else { return Ok(()) };
         if let Some(broken) = raft.invariant_violation() {
             return violation("core invariants", format!("server {changed}: {broken}"));
         }
@@ -146,7 +146,7 @@ impl Checker {
         // Log Matching: two logs with an entry of equal index and term are equal up to it.
         // Compared on the logs as handed to storage (the core's own log may be ahead while an
         // fsync is in flight; its new entries show up in the next Ready).
-        for other in nodes.iter().filter(|n| n.id != changed && n.raft.is_some()) {
+        for other in nodes.iter().filter(|n| n.id != changed && n.is_up()) {
             let mut i = node.log_len().min(other.log_len());
             while i > 0 && node.term_at(i) != other.term_at(i) {
                 i -= 1;
@@ -165,7 +165,7 @@ impl Checker {
     /// committed. Called after every event and before any applied entry is checked, so what
     /// a server applies is compared with everything known committed by then.
     pub fn record_commits(&mut self, node: &SimNode) -> Result<(), Violation> {
-        let Some(raft) = node.raft.as_ref() else { return Ok(()) };
+        let Some(raft) = node.raft() else { return Ok(()) };
         let known = (raft.commit_index().0 as usize).min(node.chain.len());
         let overlap = known.min(self.committed.len());
         if overlap > 0 && node.chain[overlap - 1] != self.committed[overlap - 1].chain {
@@ -183,19 +183,19 @@ impl Checker {
 
     fn check_stability(&mut self, nodes: &[SimNode], changed: NodeId) -> Result<(), Violation> {
         let Some((leader, term)) = self.stable else {
-            let Some(l) = nodes.iter().filter_map(|n| n.raft.as_ref()).find(|r| r.role() == Role::Leader) else {
+            let Some(l) = nodes.iter().filter_map(|n| n.raft()).find(|r| r.role() == Role::Leader) else {
                 return Ok(());
             };
             let (leader, term) = (l.id(), l.current_term());
             let all_follow = nodes
                 .iter()
-                .all(|n| n.raft.as_ref().is_some_and(|r| r.current_term() == term && r.leader_id() == Some(leader)));
+                .all(|n| n.raft().is_some_and(|r| r.current_term() == term && r.leader_id() == Some(leader)));
             if all_follow {
                 self.stable = Some((leader, term));
             }
             return Ok(());
         };
-        let raft = nodes[changed.0 as usize - 1].raft.as_ref().expect("checked only while up");
+        let raft = nodes[changed.0 as usize - 1].raft().expect("checked only while up");
         if raft.role() == Role::Leader && (changed, raft.current_term()) != (leader, term) {
             return violation(
                 "stability",

@@ -1,20 +1,28 @@
-//! One simulated server: the real core, a `MemStorage` with its crash model, the real
-//! key-value state machine, and a driver that handles `Ready` in the runtime's order — except
-//! that an fsync takes virtual time and is asynchronous: while it is in flight the server keeps
-//! taking inputs (their outputs wait in the core), and takes no new `Ready` until `advance`.
-//! That is the most the core's contract allows, so a crash can land between a write and its
-//! sync, and acknowledgements can race the leader's own fsync.
+//! One simulated server: the real core driven by the real driver (crate::driver — the code
+//! the production server runs), a `MemStorage` with its crash model, and the real key-value
+//! state machine. What is simulation lives here: the disk's [`Io`] (a write reaches the
+//! MemStorage at once and becomes durable only when its fsync completes, after a virtual-time
+//! latency, in order), crashes and restarts, and the checker's views (hash chain of the log,
+//! what was applied). While an fsync is in flight the server keeps taking inputs, so a crash
+//! can land between a write and its sync, and acknowledgements can race the leader's own
+//! fsync — exactly as with the production writer thread.
 //!
 //! A paused process handles nothing: what reaches it (messages, client requests, fsync
 //! completions) waits in [`Pause`] until it resumes, then is handled at once, in arrival order.
 
 use super::events::Time;
-use crate::core::{
-    Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, RaftLog, Ready, Role, Term,
-};
-use crate::kv::{KvStore, StateMachine};
+use crate::core::{Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, RaftLog};
+use crate::driver::{Driver, Io, Outcome, WriteRequest};
+use crate::kv::KvStore;
 use crate::storage::{MemStorage, Storage};
-use std::collections::BTreeMap;
+use crate::transport::client_wire::ClientError;
+use std::collections::VecDeque;
+
+/// Rounds of Readies per input: the simulated loop takes everything the core has.
+const ROUNDS_MAX: usize = usize::MAX;
+
+/// A proposal's token: (client, attempt).
+type Token = (usize, u64);
 
 /// Hash of an entry's identity and content (FNV-1a), chained along the log: equal chain
 /// values at an index mean equal logs up to it (Log Matching in one comparison).
@@ -52,42 +60,31 @@ pub struct Pause {
     pub syncs_done: usize,
 }
 
-/// A Ready's second half, waiting for its write (and every earlier one) to be durable.
-pub struct InFlight {
-    hard_state: Option<HardState>,
-    messages: Vec<Outgoing>,
-    committed: Vec<Entry>,
-    became_non_leader: bool,
-    /// The write's last entry, reported to the core when durable.
-    last_entry: Option<(LogIndex, Term)>,
-}
-
 /// A simulated server.
 pub struct SimNode {
     /// Its id.
     pub id: NodeId,
-    /// The core; `None` while crashed.
-    pub raft: Option<Raft>,
+    /// The core with its state machine and pending proposals; `None` while crashed.
+    pub driver: Option<Driver<KvStore, Token>>,
     /// Its disk.
     pub storage: MemStorage,
-    /// Its state machine.
-    pub state_machine: KvStore,
     /// Indexes applied in this incarnation, in order.
     pub applied: Vec<LogIndex>,
-    /// Hash chain of the log as handed to storage (updated from every Ready).
+    /// Hash chain of the log as handed to storage (updated from every write).
     pub chain: Vec<u64>,
     /// Counts restarts: a PersistDone of an earlier incarnation is ignored.
     pub incarnation: u64,
-    /// Readies whose writes are in flight, completed in order (one PersistDone each).
-    pub in_flight: std::collections::VecDeque<InFlight>,
+    /// Writes handed to the disk and not yet durable, oldest first: the hard state each saves
+    /// after its sync (one PersistDone each).
+    pub writes: VecDeque<Option<HardState>>,
     /// When the last write in flight completes (writes complete in order).
     pub last_done_at: Time,
     /// Set while the process is paused.
     pub paused: Option<Pause>,
-    /// Proposals waiting for their entry: index -> (term, client, attempt).
-    pub pending: BTreeMap<LogIndex, (Term, usize, u64)>,
     /// Set when an entry was applied out of order or twice: (index, applies before it).
     pub apply_error: Option<(LogIndex, usize)>,
+    /// The state machine of the last incarnation (kept only by a planted bug).
+    crashed_state_machine: Option<KvStore>,
     options: Options,
 }
 
@@ -101,9 +98,64 @@ pub struct Effects {
     /// Entries applied now: (index, [`entry_hash`] of the entry applied, encoded response).
     pub applied: Vec<(LogIndex, u64, Vec<u8>)>,
     /// Client proposals to answer `Dropped` (leadership lost or entry overwritten).
-    pub dropped: Vec<(usize, u64)>,
+    pub dropped: Vec<Token>,
+    /// Client proposals refused by a follower, with its leader hint.
+    pub redirected: Vec<(usize, u64, Option<NodeId>)>,
     /// Client proposals answered: (client, attempt, response).
     pub answered: Vec<(usize, u64, Vec<u8>)>,
+}
+
+/// The simulated world as the driver sees it for one input.
+struct SimIo<'a> {
+    storage: &'a mut MemStorage,
+    chain: &'a mut Vec<u64>,
+    writes: &'a mut VecDeque<Option<HardState>>,
+    last_done_at: &'a mut Time,
+    applied: &'a mut Vec<LogIndex>,
+    apply_error: &'a mut Option<(LogIndex, usize)>,
+    effects: Effects,
+    now: Time,
+    latency: &'a mut dyn FnMut() -> Time,
+}
+
+impl Io<Token> for SimIo<'_> {
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.effects.messages.push(Outgoing { to, message });
+    }
+
+    /// The bytes reach the disk now; they are durable only when the fsync completes (a
+    /// PersistDone, in order), and a crash before that loses or tears them.
+    fn write(&mut self, request: WriteRequest) {
+        if let Some(from) = request.truncate_from {
+            self.storage.truncate_from(from).expect("mem storage");
+            self.chain.truncate(from.0 as usize - 1);
+        }
+        self.storage.append(&request.entries).expect("mem storage");
+        for e in &request.entries {
+            let previous = self.chain.last().copied().unwrap_or(0);
+            self.chain.push(chain(previous, e));
+        }
+        let done = self.now + (self.latency)();
+        *self.last_done_at = (*self.last_done_at).max(done);
+        self.effects.done_at.push(*self.last_done_at);
+        self.writes.push_back(request.hard_state);
+    }
+
+    fn answer(&mut self, (client, attempt): Token, outcome: Outcome) {
+        match outcome {
+            Ok((_, response)) => self.effects.answered.push((client, attempt, response)),
+            Err(ClientError::NotLeader { leader }) => self.effects.redirected.push((client, attempt, leader)),
+            Err(_) => self.effects.dropped.push((client, attempt)),
+        }
+    }
+
+    fn applied(&mut self, entry: &Entry, response: &[u8]) {
+        if entry.index.0 != self.applied.len() as u64 + 1 && self.apply_error.is_none() {
+            *self.apply_error = Some((entry.index, self.applied.len()));
+        }
+        self.applied.push(entry.index);
+        self.effects.applied.push((entry.index, entry_hash(entry), response.to_vec()));
+    }
 }
 
 impl SimNode {
@@ -112,17 +164,16 @@ impl SimNode {
         let raft = Raft::new(options.clone(), HardState::default());
         SimNode {
             id,
-            raft: Some(raft),
+            driver: Some(Driver::new(raft, KvStore::new())),
             storage: MemStorage::new(),
-            state_machine: KvStore::new(),
             applied: Vec::new(),
             chain: Vec::new(),
             incarnation: 0,
-            in_flight: std::collections::VecDeque::new(),
+            writes: VecDeque::new(),
             last_done_at: 0,
             paused: None,
-            pending: BTreeMap::new(),
             apply_error: None,
+            crashed_state_machine: None,
             options,
         }
     }
@@ -131,14 +182,23 @@ impl SimNode {
         self.options.planted.active()
     }
 
+    /// The core, while up.
+    pub fn raft(&self) -> Option<&Raft> {
+        self.driver.as_ref().map(|d| &d.raft)
+    }
+
+    /// The core, while up.
+    pub fn raft_mut(&mut self) -> Option<&mut Raft> {
+        self.driver.as_mut().map(|d| &mut d.raft)
+    }
+
     /// Crash: the process state is gone; of the writes not yet synced, the first `keep`
     /// reached the disk and the next was torn (everything from it on is lost).
     pub fn crash(&mut self, keep: usize) {
-        self.raft = None;
+        self.crashed_state_machine = self.driver.take().map(|d| d.state_machine);
         self.paused = None;
         self.storage.crash_torn(keep);
-        self.in_flight.clear();
-        self.pending.clear();
+        self.writes.clear();
     }
 
     /// The oldest write in flight completes its log sync, and the process dies before saving
@@ -152,7 +212,7 @@ impl SimNode {
     /// True when the oldest write in flight also saves a hard state (so a crash between its
     /// sync and that save leaves a state of its own).
     pub fn next_write_saves_hard_state(&self) -> bool {
-        self.in_flight.front().is_some_and(|w| w.hard_state.is_some())
+        self.writes.front().is_some_and(|hs| hs.is_some())
     }
 
     /// True while the process is paused.
@@ -162,7 +222,7 @@ impl SimNode {
 
     /// Restart from what the disk holds.
     pub fn restart(&mut self, seed: u64) {
-        assert!(self.raft.is_none(), "restart a crashed server only");
+        assert!(self.driver.is_none(), "restart a crashed server only");
         self.incarnation += 1;
         // A fresh (but replayable) timeout sequence per incarnation.
         let options = Options { seed: seed ^ self.incarnation, ..self.options.clone() };
@@ -172,12 +232,16 @@ impl SimNode {
             let previous = self.chain.last().copied().unwrap_or(0);
             self.chain.push(chain(previous, e));
         }
-        self.raft = Some(Raft::restore(options, self.storage.hard_state(), RaftLog::from_entries(entries)));
-        if !self.bugs().apply_twice_after_restart {
-            // The state machine lives in memory: it is rebuilt by applying the log again.
-            self.state_machine = KvStore::new();
-            self.applied.clear();
-        }
+        let raft = Raft::restore(options, self.storage.hard_state(), RaftLog::from_entries(entries));
+        let state_machine = match self.crashed_state_machine.take() {
+            Some(kept) if self.bugs().apply_twice_after_restart => kept,
+            _ => {
+                // The state machine lives in memory: it is rebuilt by applying the log again.
+                self.applied.clear();
+                KvStore::new()
+            }
+        };
+        self.driver = Some(Driver::new(raft, state_machine));
     }
 
     /// Entries appended but not yet synced.
@@ -197,114 +261,54 @@ impl SimNode {
 
     /// True when the server can take an input now.
     pub fn is_up(&self) -> bool {
-        self.raft.is_some()
+        self.driver.is_some()
     }
 
-    /// Take every Ready the core has: write now (truncate, append), send what may go before
-    /// the fsync, and queue the rest behind the write. `latency` draws an fsync duration.
+    /// Run `f` on the driver with this server's simulated world; the effects it produced.
+    fn with_driver(
+        &mut self,
+        now: Time,
+        latency: &mut dyn FnMut() -> Time,
+        f: impl FnOnce(&mut Driver<KvStore, Token>, &mut SimIo<'_>),
+    ) -> Effects {
+        let Some(driver) = self.driver.as_mut() else { return Effects::default() };
+        let mut io = SimIo {
+            storage: &mut self.storage,
+            chain: &mut self.chain,
+            writes: &mut self.writes,
+            last_done_at: &mut self.last_done_at,
+            applied: &mut self.applied,
+            apply_error: &mut self.apply_error,
+            effects: Effects::default(),
+            now,
+            latency,
+        };
+        f(driver, &mut io);
+        io.effects
+    }
+
+    /// Take every Ready the core has (the driver: writes to the disk, what may go now sent,
+    /// the rest held behind the writes). `latency` draws an fsync duration.
     pub fn drive(&mut self, now: Time, latency: &mut dyn FnMut() -> Time) -> Effects {
-        let mut effects = Effects::default();
-        let bugs = self.bugs();
-        loop {
-            let Some(raft) = self.raft.as_mut() else { return effects };
-            if !raft.has_ready() {
-                return effects;
-            }
-            let Ready {
-                hard_state,
-                truncate_from,
-                entries,
-                must_sync,
-                send_before_persist,
-                messages,
-                committed_entries,
-                soft_state,
-            } = raft.ready();
-            if let Some(from) = truncate_from {
-                self.storage.truncate_from(from).expect("mem storage");
-                self.chain.truncate(from.0 as usize - 1);
-                for (_, (_, client, attempt)) in self.pending.split_off(&from) {
-                    effects.dropped.push((client, attempt));
-                }
-            }
-            let appended = raft.entries(entries);
-            self.storage.append(appended).expect("mem storage");
-            for e in appended {
-                let previous = self.chain.last().copied().unwrap_or(0);
-                self.chain.push(chain(previous, e));
-            }
-            let early = send_before_persist
-                || (bugs.vote_before_persist && hard_state.is_some())
-                || (bugs.ack_before_durable && !entries.is_empty() && raft.role() != Role::Leader);
-            let mut write = InFlight {
-                hard_state,
-                messages: Vec::new(),
-                committed: raft.entries(committed_entries).to_vec(),
-                became_non_leader: soft_state.is_some_and(|s| s.role != Role::Leader),
-                last_entry: appended.last().map(|e| (e.index, e.term)),
-            };
-            if early {
-                effects.messages.extend(messages);
-            } else {
-                write.messages = messages;
-            }
-            if !must_sync && self.in_flight.is_empty() {
-                self.complete(write, &mut effects);
-                continue;
-            }
-            // Behind earlier writes (or an fsync of its own): completes in order.
-            let done = if must_sync { now + latency() } else { now };
-            self.last_done_at = self.last_done_at.max(done);
-            self.in_flight.push_back(write);
-            effects.done_at.push(self.last_done_at);
-        }
+        self.with_driver(now, latency, |driver, io| driver.drive(io, ROUNDS_MAX))
     }
 
-    /// The oldest write in flight is durable: sync, then send, apply, report to the core.
+    /// A client's proposal (attempt `attempt` of client `client`).
+    pub fn propose(&mut self, now: Time, latency: &mut dyn FnMut() -> Time, token: Token, command: Vec<u8>) -> Effects {
+        self.with_driver(now, latency, |driver, io| {
+            driver.propose(vec![(token, command)], io);
+            driver.drive(io, ROUNDS_MAX);
+        })
+    }
+
+    /// The oldest write in flight is durable: sync, save its hard state, then the driver
+    /// releases what waited for it.
     pub fn finish_sync(&mut self, now: Time, latency: &mut dyn FnMut() -> Time) -> Effects {
-        let mut effects = Effects::default();
-        if let Some(write) = self.in_flight.pop_front() {
-            self.storage.sync().expect("mem storage");
-            self.complete(write, &mut effects);
-        }
-        let more = self.drive(now, latency);
-        effects.messages.extend(more.messages);
-        effects.done_at.extend(more.done_at);
-        effects.applied.extend(more.applied);
-        effects.dropped.extend(more.dropped);
-        effects.answered.extend(more.answered);
-        effects
-    }
-
-    fn complete(&mut self, after: InFlight, effects: &mut Effects) {
-        if let Some(hs) = after.hard_state {
+        let Some(hard_state) = self.writes.pop_front() else { return Effects::default() };
+        self.storage.sync().expect("mem storage");
+        if let Some(hs) = hard_state {
             self.storage.save_hard_state(&hs).expect("mem storage");
         }
-        effects.messages.extend(after.messages);
-        for entry in after.committed {
-            if entry.index.0 != self.applied.len() as u64 + 1 && self.apply_error.is_none() {
-                self.apply_error = Some((entry.index, self.applied.len()));
-            }
-            self.applied.push(entry.index);
-            let hash = entry_hash(&entry);
-            let response =
-                if entry.data.is_empty() { Vec::new() } else { self.state_machine.apply(entry.index, &entry.data) };
-            if let Some((term, client, attempt)) = self.pending.remove(&entry.index) {
-                if term == entry.term {
-                    effects.answered.push((client, attempt, response.clone()));
-                } else {
-                    effects.dropped.push((client, attempt));
-                }
-            }
-            effects.applied.push((entry.index, hash, response));
-        }
-        if after.became_non_leader {
-            for (_, (_, client, attempt)) in std::mem::take(&mut self.pending) {
-                effects.dropped.push((client, attempt));
-            }
-        }
-        if let (Some(raft), Some((index, term))) = (self.raft.as_mut(), after.last_entry) {
-            raft.persisted(index, term);
-        }
+        self.with_driver(now, latency, |driver, io| driver.write_done(io, ROUNDS_MAX))
     }
 }

@@ -228,7 +228,7 @@ impl World {
         let servers: Vec<String> = self
             .nodes
             .iter()
-            .map(|n| match &n.raft {
+            .map(|n| match n.raft() {
                 None => format!("{}:down", n.id),
                 Some(r) => {
                     format!("{}:{}/t{}/c{}/a{}", n.id, r.role(), r.current_term(), r.commit_index(), n.applied.len())
@@ -267,11 +267,11 @@ impl World {
         if self.clients.iter().any(|c| c.current.is_some()) {
             return false;
         }
-        let Some(leader) = self.nodes.iter().filter_map(|n| n.raft.as_ref()).find(|r| r.role() == Role::Leader) else {
+        let Some(leader) = self.nodes.iter().filter_map(|n| n.raft()).find(|r| r.role() == Role::Leader) else {
             return false;
         };
         self.nodes.iter().all(|n| {
-            n.raft.as_ref().is_some_and(|r| {
+            n.raft().is_some_and(|r| {
                 r.leader_id() == Some(leader.id())
                     && r.current_term() == leader.current_term()
                     && n.applied.len() as u64 >= self.acked_index.0
@@ -288,7 +288,7 @@ impl World {
                 if !node.is_up() || node.is_paused() {
                     return Ok(None); // a paused process's ticks are skipped, not replayed
                 }
-                node.raft.as_mut().expect("up").tick();
+                node.raft_mut().expect("up").tick();
                 self.trace.mix(&[self.now, 1, id.0]);
                 self.drive(id)
             }
@@ -368,7 +368,7 @@ impl World {
     /// The oldest write in flight at `id` completed: sync, then the rest of its Ready. False
     /// when there was nothing in flight (the write was lost with an earlier incarnation).
     fn sync_done(&mut self, id: NodeId) -> Result<bool, Violation> {
-        if self.nodes[id.0 as usize - 1].in_flight.is_empty() {
+        if self.nodes[id.0 as usize - 1].writes.is_empty() {
             return Ok(false);
         }
         let (now, rng) = (self.now, &mut self.rng);
@@ -396,7 +396,7 @@ impl World {
     fn step(&mut self, from: NodeId, to: NodeId, message: Message) -> Result<Option<NodeId>, Violation> {
         self.trace.mix(&[self.now, 2, from.0, to.0, message.term().0]);
         self.trace.line(|| format!("{:>7} {from}->{to} {message:?}", self.now));
-        self.node(to).raft.as_mut().expect("up").step(from, message);
+        self.node(to).raft_mut().expect("up").step(from, message);
         self.drive(to)
     }
 
@@ -417,7 +417,7 @@ impl World {
     /// paper's Figure 8 (leaders of later terms holding entries nobody else has).
     fn maybe_kill_new_leader(&mut self, id: NodeId) {
         let node = &self.nodes[id.0 as usize - 1];
-        let Some(raft) = node.raft.as_ref() else { return };
+        let Some(raft) = node.raft() else { return };
         if !self.faults_on
             || self.stability
             || raft.role() != Role::Leader
@@ -453,6 +453,10 @@ impl World {
         for (client, attempt, response) in effects.answered {
             let at = self.now + self.rng.range(1, 5);
             self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::Applied(response) });
+        }
+        for (client, attempt, leader_hint) in effects.redirected {
+            let at = self.now + self.rng.range(1, 5);
+            self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::NotLeader(leader_hint) });
         }
         for (client, attempt) in effects.dropped {
             let at = self.now + self.rng.range(1, 5);

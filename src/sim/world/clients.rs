@@ -3,9 +3,10 @@
 //! redirects, and gives up on an operation after its deadline (its outcome then stays
 //! unknown in the history).
 
+use super::disk_latency;
 use super::{World, ATTEMPT_TIMEOUT_MS, KEYS, OPERATION_DEADLINE_MS};
 use crate::codec::{decode, encode};
-use crate::core::{NodeId, ProposeError};
+use crate::core::NodeId;
 use crate::kv::{KvCommand, KvOp, KvResponse};
 use crate::sim::checker::Violation;
 use crate::sim::events::{ClientOutcome, Event, Time};
@@ -66,22 +67,15 @@ impl World {
             return Ok(None); // stale, or lost with the crashed server
         }
         self.trace.mix(&[self.now, 4, client as u64, to.0, attempt]);
-        let node = self.node(to);
-        let raft = node.raft.as_mut().expect("up");
-        match raft.propose(command) {
-            Ok(index) => {
-                let term = raft.current_term();
-                node.pending.insert(index, (term, client, attempt));
-                self.drive(to)
-            }
-            Err(ProposeError::NotLeader { leader_hint }) => {
-                let at = self.now + self.rng.range(1, 5);
-                self.queue
-                    .push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::NotLeader(leader_hint) });
-                Ok(None)
-            }
-            Err(ProposeError::Empty) => unreachable!("commands are never empty"),
+        let (now, rng) = (self.now, &mut self.rng);
+        let effects = self.nodes[to.0 as usize - 1].propose(now, &mut || disk_latency(rng), (client, attempt), command);
+        let redirected = !effects.redirected.is_empty();
+        self.apply_effects(to, effects)?;
+        if redirected {
+            return Ok(None); // a follower refused it: nothing changed there
         }
+        self.maybe_kill_new_leader(to);
+        Ok(Some(to))
     }
 
     pub(super) fn client_reply(&mut self, client: usize, attempt: u64, outcome: ClientOutcome) {

@@ -111,8 +111,7 @@ impl World {
         let roll = self.rng.range(0, 100);
         // Half the time aim at the leader (as Jepsen's nemeses do): that is where elections,
         // truncations and lost acknowledgements happen.
-        let leader =
-            self.nodes.iter().find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader)).map(|n| n.id);
+        let leader = self.nodes.iter().find(|n| n.raft().is_some_and(|r| r.role() == Role::Leader)).map(|n| n.id);
         let random = self.random_node();
         let id = match leader {
             Some(leader) if self.chance(50) => leader,
@@ -210,7 +209,7 @@ impl World {
             }
             1 => {
                 // Isolate one server (often the leader) in both directions.
-                let leader = self.nodes.iter().find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
+                let leader = self.nodes.iter().find(|n| n.raft().is_some_and(|r| r.role() == Role::Leader));
                 let a =
                     leader.map(|n| n.id).filter(|_| self.rng.range(0, 2) == 0).unwrap_or_else(|| self.random_node());
                 for &b in &ids {

@@ -13,9 +13,9 @@ fn settled_world(seed: u64) -> (World, NodeId) {
         let (at, event) = world.queue.pop().expect("ticks never stop");
         world.now = at;
         world.handle(event).expect("a healthy run");
-        let leader = world.nodes.iter().filter_map(|n| n.raft.as_ref()).find(|r| r.role() == Role::Leader);
+        let leader = world.nodes.iter().filter_map(|n| n.raft()).find(|r| r.role() == Role::Leader);
         if let Some(leader) = leader.map(|r| r.id()) {
-            let all_follow = world.nodes.iter().all(|n| n.raft.as_ref().is_some_and(|r| r.leader_id() == Some(leader)));
+            let all_follow = world.nodes.iter().all(|n| n.raft().is_some_and(|r| r.leader_id() == Some(leader)));
             if all_follow && world.now > 300 {
                 return (world, leader);
             }
@@ -33,8 +33,8 @@ fn a_paused_server_queues_its_inputs_and_handles_them_at_resume_before_its_next_
         // or been replayed before the queued heartbeats, the follower would campaign.
         let until = world.now + 600;
         world.pause(follower, until);
-        let elapsed = world.nodes[f].raft.as_ref().expect("up").election_elapsed_for_test();
-        let term = world.nodes[f].raft.as_ref().expect("up").current_term();
+        let elapsed = world.nodes[f].raft().expect("up").election_elapsed_for_test();
+        let term = world.nodes[f].raft().expect("up").current_term();
         let mut skipped_ticks = 0;
         loop {
             let (at, event) = world.queue.pop().expect("ticks never stop");
@@ -48,7 +48,7 @@ fn a_paused_server_queues_its_inputs_and_handles_them_at_resume_before_its_next_
                 assert!(queued >= 20, "seed {seed}: the leader's heartbeats were queued, not dropped ({queued})");
             }
             world.handle(event).expect("a healthy run");
-            let raft = world.nodes[f].raft.as_ref().expect("up");
+            let raft = world.nodes[f].raft().expect("up");
             if resume {
                 assert!(world.nodes[f].paused.is_none(), "seed {seed}: resumed");
                 // Everything queued was handled within the resume, before any tick: the last
