@@ -106,6 +106,45 @@ struct Load {
     latencies_us: Vec<u64>,
     errors: u64,
     key: Option<ClusterKey>,
+    /// When the last write was acknowledged, and the longest time between two (a stall).
+    last_ack: Instant,
+    longest_stall: Duration,
+}
+
+/// Leaders seen during a run, from a status poll every 50 ms on a thread of its own: every
+/// (term, pid) that said it leads, and the highest term any server reported.
+struct LeaderWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(std::collections::BTreeSet<(u64, u64)>, u64)>,
+}
+
+impl LeaderWatch {
+    fn start(config: Config, key: Option<ClusterKey>) -> LeaderWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut client = Client::new(config).with_key(key).with_timeout(Duration::from_millis(200));
+            let (mut leaders, mut max_term) = (std::collections::BTreeSet::new(), 0);
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                for status in client.status_all().into_iter().filter_map(|(_, s)| s.ok()) {
+                    max_term = max_term.max(status.term.0);
+                    if status.role == Role::Leader {
+                        leaders.insert((status.term.0, status.pid.0));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (leaders, max_term)
+        });
+        LeaderWatch { stop, thread }
+    }
+
+    /// (leader changes seen, terms the cluster moved through).
+    fn finish(self, term_at_start: u64) -> (usize, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (leaders, max_term) = self.thread.join().unwrap_or_default();
+        (leaders.len().saturating_sub(1), max_term.saturating_sub(term_at_start))
+    }
 }
 
 impl Load {
@@ -155,6 +194,8 @@ impl Load {
         match response.body {
             Response::Applied { .. } => {
                 self.by_request.remove(&response.request_id);
+                self.longest_stall = self.longest_stall.max(self.last_ack.elapsed());
+                self.last_ack = Instant::now();
                 self.latencies_us.push(self.ops[client].started.elapsed().as_micros() as u64);
                 self.start_next(client);
             }
@@ -220,6 +261,8 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
         latencies_us: Vec::new(),
         errors: 0,
         key: None,
+        last_ack: now,
+        longest_stall: Duration::ZERO,
     };
     if let Some(path) = &load.config.cluster_key_file {
         load.key = Some(ClusterKey::load(path).map_err(|e| {
@@ -227,7 +270,17 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
             EXIT_FAILURE
         })?);
     }
+    let term_at_start = Client::new(load.config.clone())
+        .with_key(load.key.clone())
+        .status_all()
+        .into_iter()
+        .filter_map(|(_, s)| s.ok())
+        .map(|s| s.term.0)
+        .max()
+        .unwrap_or(0);
+    let watch = LeaderWatch::start(load.config.clone(), load.key.clone());
     let start = Instant::now();
+    load.last_ack = start;
     for client in 0..clients {
         load.start_next(client);
     }
@@ -268,6 +321,8 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let longest_stall_ms = load.longest_stall.max(load.last_ack.elapsed()).as_secs_f64() * 1000.0;
+    let (leader_changes, terms) = watch.finish(term_at_start);
     let mut lat: Vec<f64> = load.latencies_us.iter().map(|&us| us as f64 / 1000.0).collect();
     lat.sort_by(f64::total_cmp);
     let ops = lat.len();
@@ -279,11 +334,12 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
             "{}",
             serde_json::json!({"servers": load.config.servers.len(), "clients": clients, "value_size": args.value_size,
                 "ops": ops, "seconds": secs, "ops_per_sec": ops_per_sec, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99,
-                "max_ms": max, "errors": load.errors})
+                "max_ms": max, "errors": load.errors, "leader_changes": leader_changes, "terms_moved": terms,
+                "longest_stall_ms": longest_stall_ms})
         );
     } else {
         println!(
-            "{ops} puts of {} bytes by {clients} clients in {secs:.1} s: {ops_per_sec:.0} ops/s; latency p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms; {} errors/retries",
+            "{ops} puts of {} bytes by {clients} clients in {secs:.1} s: {ops_per_sec:.0} ops/s; latency p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms; {} errors/retries; {leader_changes} leader changes ({terms} terms moved); longest stall {longest_stall_ms:.1} ms",
             args.value_size, load.errors
         );
     }

@@ -342,6 +342,11 @@ impl Raft {
             self.assert_invariants();
             return;
         }
+        if self.role == Role::Leader {
+            // Thesis §6.2: any message of our term is contact with that peer (not only an
+            // acknowledgement, which may wait behind the peer's fsync).
+            self.recent_active.insert(from);
+        }
         match message {
             Message::RequestVote(m) => self.handle_request_vote(from, m),
             Message::RequestVoteResponse(m) => self.handle_request_vote_response(from, m),

@@ -378,3 +378,20 @@ fn a_restart_with_entries_of_a_later_term_than_saved_adopts_that_term() {
     tick_until_pre_candidate(&mut r);
     assert_eq!(r.ready().messages[0].message, pre_vote(4, 1, (2, 3)));
 }
+
+#[test]
+fn check_quorum_counts_any_message_of_the_leaders_term_as_contact() {
+    let mut r = leader(1);
+    // Server 3 only sends a late vote of this term; server 2 nothing at all.
+    for round in 0..5 {
+        r.step(NodeId(3), Message::RequestVoteResponse(RequestVoteResponse { term: Term(2), vote_granted: true }));
+        for _ in 0..E {
+            r.tick();
+        }
+        assert_eq!(r.role(), Role::Leader, "round {round}: contact with 3 is a majority with itself");
+    }
+    for _ in 0..2 * E {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Follower, "silence from both: it steps down");
+}
