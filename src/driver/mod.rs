@@ -130,6 +130,13 @@ impl<M: StateMachine, T> Driver<M, T> {
         self.waiting.iter().filter(|w| w.submitted).count()
     }
 
+    /// True when the term and vote the core holds are the ones on disk (every message
+    /// carries the term, so a message may leave early only then).
+    fn term_and_vote_durable(&self) -> bool {
+        let now = self.raft.hard_state();
+        (now.current_term, now.voted_for) == (self.durable.current_term, self.durable.voted_for)
+    }
+
     fn bugs(&self) -> PlantedBugs {
         self.raft.planted().active()
     }
@@ -214,6 +221,18 @@ impl<M: StateMachine, T> Driver<M, T> {
             for out in messages {
                 io.send(out.to, out.message);
             }
+        } else if self.term_and_vote_durable() {
+            // Peer traffic must not wait for an unrelated fsync: with term and vote already
+            // on disk (none of the writes in flight changes them), an answer that promises
+            // nothing beyond the durable log leaves now (a heartbeat's acknowledgement, a
+            // rejection, a pre-vote answer); the rest waits for the write.
+            let durable = self.raft.log().persisted();
+            let (now, later): (Vec<Outgoing>, Vec<Outgoing>) =
+                messages.into_iter().partition(|out| promises_only(&out.message, durable));
+            for out in now {
+                io.send(out.to, out.message);
+            }
+            waiting.messages = later;
         } else {
             waiting.messages = messages;
         }
@@ -290,5 +309,20 @@ impl<M: StateMachine, T> Driver<M, T> {
         for (_, (_, token)) in std::mem::take(&mut self.pending) {
             io.answer(token, Err(error.clone()));
         }
+    }
+}
+
+/// True when `message` promises nothing about this server's disk beyond the log up to
+/// `durable` — given that its term and vote are already durable (the caller checks). Such a
+/// message may leave before the writes in flight complete (thesis §3.8 forbids only promising
+/// what is not yet on disk).
+fn promises_only(message: &Message, durable: LogIndex) -> bool {
+    match message {
+        // An acknowledgement promises the log up to `match_index`; a rejection nothing.
+        Message::AppendEntriesResponse(m) => !m.success || m.match_index <= durable,
+        // A pre-vote answer changes and promises nothing (§9.6); a refused vote neither.
+        Message::PreVoteResponse(_) | Message::PreVote(_) => true,
+        Message::RequestVoteResponse(m) => !m.vote_granted,
+        Message::RequestVote(_) | Message::AppendEntries(_) => false,
     }
 }

@@ -108,11 +108,23 @@ fn an_acknowledgement_waits_for_the_entries_it_acknowledges() {
     // A heartbeat meanwhile: its answer promises entry 1 too, so it waits behind the write.
     let heartbeat =
         crate::core::AppendEntries { prev_log_index: LogIndex(1), prev_log_term: Term(1), entries: vec![], ..append };
-    d.raft.step(NodeId(1), Message::AppendEntries(heartbeat));
+    d.raft.step(NodeId(1), Message::AppendEntries(heartbeat.clone()));
     d.drive(&mut io, 8);
     assert_eq!(io.events.len(), 1, "nothing leaves while the write is in flight: {:?}", io.events);
     d.write_done(&mut io, 8);
     assert_eq!(io.events[1..], ["send AppendEntriesResponse to 1", "send AppendEntriesResponse to 1"]);
+    // Entry 1 is durable now. A new write is in flight (entry 2); a heartbeat at index 1
+    // promises only durable entries, so its answer does not wait for the unrelated fsync.
+    io.events.clear();
+    let entry2 = vec![Entry { term: Term(1), index: LogIndex(2), data: vec![1] }];
+    d.raft.step(NodeId(1), Message::AppendEntries(crate::core::AppendEntries { entries: entry2, ..heartbeat.clone() }));
+    d.drive(&mut io, 8);
+    assert_eq!(io.events, ["write 1 entries hs -"]);
+    d.raft.step(NodeId(1), Message::AppendEntries(heartbeat));
+    d.drive(&mut io, 8);
+    assert_eq!(io.events[1..], ["send AppendEntriesResponse to 1"], "the heartbeat's answer left at once");
+    d.write_done(&mut io, 8);
+    assert_eq!(io.events[2..], ["send AppendEntriesResponse to 1"], "the entry's acknowledgement after its fsync");
 }
 
 #[test]
