@@ -493,3 +493,20 @@ fn kv_commands_against_no_cluster_fail_after_their_deadline() {
     assert!(put.stderr.contains("timed out"), "{}", put.stderr);
     assert!(started.elapsed() >= Duration::from_millis(1500), "it tried until its deadline");
 }
+
+/// `leader bench --floor --json` measures the machine's floor (no timing is asserted: a
+/// benchmark reports figures) and cleans up its scratch directory.
+#[test]
+fn bench_floor_reports_fsync_and_round_trip_figures_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let exit = run_to_exit(leader(dir.path(), &["bench", "--floor", "--json"]), dir.path(), "floor");
+    assert_eq!(exit.code, Some(0), "stderr: {}", exit.stderr);
+    let value: Value = serde_json::from_str(exit.stdout.trim()).expect("one JSON object");
+    for key in
+        ["fdatasync_p50_ms", "two_concurrent_fdatasync_p50_ms", "loopback_round_trip_p50_ms", "single_write_floor_ms"]
+    {
+        assert!(value[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {value}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().starts_with(".leader-floor")), "scratch left: {left:?}");
+}

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// --in-memory: proposals per batch.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Measure the floor of one write on this machine instead: one fdatasync, two concurrent
+    /// fdatasyncs, one loopback round trip (in a temp dir under the current directory).
+    #[arg(long)]
+    pub floor: bool,
 }
 
 /// Resend an operation that got no answer for this long (its server may have died).

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Protocol logic lives in the library, not here.
 
 mod bench;
+mod bench_floor;
 mod failover;
 mod fuzz;
 mod kv;
@@ -222,6 +223,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         (Some(Cmd::Sim(args)), None) => sim::run_cli(&args),
         (Some(Cmd::Fuzz { target, seconds, seed }), None) => fuzz::run_cli(&target, seconds, seed),
+        (Some(Cmd::Bench(args)), None) if args.floor => bench_floor::run(args.json),
         (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
         (Some(Cmd::Bench(args)), None) => load_config(&cli.config, key_file).and_then(|c| bench::run(c, &args)),
         (Some(Cmd::Put { key, value, deadline_ms }), None) => {

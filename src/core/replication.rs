@@ -132,6 +132,7 @@ impl Raft {
 
     fn accept_entries(&mut self, m: AppendEntries) -> AppendEntriesResponse {
         let last_new = LogIndex(m.prev_log_index.0 + m.entries.len() as u64);
+        let heartbeat = m.entries.is_empty();
         if self.bugs().truncate_on_stale_append && m.prev_log_index < self.log.last_index() && !m.entries.is_empty() {
             self.log.truncate_from(LogIndex(m.prev_log_index.0 + 1));
         }
@@ -160,10 +161,16 @@ impl Raft {
         if commit > self.commit_index {
             self.commit_index = commit;
         }
+        // A heartbeat's answer acknowledges only what is already durable: true (the log
+        // matches the leader's up to `prev_log_index`), and it promises nothing the writes in
+        // flight have yet to make durable, so the runtime sends it at once. While this
+        // server's disk is slow the leader still hears from it (check quorum, thesis §6.2)
+        // instead of losing a majority to a shared disk's stall.
+        let match_index = if heartbeat { last_new.min(self.log.persisted()) } else { last_new };
         AppendEntriesResponse {
             term: self.current_term,
             success: true,
-            match_index: last_new,
+            match_index,
             conflict_index: LogIndex(0),
             conflict_term: Term(0),
         }

@@ -395,3 +395,23 @@ fn check_quorum_counts_any_message_of_the_leaders_term_as_contact() {
     }
     assert_eq!(r.role(), Role::Follower, "silence from both: it steps down");
 }
+
+#[test]
+fn a_heartbeat_is_acknowledged_only_up_to_the_durable_log() {
+    // Entries 2..3 reach the follower; before they are durable a heartbeat at index 3 comes.
+    let mut r = follower_of(2, 1, 1);
+    r.step(NodeId(1), append(1, 1, (1, 1), vec![entry(2, 1), entry(3, 1)], 1));
+    let _ = r.ready(); // the write is in flight: not yet persisted
+    r.step(NodeId(1), append(1, 1, (3, 1), vec![], 1));
+    let ready = r.ready();
+    let ack = match &ready.messages[..] {
+        [Outgoing { message: Message::AppendEntriesResponse(m), .. }] => m.clone(),
+        other => panic!("one answer expected: {other:?}"),
+    };
+    assert!(ack.success);
+    assert_eq!(ack.match_index, LogIndex(1), "a heartbeat's answer promises only the durable log");
+    r.persisted(LogIndex(3), Term(1));
+    r.step(NodeId(1), append(1, 1, (3, 1), vec![], 1));
+    let ready = r.ready();
+    assert!(matches!(&ready.messages[0].message, Message::AppendEntriesResponse(m) if m.match_index == LogIndex(3)));
+}

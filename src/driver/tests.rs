@@ -105,7 +105,7 @@ fn an_acknowledgement_waits_for_the_entries_it_acknowledges() {
     d.raft.step(NodeId(1), Message::AppendEntries(append.clone()));
     d.drive(&mut io, 8);
     assert_eq!(io.events, ["write 1 entries hs t1"]);
-    // A heartbeat meanwhile: its answer promises entry 1 too, so it waits behind the write.
+    // A heartbeat meanwhile: its answer carries term 1, not yet durable, so it waits.
     let heartbeat =
         crate::core::AppendEntries { prev_log_index: LogIndex(1), prev_log_term: Term(1), entries: vec![], ..append };
     d.raft.step(NodeId(1), Message::AppendEntries(heartbeat.clone()));

@@ -23,6 +23,9 @@ use std::thread::JoinHandle;
 /// and the completions handed back at once. Far above what a turn produces (a few).
 pub const WRITE_BATCH_MAX: usize = 256;
 
+/// A write batch slower than this is logged (a slow or overloaded disk explains stalls).
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A batch of writes finished: how many (in submission order), or the fatal error.
 pub(super) type Completion = Result<usize, StorageError>;
 
@@ -51,7 +54,12 @@ impl Writer {
             .name(format!("leader-{pid}-writer"))
             .spawn(move || {
                 while let Some(batch) = next_batch(&inbox) {
+                    let started = std::time::Instant::now();
                     let result = write_batch(storage.as_mut(), &batch).map(|()| batch.len());
+                    let took = started.elapsed();
+                    if took >= SLOW_WRITE {
+                        log::warn!("server {pid}: slow disk: {} writes took {} ms", batch.len(), took.as_millis());
+                    }
                     let failed = result.is_err();
                     // The loop may be gone (stopping): then nobody needs the answer.
                     let _ = done.send(result);
