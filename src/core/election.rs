@@ -60,14 +60,20 @@ impl Raft {
             self.become_leader();
             return;
         }
+        self.ask_everyone(self.current_term, Message::RequestVote);
+    }
+
+    /// Send every peer a vote request (or a pre-vote: `wrap` says which) for `term`, naming
+    /// our last log position (§5.4.1).
+    fn ask_everyone(&mut self, term: Term, wrap: fn(RequestVote) -> Message) {
         let request = RequestVote {
-            term: self.current_term,
+            term,
             candidate_id: self.id,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
         };
         for peer in self.peers.clone() {
-            self.send(peer, Message::RequestVote(request.clone()));
+            self.send(peer, wrap(request.clone()));
         }
     }
 
@@ -142,15 +148,8 @@ impl Raft {
             self.become_candidate();
             return;
         }
-        let request = RequestVote {
-            term: Term(self.current_term.0 + 1),
-            candidate_id: self.id,
-            last_log_index: self.log.last_index(),
-            last_log_term: self.log.last_term(),
-        };
-        log::debug!("{}: asking for pre-votes for term {}", self.id, request.term);
-        for peer in self.peers.clone() {
-            self.send(peer, Message::PreVote(request.clone()));
-        }
+        let asked = Term(self.current_term.0 + 1);
+        log::debug!("{}: asking for pre-votes for term {asked}", self.id);
+        self.ask_everyone(asked, Message::PreVote);
     }
 }
