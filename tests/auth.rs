@@ -128,3 +128,21 @@ fn a_server_with_the_wrong_key_cannot_join() {
     rogue.stop().unwrap();
     cluster.finish();
 }
+
+/// `leader bench` against a keyed cluster: its requests are tagged and its answers verified
+/// (it used to send tagged requests but read the answers as if untagged, so no write ever
+/// counted).
+#[test]
+fn the_benchmark_writes_to_a_keyed_cluster() {
+    let (mut cluster, _) = keyed_cluster();
+    cluster.wait_leader("keyed cluster");
+    // A bounded run (--duration, not --count): a broken bench ends with 0 writes, not a hang.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leader"))
+        .args(["bench", "--duration", "2", "--clients", "4", "--json", "--config", cluster.test.path.to_str().unwrap()])
+        .output()
+        .expect("run leader bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let figures: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(figures["ops"].as_u64() >= Some(50), "{figures}");
+    cluster.finish();
+}

@@ -189,6 +189,7 @@ fn config_errors_exit_2_with_one_message_naming_field_and_value() {
         &["--pid", "9", "--config", file],
         &[file, "pid 9 is not in object.Servers (pids: 1, 2)"],
     );
+    assert!(!test.config.data_dir_for(NodeId(9)).exists(), "refused before its data directory was made");
 
     // A file that does not exist.
     let missing = dir.path().join("no-such-config.json");

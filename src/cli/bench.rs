@@ -188,7 +188,9 @@ impl Load {
     }
 
     fn handle(&mut self, frames: Vec<Vec<u8>>) {
-        let Some(body) = frames.last() else { return };
+        let Some(frame) = frames.last() else { return };
+        // With a cluster key every response carries a tag: verified and split off first.
+        let Some(body) = auth::open(self.key.as_ref(), frame) else { return };
         let Ok(response) = decode::<ClientResponse>(body, 1 << 20) else {
             return;
         };

@@ -205,6 +205,8 @@ impl Server {
         options: NodeOptions,
         state_machine: Box<dyn StateMachine>,
     ) -> Result<Server, NodeError> {
+        // An unknown pid is refused before its data directory is created.
+        config.server(pid)?;
         let data_dir = options.data_dir.clone().unwrap_or_else(|| config.data_dir_for(pid));
         let storage = DiskStorage::open(&data_dir)?;
         Server::start_with_storage(config, pid, options, Box::new(storage), state_machine)
