@@ -18,12 +18,39 @@ pub trait StateMachine: Send {
     /// must reach the same state. Commands are never empty (empty entries are Raft no-ops
     /// and are not passed in).
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8>;
+
+    /// The whole state as of the last applied command, as bytes that [`StateMachine::restore`]
+    /// accepts (Raft §7: the snapshot replaces the log up to the last applied index, so it must
+    /// hold everything the applied commands produced, including any duplicate-detection state).
+    /// Must be deterministic: the same state gives the same bytes, so that servers can compare
+    /// snapshots and a test can compare them byte for byte.
+    ///
+    /// There is deliberately no default implementation (nor for `restore`): a default that
+    /// returned no state, or "unsupported", would let the runtime compact away the log that is
+    /// the only other copy of the state, or leave a server unable to start from its own
+    /// snapshot. A compile error when upgrading is cheaper than a lost state.
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replaces the whole state with one produced by [`StateMachine::snapshot`] (on this
+    /// server after a restart, or received from the leader, §7 InstallSnapshot). The bytes come
+    /// from disk or the network, so they must be validated completely: any input must give
+    /// `Ok` or an `Err` that names what is wrong, never a panic, and on `Err` the state must be
+    /// left as it was.
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
 }
 
 /// A boxed state machine is one (the node takes any state machine as a `Box<dyn …>`).
 impl<S: StateMachine + ?Sized> StateMachine for Box<S> {
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8> {
         (**self).apply(index, command)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        (**self).snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        (**self).restore(snapshot)
     }
 }
 
@@ -114,7 +141,9 @@ pub enum KvResponse {
 }
 
 /// The replicated key-value store.
-#[derive(Debug, Default)]
+///
+/// Equality compares everything a snapshot holds: every key and every client session.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct KvStore {
     data: BTreeMap<Vec<u8>, Vec<u8>>,
     /// client id -> (last seq, its response, index it was applied at)
@@ -205,7 +234,22 @@ impl StateMachine for KvStore {
         };
         encode(&response)
     }
+
+    fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(self)
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        // Decoded and validated completely before anything is replaced: on error the store
+        // is unchanged.
+        *self = snapshot::decode(snapshot)?;
+        Ok(())
+    }
 }
+
+mod snapshot;
+
+pub use snapshot::KV_SNAPSHOT_VERSION;
 
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,21 @@ pub enum StorageError {
         /// The only version this build reads.
         supported: u8,
     },
+    /// The newest snapshot file is damaged. The server refuses to start rather than fall back
+    /// to an older snapshot: the log entries after the older one may already have been
+    /// discarded by compaction (§7), and starting from it would silently lose committed
+    /// entries. No file is removed.
+    SnapshotRefused {
+        /// The damaged newest snapshot.
+        path: PathBuf,
+        /// Byte offset, from the start of the file, of the first field found to be wrong.
+        offset: u64,
+        /// What is wrong there.
+        detail: String,
+        /// The newest older snapshot that is intact, if any: usable only if the log still
+        /// holds every entry after its index.
+        older: Option<PathBuf>,
+    },
 }
 
 impl fmt::Display for StorageError {
@@ -84,6 +99,25 @@ impl fmt::Display for StorageError {
                     wal_dir.display()
                 )
             }
+            StorageError::SnapshotRefused { path, offset, detail, older } => {
+                write!(
+                    f,
+                    "corrupt snapshot {} at byte {offset}: {detail}. It is the newest snapshot; the server does not \
+                     fall back to an older one on its own, because the log entries after an older snapshot may \
+                     already be compacted away, and starting from it would lose committed entries. ",
+                    path.display()
+                )?;
+                if let Some(older) = older {
+                    write!(
+                        f,
+                        "The newest intact older snapshot is {}: if the log still holds every entry after the index \
+                         in its name, removing {} lets the server start from it; otherwise ",
+                        older.display(),
+                        path.display()
+                    )?;
+                }
+                write!(f, "restore the data directory from a healthy replica (docs/storage.md, \"Snapshots\")")
+            }
         }
     }
 }
@@ -92,9 +126,10 @@ impl Error for StorageError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             StorageError::Io { source, .. } => Some(source),
-            StorageError::Locked { .. } | StorageError::Corrupt { .. } | StorageError::UnsupportedVersion { .. } => {
-                None
-            }
+            StorageError::Locked { .. }
+            | StorageError::Corrupt { .. }
+            | StorageError::UnsupportedVersion { .. }
+            | StorageError::SnapshotRefused { .. } => None,
         }
     }
 }

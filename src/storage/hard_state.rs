@@ -159,14 +159,25 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 /// complete old record or the complete new one, because rename(2) is atomic.
 pub(super) fn write(dir: &Path, hard_state: &HardState) -> Result<(), StorageError> {
     let bytes = encode_checked(hard_state);
-    let tmp_path = dir.join(HARD_STATE_TMP_FILE);
-    let path = dir.join(HARD_STATE_FILE);
+    replace_durably(dir, HARD_STATE_TMP_FILE, HARD_STATE_FILE, &[&bytes])
+}
+
+/// Durably replaces (or creates) `<dir>/<name>` with the concatenation of `parts`: write
+/// `<dir>/<tmp_name>`, fsync it, rename it to `name`, fsync the directory. Afterwards `name`
+/// holds the complete new content even after a crash; a crash before that leaves whatever
+/// `name` held before (or nothing) plus, at worst, a stray `tmp_name`. Shared by every file
+/// that is replaced whole (the hard state, snapshots), so the protocol exists once.
+pub(super) fn replace_durably(dir: &Path, tmp_name: &str, name: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
+    let tmp_path = dir.join(tmp_name);
+    let path = dir.join(name);
 
     // `create` truncates: a temp file left by an earlier failed save is simply overwritten.
     let mut tmp = File::create(&tmp_path).map_err(io_error(&tmp_path, "create"))?;
-    tmp.write_all(&bytes).map_err(io_error(&tmp_path, "write"))?;
+    for part in parts {
+        tmp.write_all(part).map_err(io_error(&tmp_path, "write"))?;
+    }
     // The data must be on disk before the rename makes it visible under the real name;
-    // otherwise a crash could leave `hardstate` naming an empty or partial file.
+    // otherwise a crash could leave `name` pointing at an empty or partial file.
     tmp.sync_all().map_err(io_error(&tmp_path, "fsync"))?;
     drop(tmp);
     fs::rename(&tmp_path, &path).map_err(io_error(&path, "rename"))?;

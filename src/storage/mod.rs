@@ -18,6 +18,7 @@
 //! <dir>/hardstate      the 34-byte hard state record
 //! <dir>/hardstate.tmp  only during a save (or after a crash in the middle of one)
 //! <dir>/wal/<first index, 20 digits>.seg   log segments (wal.rs, segment.rs, scan.rs, record.rs)
+//! <dir>/snap/snapshot-<index, 20 digits>-<term, 20 digits>.snap   snapshots (snapshot.rs, §7)
 //! ```
 
 mod error;
@@ -26,6 +27,7 @@ mod mem;
 mod record;
 mod scan;
 mod segment;
+mod snapshot;
 mod wal;
 
 #[cfg(test)]
@@ -46,6 +48,10 @@ pub use hard_state::{read_hard_state, HARD_STATE_LEN, HARD_STATE_TMP_FILE};
 pub use mem::MemStorage;
 pub use record::{ENTRY_DATA_BYTES_MAX, RECORD_BYTES_MAX};
 pub use segment::SEGMENT_HEADER_LEN;
+pub use snapshot::{
+    read_snapshot, snapshot_file_name, Snapshot, SnapshotMeta, SnapshotStore, SNAPSHOT_CONFIG_BYTES_MAX,
+    SNAPSHOT_HEADER_LEN,
+};
 pub use wal::{WalOptions, SEGMENT_BYTES_MAX_DEFAULT};
 
 use error::io_error;
@@ -61,6 +67,10 @@ pub const LOCK_FILE: &str = "LOCK";
 
 /// Name of the write-ahead log's directory inside a data directory.
 pub const WAL_DIR: &str = "wal";
+
+/// Name of the snapshot directory inside a data directory (a [`SnapshotStore`]; not yet
+/// opened by [`DiskStorage`]).
+pub const SNAPSHOT_DIR: &str = "snap";
 
 /// The contract the node runtime uses to persist state: the hard state and the log.
 ///

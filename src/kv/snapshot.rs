@@ -1,0 +1,160 @@
+//! The key-value store's snapshot format (Raft §7): every key and every client session.
+//!
+//! ```text
+//! byte 0     format version (KV_SNAPSHOT_VERSION = 1)
+//! bytes 1..  crate::codec (bincode: fixint, little endian, no trailing bytes) of
+//!            { data: [(key, value)] in ascending key order,
+//!              sessions: [(client_id, seq, index, response)] in ascending client id order }
+//! ```
+//!
+//! The body uses the codec the commands in the log already use: a snapshot stands in for a
+//! prefix of that log, so both change together or not at all, and the leading version byte
+//! lets a later layout be told apart instead of misread.
+//!
+//! Sessions are part of the snapshot because duplicate detection (thesis §6.3) must survive
+//! compaction: without them, a client retrying a write whose entry was compacted away would
+//! have it applied twice. The index of each session's last use is kept too, so the
+//! least-recently-used eviction continues exactly as on a server that never compacted (every
+//! server must forget the same sessions, or their answers would diverge).
+//!
+//! Both lists are sorted, so the same state always gives the same bytes, and restore accepts
+//! only that canonical form: a snapshot that restores re-encodes to exactly its own bytes.
+
+use super::{KvResponse, KvStore, SESSIONS_MAX};
+use crate::codec::{self, DecodeError};
+use crate::core::LogIndex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// The first byte of every KV snapshot. Bumped whenever the layout changes; restore refuses
+/// any other value rather than guess.
+pub const KV_SNAPSHOT_VERSION: u8 = 1;
+
+/// What [`encode`] writes, borrowing from the store (a snapshot of a large store should not
+/// need a second copy of every key just to be encoded).
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    data: Vec<PairRef<'a>>,
+    sessions: Vec<SessionRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct PairRef<'a> {
+    #[serde(with = "serde_bytes")]
+    key: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    value: &'a [u8],
+}
+
+#[derive(Serialize)]
+struct SessionRef<'a> {
+    client_id: u64,
+    seq: u64,
+    index: u64,
+    response: &'a KvResponse,
+}
+
+/// What [`decode`] reads: the same layout as [`BodyRef`], owned.
+#[derive(Deserialize)]
+struct Body {
+    data: Vec<Pair>,
+    sessions: Vec<Session>,
+}
+
+#[derive(Deserialize)]
+struct Pair {
+    #[serde(with = "serde_bytes")]
+    key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    value: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct Session {
+    client_id: u64,
+    seq: u64,
+    index: u64,
+    response: KvResponse,
+}
+
+/// The store as snapshot bytes, in the canonical order described in the module header.
+pub(super) fn encode(store: &KvStore) -> Vec<u8> {
+    let data = store.data.iter().map(|(key, value)| PairRef { key, value }).collect();
+    let mut sessions: Vec<SessionRef<'_>> = store
+        .sessions
+        .iter()
+        .map(|(&client_id, (seq, response, index))| SessionRef { client_id, seq: *seq, index: index.0, response })
+        .collect();
+    // The sessions live in a HashMap, whose order varies between processes: sort, or two
+    // servers with the same state would write different snapshots.
+    sessions.sort_unstable_by_key(|session| session.client_id);
+    let mut bytes = vec![KV_SNAPSHOT_VERSION];
+    bytes.extend_from_slice(&codec::encode(&BodyRef { data, sessions }));
+    bytes
+}
+
+/// Decodes and validates a snapshot completely, building a new store; the caller replaces
+/// its state only on success.
+pub(super) fn decode(bytes: &[u8]) -> Result<KvStore, String> {
+    let (&version, body) = bytes.split_first().ok_or("empty KV snapshot: no format version byte")?;
+    if version != KV_SNAPSHOT_VERSION {
+        return Err(format!("unknown KV snapshot format version {version}, expected {KV_SNAPSHOT_VERSION}"));
+    }
+    // The limit is the input itself: no length prefix inside can make the decoder allocate
+    // more than the bytes it was given.
+    let body: Body = codec::decode(body, body.len()).map_err(|err| match err {
+        DecodeError::Truncated => "KV snapshot is truncated".to_string(),
+        DecodeError::Oversize => "KV snapshot has a length larger than the snapshot itself".to_string(),
+        DecodeError::Garbage => "KV snapshot body does not decode (bad tag, bad length or trailing bytes)".to_string(),
+    })?;
+
+    let mut data = BTreeMap::new();
+    let mut previous: Option<&[u8]> = None;
+    for (i, pair) in body.data.iter().enumerate() {
+        if previous.is_some_and(|previous| previous >= pair.key.as_slice()) {
+            return Err(format!("KV snapshot key {i} is not after the key before it (keys must be sorted, unique)"));
+        }
+        previous = Some(&pair.key);
+    }
+    for pair in body.data {
+        data.insert(pair.key, pair.value);
+    }
+
+    if body.sessions.len() > SESSIONS_MAX {
+        return Err(format!("KV snapshot has {} sessions, more than {SESSIONS_MAX}", body.sessions.len()));
+    }
+    let mut sessions = HashMap::with_capacity(body.sessions.len());
+    let mut session_order = BTreeMap::new();
+    let mut previous_client = 0;
+    for session in body.sessions {
+        let client = session.client_id;
+        // Client 0 means "no session" and is never remembered; ids are sorted, hence unique.
+        if client <= previous_client {
+            return Err(format!(
+                "KV snapshot session of client {client} is out of order or client 0 (ids must be sorted, unique, non-zero)"
+            ));
+        }
+        previous_client = client;
+        if session.index == 0 {
+            return Err(format!("KV snapshot session of client {client} was last used at index 0"));
+        }
+        // Only an executed operation is remembered (see `KvStore::apply_command`); anything
+        // else here was not written by `encode`.
+        if matches!(session.response, KvResponse::StaleSequence { .. } | KvResponse::BadCommand) {
+            return Err(format!("KV snapshot session of client {client} remembers a response that is never stored"));
+        }
+        // One log index applies one command, so two sessions cannot share their last use.
+        if let Some(other) = session_order.insert(LogIndex(session.index), client) {
+            return Err(format!(
+                "KV snapshot sessions of clients {other} and {client} were both last used at index {}",
+                session.index
+            ));
+        }
+        sessions.insert(client, (session.seq, session.response, LogIndex(session.index)));
+    }
+    Ok(KvStore { data, sessions, session_order })
+}
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

@@ -1,0 +1,408 @@
+//! Snapshot files (Raft §7): the state machine's state up to a log index, with the index and
+//! term of the last entry it covers and the cluster configuration at that point, so that the
+//! log up to that index can be discarded. docs/storage.md ("Snapshots") has the table; this
+//! file is the only code that knows it.
+//!
+//! ```text
+//! offset   size field
+//!      0      4 magic b"LDSN"
+//!      4      1 format version (1)
+//!      5      8 last_index   (last log index the snapshot covers, >= 1)
+//!     13      8 last_term    (its term, >= 1)
+//!     21      4 config_len   (n, at most SNAPSHOT_CONFIG_BYTES_MAX)
+//!     25      8 data_len     (m)
+//!     33      n config       (opaque: the caller's encoding of the configuration)
+//!   33+n      m data         (opaque: StateMachine::snapshot)
+//! 33+n+m      4 CRC32 (IEEE) of bytes 0..33+n+m
+//! ```
+//!
+//! A directory holds `snapshot-<last_index, 20 digits>-<last_term, 20 digits>.snap` files;
+//! normally exactly one, briefly two while a save cleans up, plus `<name>.tmp` while a save
+//! writes (or after a crash in the middle of one).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::error::io_error;
+use super::hard_state::{replace_durably, sync_dir};
+use super::{create_dir_durably, StorageError};
+use crate::core::{LogIndex, Term};
+
+/// Size in bytes of a snapshot file's header (everything before the configuration).
+pub const SNAPSHOT_HEADER_LEN: usize = 33;
+
+/// Largest configuration a snapshot file holds (bytes). A configuration is a list of
+/// servers, a few bytes each; the bound keeps a damaged length from passing as plausible.
+pub const SNAPSHOT_CONFIG_BYTES_MAX: usize = 1 << 20;
+
+const MAGIC: &[u8; 4] = b"LDSN";
+/// Bumped whenever the layout changes; an unknown version is refused, never guessed at.
+const VERSION: u8 = 1;
+const CRC_LEN: usize = 4;
+const PREFIX: &str = "snapshot-";
+const SUFFIX: &str = ".snap";
+const TMP_SUFFIX: &str = ".snap.tmp";
+
+// Field offsets, named once so that the encoder, the decoder and the error offsets agree.
+const OFFSET_VERSION: usize = 4;
+const OFFSET_INDEX: usize = 5;
+const OFFSET_TERM: usize = 13;
+const OFFSET_CONFIG_LEN: usize = 21;
+const OFFSET_DATA_LEN: usize = 25;
+
+/// What a snapshot stands for: the log prefix it replaces and the configuration in force at
+/// its end (§7: a server restarting from a snapshot must know both, to answer AppendEntries
+/// consistency checks for `last_index` and to know its peers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// The last log index the snapshot includes.
+    pub last_index: LogIndex,
+    /// The term of that entry.
+    pub last_term: Term,
+    /// The cluster configuration as of `last_index`, in the caller's own encoding (opaque
+    /// here, so that the storage format does not change when the configuration type does).
+    pub config: Vec<u8>,
+}
+
+/// A snapshot read back from disk: its metadata and the state machine's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Index, term and configuration.
+    pub meta: SnapshotMeta,
+    /// What [`StateMachine::snapshot`](crate::kv::StateMachine::snapshot) returned.
+    pub data: Vec<u8>,
+}
+
+/// The file name of the snapshot ending at (`last_index`, `last_term`). Twenty digits hold any
+/// `u64`, so names sort in log order.
+pub fn snapshot_file_name(last_index: LogIndex, last_term: Term) -> String {
+    format!("{PREFIX}{:020}-{:020}{SUFFIX}", last_index.0, last_term.0)
+}
+
+/// What a directory entry's name says it is.
+#[derive(Debug, PartialEq, Eq)]
+enum Name {
+    Snapshot(LogIndex, Term),
+    Tmp,
+    Other,
+}
+
+fn parse_name(name: &str) -> Name {
+    let numbers = |rest: &str| -> Option<(LogIndex, Term)> {
+        let (index, term) = rest.split_once('-')?;
+        let digits = |s: &str| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(index) || !digits(term) {
+            return None;
+        }
+        Some((LogIndex(index.parse().ok()?), Term(term.parse().ok()?)))
+    };
+    let Some(rest) = name.strip_prefix(PREFIX) else { return Name::Other };
+    if let Some(rest) = rest.strip_suffix(TMP_SUFFIX) {
+        return numbers(rest).map_or(Name::Other, |_| Name::Tmp);
+    }
+    match rest.strip_suffix(SUFFIX).and_then(numbers) {
+        Some((index, term)) => Name::Snapshot(index, term),
+        None => Name::Other,
+    }
+}
+
+fn corrupt(path: &Path, offset: usize, detail: String) -> StorageError {
+    StorageError::Corrupt { path: path.to_path_buf(), offset: offset as u64, detail }
+}
+
+fn u64_at(bytes: &[u8], offset: usize) -> u64 {
+    u64::from_le_bytes(bytes[offset..offset + 8].try_into().expect("8 bytes"))
+}
+
+fn encode_header(meta: &SnapshotMeta, data_len: u64) -> [u8; SNAPSHOT_HEADER_LEN] {
+    let mut header = [0u8; SNAPSHOT_HEADER_LEN];
+    header[..OFFSET_VERSION].copy_from_slice(MAGIC);
+    header[OFFSET_VERSION] = VERSION;
+    header[OFFSET_INDEX..OFFSET_TERM].copy_from_slice(&meta.last_index.0.to_le_bytes());
+    header[OFFSET_TERM..OFFSET_CONFIG_LEN].copy_from_slice(&meta.last_term.0.to_le_bytes());
+    let config_len = u32::try_from(meta.config.len()).expect("config length checked by the caller");
+    header[OFFSET_CONFIG_LEN..OFFSET_DATA_LEN].copy_from_slice(&config_len.to_le_bytes());
+    header[OFFSET_DATA_LEN..].copy_from_slice(&data_len.to_le_bytes());
+    header
+}
+
+/// The header's fields once magic, version and lengths are checked against `file_len`:
+/// (last_index, last_term, config_len, data_len). The lengths are checked before the CRC
+/// because they decide how much is allocated, and the CRC can only be checked after reading.
+fn decode_header(
+    header: &[u8; SNAPSHOT_HEADER_LEN],
+    file_len: u64,
+    path: &Path,
+) -> Result<(u64, u64, usize, usize), StorageError> {
+    if &header[..OFFSET_VERSION] != MAGIC {
+        let found = &header[..OFFSET_VERSION];
+        return Err(corrupt(path, 0, format!("bad magic {found:02x?}, expected {MAGIC:02x?} (\"LDSN\")")));
+    }
+    if header[OFFSET_VERSION] != VERSION {
+        let found = header[OFFSET_VERSION];
+        return Err(corrupt(
+            path,
+            OFFSET_VERSION,
+            format!("unknown snapshot format version {found}, expected {VERSION}"),
+        ));
+    }
+    let config_len = u32::from_le_bytes(header[OFFSET_CONFIG_LEN..OFFSET_DATA_LEN].try_into().expect("4 bytes"));
+    if config_len as usize > SNAPSHOT_CONFIG_BYTES_MAX {
+        let detail = format!("configuration length {config_len} exceeds {SNAPSHOT_CONFIG_BYTES_MAX}");
+        return Err(corrupt(path, OFFSET_CONFIG_LEN, detail));
+    }
+    let data_len = u64_at(header, OFFSET_DATA_LEN);
+    let expected = (SNAPSHOT_HEADER_LEN + CRC_LEN + config_len as usize) as u64;
+    let fits = expected.checked_add(data_len) == Some(file_len);
+    let data_len = usize::try_from(data_len).ok().filter(|_| fits).ok_or_else(|| {
+        let detail = format!(
+            "the lengths (configuration {config_len}, data {data_len}) do not add up to the file's {file_len} bytes"
+        );
+        corrupt(path, OFFSET_DATA_LEN, detail)
+    })?;
+    Ok((u64_at(header, OFFSET_INDEX), u64_at(header, OFFSET_TERM), config_len as usize, data_len))
+}
+
+/// Reads and checks one snapshot file, without the data directory's lock: for the store's
+/// open and for tools and tests that inspect a stopped server. Every defect is
+/// [`StorageError::Corrupt`] naming the file and the byte offset of the field found wrong.
+/// Allocates no more than the file's own size.
+pub fn read_snapshot(path: impl AsRef<Path>) -> Result<Snapshot, StorageError> {
+    let path = path.as_ref();
+    let mut file = File::open(path).map_err(io_error(path, "open"))?;
+    let file_len = file.metadata().map_err(io_error(path, "stat"))?.len();
+    let min_len = (SNAPSHOT_HEADER_LEN + CRC_LEN) as u64;
+    if file_len < min_len {
+        // Even an empty file is corrupt: the rename that installs a snapshot is atomic.
+        return Err(corrupt(path, 0, format!("expected at least {min_len} bytes, found {file_len}")));
+    }
+    let mut header = [0u8; SNAPSHOT_HEADER_LEN];
+    file.read_exact(&mut header).map_err(io_error(path, "read"))?;
+    let (index, term, config_len, data_len) = decode_header(&header, file_len, path)?;
+
+    let mut config = vec![0u8; config_len];
+    file.read_exact(&mut config).map_err(io_error(path, "read"))?;
+    let mut data = vec![0u8; data_len];
+    file.read_exact(&mut data).map_err(io_error(path, "read"))?;
+    let mut stored = [0u8; CRC_LEN];
+    file.read_exact(&mut stored).map_err(io_error(path, "read"))?;
+    // The length was checked against the size at open; a file still growing is not ours.
+    if file.read(&mut [0u8; 1]).map_err(io_error(path, "read"))? != 0 {
+        return Err(corrupt(path, 0, "the file grew while it was read".to_string()));
+    }
+
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header);
+    hasher.update(&config);
+    hasher.update(&data);
+    let (stored, computed) = (u32::from_le_bytes(stored), hasher.finalize());
+    if stored != computed {
+        let offset = SNAPSHOT_HEADER_LEN + config_len + data_len;
+        let detail = format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}");
+        return Err(corrupt(path, offset, detail));
+    }
+    // Behind the CRC, the values it cannot vouch for (a writer bug checksums them happily):
+    // every log entry has index >= 1 and term >= 1, so a snapshot covers at least one.
+    if index == 0 {
+        return Err(corrupt(path, OFFSET_INDEX, "last_index is 0: a snapshot covers at least one entry".to_string()));
+    }
+    if term == 0 {
+        return Err(corrupt(path, OFFSET_TERM, "last_term is 0: no entry has term 0".to_string()));
+    }
+    Ok(Snapshot { meta: SnapshotMeta { last_index: LogIndex(index), last_term: Term(term), config }, data })
+}
+
+/// Reads a snapshot and checks that its header agrees with its file name (a renamed or
+/// copied file must not pass for the snapshot its name promises).
+fn read_named(path: &Path, index: LogIndex, term: Term) -> Result<Snapshot, StorageError> {
+    let snapshot = read_snapshot(path)?;
+    let (found_index, found_term) = (snapshot.meta.last_index, snapshot.meta.last_term);
+    if (found_index, found_term) != (index, term) {
+        let detail = format!(
+            "the header says index {found_index} term {found_term}, the file name says index {index} term {term}"
+        );
+        return Err(corrupt(path, OFFSET_INDEX, detail));
+    }
+    Ok(snapshot)
+}
+
+/// The snapshot files of a directory, oldest first, after removing leftover temp files.
+fn list(dir: &Path) -> Result<Vec<(LogIndex, Term, PathBuf)>, StorageError> {
+    let mut found = Vec::new();
+    let mut removed_tmp = false;
+    for entry in fs::read_dir(dir).map_err(io_error(dir, "list directory"))? {
+        let entry = entry.map_err(io_error(dir, "list directory"))?;
+        let path = entry.path();
+        match parse_name(&entry.file_name().to_string_lossy()) {
+            Name::Snapshot(index, term) => found.push((index, term, path)),
+            Name::Tmp => {
+                // A save that crashed before its rename; it never returned, so nothing
+                // depended on it.
+                fs::remove_file(&path).map_err(io_error(&path, "remove"))?;
+                log::info!("removed {} left by an unfinished snapshot save", path.display());
+                removed_tmp = true;
+            }
+            Name::Other => log::warn!("ignoring {}: not a snapshot file", path.display()),
+        }
+    }
+    if removed_tmp {
+        sync_dir(dir)?;
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The snapshots of one directory: the latest durable one, and the atomic save of a new one.
+///
+/// The directory must not be shared: the caller holds the data directory's lock (a
+/// [`DiskStorage`](super::DiskStorage) on its parent), because open removes temp files that a
+/// live writer could be in the middle of.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+    /// The latest snapshot on disk, with its path.
+    latest: Option<(SnapshotMeta, PathBuf)>,
+    /// The snapshot read at open, until taken or superseded by a save.
+    loaded: Option<Snapshot>,
+    /// Set after a failed save: every later save fails too (fail-stop, never retry an fsync).
+    failed: bool,
+}
+
+impl SnapshotStore {
+    /// Opens (creating if needed, durably) a snapshot directory: removes leftover temp files,
+    /// reads and checks the newest snapshot completely, and removes older ones (left by a
+    /// save that crashed after its rename, before its cleanup; the newest is durable).
+    ///
+    /// A damaged newest snapshot is refused with [`StorageError::SnapshotRefused`], naming it,
+    /// the reason, and the newest valid older snapshot if there is one; no file is removed.
+    /// It does not fall back to the older one: a save removes log entries only after the new
+    /// snapshot is durable, so the log may no longer hold the entries that follow the older
+    /// snapshot, and starting from it would silently drop committed entries (§7). Whether the
+    /// log still holds them is the log's business, not this store's, so an operator decides.
+    pub fn open(dir: impl AsRef<Path>) -> Result<SnapshotStore, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        create_dir_durably(&dir)?;
+        let mut files = list(&dir)?;
+        let Some((index, term, path)) = files.pop() else {
+            return Ok(SnapshotStore { dir, latest: None, loaded: None, failed: false });
+        };
+        let snapshot = match read_named(&path, index, term) {
+            Ok(snapshot) => snapshot,
+            Err(StorageError::Corrupt { path, offset, detail }) => {
+                let older = files.iter().rev().find(|(i, t, p)| read_named(p, *i, *t).is_ok());
+                let older = older.map(|(_, _, p)| p.clone());
+                return Err(StorageError::SnapshotRefused { path, offset, detail, older });
+            }
+            Err(err) => return Err(err),
+        };
+        if !files.is_empty() {
+            for (_, _, old) in &files {
+                fs::remove_file(old).map_err(io_error(old, "remove"))?;
+                log::info!("removed {} superseded by {}", old.display(), path.display());
+            }
+            sync_dir(&dir)?;
+        }
+        let latest = Some((snapshot.meta.clone(), path));
+        Ok(SnapshotStore { dir, latest, loaded: Some(snapshot), failed: false })
+    }
+
+    /// The directory, as given to [`SnapshotStore::open`].
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Index, term and configuration of the latest durable snapshot, if any.
+    pub fn latest(&self) -> Option<&SnapshotMeta> {
+        self.latest.as_ref().map(|(meta, _)| meta)
+    }
+
+    /// The file of the latest durable snapshot, if any.
+    pub fn latest_path(&self) -> Option<&Path> {
+        self.latest.as_ref().map(|(_, path)| path.as_path())
+    }
+
+    /// The snapshot read at open (with its state machine bytes), moved out: the runtime
+    /// restores it once at start. `None` once taken, after a save, or if there was none.
+    pub fn take_snapshot(&mut self) -> Option<Snapshot> {
+        self.loaded.take()
+    }
+
+    /// Durably saves a snapshot and then removes the older ones. The previous snapshot stays
+    /// until the new one is durable (temp file, fsync, rename, directory fsync), so a crash
+    /// at any point leaves at least one complete snapshot; only then are older files removed
+    /// and the directory fsynced again. The caller may discard log entries up to
+    /// `meta.last_index` only after this returns.
+    ///
+    /// An error is fatal: this and every later save fails (fail-stop).
+    ///
+    /// # Panics
+    ///
+    /// On a caller bug that would write a snapshot recovery must refuse or misuse:
+    /// `last_index` or `last_term` 0, a configuration over [`SNAPSHOT_CONFIG_BYTES_MAX`], an
+    /// index below the latest snapshot's, or the same index with another term (a committed
+    /// entry's term never changes, §5.4).
+    pub fn save(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        if self.failed {
+            let source = io::Error::other("an earlier save failed; storage is fail-stop and never retries");
+            return Err(StorageError::Io { path: self.dir.clone(), op: "save snapshot", source });
+        }
+        assert!(meta.last_index.0 >= 1 && meta.last_term.0 >= 1, "a snapshot covers at least one entry: {meta:?}");
+        assert!(meta.config.len() <= SNAPSHOT_CONFIG_BYTES_MAX, "configuration of {} bytes", meta.config.len());
+        if let Some(latest) = self.latest() {
+            assert!(
+                meta.last_index > latest.last_index
+                    || (meta.last_index == latest.last_index && meta.last_term == latest.last_term),
+                "a snapshot never moves backwards (§7): latest ends at index {} term {}, new at index {} term {}",
+                latest.last_index,
+                latest.last_term,
+                meta.last_index,
+                meta.last_term
+            );
+        }
+        let header = encode_header(meta, data.len() as u64);
+        // Pair the encoder with the decoder before any byte reaches the disk.
+        let file_len = (SNAPSHOT_HEADER_LEN + meta.config.len() + data.len() + CRC_LEN) as u64;
+        let decoded = decode_header(&header, file_len, &self.dir).expect("a snapshot header we encode decodes");
+        assert_eq!(decoded, (meta.last_index.0, meta.last_term.0, meta.config.len(), data.len()));
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&header);
+        hasher.update(&meta.config);
+        hasher.update(data);
+        let crc = hasher.finalize().to_le_bytes();
+
+        let name = snapshot_file_name(meta.last_index, meta.last_term);
+        let tmp_name = format!("{name}.tmp");
+        let path = self.dir.join(&name);
+        let result =
+            replace_durably(&self.dir, &tmp_name, &name, &[&header, &meta.config, data, &crc]).and_then(|()| {
+                self.latest = Some((meta.clone(), path.clone()));
+                self.loaded = None;
+                self.remove_older_than(&path)
+            });
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// Removes every snapshot file but `keep`, then fsyncs the directory so that the removals
+    /// cannot come back after a crash (they are harmless if they do, but the disk space is not).
+    fn remove_older_than(&self, keep: &Path) -> Result<(), StorageError> {
+        let mut removed = false;
+        for (_, _, path) in list(&self.dir)? {
+            if path != keep {
+                fs::remove_file(&path).map_err(io_error(&path, "remove"))?;
+                removed = true;
+            }
+        }
+        if removed {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;
