@@ -511,3 +511,21 @@ fn bench_floor_reports_fsync_and_round_trip_figures_and_cleans_up() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.iter().all(|n| !n.to_string_lossy().starts_with(".leader-floor")), "scratch left: {left:?}");
 }
+
+/// `leader status --json | head -1`: when the reader goes away the command ends quietly (by
+/// SIGPIPE, as Unix tools do) instead of panicking in `println!`.
+#[test]
+fn a_closed_output_pipe_ends_status_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = TestConfig::new(2, ELECTION_MS, HEARTBEAT_MS);
+    let mut command =
+        leader(dir.path(), &["status", "--json", "--timeout-ms", "300", "--config", path_str(&test.path)]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn leader status");
+    drop(child.stdout.take()); // the reader is gone before the answers (after 300 ms) are printed
+    let out = child.wait_with_output().expect("wait for leader status");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "ended by SIGPIPE: {:?}", out.status);
+}

@@ -191,6 +191,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
     let key_file = cli.cluster_key.as_ref();
+    if matches!(
+        cli.command,
+        Some(
+            Cmd::Status { .. } | Cmd::Get { .. } | Cmd::Put { .. } | Cmd::Delete { .. } | Cmd::Cas { .. } | Cmd::Sim(_)
+        )
+    ) {
+        die_quietly_on_closed_pipe();
+    }
     let result = match (cli.command, cli.pid) {
         (Some(_), Some(_)) => {
             eprintln!("leader: --pid runs one server; it cannot be combined with a command");
@@ -290,6 +298,17 @@ fn run_server(config_path: &PathBuf, key: Option<&PathBuf>, pid: u64, data_dir: 
         eprintln!("leader: server {pid}: {e}");
         EXIT_FAILURE
     })
+}
+
+/// Commands that only print (and own no child process) end quietly when their output pipe
+/// closes (`leader status --json | head -1`), as Unix tools do, instead of panicking in
+/// `println!`: Rust ignores SIGPIPE by default; this restores the default action.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: signal(2) with SIG_DFL changes only this process's disposition of SIGPIPE, before
+    // any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 #[cfg(test)]
