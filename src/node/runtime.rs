@@ -96,7 +96,7 @@ pub(super) struct RuntimeParts<'a> {
 pub(super) struct Runtime {
     /// The core, its state machine and the proposals waiting for their entries.
     pub(super) driver: Driver<Box<dyn StateMachine>, Replier>,
-    pub(super) net: Net,
+    net: Net,
     receiver: Receiver,
     pub(super) client: ClientEndpoint,
     key: Option<ClusterKey>,
@@ -114,7 +114,7 @@ pub(super) struct Runtime {
 }
 
 /// The peer side of the world: the PUSH sockets and what every envelope carries.
-pub(super) struct Net {
+struct Net {
     transport: ZmqTransport,
     key: Option<ClusterKey>,
     cluster_id: u64,
