@@ -11,6 +11,10 @@ use crate::core::LogIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
+/// What [`StateMachine::snapshot`] returns: run off the loop thread, it produces the snapshot
+/// bytes of the state frozen when `snapshot` was called.
+pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
 /// A deterministic state machine fed with committed commands.
 pub trait StateMachine: Send {
     /// Apply the command committed at `index` and return the response for its proposer.
@@ -19,8 +23,13 @@ pub trait StateMachine: Send {
     /// and are not passed in).
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8>;
 
-    /// The whole state as of the last applied command, as bytes that [`StateMachine::restore`]
-    /// accepts (Raft §7: the snapshot replaces the log up to the last applied index, so it must
+    /// The whole state as of the last applied command, as a job that produces bytes that
+    /// [`StateMachine::restore`] accepts. `snapshot` itself runs on the server's loop thread and
+    /// must be quick (freeze a view: clone an `Arc`, copy-on-write); the job runs on another
+    /// thread, after further commands may have been applied, and must still produce the state
+    /// as of this call. A state machine that cannot freeze cheaply may serialize here and
+    /// return `Box::new(move || bytes)`, at the cost of stalling the loop for that long.
+    /// The bytes are what the server saves and sends as a snapshot (Raft §7: the snapshot replaces the log up to the last applied index, so it must
     /// hold everything the applied commands produced, including any duplicate-detection state).
     /// Must be deterministic: the same state gives the same bytes, so that servers can compare
     /// snapshots and a test can compare them byte for byte.
@@ -29,7 +38,7 @@ pub trait StateMachine: Send {
     /// returned no state, or "unsupported", would let the runtime compact away the log that is
     /// the only other copy of the state, or leave a server unable to start from its own
     /// snapshot. A compile error when upgrading is cheaper than a lost state.
-    fn snapshot(&self) -> Vec<u8>;
+    fn snapshot(&self) -> SnapshotJob;
 
     /// Replaces the whole state with one produced by [`StateMachine::snapshot`] (on this
     /// server after a restart, or received from the leader, §7 InstallSnapshot). The bytes come
@@ -45,7 +54,7 @@ impl<S: StateMachine + ?Sized> StateMachine for Box<S> {
         (**self).apply(index, command)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
+    fn snapshot(&self) -> SnapshotJob {
         (**self).snapshot()
     }
 
@@ -235,8 +244,9 @@ impl StateMachine for KvStore {
         encode(&response)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        snapshot::encode(self)
+    fn snapshot(&self) -> SnapshotJob {
+        let bytes = snapshot::encode(self);
+        Box::new(move || bytes)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {

@@ -44,7 +44,7 @@ fn restored(bytes: &[u8]) -> KvStore {
 #[test]
 fn restore_gives_back_every_key_and_every_session() {
     let original = sample();
-    let copy = restored(&original.snapshot());
+    let copy = restored(&original.snapshot()());
     assert_eq!(copy, original);
     // Spelled out, in case equality ever stops covering a field.
     assert_eq!(copy.data, original.data);
@@ -58,19 +58,19 @@ fn restore_gives_back_every_key_and_every_session() {
     // Restore replaces the whole state, it does not merge.
     let mut other = KvStore::new();
     other.apply_command(LogIndex(1), cmd(9, 1, put("zzz", "gone")));
-    other.restore(&original.snapshot()).unwrap();
+    other.restore(&original.snapshot()()).unwrap();
     assert_eq!(other, original);
 
     // An empty store round-trips too.
-    assert_eq!(restored(&KvStore::new().snapshot()), KvStore::new());
+    assert_eq!(restored(&KvStore::new().snapshot()()), KvStore::new());
 }
 
 #[test]
 fn a_boxed_state_machine_forwards_snapshot_and_restore() {
     let mut boxed: Box<dyn StateMachine> = Box::new(KvStore::new());
-    let bytes = sample().snapshot();
+    let bytes = sample().snapshot()();
     boxed.restore(&bytes).unwrap();
-    assert_eq!(boxed.snapshot(), bytes);
+    assert_eq!(boxed.snapshot()(), bytes);
     assert!(boxed.restore(b"").is_err());
 }
 
@@ -81,7 +81,7 @@ fn a_retried_write_after_restore_gets_the_old_answer_and_is_not_applied() {
     assert_eq!(first, KvResponse::Cas { swapped: true, current: Some(b"1".to_vec()) });
     kv.apply_command(LogIndex(2), cmd(8, 1, put("n", "2")));
 
-    let mut copy = restored(&kv.snapshot());
+    let mut copy = restored(&kv.snapshot()());
     // Executed again, the CAS would fail (n is "2" now) and answer differently.
     assert_eq!(copy.apply_command(LogIndex(3), cmd(7, 1, cas("n", None, Some("1")))), first);
     assert_eq!(copy.get(b"n"), Some(&b"2"[..]), "the retry changed nothing");
@@ -96,7 +96,7 @@ fn sessions_restored_at_the_bound_are_evicted_as_on_a_server_that_never_compacte
     for i in 0..SESSIONS_MAX as u64 {
         kv.apply_command(LogIndex(i + 1), cmd((i * 7919) % SESSIONS_MAX as u64 + 1, 1, put("k", "v")));
     }
-    let mut copy = restored(&kv.snapshot());
+    let mut copy = restored(&kv.snapshot()());
     for i in 0..5u64 {
         let index = LogIndex(SESSIONS_MAX as u64 + 1 + i);
         kv.apply_command(index, cmd(u64::MAX - i, 1, put("k", "w")));
@@ -119,13 +119,13 @@ fn the_same_commands_give_the_same_bytes() {
         kv
     };
     let (a, b) = (build(), build());
-    assert_eq!(a.snapshot(), b.snapshot());
-    assert_eq!(restored(&a.snapshot()).snapshot(), a.snapshot());
+    assert_eq!(a.snapshot()(), b.snapshot()());
+    assert_eq!(restored(&a.snapshot()()).snapshot()(), a.snapshot()());
 }
 
 #[test]
 fn truncated_empty_and_other_version_snapshots_are_refused() {
-    let good = sample().snapshot();
+    let good = sample().snapshot()();
     assert_eq!(good[0], KV_SNAPSHOT_VERSION);
     let mut kv = sample();
     for len in 0..good.len() {
@@ -216,14 +216,14 @@ fn random_mutations_are_refused_or_restore_exactly_what_they_encode() {
             };
             kv.apply_command(LogIndex(i + 1), cmd(rng.range(0, 4), i + 1, op));
         }
-        let mut bytes = kv.snapshot();
+        let mut bytes = kv.snapshot()();
         for _ in 0..rng.range(1, 4) {
             mutate(&mut rng, &mut bytes);
         }
         let mut target = sample();
         match target.restore(&bytes) {
             // Restore accepts only the canonical encoding of a consistent store.
-            Ok(()) => assert_eq!(target.snapshot(), bytes, "round {round}: accepted bytes re-encode differently"),
+            Ok(()) => assert_eq!(target.snapshot()(), bytes, "round {round}: accepted bytes re-encode differently"),
             Err(reason) => {
                 assert!(!reason.is_empty());
                 assert_eq!(target, sample(), "round {round}: a refused restore changed the store");
