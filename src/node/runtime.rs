@@ -16,7 +16,7 @@ use super::writer::Writer;
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
 use crate::config::{Config, ServerConfig};
 use crate::core::{HardState, LogIndex, Message, NodeId, Options, Raft, RaftLog, Role, SoftState};
-use crate::driver::{Driver, Io, Outcome, WriteRequest};
+use crate::driver::{Driver, Io, Outcome, SnapshotPolicy, WriteRequest};
 use crate::kv::StateMachine;
 use crate::storage::Storage;
 use crate::transport::auth::{self, ClusterKey};
@@ -141,7 +141,17 @@ pub(super) struct NodeIo<'a> {
     shared: &'a Shared,
 }
 
+// TEMPORARY until the storage API lands (same session).
+#[allow(unused_variables)]
 impl Io<Replier> for NodeIo<'_> {
+    fn read_snapshot(&mut self, index: LogIndex, term: crate::core::Term, offset: u64, len: usize) -> Option<Vec<u8>> {
+        None
+    }
+    fn receive_snapshot_chunk(&mut self, chunk: &crate::core::SnapshotChunk) {}
+    fn received_snapshot(&mut self) -> Result<crate::storage::Snapshot, String> {
+        Err("not yet".into())
+    }
+    fn take_snapshot(&mut self, meta: crate::storage::SnapshotMeta, job: crate::kv::SnapshotJob) {}
     fn send(&mut self, to: NodeId, message: Message) {
         self.net.send(to, Body::Raft(message));
     }
@@ -199,7 +209,7 @@ impl Runtime {
         log::info!("server {pid}: recovered term {} and {} log entries", hard_state.current_term, log.last_index());
         let writer = Writer::spawn(pid.0, storage, &ctx, &wake_endpoint)?;
         Ok(Runtime {
-            driver: Driver::new(Raft::restore(options, hard_state, log), state_machine),
+            driver: Driver::new(Raft::restore(options, hard_state, log), state_machine, SnapshotPolicy::default()),
             net: Net {
                 transport,
                 key: key.clone(),
