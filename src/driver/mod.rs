@@ -37,7 +37,7 @@ mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 
-pub use snapshot::{SnapshotPolicy, SnapshotWrite};
+pub use snapshot::{image_len, SnapshotPolicy, SnapshotWrite};
 
 /// Proposals waiting for commitment at once; beyond it they are refused `Busy`. Bounds memory
 /// and the latency a new proposal would queue behind.
