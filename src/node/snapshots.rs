@@ -24,6 +24,9 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 
+/// A snapshot's (last index, last term): names an image.
+type Key = (LogIndex, Term);
+
 /// A snapshot taken: its meta, its image's size and where the image is.
 pub(super) struct Taken {
     pub meta: SnapshotMeta,
@@ -43,9 +46,9 @@ pub(super) struct SnapshotFiles {
     /// `<data dir>/snap`, or `None` for images in memory.
     dir: Option<PathBuf>,
     /// The image served to followers, by (index, term).
-    serving: Option<((LogIndex, Term), Serving)>,
+    serving: Option<(Key, Serving)>,
     /// Memory mode: the latest image (taken or installed).
-    latest: Option<((LogIndex, Term), Arc<Vec<u8>>)>,
+    latest: Option<(Key, Arc<Vec<u8>>)>,
     /// The incoming image: its file (directory mode) or bytes (memory mode).
     incoming_file: Option<File>,
     incoming: Vec<u8>,
