@@ -11,7 +11,7 @@ use leader::client::Client;
 use leader::core::{Entry, HardState, LogIndex, NodeId, Role};
 use leader::kv::KvStore;
 use leader::node::{NodeOptions, Server};
-use leader::storage::{MemStorage, Storage, StorageError};
+use leader::storage::{MemStorage, Snapshot, SnapshotMeta, SnapshotSource, Storage, StorageError};
 use std::time::{Duration, Instant};
 
 /// The in-memory storage with an fsync that takes `SYNC_DELAY` (a slow or overloaded disk).
@@ -39,6 +39,23 @@ impl Storage for SlowDisk {
     fn sync(&mut self) -> Result<(), StorageError> {
         std::thread::sleep(SYNC_DELAY);
         self.0.sync()
+    }
+    fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        self.0.snapshot_meta()
+    }
+    fn take_snapshot(&mut self) -> Option<Snapshot> {
+        self.0.take_snapshot()
+    }
+    fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        source: SnapshotSource,
+        retain_log: bool,
+    ) -> Result<(), StorageError> {
+        self.0.install_snapshot(meta, source, retain_log)
+    }
+    fn compact(&mut self, upto: LogIndex) -> Result<(), StorageError> {
+        self.0.compact(upto)
     }
     fn last_index(&self) -> LogIndex {
         self.0.last_index()

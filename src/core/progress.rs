@@ -93,11 +93,11 @@ impl Progress {
             return false;
         }
         self.match_index = index;
+        self.next_index = self.next_index.max(LogIndex(index.0 + 1));
         if self.snapshot.is_some_and(|s| index < s.index) {
             // An answer to an append sent before the transfer: the transfer goes on.
             return true;
         }
-        self.next_index = self.next_index.max(LogIndex(index.0 + 1));
         while self.in_flight.front().is_some_and(|&last| last <= index) {
             self.in_flight.pop_front();
         }

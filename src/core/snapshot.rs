@@ -284,7 +284,8 @@ impl Raft {
         let (term, id) = (self.current_term, self.id);
         let Some(send) = self.progress.get_mut(&peer).and_then(|p| p.snapshot.as_mut()) else { return };
         let mut out = Vec::new();
-        while send.sent < send.total_len && send.sent - send.acked < window {
+        // `sent` is below `acked` when the last chunk is repeated as a keep-alive.
+        while send.sent < send.total_len && send.sent.saturating_sub(send.acked) < window {
             out.push(InstallSnapshot {
                 term,
                 leader_id: id,
@@ -308,13 +309,20 @@ impl Raft {
     /// and installing, the last chunk is repeated as a keep-alive it answers cheaply.
     pub(super) fn tick_snapshot_sends(&mut self) {
         let heartbeat = self.options.heartbeat_ticks;
+        let current = self.snapshot;
         let mut resend = Vec::new();
         for (peer, progress) in self.progress.iter_mut() {
             let Some(send) = progress.snapshot.as_mut().filter(|_| progress.state == ProgressState::Snapshot) else {
                 continue;
             };
             send.idle_ticks += 1;
-            if send.idle_ticks >= heartbeat {
+            let newer = current.filter(|c| c.index > send.index);
+            if let (Some(c), true) = (newer, send.idle_ticks >= heartbeat && send.acked == 0) {
+                // Nothing of the old one arrived (the follower is down or cut off): when it
+                // answers, send it the newest snapshot rather than one that is already stale.
+                progress.send_snapshot(c.index, c.term, c.total_len);
+                resend.push(*peer);
+            } else if send.idle_ticks >= heartbeat {
                 send.idle_ticks = 0;
                 send.sent = send.acked;
                 if send.acked >= send.total_len {

@@ -371,3 +371,51 @@ fn base() -> InstallSnapshot {
         crc: 0,
     }
 }
+
+#[test]
+fn once_every_byte_is_acknowledged_the_last_chunk_is_repeated_until_the_install_is_acknowledged() {
+    // Found by the simulator (seed 314): the follower's acknowledgement of the install was
+    // lost, and the leader, with every byte acknowledged, went silent towards it for good.
+    let mut r = compacted_leader(CHUNK + 10);
+    reject(&mut r, 3, 100, 1);
+    flush(&mut r);
+    chunk_ack(&mut r, 3, CHUNK + 10);
+    assert!(chunks(&flush(&mut r), 3).is_empty(), "nothing left to send");
+    let mut repeated = Vec::new();
+    for _ in 0..H {
+        r.tick();
+        repeated.extend(chunks(&flush(&mut r), 3));
+    }
+    assert_eq!(repeated, vec![(CHUNK, 10)], "the last chunk, as a keep-alive");
+}
+
+#[test]
+fn a_transfer_nothing_of_which_arrived_moves_to_a_newer_snapshot() {
+    // Seen with the Python peer: a follower down when its transfer began was later sent that
+    // first, stale snapshot, and then the current one.
+    let mut r = compacted_leader(3 * CHUNK);
+    reject(&mut r, 3, 100, 1);
+    flush(&mut r);
+    r.set_snapshot(LogIndex(100), Term(1), 2 * CHUNK);
+    let mut sent = Vec::new();
+    for _ in 0..H {
+        r.tick();
+        sent.extend(flush(&mut r).into_iter().filter_map(|o| match o.message {
+            Message::InstallSnapshot(m) if o.to == NodeId(3) => Some((m.last_index, m.offset)),
+            _ => None,
+        }));
+    }
+    assert_eq!(sent, vec![(LogIndex(100), 0), (LogIndex(100), CHUNK)]);
+    // A transfer that made progress keeps its snapshot (the follower would lose what it has).
+    let mut r = compacted_leader(3 * CHUNK);
+    reject(&mut r, 3, 100, 1);
+    flush(&mut r);
+    chunk_ack(&mut r, 3, CHUNK);
+    flush(&mut r);
+    r.set_snapshot(LogIndex(100), Term(1), 2 * CHUNK);
+    for _ in 0..H {
+        r.tick();
+        flush(&mut r);
+    }
+    assert_eq!(r.progress(NodeId(3)).unwrap().snapshot.map(|s| s.index), Some(LogIndex(95)));
+}

@@ -80,6 +80,8 @@ pub trait Io<T> {
     fn applied(&mut self, _entry: &Entry, _response: &[u8]) {}
     /// The role, term or leader changed.
     fn soft_state(&mut self, _soft: SoftState) {}
+    /// The state machine was replaced by a received snapshot's state (for checkers).
+    fn restored(&mut self, _meta: &SnapshotMeta) {}
     /// Bytes `offset..offset + len` of the snapshot image (`index`, `term`) this server holds,
     /// to send as a chunk; `None` when that image is gone (superseded and removed).
     fn read_snapshot(&mut self, index: LogIndex, term: Term, offset: u64, len: usize) -> Option<Vec<u8>>;
@@ -339,6 +341,7 @@ impl<M: StateMachine, T> Driver<M, T> {
     /// Send, apply, answer, publish, report durable: the second half of one Ready.
     fn complete(&mut self, waiting: Waiting, io: &mut impl Io<T>) {
         if let Some(snapshot) = waiting.restore {
+            io.restored(&snapshot.meta);
             self.restore(snapshot);
         }
         if let Some(taken) = waiting.taken {
@@ -372,6 +375,10 @@ impl<M: StateMachine, T> Driver<M, T> {
     }
 
     fn apply(&mut self, committed: IndexRange, io: &mut impl Io<T>) {
+        // Entries handed out before a received snapshot replaced the log are covered by that
+        // snapshot: its install (queued behind this write) restores the state they lead to.
+        let first = committed.first.max(LogIndex(self.raft.log().compacted().0 .0 + 1));
+        let committed = IndexRange { first, last: committed.last };
         if committed.is_empty() {
             return;
         }

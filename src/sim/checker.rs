@@ -1,7 +1,8 @@
 //! Safety properties of Raft (Figure 3) and a few more, checked after every event; and, in
 //! the stability run mode, that a healthy leader is never deposed.
 
-use super::node::{entry_hash, SimNode};
+use super::node::SimNode;
+use crate::kv::{KvStore, StateMachine};
 use crate::core::{LogIndex, Message, NodeId, Role, Term};
 use std::collections::BTreeMap;
 
@@ -37,6 +38,10 @@ pub struct Checker {
     watch_stability: bool,
     /// The stable leader and its term, once established.
     stable: Option<(NodeId, Term)>,
+    /// A reference state machine fed every committed command once, in order, and its
+    /// response at each index (position index - 1; empty for a no-op).
+    model: KvStore,
+    responses: Vec<Vec<u8>>,
 }
 
 /// What the checker knows of one committed index.
@@ -113,10 +118,10 @@ impl Checker {
             }
             // Leader Append-Only: a leader never overwrites or deletes entries in its log.
             let last = LogIndex(node.log_len());
-            let last_chain = node.chain.last().copied().unwrap_or(0);
+            let last_chain = node.view.chain.last().copied().unwrap_or(0);
             if let Some((t, old_last, old_chain)) = self.leading.get(&changed).copied() {
                 if t == term {
-                    let kept = node.chain.get(old_last.0 as usize - 1).copied().unwrap_or(0);
+                    let kept = node.view.chain.get(old_last.0 as usize - 1).copied().unwrap_or(0);
                     if old_last.0 > 0 && (last < old_last || kept != old_chain) {
                         return violation(
                             "Leader Append-Only",
@@ -128,7 +133,7 @@ impl Checker {
             self.leading.insert(changed, (term, last, last_chain));
             // Leader Completeness: entries committed in earlier terms are in this leader's log.
             let must_hold = self.committed.partition_point(|c| c.term < term);
-            if must_hold > 0 && node.chain.get(must_hold - 1) != Some(&self.committed[must_hold - 1].chain) {
+            if must_hold > 0 && node.view.chain.get(must_hold - 1) != Some(&self.committed[must_hold - 1].chain) {
                 return violation(
                     "Leader Completeness",
                     format!("leader {changed} of term {term} lacks committed entry {must_hold}"),
@@ -151,7 +156,7 @@ impl Checker {
             while i > 0 && node.term_at(i) != other.term_at(i) {
                 i -= 1;
             }
-            if i > 0 && node.chain.get(i as usize - 1) != other.chain.get(i as usize - 1) {
+            if i > 0 && node.view.chain.get(i as usize - 1) != other.view.chain.get(i as usize - 1) {
                 return violation(
                     "Log Matching",
                     format!("servers {changed} and {} share (index {i}, term) but differ before", other.id),
@@ -166,17 +171,17 @@ impl Checker {
     /// a server applies is compared with everything known committed by then.
     pub fn record_commits(&mut self, node: &SimNode) -> Result<(), Violation> {
         let Some(raft) = node.raft() else { return Ok(()) };
-        let known = (raft.commit_index().0 as usize).min(node.chain.len());
+        let known = (raft.commit_index().0 as usize).min(node.view.chain.len());
         let overlap = known.min(self.committed.len());
-        if overlap > 0 && node.chain[overlap - 1] != self.committed[overlap - 1].chain {
+        if overlap > 0 && node.view.chain[overlap - 1] != self.committed[overlap - 1].chain {
             return violation(
                 "committed entries never change",
                 format!("server {} disagrees at committed index {overlap}", node.id),
             );
         }
         for i in self.committed.len()..known {
-            let entry = entry_hash(&node.storage.entries()[i]);
-            self.committed.push(Committed { chain: node.chain[i], entry, term: raft.current_term() });
+            let entry = node.view.hashes[i];
+            self.committed.push(Committed { chain: node.view.chain[i], entry, term: raft.current_term() });
         }
         Ok(())
     }
@@ -251,6 +256,28 @@ impl Checker {
             );
         }
         Ok(())
+    }
+
+    /// Determinism, and that a state machine restored from a snapshot is the state it
+    /// stands for: every server's response at `index` equals the reference's, which applied
+    /// each committed command exactly once. A snapshot that lost client sessions shows here:
+    /// the retried write it lets through answers differently from the reference, which
+    /// recognizes the retry (thesis §6.3).
+    pub fn response(&mut self, node: NodeId, index: LogIndex, command: &[u8], response: &[u8]) -> Result<(), Violation> {
+        let at = index.0 as usize - 1;
+        if at == self.responses.len() {
+            let expected = if command.is_empty() { Vec::new() } else { self.model.apply(index, command) };
+            self.responses.push(expected);
+        }
+        match self.responses.get(at) {
+            Some(expected) if expected != response => violation(
+                "state machines agree",
+                format!("server {node} answered index {index} differently from the reference state machine"),
+            ),
+            Some(_) => Ok(()),
+            // Applied beyond what the reference has seen: the apply check reports it.
+            None => Ok(()),
+        }
     }
 
     /// Highest index known committed.

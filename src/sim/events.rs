@@ -33,6 +33,8 @@ pub enum Event {
     Resume { node: NodeId, pause: u64 },
     /// Every link works again (the stability nemesis ends a cut).
     Heal,
+    /// A server's snapshot thread finished writing a snapshot (for that incarnation).
+    SnapshotTaken { node: NodeId, incarnation: u64, meta: crate::storage::SnapshotMeta, len: u64 },
 }
 
 /// What a server answered a client.

@@ -11,12 +11,16 @@
 //! completions) waits in [`Pause`] until it resumes, then is handled at once, in arrival order.
 
 use super::events::Time;
-use crate::core::{Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, RaftLog};
-use crate::driver::{Driver, Io, Outcome, SnapshotPolicy, WriteRequest};
-use crate::kv::KvStore;
-use crate::storage::{MemStorage, Storage};
+use crate::core::{
+    Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, RaftLog, SnapshotChunk, Term,
+};
+use crate::driver::{image_len, Driver, Io, Outcome, SnapshotPolicy, WriteRequest};
+use crate::kv::{KvStore, SnapshotJob, StateMachine};
+use crate::storage::{decode_snapshot_image, encode_snapshot_image, MemStorage, Snapshot, SnapshotMeta, SnapshotSource, Storage};
 use crate::transport::client_wire::ClientError;
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 /// Rounds of Readies per input: the simulated loop takes everything the core has.
 const ROUNDS_MAX: usize = usize::MAX;
@@ -41,6 +45,44 @@ pub fn chain(previous: u64, entry: &Entry) -> u64 {
 pub fn entry_hash(entry: &Entry) -> u64 {
     chain(0, entry)
 }
+
+/// The checker's view of a log from index 1, whatever was compacted: per index, the hash
+/// chain (equal values mean equal logs up to there), the entry's term and its own hash.
+#[derive(Clone, Debug, Default)]
+pub struct LogView {
+    /// Hash chain, entry `i + 1` at `chain[i]`.
+    pub chain: Vec<u64>,
+    /// Terms.
+    pub terms: Vec<Term>,
+    /// [`entry_hash`] of each entry.
+    pub hashes: Vec<u64>,
+}
+
+impl LogView {
+    fn truncate(&mut self, len: usize) {
+        self.chain.truncate(len);
+        self.terms.truncate(len);
+        self.hashes.truncate(len);
+    }
+
+    fn push(&mut self, entry: &Entry) {
+        let previous = self.chain.last().copied().unwrap_or(0);
+        self.chain.push(chain(previous, entry));
+        self.terms.push(entry.term);
+        self.hashes.push(entry_hash(entry));
+    }
+
+    fn prefix(&self, len: usize) -> LogView {
+        let mut view = self.clone();
+        view.truncate(len);
+        view
+    }
+}
+
+/// What each snapshot stands for in the checker's terms: the log view of the server that took
+/// it, up to its index (a server installing it adopts that prefix). Shared by the servers of
+/// one world: the simulation's bookkeeping, not state a server could see.
+pub type SnapshotViews = Rc<RefCell<BTreeMap<(LogIndex, Term), LogView>>>;
 
 /// An input that reached a paused process: handled when it resumes.
 pub enum Inbound {
@@ -70,8 +112,16 @@ pub struct SimNode {
     pub storage: MemStorage,
     /// Indexes applied in this incarnation, in order.
     pub applied: Vec<LogIndex>,
-    /// Hash chain of the log as handed to storage (updated from every write).
-    pub chain: Vec<u64>,
+    /// The log as handed to storage, from index 1 (updated from every write and install).
+    pub view: LogView,
+    /// The views of every snapshot taken in this world.
+    views: SnapshotViews,
+    /// The incoming snapshot image (lost in a crash, like the file the runtime writes).
+    incoming: Vec<u8>,
+    /// Snapshots taken and not yet made durable: their images.
+    taken: VecDeque<Vec<u8>>,
+    /// When servers take snapshots.
+    policy: SnapshotPolicy,
     /// Counts restarts: a PersistDone of an earlier incarnation is ignored.
     pub incarnation: u64,
     /// Writes handed to the disk and not yet durable, oldest first: the hard state each saves
@@ -95,8 +145,11 @@ pub struct Effects {
     pub messages: Vec<Outgoing>,
     /// Writes started: schedule one PersistDone at each of these times.
     pub done_at: Vec<Time>,
-    /// Entries applied now: (index, [`entry_hash`] of the entry applied, encoded response).
-    pub applied: Vec<(LogIndex, u64, Vec<u8>)>,
+    /// Entries applied now: (index, [`entry_hash`] of the entry applied, encoded response,
+    /// the command).
+    pub applied: Vec<(LogIndex, u64, Vec<u8>, Vec<u8>)>,
+    /// Snapshots taken (the job ran): report each with [`SimNode::snapshot_taken`] later.
+    pub snapshots_taken: Vec<(SnapshotMeta, u64)>,
     /// Client proposals to answer `Dropped` (leadership lost or entry overwritten).
     pub dropped: Vec<Token>,
     /// Client proposals refused by a follower, with its leader hint.
@@ -108,7 +161,10 @@ pub struct Effects {
 /// The simulated world as the driver sees it for one input.
 struct SimIo<'a> {
     storage: &'a mut MemStorage,
-    chain: &'a mut Vec<u64>,
+    view: &'a mut LogView,
+    views: &'a SnapshotViews,
+    incoming: &'a mut Vec<u8>,
+    taken: &'a mut VecDeque<Vec<u8>>,
     writes: &'a mut VecDeque<Option<HardState>>,
     last_done_at: &'a mut Time,
     applied: &'a mut Vec<LogIndex>,
@@ -118,17 +174,7 @@ struct SimIo<'a> {
     latency: &'a mut dyn FnMut() -> Time,
 }
 
-// TEMPORARY until the storage API lands (same session).
-#[allow(unused_variables)]
 impl Io<Token> for SimIo<'_> {
-    fn read_snapshot(&mut self, index: LogIndex, term: crate::core::Term, offset: u64, len: usize) -> Option<Vec<u8>> {
-        None
-    }
-    fn receive_snapshot_chunk(&mut self, chunk: &crate::core::SnapshotChunk) {}
-    fn received_snapshot(&mut self) -> Result<crate::storage::Snapshot, String> {
-        Err("not yet".into())
-    }
-    fn take_snapshot(&mut self, meta: crate::storage::SnapshotMeta, job: crate::kv::SnapshotJob) {}
     fn send(&mut self, to: NodeId, message: Message) {
         self.effects.messages.push(Outgoing { to, message });
     }
@@ -136,14 +182,27 @@ impl Io<Token> for SimIo<'_> {
     /// The bytes reach the disk now; they are durable only when the fsync completes (a
     /// PersistDone, in order), and a crash before that loses or tears them.
     fn write(&mut self, request: WriteRequest) {
+        if let Some(write) = &request.snapshot {
+            // MemStorage makes an install durable at once: a crash before the write's fsync
+            // completes then finds the snapshot, a state the runtime can also reach (its
+            // writer installs before it syncs the batch).
+            let image = if write.received { std::mem::take(self.incoming) } else { self.taken.pop_front().expect("taken") };
+            self.storage.install_snapshot(&write.meta, SnapshotSource::Image(image), write.retain_log).expect("mem storage");
+            if !write.retain_log {
+                let key = (write.meta.last_index, write.meta.last_term);
+                *self.view = self.views.borrow().get(&key).cloned().expect("every snapshot has a view");
+            }
+        }
         if let Some(from) = request.truncate_from {
             self.storage.truncate_from(from).expect("mem storage");
-            self.chain.truncate(from.0 as usize - 1);
+            self.view.truncate(from.0 as usize - 1);
         }
         self.storage.append(&request.entries).expect("mem storage");
         for e in &request.entries {
-            let previous = self.chain.last().copied().unwrap_or(0);
-            self.chain.push(chain(previous, e));
+            self.view.push(e);
+        }
+        if let Some(upto) = request.compact_to {
+            self.storage.compact(upto).expect("mem storage");
         }
         let done = self.now + (self.latency)();
         *self.last_done_at = (*self.last_done_at).max(done);
@@ -164,20 +223,61 @@ impl Io<Token> for SimIo<'_> {
             *self.apply_error = Some((entry.index, self.applied.len()));
         }
         self.applied.push(entry.index);
-        self.effects.applied.push((entry.index, entry_hash(entry), response.to_vec()));
+        self.effects.applied.push((entry.index, entry_hash(entry), response.to_vec(), entry.data.clone()));
+    }
+
+    fn restored(&mut self, meta: &SnapshotMeta) {
+        let index = meta.last_index.0 as usize;
+        if index < self.applied.len() && self.apply_error.is_none() {
+            // The state machine moved backwards: entries it had applied will be applied again.
+            *self.apply_error = Some((meta.last_index, self.applied.len()));
+        }
+        *self.applied = (1..=index as u64).map(LogIndex).collect();
+    }
+
+    fn read_snapshot(&mut self, index: LogIndex, term: Term, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let meta = self.storage.snapshot_meta().filter(|m| (m.last_index, m.last_term) == (index, term))?;
+        let _ = meta;
+        let image = self.storage.snapshot_image()?;
+        image.get(offset as usize..offset as usize + len).map(<[u8]>::to_vec)
+    }
+
+    fn receive_snapshot_chunk(&mut self, chunk: &SnapshotChunk) {
+        self.incoming.truncate(chunk.offset as usize);
+        self.incoming.extend_from_slice(&chunk.data);
+    }
+
+    fn received_snapshot(&mut self) -> Result<Snapshot, String> {
+        decode_snapshot_image(self.incoming)
+    }
+
+    /// The job runs now (virtual time does not pass inside a call); the world reports it done
+    /// after a disk latency, as the runtime's snapshot thread would.
+    fn take_snapshot(&mut self, meta: SnapshotMeta, job: SnapshotJob) {
+        let data = job();
+        let key = (meta.last_index, meta.last_term);
+        let prefix = self.view.prefix(meta.last_index.0 as usize);
+        self.views.borrow_mut().entry(key).or_insert(prefix);
+        self.taken.push_back(encode_snapshot_image(&meta, &data));
+        let len = image_len(&meta, data.len());
+        self.effects.snapshots_taken.push((meta, len));
     }
 }
 
 impl SimNode {
-    /// A fresh server.
-    pub fn new(id: NodeId, options: Options) -> Self {
+    /// A fresh server taking snapshots as `policy` says; `views` is shared by the world.
+    pub fn new(id: NodeId, options: Options, policy: SnapshotPolicy, views: SnapshotViews) -> Self {
         let raft = Raft::new(options.clone(), HardState::default());
         SimNode {
             id,
-            driver: Some(Driver::new(raft, KvStore::new(), SnapshotPolicy::default())),
+            driver: Some(Driver::new(raft, KvStore::new(), policy)),
             storage: MemStorage::new(),
             applied: Vec::new(),
-            chain: Vec::new(),
+            view: LogView::default(),
+            views,
+            incoming: Vec::new(),
+            taken: VecDeque::new(),
+            policy,
             incarnation: 0,
             writes: VecDeque::new(),
             last_done_at: 0,
@@ -209,6 +309,8 @@ impl SimNode {
         self.paused = None;
         self.storage.crash_torn(keep);
         self.writes.clear();
+        self.incoming.clear();
+        self.taken.clear();
     }
 
     /// The oldest write in flight completes its log sync, and the process dies before saving
@@ -236,22 +338,32 @@ impl SimNode {
         self.incarnation += 1;
         // A fresh (but replayable) timeout sequence per incarnation.
         let options = Options { seed: seed ^ self.incarnation, ..self.options.clone() };
+        // §7: the state machine starts from the latest snapshot, the log after it.
+        let snapshot = self.storage.take_snapshot();
         let entries = self.storage.take_entries();
-        self.chain.clear();
+        let (base, base_term) = snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.meta.last_index, s.meta.last_term));
+        self.view = match &snapshot {
+            Some(_) => self.views.borrow().get(&(base, base_term)).cloned().expect("every snapshot has a view"),
+            None => LogView::default(),
+        };
         for e in &entries {
-            let previous = self.chain.last().copied().unwrap_or(0);
-            self.chain.push(chain(previous, e));
+            self.view.push(e);
         }
-        let raft = Raft::restore(options, self.storage.hard_state(), RaftLog::from_entries(entries));
+        let mut raft = Raft::restore(options, self.storage.hard_state(), RaftLog::from_snapshot(base, base_term, entries));
         let state_machine = match self.crashed_state_machine.take() {
             Some(kept) if self.bugs().apply_twice_after_restart => kept,
             _ => {
-                // The state machine lives in memory: it is rebuilt by applying the log again.
-                self.applied.clear();
-                KvStore::new()
+                // The state machine lives in memory: rebuilt from the snapshot and the log.
+                let mut kv = KvStore::new();
+                if let Some(s) = &snapshot {
+                    kv.restore(&s.data).expect("a snapshot this server took or checked");
+                    raft.set_snapshot(base, base_term, image_len(&s.meta, s.data.len()));
+                }
+                self.applied = (1..=base.0).map(LogIndex).collect();
+                kv
             }
         };
-        self.driver = Some(Driver::new(raft, state_machine, SnapshotPolicy::default()));
+        self.driver = Some(Driver::new(raft, state_machine, self.policy));
     }
 
     /// Entries appended but not yet synced.
@@ -261,12 +373,12 @@ impl SimNode {
 
     /// Length of the log as handed to storage (the view the checker compares).
     pub fn log_len(&self) -> u64 {
-        self.chain.len() as u64
+        self.view.chain.len() as u64
     }
 
     /// Term of entry `index` in the log as handed to storage.
-    pub fn term_at(&self, index: u64) -> Option<crate::core::Term> {
-        index.checked_sub(1).and_then(|i| self.storage.entries().get(i as usize)).map(|e| e.term)
+    pub fn term_at(&self, index: u64) -> Option<Term> {
+        index.checked_sub(1).and_then(|i| self.view.terms.get(i as usize)).copied()
     }
 
     /// True when the server can take an input now.
@@ -284,7 +396,10 @@ impl SimNode {
         let Some(driver) = self.driver.as_mut() else { return Effects::default() };
         let mut io = SimIo {
             storage: &mut self.storage,
-            chain: &mut self.chain,
+            view: &mut self.view,
+            views: &self.views,
+            incoming: &mut self.incoming,
+            taken: &mut self.taken,
             writes: &mut self.writes,
             last_done_at: &mut self.last_done_at,
             applied: &mut self.applied,
@@ -320,5 +435,21 @@ impl SimNode {
             self.storage.save_hard_state(&hs).expect("mem storage");
         }
         self.with_driver(now, latency, |driver, io| driver.write_done(io, ROUNDS_MAX))
+    }
+
+    /// A peer's message (through the driver, which checks what the core cannot).
+    pub fn step(&mut self, now: Time, latency: &mut dyn FnMut() -> Time, from: NodeId, message: Message) -> Effects {
+        self.with_driver(now, latency, |driver, io| {
+            driver.step(from, message);
+            driver.drive(io, ROUNDS_MAX);
+        })
+    }
+
+    /// A snapshot this server took is written: make it durable, compact behind it.
+    pub fn snapshot_taken(&mut self, now: Time, latency: &mut dyn FnMut() -> Time, meta: SnapshotMeta, len: u64) -> Effects {
+        self.with_driver(now, latency, |driver, io| {
+            driver.snapshot_taken(meta, len, io);
+            driver.drive(io, ROUNDS_MAX);
+        })
     }
 }

@@ -9,7 +9,8 @@ mod tests;
 use super::checker::{Checker, Violation};
 use super::events::{ClientOutcome, Event, Queue, Time, Trace};
 use super::linearizability::{self, Operation};
-use super::node::{Effects, Inbound, SimNode};
+use super::node::{Effects, Inbound, SimNode, SnapshotViews};
+use crate::driver::SnapshotPolicy;
 use super::{SimOptions, SimReport};
 use crate::core::{LogIndex, Message, NodeId, Options, Role, SplitMix64};
 use std::collections::BTreeSet;
@@ -96,6 +97,10 @@ impl World {
         // timeout is a real election, which is where voting bugs show (pre-vote's own log
         // check hides a broken one in RequestVote). Stability runs need it on.
         let pre_vote = stability || rng.range(0, 100) >= PRE_VOTE_OFF_PERCENT;
+        // Snapshots every few dozen entries, keeping a few behind (or none): transfers,
+        // compaction and restarts from snapshots happen in every run.
+        let policy = SnapshotPolicy { entries: rng.range(4, 60), bytes: 0, trailing: rng.range(0, 3) * rng.range(0, 8) };
+        let views: SnapshotViews = Default::default();
         let nodes = ids
             .iter()
             .map(|&id| {
@@ -107,7 +112,7 @@ impl World {
                 // the acknowledgements of partial batches they cause) are explored too.
                 options.entries_per_message_max = limits.0;
                 options.in_flight_max = limits.1;
-                SimNode::new(id, options)
+                SimNode::new(id, options, policy, views.clone())
             })
             .collect();
         let clients = (0..opts.clients)
@@ -315,6 +320,21 @@ impl World {
                 self.client_request(client, to, attempt)
             }
             Event::Resume { node, pause } => self.resume(node, pause),
+            Event::SnapshotTaken { node, incarnation, meta, len } => {
+                let n = self.node(node);
+                if n.incarnation != incarnation || !n.is_up() {
+                    return Ok(None);
+                }
+                if n.is_paused() {
+                    let at = self.now + TICK_MS;
+                    self.queue.push(at, Event::SnapshotTaken { node, incarnation, meta, len });
+                    return Ok(None);
+                }
+                let (now, rng) = (self.now, &mut self.rng);
+                let effects = self.nodes[node.0 as usize - 1].snapshot_taken(now, &mut || disk_latency(rng), meta, len);
+                self.apply_effects(node, effects)?;
+                Ok(Some(node))
+            }
             Event::Heal => {
                 if self.faults_on {
                     self.heal();
@@ -396,8 +416,11 @@ impl World {
     fn step(&mut self, from: NodeId, to: NodeId, message: Message) -> Result<Option<NodeId>, Violation> {
         self.trace.mix(&[self.now, 2, from.0, to.0, message.term().0]);
         self.trace.line(|| format!("{:>7} {from}->{to} {message:?}", self.now));
-        self.node(to).raft_mut().expect("up").step(from, message);
-        self.drive(to)
+        let (now, rng) = (self.now, &mut self.rng);
+        let effects = self.nodes[to.0 as usize - 1].step(now, &mut || disk_latency(rng), from, message);
+        self.apply_effects(to, effects)?;
+        self.maybe_kill_new_leader(to);
+        Ok(Some(to))
     }
 
     fn drive_node(&mut self, id: NodeId) -> Effects {
@@ -447,8 +470,13 @@ impl World {
             // What this server now knows committed counts before its applies are judged.
             self.checker.record_commits(&self.nodes[id.0 as usize - 1])?;
         }
-        for (index, hash, _) in &effects.applied {
+        for (index, hash, response, command) in &effects.applied {
             self.checker.applied(id, *index, *hash)?;
+            self.checker.response(id, *index, command, response)?;
+        }
+        for (meta, len) in effects.snapshots_taken {
+            let at = self.now + disk_latency(&mut self.rng);
+            self.queue.push(at, Event::SnapshotTaken { node: id, incarnation, meta, len });
         }
         for (client, attempt, response) in effects.answered {
             let at = self.now + self.rng.range(1, 5);
@@ -463,7 +491,7 @@ impl World {
             self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::Dropped });
         }
         // Remember where acknowledged operations were applied, for the liveness check.
-        for (index, _, response) in effects.applied {
+        for (index, _, response, _) in effects.applied {
             if !response.is_empty() {
                 self.acked_index = self.acked_index.max(index);
             }

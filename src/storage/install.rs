@@ -64,7 +64,9 @@ pub(super) fn order(latest: Option<&SnapshotMeta>, new: &SnapshotMeta) -> Order 
         return Order::Same;
     }
     if new.last_index < latest.last_index {
-        log::warn!(
+        // Normal in a race: a snapshot received from the leader overtook the one this server
+        // was taking (its write was already queued).
+        log::info!(
             "ignoring a snapshot to install at index {} term {}: the latest durable snapshot is newer (index {} term {})",
             new.last_index,
             new.last_term,

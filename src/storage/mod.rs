@@ -148,24 +148,18 @@ pub trait Storage {
     /// entry after it, S (0 for an empty log without a snapshot).
     fn last_index(&self) -> LogIndex;
 
-    // Snapshots and compaction (§7). The defaults describe a storage without snapshots; they
-    // exist only so that a test wrapper that forwards the log methods keeps compiling. Any
-    // storage that holds snapshots, or wraps one that does, must implement all four: a
-    // wrapper that forwarded `take_entries` but not `snapshot_meta` would hand the runtime a
-    // log starting at S+1 with no snapshot before it.
+    // Snapshots and compaction (§7). No defaults: a wrapper that forwarded `take_entries` but
+    // not `snapshot_meta` would hand the runtime a log starting at S+1 with no snapshot before
+    // it, and a silent `compact` would let the runtime believe a log is bounded that is not.
 
     /// Index, term and configuration of the latest durable snapshot (None when there is
     /// none).
-    fn snapshot_meta(&self) -> Option<SnapshotMeta> {
-        None
-    }
+    fn snapshot_meta(&self) -> Option<SnapshotMeta>;
 
     /// The snapshot read at open (metadata and state machine bytes), moved out: the runtime
     /// restores it once at start, before it takes the entries that follow it. None once
     /// taken, after an install, or if there is none.
-    fn take_snapshot(&mut self) -> Option<Snapshot> {
-        None
-    }
+    fn take_snapshot(&mut self) -> Option<Snapshot>;
 
     /// Makes `meta`'s snapshot the latest durable one (§7), from `source`.
     ///
@@ -199,17 +193,7 @@ pub trait Storage {
         meta: &SnapshotMeta,
         source: SnapshotSource,
         retain_log: bool,
-    ) -> Result<(), StorageError> {
-        let _ = (source, retain_log);
-        Err(StorageError::Io {
-            path: PathBuf::from("<storage>"),
-            op: "install snapshot",
-            source: io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("this storage holds no snapshots (index {} term {})", meta.last_index, meta.last_term),
-            ),
-        })
-    }
+    ) -> Result<(), StorageError>;
 
     /// Discards log entries with index <= `upto` where the storage's layout allows (§7: they
     /// are in a durable snapshot). [`DiskStorage`] deletes every segment all of whose entries
@@ -222,10 +206,7 @@ pub trait Storage {
     ///
     /// Unless a durable snapshot with `last_index >= upto` exists: discarding entries no
     /// snapshot holds would lose committed state (a caller bug).
-    fn compact(&mut self, upto: LogIndex) -> Result<(), StorageError> {
-        install::assert_compactable(self.snapshot_meta().as_ref(), upto);
-        Ok(())
-    }
+    fn compact(&mut self, upto: LogIndex) -> Result<(), StorageError>;
 }
 
 /// Asserts that going from `old` to `new` is a transition Raft allows (Figure 2: the term

@@ -497,42 +497,6 @@ fn a_file_outside_the_snapshot_directory_is_a_caller_bug() {
 }
 
 #[test]
-fn the_storage_without_snapshots_refuses_an_install() {
-    /// A storage that implements only the log methods (like a test wrapper).
-    struct LogOnly(MemStorage);
-    impl Storage for LogOnly {
-        fn hard_state(&self) -> HardState {
-            self.0.hard_state()
-        }
-        fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
-            self.0.save_hard_state(hard_state)
-        }
-        fn take_entries(&mut self) -> Vec<Entry> {
-            self.0.take_entries()
-        }
-        fn truncate_from(&mut self, from: LogIndex) -> Result<(), StorageError> {
-            self.0.truncate_from(from)
-        }
-        fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-            self.0.append(entries)
-        }
-        fn sync(&mut self) -> Result<(), StorageError> {
-            self.0.sync()
-        }
-        fn last_index(&self) -> LogIndex {
-            self.0.last_index()
-        }
-    }
-    let mut storage = LogOnly(MemStorage::new());
-    assert_eq!(storage.snapshot_meta(), None);
-    assert_eq!(storage.take_snapshot(), None);
-    let err = storage.install_snapshot(&meta(3, 1), image(3, 1), false).unwrap_err();
-    assert!(matches!(err, StorageError::Io { op: "install snapshot", .. }), "{err:?}");
-}
-
-// ---- MemStorage: building one from a snapshot and a log ----
-
-#[test]
 fn mem_storage_with_a_snapshot_applies_the_recovery_rule() {
     let hs = HardState::default();
     // Holds entry 20 with term 2: kept, the entries after it returned.
