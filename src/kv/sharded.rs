@@ -161,7 +161,8 @@ impl<K: Ord + Clone + ShardKey, V: Clone, const BITS: u32> Sharded<K, V, BITS> {
         entries.extend(self.iter().map(|(key, value)| (key.sort_prefix(), key, value)));
         // Keys are unique, so an unstable sort gives the one sorted order. Comparing the
         // cached prefixes first keeps the sort in this vector instead of chasing a pointer to
-        // each key (measured for 1 M random 16-byte keys: several times faster).
+        // each key (measured for 1 M random 16-byte keys: about twice as fast, a job of 0.6-1.2 s
+        // against 0.9-2.6 s without).
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         entries.into_iter().map(|(_, key, value)| (key, value)).collect()
     }
