@@ -20,11 +20,11 @@
 //! Both lists are sorted, so the same state always gives the same bytes, and restore accepts
 //! only that canonical form: a snapshot that restores re-encodes to exactly its own bytes.
 
-use super::{KvResponse, KvStore, SESSIONS_MAX};
+use super::{Data, KvResponse, KvStore, Sessions, SESSIONS_MAX};
 use crate::codec::{self, DecodeError};
 use crate::core::LogIndex;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The first byte of every KV snapshot. Bumped whenever the layout changes; restore refuses
 /// any other value rather than guess.
@@ -77,17 +77,17 @@ struct Session {
     response: KvResponse,
 }
 
-/// The store as snapshot bytes, in the canonical order described in the module header.
-pub(super) fn encode(store: &KvStore) -> Vec<u8> {
-    let data = store.data.iter().map(|(key, value)| PairRef { key, value }).collect();
-    let mut sessions: Vec<SessionRef<'_>> = store
-        .sessions
-        .iter()
+/// A frozen store (its shards, see [`KvStore`]) as snapshot bytes, in the canonical order
+/// described in the module header. Runs in the snapshot job, off the loop thread.
+pub(super) fn encode(data: &Data, sessions: &Sessions) -> Vec<u8> {
+    // Sharding is by hash, so the shards must be merged into key order here: the bytes
+    // depend on the contents only, never on how they are spread over shards.
+    let data = data.sorted().into_iter().map(|(key, value)| PairRef { key, value }).collect();
+    let sessions = sessions
+        .sorted()
+        .into_iter()
         .map(|(&client_id, (seq, response, index))| SessionRef { client_id, seq: *seq, index: index.0, response })
         .collect();
-    // The sessions live in a HashMap, whose order varies between processes: sort, or two
-    // servers with the same state would write different snapshots.
-    sessions.sort_unstable_by_key(|session| session.client_id);
     let mut bytes = vec![KV_SNAPSHOT_VERSION];
     bytes.extend_from_slice(&codec::encode(&BodyRef { data, sessions }));
     bytes
@@ -108,7 +108,6 @@ pub(super) fn decode(bytes: &[u8]) -> Result<KvStore, String> {
         DecodeError::Garbage => "KV snapshot body does not decode (bad tag, bad length or trailing bytes)".to_string(),
     })?;
 
-    let mut data = BTreeMap::new();
     let mut previous: Option<&[u8]> = None;
     for (i, pair) in body.data.iter().enumerate() {
         if previous.is_some_and(|previous| previous >= pair.key.as_slice()) {
@@ -116,14 +115,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<KvStore, String> {
         }
         previous = Some(&pair.key);
     }
-    for pair in body.data {
-        data.insert(pair.key, pair.value);
-    }
+    let data = Data::from_sorted(body.data.into_iter().map(|pair| (pair.key, pair.value)));
 
     if body.sessions.len() > SESSIONS_MAX {
         return Err(format!("KV snapshot has {} sessions, more than {SESSIONS_MAX}", body.sessions.len()));
     }
-    let mut sessions = HashMap::with_capacity(body.sessions.len());
+    let mut sessions = Sessions::new();
     let mut session_order = BTreeMap::new();
     let mut previous_client = 0;
     for session in body.sessions {

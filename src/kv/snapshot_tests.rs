@@ -5,6 +5,8 @@ use super::*;
 use crate::codec;
 use crate::core::SplitMix64;
 use crate::kv::{KvCommand, KvOp, StateMachine};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 fn cmd(client_id: u64, seq: u64, op: KvOp) -> KvCommand {
     KvCommand { client_id, seq, op }
@@ -103,7 +105,7 @@ fn sessions_restored_at_the_bound_are_evicted_as_on_a_server_that_never_compacte
         copy.apply_command(index, cmd(u64::MAX - i, 1, put("k", "w")));
     }
     assert_eq!(copy.sessions.len(), SESSIONS_MAX);
-    assert!(!copy.sessions.contains_key(&1), "client 1 was used first, so it is forgotten first");
+    assert!(copy.sessions.get(&1).is_none(), "client 1 was used first, so it is forgotten first");
     assert_eq!(copy, kv);
 }
 
@@ -233,4 +235,197 @@ fn random_mutations_are_refused_or_restore_exactly_what_they_encode() {
     }
     // Most mutations must be caught; a flipped value byte is a different valid snapshot.
     assert!(refused > 1500, "only {refused} of 3000 mutations refused");
+}
+
+/// The straightforward encoding the sharded encoder must match byte for byte: one sorted map
+/// of keys and one of sessions, read out of `kv` by plain iteration (no `sorted`, no shards
+/// merged by the code under test).
+fn reference_bytes(kv: &KvStore) -> Vec<u8> {
+    let data: BTreeMap<&[u8], &[u8]> = kv.data.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let sessions: BTreeMap<u64, &(u64, KvResponse, LogIndex)> = kv.sessions.iter().map(|(c, s)| (*c, s)).collect();
+    let body = BodyRef {
+        data: data.into_iter().map(|(key, value)| PairRef { key, value }).collect(),
+        sessions: sessions
+            .into_iter()
+            .map(|(client_id, (seq, response, index))| SessionRef { client_id, seq: *seq, index: index.0, response })
+            .collect(),
+    };
+    let mut bytes = vec![KV_SNAPSHOT_VERSION];
+    bytes.extend_from_slice(&codec::encode(&body));
+    bytes
+}
+
+/// A store with keys in every data shard and sessions in many session shards.
+fn big(keys: u64) -> KvStore {
+    let mut kv = KvStore::new();
+    for i in 0..keys {
+        kv.apply_command(LogIndex(i + 1), cmd(i % 3000 + 1, i / 3000 + 1, put(&format!("key{i}"), &format!("v{i}"))));
+    }
+    kv
+}
+
+/// Writes, deletes and CASes (successful and failed, with and without sessions, new and
+/// existing clients) to keys in every shard, starting at log index `first`.
+fn churn(kv: &mut KvStore, rng: &mut SplitMix64, first: u64, count: u64) {
+    for i in 0..count {
+        let key = format!("key{}", rng.range(0, 30_000));
+        let op = match rng.range(0, 5) {
+            0 => put(&key, &format!("new{i}")),
+            1 => KvOp::Delete { key: key.into_bytes() },
+            2 => cas(&key, None, Some("cas")),
+            3 => KvOp::Cas { key: key.into_bytes(), expected: Some(b"no such value".to_vec()), new: None },
+            _ => KvOp::Get { key: key.into_bytes() },
+        };
+        // Clients 1..=3000 exist; seq 1_000 + i is newer than any they used; ids above are new.
+        kv.apply_command(LogIndex(first + i), cmd(rng.range(0, 4000), 1_000 + i, op));
+    }
+}
+
+#[test]
+fn the_job_encodes_the_state_at_the_snapshot_call_whatever_is_applied_after_it() {
+    let mut rng = SplitMix64::new(11);
+    let mut kv = big(20_000);
+    let at_first = reference_bytes(&kv);
+    let first = kv.snapshot();
+
+    churn(&mut kv, &mut rng, 20_001, 5_000);
+    let at_second = reference_bytes(&kv);
+    assert_ne!(at_second, at_first, "the churn changed the state");
+    let second = kv.snapshot();
+    // Every shard written again, several times, including the ones the first churn copied.
+    churn(&mut kv, &mut rng, 25_001, 20_000);
+
+    // The jobs run on other threads, in the opposite order, while the store keeps changing.
+    let second = std::thread::spawn(second);
+    churn(&mut kv, &mut rng, 45_001, 2_000);
+    let first = std::thread::spawn(first);
+    assert_eq!(second.join().unwrap(), at_second);
+    assert_eq!(first.join().unwrap(), at_first);
+    // And the live store is unharmed by all that sharing.
+    assert_eq!(kv.snapshot()(), reference_bytes(&kv));
+    assert_eq!(restored(&at_first), big(20_000));
+}
+
+/// What `snapshot` freezes, kept to see which shards later writes copied.
+struct Frozen {
+    data: Data,
+    sessions: Sessions,
+}
+
+impl Frozen {
+    fn of(kv: &KvStore) -> Self {
+        Frozen { data: kv.data.clone(), sessions: kv.sessions.clone() }
+    }
+
+    /// (data shards, session shards) no longer shared with `kv`.
+    fn copied(&self, kv: &KvStore) -> (usize, usize) {
+        fn count<T>(a: &[Arc<T>], b: &[Arc<T>]) -> usize {
+            a.iter().zip(b).filter(|(a, b)| !Arc::ptr_eq(a, b)).count()
+        }
+        (count(kv.data.shards(), self.data.shards()), count(kv.sessions.shards(), self.sessions.shards()))
+    }
+}
+
+#[test]
+fn a_write_after_a_snapshot_copies_one_data_shard_and_at_most_two_session_shards() {
+    let mut kv = big(20_000);
+    let counts: Vec<usize> = kv.data.shards().iter().map(Arc::strong_count).collect();
+    let _job = kv.snapshot();
+    // `snapshot` shares every shard with its job rather than copying anything.
+    // (Empty shards are one shared `Arc`, so count by how much each count grew.)
+    let shared = kv.data.shards().iter().zip(&counts).filter(|(shard, &n)| Arc::strong_count(shard) > n).count();
+    assert_eq!(shared, kv.data.shards().len(), "every shard is held by the job");
+    let frozen = Frozen::of(&kv);
+    // Reads, failed CASes, deletes of absent keys and duplicates write no shard.
+    kv.apply_command(LogIndex(20_001), cmd(0, 0, KvOp::Get { key: b"key1".to_vec() }));
+    kv.apply_command(LogIndex(20_002), cmd(0, 0, cas("key1", Some("wrong"), Some("x"))));
+    kv.apply_command(LogIndex(20_003), cmd(0, 0, KvOp::Delete { key: b"absent".to_vec() }));
+    kv.apply_command(LogIndex(20_004), cmd(1, 1, put("key1", "retry of an old write")));
+    assert_eq!(frozen.copied(&kv), (0, 0));
+    // A write with a session: its key's shard and its session's shard.
+    kv.apply_command(LogIndex(20_005), cmd(1, 100, put("key1", "x")));
+    assert_eq!(frozen.copied(&kv), (1, 1));
+
+    // At the session bound a new client also evicts one: two session shards at most.
+    let mut kv = KvStore::new();
+    for i in 0..SESSIONS_MAX as u64 {
+        kv.apply_command(LogIndex(i + 1), cmd(i + 1, 1, KvOp::Get { key: b"k".to_vec() }));
+    }
+    let frozen = Frozen::of(&kv);
+    kv.apply_command(LogIndex(SESSIONS_MAX as u64 + 1), cmd(u64::MAX, 1, put("k", "v")));
+    assert!(kv.sessions.get(&1).is_none(), "client 1 evicted");
+    assert_eq!(frozen.copied(&kv), (1, 2));
+}
+
+#[test]
+fn stores_with_the_same_contents_written_in_different_orders_give_the_same_bytes() {
+    let keys: Vec<String> = (0..10_000).map(|i| format!("k{i}")).collect();
+    let mut forward = KvStore::new();
+    for (i, key) in keys.iter().enumerate() {
+        forward.apply_command(LogIndex(i as u64 + 1), cmd(0, 0, put(key, key)));
+    }
+    // Backwards, through other values, with keys created and deleted again, and more log.
+    let mut backward = KvStore::new();
+    let mut index = 0;
+    let mut next = || {
+        index += 1;
+        LogIndex(index)
+    };
+    for key in keys.iter().rev() {
+        backward.apply_command(next(), cmd(0, 0, put(key, "first")));
+        backward.apply_command(next(), cmd(0, 0, put(&format!("gone{key}"), "x")));
+    }
+    for key in keys.iter() {
+        backward.apply_command(next(), cmd(0, 0, cas(key, Some("first"), Some(key))));
+        backward.apply_command(next(), cmd(0, 0, KvOp::Delete { key: format!("gone{key}").into_bytes() }));
+    }
+    // The same session-bearing commands at the same log indices (sessions record them).
+    for kv in [&mut forward, &mut backward] {
+        for client in [5u64, 3, 9, 1] {
+            kv.apply_command(LogIndex(100_000 + client), cmd(client, 1, put("k1", "k1")));
+        }
+    }
+    assert_eq!(forward, backward);
+    assert_eq!(format!("{forward:?}"), format!("{backward:?}"));
+    let bytes = forward.snapshot()();
+    assert_eq!(backward.snapshot()(), bytes);
+    assert_eq!(bytes, reference_bytes(&forward));
+}
+
+#[test]
+fn the_sharded_encoder_matches_the_reference_encoding_for_random_stores() {
+    let mut rng = SplitMix64::new(0xbeef);
+    for round in 0..200 {
+        let mut kv = KvStore::new();
+        // Keys of every length from empty up, arbitrary bytes, so that the sort's 8-byte
+        // prefixes tie and pad often.
+        for i in 0..rng.range(0, 200) {
+            let len = rng.range(0, 12) as usize;
+            let key: Vec<u8> = (0..len).map(|_| [0u8, 1, 0x7f, 0xff][rng.range(0, 4) as usize]).collect();
+            let op = match rng.range(0, 3) {
+                0 => KvOp::Put { key, value: rng.next_u64().to_le_bytes().to_vec() },
+                1 => KvOp::Delete { key },
+                _ => KvOp::Cas { key, expected: None, new: Some(vec![]) },
+            };
+            kv.apply_command(LogIndex(i + 1), cmd(rng.range(0, 50), i + 1, op));
+        }
+        let bytes = kv.snapshot()();
+        assert_eq!(bytes, reference_bytes(&kv), "round {round}");
+        assert_eq!(restored(&bytes), kv, "round {round}");
+    }
+}
+
+#[test]
+fn a_large_store_round_trips_through_restore() {
+    let kv = big(50_000);
+    let bytes = kv.snapshot()();
+    let copy = restored(&bytes);
+    assert_eq!(copy, kv);
+    assert_eq!(copy.len(), 50_000);
+    assert_eq!(copy.get(b"key49999"), Some(&b"v49999"[..]));
+    assert_eq!(copy.snapshot()(), bytes);
+    // A refused restore of a large store leaves it whole.
+    let mut target = big(50_000);
+    assert!(target.restore(&bytes[..bytes.len() - 1]).is_err());
+    assert_eq!(target, kv);
 }
