@@ -529,16 +529,28 @@ fn a_python_peer_that_was_down_catches_up_by_snapshot() {
     });
 
     let mut peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
-    let installed = snapshot_line(&mut peer, "installed", TOLERANCE);
-    let index = installed["installed"].as_u64().unwrap();
-    assert!(index > old_last.0 && index >= leader_snapshot, "{installed} (old last index {old_last:?})");
-    assert!(installed["bytes"].as_u64().unwrap() > 4 * 256 * 1024, "a multi-chunk image: {installed}");
-    assert_eq!(installed["log"], "discarded", "the peer's log ended long before the snapshot");
-    let file = test.dir.path().join("data/3/snapshot.bin");
-    assert_eq!(snapshot_file_index(&file), index, "snapshot.bin is the installed snapshot");
+    // A transfer the leader began while the peer was down keeps the snapshot it began with, so
+    // the peer may first install that older one and then, still behind the leader's log, the
+    // current one: collect every install until it has caught up.
+    let mut installs = Vec::new();
     wait_for(TOLERANCE, "peer.py to reach the leader's commit index", || {
+        while let Some(line) = peer.next_line(Duration::from_millis(50)) {
+            if line["snapshot"].get("installed").is_some() {
+                installs.push(line["snapshot"].clone());
+            }
+        }
         status.status(NodeId(3)).ok().filter(|s| s.commit_index >= target && s.last_index >= target).map(|_| ())
     });
+    let index_of = |v: &Value| v["installed"].as_u64().unwrap();
+    let first = installs.first().expect("peer.py caught up without installing a snapshot?");
+    assert!(index_of(first) > old_last.0, "{first} (old last index {old_last:?})");
+    assert_eq!(first["log"], "discarded", "the peer's log ended long before the snapshot: {first}");
+    let last = installs.last().unwrap();
+    let index = index_of(last);
+    assert!(index >= leader_snapshot, "{installs:?}: the leader's log starts after its snapshot {leader_snapshot}");
+    assert!(last["bytes"].as_u64().unwrap() > 4 * 256 * 1024, "a multi-chunk image: {last}");
+    let file = test.dir.path().join("data/3/snapshot.bin");
+    assert_eq!(snapshot_file_index(&file), index, "snapshot.bin is the last snapshot installed");
 
     // It follows the log after the snapshot, and the leader commits with it alone once the
     // other Rust server is gone (2 of 3).
