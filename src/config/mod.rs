@@ -11,6 +11,7 @@
 //! value found, and what was expected.
 
 use crate::core::NodeId;
+use crate::driver::SnapshotPolicy;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
@@ -73,6 +74,12 @@ pub struct Config {
     /// `object.cluster_key_file`, resolved against the config file's directory: the shared
     /// key that authenticates every message (docs/security.md). `None`: no authentication.
     pub cluster_key_file: Option<PathBuf>,
+    /// When servers take snapshots and compact their logs (§7): `object.snapshot_entries`
+    /// (entries applied since the last snapshot, 0 = never by count), `object.snapshot_bytes`
+    /// (command bytes applied since, 0 = never by size) and `object.snapshot_trailing_entries`
+    /// (entries kept behind a snapshot for followers a little behind). Defaults:
+    /// [`SnapshotPolicy::default`].
+    pub snapshot: SnapshotPolicy,
 }
 
 /// Why a config file could not be used. Every message starts with the config file's path and
@@ -469,6 +476,12 @@ impl Checker<'_> {
             }
             Some(other) => return Err(self.wrong_type("object.cluster_key_file", "a string (a path)", other)),
         };
+        let defaults = SnapshotPolicy::default();
+        let snapshot = SnapshotPolicy {
+            entries: self.optional_u64(obj, "snapshot_entries")?.unwrap_or(defaults.entries),
+            bytes: self.optional_u64(obj, "snapshot_bytes")?.unwrap_or(defaults.bytes),
+            trailing: self.optional_u64(obj, "snapshot_trailing_entries")?.unwrap_or(defaults.trailing),
+        };
         Ok(Config {
             path: self.path.to_path_buf(),
             servers,
@@ -477,6 +490,7 @@ impl Checker<'_> {
             data_dir,
             cluster_id,
             cluster_key_file,
+            snapshot,
         })
     }
 

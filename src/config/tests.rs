@@ -293,3 +293,21 @@ fn render_config_parses_back() {
     let c = parse(&render_config(&servers[..1], None, None, None));
     assert_eq!((c.election_timeout_ms, c.data_dir), (200, PathBuf::from("data")));
 }
+
+#[test]
+fn snapshot_policy_defaults_and_keys() {
+    assert_eq!(parse(SEED).snapshot, SnapshotPolicy::default());
+    let extra = r#""snapshot_entries": 500, "snapshot_bytes": 0, "snapshot_trailing_entries": 7,"#;
+    let c = parse(&with(extra, &[r#""mypid": 1, "url": "127.0.0.1:7001""#]));
+    assert_eq!(c.snapshot, SnapshotPolicy { entries: 500, bytes: 0, trailing: 7 });
+}
+
+#[test]
+fn snapshot_keys_must_be_non_negative_integers() {
+    for key in ["snapshot_entries", "snapshot_bytes", "snapshot_trailing_entries"] {
+        let text = with(&format!(r#""{key}": "lots","#), &[r#""mypid": 1, "url": "127.0.0.1:7001""#]);
+        rejects(&text, &[&format!("object.{key}"), "a non-negative integer", "\"lots\""]);
+        let text = with(&format!(r#""{key}": -1,"#), &[r#""mypid": 1, "url": "127.0.0.1:7001""#]);
+        rejects(&text, &[&format!("object.{key}"), "-1"]);
+    }
+}

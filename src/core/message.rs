@@ -75,6 +75,58 @@ pub struct AppendEntriesResponse {
     pub conflict_term: Term,
 }
 
+/// Largest chunk of a snapshot image one [`InstallSnapshot`] carries (bytes): well inside the
+/// transport's 1 MiB envelope limit, large enough that a 100 MB snapshot is 400 messages.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 256 << 10;
+
+/// Length of the chunk of a `total`-byte image that starts at `offset` (every chunk is
+/// [`SNAPSHOT_CHUNK_BYTES_MAX`] but the last): one place, so that the core choosing offsets and
+/// the driver reading the bytes agree.
+pub fn snapshot_chunk_len(total: u64, offset: u64) -> usize {
+    total.saturating_sub(offset).min(SNAPSHOT_CHUNK_BYTES_MAX as u64) as usize
+}
+
+/// InstallSnapshot RPC (§7), one chunk of it: the leader streams the bytes of its snapshot
+/// file (the "image", docs/storage.md) to a follower whose next entry it no longer holds.
+/// Chunks are checksummed one by one and acknowledged with [`InstallSnapshotResponse`]; the
+/// follower installs the image once it holds all of it and answers with an
+/// [`AppendEntriesResponse`] acknowledging `last_index`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshot {
+    /// Leader's term.
+    pub term: Term,
+    /// The leader (must be the sender).
+    pub leader_id: NodeId,
+    /// The snapshot replaces every entry up to and including this index.
+    pub last_index: LogIndex,
+    /// Term of the entry at `last_index`.
+    pub last_term: Term,
+    /// Size of the whole image in bytes.
+    pub total_len: u64,
+    /// Position of `data` in the image.
+    pub offset: u64,
+    /// Bytes `offset..offset + data.len()` of the image (1 to [`SNAPSHOT_CHUNK_BYTES_MAX`]).
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+    /// CRC-32 (IEEE) of `data`: a damaged chunk is dropped, not written.
+    pub crc: u32,
+}
+
+/// Answer to an [`InstallSnapshot`] chunk: how much of that snapshot the follower holds, so the
+/// leader continues from there — after a loss, or when it offers the same snapshot again (a
+/// new leader, a restart), the transfer resumes instead of starting over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotResponse {
+    /// The follower's current term, for the leader to update itself.
+    pub term: Term,
+    /// The snapshot this answers (`last_index`, `last_term` of the chunk).
+    pub last_index: LogIndex,
+    /// See `last_index`.
+    pub last_term: Term,
+    /// Bytes of the image held contiguously from 0: the next chunk to send starts here.
+    pub next_offset: u64,
+}
+
 /// Every message the core sends or receives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
@@ -92,6 +144,10 @@ pub enum Message {
     PreVote(RequestVote),
     /// Answer to a `PreVote`: `term` is the asked term when granted, else the voter's term.
     PreVoteResponse(RequestVoteResponse),
+    /// A chunk of the leader's snapshot (§7).
+    InstallSnapshot(InstallSnapshot),
+    /// Answer to an `InstallSnapshot` chunk.
+    InstallSnapshotResponse(InstallSnapshotResponse),
 }
 
 impl Message {
@@ -104,6 +160,8 @@ impl Message {
             Message::AppendEntriesResponse(m) => m.term,
             Message::PreVote(m) => m.term,
             Message::PreVoteResponse(m) => m.term,
+            Message::InstallSnapshot(m) => m.term,
+            Message::InstallSnapshotResponse(m) => m.term,
         }
     }
 
@@ -116,6 +174,8 @@ impl Message {
             Message::AppendEntriesResponse(_) => "AppendEntriesResponse",
             Message::PreVote(_) => "PreVote",
             Message::PreVoteResponse(_) => "PreVoteResponse",
+            Message::InstallSnapshot(_) => "InstallSnapshot",
+            Message::InstallSnapshotResponse(_) => "InstallSnapshotResponse",
         }
     }
 }

@@ -15,6 +15,9 @@ mod replication;
 #[cfg(test)]
 mod replication_tests;
 mod rng;
+mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -22,11 +25,15 @@ mod validate;
 #[cfg(test)]
 mod validate_tests;
 
-pub use message::{AppendEntries, AppendEntriesResponse, Entry, Message, Outgoing, RequestVote, RequestVoteResponse};
+pub use message::{
+    snapshot_chunk_len, AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse, Message,
+    Outgoing, RequestVote, RequestVoteResponse, SNAPSHOT_CHUNK_BYTES_MAX,
+};
 pub use planted::PlantedBugs;
-pub use progress::{Progress, ProgressState};
+pub use progress::{Progress, ProgressState, SnapshotSend};
 pub use raft::{Options, Raft, TERM_MAX};
 pub use raft_log::RaftLog;
-pub use ready::{Ignored, IndexRange, Invalid, ProposeError, Ready, Role, SoftState};
+pub use ready::{Ignored, IndexRange, Invalid, ProposeError, Ready, Role, SnapshotChunk, SnapshotInstall, SoftState};
 pub use rng::SplitMix64;
+pub use snapshot::{SnapshotInfo, SNAPSHOT_CHUNKS_IN_FLIGHT};
 pub use types::{HardState, LogIndex, NodeId, Term};

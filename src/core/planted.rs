@@ -30,6 +30,16 @@ pub struct PlantedBugs {
     /// `prev_log_term` (skipping the §5.3 consistency check): its log no longer continues the
     /// leader's.
     pub accept_entries_not_continuing_log: bool,
+    /// The runtime compacts the log past the commit index: it takes its snapshot at the last
+    /// log entry instead of the last applied one (§7: a snapshot covers committed, applied
+    /// entries only).
+    pub compact_past_commit: bool,
+    /// A follower installs a leader's snapshot that is older than what it has already
+    /// committed and applied (§7 step 6 says to keep the log and ignore it).
+    pub install_older_snapshot: bool,
+    /// The state machine's snapshot loses the client sessions, so after a restore a retried
+    /// write is applied twice (thesis §6.3: sessions are part of the replicated state).
+    pub snapshot_without_sessions: bool,
 }
 
 impl PlantedBugs {
@@ -45,6 +55,9 @@ impl PlantedBugs {
         apply_twice_after_restart: false,
         pre_vote_raises_term: false,
         accept_entries_not_continuing_log: false,
+        compact_past_commit: false,
+        install_older_snapshot: false,
+        snapshot_without_sessions: false,
     };
 
     /// The switches in effect: as set in test builds, none otherwise.
@@ -73,6 +86,9 @@ impl PlantedBugs {
             ("apply_twice_after_restart", PlantedBugs { apply_twice_after_restart: true, ..none }),
             ("pre_vote_raises_term", PlantedBugs { pre_vote_raises_term: true, ..none }),
             ("accept_entries_not_continuing_log", PlantedBugs { accept_entries_not_continuing_log: true, ..none }),
+            ("compact_past_commit", PlantedBugs { compact_past_commit: true, ..none }),
+            ("install_older_snapshot", PlantedBugs { install_older_snapshot: true, ..none }),
+            ("snapshot_without_sessions", PlantedBugs { snapshot_without_sessions: true, ..none }),
         ]
     }
 }

@@ -2,7 +2,7 @@
 //! that makes replication fast without flooding: probe one message at a time until the
 //! follower's log position is found, then pipeline up to a window of appends.
 
-use super::types::LogIndex;
+use super::types::{LogIndex, Term};
 use std::collections::VecDeque;
 
 /// How the leader currently sends to a follower.
@@ -12,6 +12,28 @@ pub enum ProgressState {
     Probe,
     /// Position known: appends are pipelined, `next_index` advanced optimistically.
     Replicate,
+    /// The entries the follower needs next are compacted: a snapshot is being streamed to it
+    /// (§7); no appends until it acknowledges the snapshot's last index.
+    Snapshot,
+}
+
+/// A snapshot transfer to one follower: which snapshot, and how far it got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotSend {
+    /// The snapshot's last index.
+    pub index: LogIndex,
+    /// The snapshot's last term.
+    pub term: Term,
+    /// Size of its image in bytes.
+    pub total_len: u64,
+    /// Bytes the follower has acknowledged holding (from 0, contiguously).
+    pub acked: u64,
+    /// Bytes sent so far (`acked..sent` in flight).
+    pub sent: u64,
+    /// Ticks since the follower last showed progress: past a heartbeat interval the chunks in
+    /// flight are presumed lost and sent again from `acked` (a timeout on progress, not on
+    /// the whole transfer, which may take long for a large snapshot).
+    pub idle_ticks: u32,
 }
 
 /// Replication progress of one follower.
@@ -27,6 +49,8 @@ pub struct Progress {
     pub probe_sent: bool,
     /// Replicate: last index of each append in flight, oldest first.
     in_flight: VecDeque<LogIndex>,
+    /// Snapshot: the transfer.
+    pub snapshot: Option<SnapshotSend>,
 }
 
 impl Progress {
@@ -38,6 +62,7 @@ impl Progress {
             state: ProgressState::Probe,
             probe_sent: false,
             in_flight: VecDeque::new(),
+            snapshot: None,
         }
     }
 
@@ -46,6 +71,7 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.in_flight.len() >= in_flight_max,
+            ProgressState::Snapshot => true,
         }
     }
 
@@ -57,6 +83,7 @@ impl Progress {
                 self.next_index = LogIndex(last.0 + 1);
                 self.in_flight.push_back(last);
             }
+            ProgressState::Snapshot => {}
         }
     }
 
@@ -66,13 +93,19 @@ impl Progress {
             return false;
         }
         self.match_index = index;
+        if self.snapshot.is_some_and(|s| index < s.index) {
+            // An answer to an append sent before the transfer: the transfer goes on.
+            return true;
+        }
         self.next_index = self.next_index.max(LogIndex(index.0 + 1));
         while self.in_flight.front().is_some_and(|&last| last <= index) {
             self.in_flight.pop_front();
         }
-        if self.state == ProgressState::Probe {
+        if self.state != ProgressState::Replicate {
+            // A probe answered, or a snapshot installed (acknowledged at its last index).
             self.state = ProgressState::Replicate;
             self.in_flight.clear();
+            self.snapshot = None;
         }
         self.probe_sent = false;
         true
@@ -87,6 +120,8 @@ impl Progress {
             || match self.state {
                 ProgressState::Replicate => false,
                 ProgressState::Probe => rejected.0 + 1 != self.next_index.0,
+                // Answers an append sent before the transfer began.
+                ProgressState::Snapshot => true,
             };
         if stale {
             return false;
@@ -96,5 +131,14 @@ impl Progress {
         self.probe_sent = false;
         self.in_flight.clear();
         true
+    }
+
+    /// Start streaming the snapshot (`index`, `term`, `total_len` bytes): the follower needs
+    /// entries that are compacted away.
+    pub fn send_snapshot(&mut self, index: LogIndex, term: Term, total_len: u64) {
+        self.state = ProgressState::Snapshot;
+        self.probe_sent = false;
+        self.in_flight.clear();
+        self.snapshot = Some(SnapshotSend { index, term, total_len, acked: 0, sent: 0, idle_ticks: 0 });
     }
 }

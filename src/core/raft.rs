@@ -10,8 +10,9 @@ use super::message::{AppendEntriesResponse, Message, Outgoing, RequestVoteRespon
 use super::planted::PlantedBugs;
 use super::progress::Progress;
 use super::raft_log::RaftLog;
-use super::ready::{Ignored, IndexRange, Ready, Role, SoftState};
+use super::ready::{Ignored, IndexRange, Ready, Role, SnapshotChunk, SnapshotInstall, SoftState};
 use super::rng::SplitMix64;
+use super::snapshot::{Incoming, SnapshotInfo};
 use super::types::{HardState, LogIndex, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -113,6 +114,14 @@ pub struct Raft {
     persisted_hard_state: HardState,
     published: SoftState,
     pub(super) ignored: Ignored,
+    /// The latest durable snapshot image the runtime reported (sent to lagging followers).
+    pub(super) snapshot: Option<SnapshotInfo>,
+    /// Follower: the snapshot being received.
+    pub(super) incoming: Option<Incoming>,
+    /// Follower: chunks accepted for the next Ready.
+    pub(super) snapshot_chunks: Vec<SnapshotChunk>,
+    /// Follower: a snapshot adopted, for the next Ready.
+    pub(super) install: Option<SnapshotInstall>,
     /// The vote of each term seen by the invariant checker; one vote per term (§5.2).
     #[cfg(any(test, debug_assertions))]
     vote_seen: Option<(Term, NodeId)>,
@@ -125,8 +134,9 @@ impl Raft {
         Self::restore(options, hard_state, RaftLog::default())
     }
 
-    /// A core restarting from persisted hard state and log. Committed entries are applied
-    /// again from the start: the state machine lives in memory and is rebuilt from the log.
+    /// A core restarting from persisted hard state and log. The state machine lives in memory:
+    /// the runtime restores it from the snapshot the log starts after (if any), and committed
+    /// entries after that are applied again.
     pub fn restore(options: Options, hard_state: HardState, log: RaftLog) -> Self {
         assert!(options.election_ticks >= 2, "election_ticks must be at least 2");
         assert!(options.heartbeat_ticks >= 1, "heartbeat_ticks must be at least 1");
@@ -137,7 +147,7 @@ impl Raft {
         peers.dedup();
         let soft = SoftState { role: Role::Follower, term: hard_state.current_term, leader_id: None };
         // The commit hint may be ahead of a log that lost an unsynced tail; never overstate it.
-        let commit_index = hard_state.commit_index.min(log.last_index());
+        let commit_index = hard_state.commit_index.min(log.last_index()).max(log.compacted().0);
         // The log is synced before the hard state is saved, so a crash between the two leaves
         // entries of a term later than the saved one. This server was in that term (it took
         // a leader's entries); its vote in it was never sent (votes leave only after the save),
@@ -157,7 +167,7 @@ impl Raft {
             current_term: hard_state.current_term,
             voted_for: hard_state.voted_for,
             commit_index,
-            last_applied: LogIndex(0),
+            last_applied: log.compacted().0,
             leader_id: None,
             log,
             election_elapsed: 0,
@@ -172,6 +182,10 @@ impl Raft {
             persisted_hard_state: saved,
             published: soft,
             ignored: Ignored::default(),
+            snapshot: None,
+            incoming: None,
+            snapshot_chunks: Vec::new(),
+            install: None,
             #[cfg(any(test, debug_assertions))]
             vote_seen: hard_state.voted_for.map(|v| (hard_state.current_term, v)),
             options,
@@ -284,6 +298,7 @@ impl Raft {
             self.heartbeat_elapsed = 0;
             self.send_heartbeats();
         }
+        self.tick_snapshot_sends();
         if self.election_elapsed >= self.options.election_ticks {
             self.election_elapsed = 0;
             // Thesis §6.2: a leader cut off from a majority steps down rather than serve.
@@ -335,7 +350,7 @@ impl Raft {
         }
         // §5.1: a higher term makes us a follower of that term, whatever our role.
         if term > self.current_term {
-            let leader = matches!(message, Message::AppendEntries(_)).then_some(from);
+            let leader = matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_)).then_some(from);
             self.become_follower(term, leader);
         } else if term < self.current_term {
             self.handle_stale(from, &message);
@@ -353,6 +368,8 @@ impl Raft {
             Message::AppendEntries(m) => self.handle_append_entries(from, m),
             Message::AppendEntriesResponse(m) => self.handle_append_entries_response(from, m),
             Message::PreVote(_) | Message::PreVoteResponse(_) => {} // a refusal: the term rule did it
+            Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
+            Message::InstallSnapshotResponse(m) => self.handle_install_snapshot_response(from, m),
         }
         self.assert_invariants();
     }
@@ -375,10 +392,20 @@ impl Raft {
                 };
                 self.send(from, Message::AppendEntriesResponse(reply));
             }
+            Message::InstallSnapshot(m) => {
+                let reply = super::message::InstallSnapshotResponse {
+                    term,
+                    last_index: m.last_index,
+                    last_term: m.last_term,
+                    next_offset: 0,
+                };
+                self.send(from, Message::InstallSnapshotResponse(reply));
+            }
             Message::RequestVoteResponse(_)
             | Message::AppendEntriesResponse(_)
             | Message::PreVote(_)
-            | Message::PreVoteResponse(_) => {
+            | Message::PreVoteResponse(_)
+            | Message::InstallSnapshotResponse(_) => {
                 self.ignored.stale_term += 1;
             }
         }
@@ -428,6 +455,8 @@ impl Raft {
             || self.applicable() > self.last_applied
             || self.term_or_vote_changed()
             || self.soft_state() != self.published
+            || !self.snapshot_chunks.is_empty()
+            || self.install.is_some()
     }
 
     fn term_or_vote_changed(&self) -> bool {
@@ -462,15 +491,18 @@ impl Raft {
         // this Ready's writes: its messages are appends and heartbeats, and answers to stale
         // terms, none of which promise anything about its own disk.
         let send_before_persist = self.role == Role::Leader && hard_state.is_none() && truncate_from.is_none();
+        let install = self.install.take();
         Ready {
-            send_before_persist,
-            must_sync: hard_state.is_some() || truncate_from.is_some() || !entries.is_empty(),
+            send_before_persist: send_before_persist && install.is_none(),
+            must_sync: hard_state.is_some() || truncate_from.is_some() || !entries.is_empty() || install.is_some(),
             hard_state,
             truncate_from,
             entries,
             messages: std::mem::take(&mut self.messages),
             committed_entries,
             soft_state,
+            snapshot_chunks: std::mem::take(&mut self.snapshot_chunks),
+            install,
         }
     }
 

@@ -118,6 +118,43 @@ pub struct Ready {
     pub committed_entries: IndexRange,
     /// New soft state, present only when it changed.
     pub soft_state: Option<SoftState>,
+    /// Follower: chunks of a leader's snapshot accepted in order, to write into the incoming
+    /// image before this Ready's messages (which acknowledge them) leave. After the chunk with
+    /// `last`, the runtime checks the whole image and reports with
+    /// [`Raft::snapshot_received`](super::Raft::snapshot_received).
+    pub snapshot_chunks: Vec<SnapshotChunk>,
+    /// Follower: a received snapshot the core has adopted (§7): make it the durable snapshot
+    /// (discarding the storage's log unless `retain_log`) as part of step 1, and restore the
+    /// state machine from it before applying anything after it (step 3).
+    pub install: Option<SnapshotInstall>,
+}
+
+/// A chunk of a snapshot image to write at `offset` of the incoming image (offset 0 starts a
+/// new image, replacing any partial one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The snapshot's last index.
+    pub index: LogIndex,
+    /// The snapshot's last term.
+    pub term: Term,
+    /// Where `data` goes in the image.
+    pub offset: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// True for the chunk that completes the image.
+    pub last: bool,
+}
+
+/// A snapshot to install (see [`Ready::install`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotInstall {
+    /// The snapshot's last index: the log now starts after it.
+    pub index: LogIndex,
+    /// The snapshot's last term.
+    pub term: Term,
+    /// The log held the entry (`index`, `term`), so the entries after it stay (§7 step 6);
+    /// false: the whole log is discarded (§7 step 7).
+    pub retain_log: bool,
 }
 
 impl Ready {
@@ -129,6 +166,8 @@ impl Ready {
             && self.messages.is_empty()
             && self.committed_entries.is_empty()
             && self.soft_state.is_none()
+            && self.snapshot_chunks.is_empty()
+            && self.install.is_none()
     }
 }
 
@@ -209,11 +248,19 @@ pub enum Invalid {
     /// AppendEntriesResponse whose conflict hints are impossible (a conflict term above the
     /// response's term).
     HintInvalid,
+    /// InstallSnapshot whose chunk cannot be part of its image: empty, larger than
+    /// `SNAPSHOT_CHUNK_BYTES_MAX`, past `total_len`; or a response naming an offset past it.
+    SnapshotChunkInvalid,
+    /// InstallSnapshot whose chunk does not match its CRC (damaged in transit).
+    SnapshotChunkChecksum,
+    /// A snapshot image, complete, that does not decode or does not match the snapshot the
+    /// chunks named (the leader or the transfer is broken): discarded, the transfer restarts.
+    SnapshotImageInvalid,
 }
 
 impl Invalid {
     /// Every reason, in counter order.
-    pub const ALL: [Invalid; 8] = [
+    pub const ALL: [Invalid; 11] = [
         Invalid::LeaderIdMismatch,
         Invalid::CandidateIdMismatch,
         Invalid::LogPositionInvalid,
@@ -222,6 +269,9 @@ impl Invalid {
         Invalid::OverwritesCommitted,
         Invalid::AckBeyondLog,
         Invalid::HintInvalid,
+        Invalid::SnapshotChunkInvalid,
+        Invalid::SnapshotChunkChecksum,
+        Invalid::SnapshotImageInvalid,
     ];
 
     /// Stable snake_case name (status output, logs).
@@ -235,6 +285,9 @@ impl Invalid {
             Invalid::OverwritesCommitted => "invalid_overwrites_committed",
             Invalid::AckBeyondLog => "invalid_ack_beyond_log",
             Invalid::HintInvalid => "invalid_hint",
+            Invalid::SnapshotChunkInvalid => "invalid_snapshot_chunk",
+            Invalid::SnapshotChunkChecksum => "invalid_snapshot_chunk_checksum",
+            Invalid::SnapshotImageInvalid => "invalid_snapshot_image",
         }
     }
 }

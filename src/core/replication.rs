@@ -48,6 +48,12 @@ impl Raft {
             let Some(progress) = self.progress.get(&peer) else {
                 return;
             };
+            if progress.state != ProgressState::Snapshot && progress.next_index <= self.log.compacted().0 {
+                // The entry before `next_index` is compacted: no consistency check is possible,
+                // the follower needs the snapshot (§7).
+                self.start_snapshot_send(peer);
+                return;
+            }
             if progress.is_paused(self.options.in_flight_max) || progress.next_index > self.log.last_index() {
                 return;
             }
@@ -93,7 +99,15 @@ impl Raft {
     /// rejects when it misses entries before `next_index`, which sends us back to probing).
     pub(super) fn send_heartbeats(&mut self) {
         for peer in self.peers.clone() {
-            let next = self.progress[&peer].next_index;
+            let progress = &self.progress[&peer];
+            if progress.state == ProgressState::Snapshot {
+                continue; // the transfer keeps in touch (tick_snapshot_sends)
+            }
+            let next = progress.next_index;
+            if next <= self.log.compacted().0 {
+                self.start_snapshot_send(peer);
+                continue;
+            }
             self.send_append_from(peer, next, false);
             let progress = self.progress.get_mut(&peer).expect("progress exists");
             if progress.state == ProgressState::Probe {
@@ -120,6 +134,28 @@ impl Raft {
         }
         self.leader_id = Some(from);
         self.reset_election_timer();
+        let mut m = m;
+        let (offset, offset_term) = self.log.compacted();
+        if m.prev_log_index < offset {
+            // Entries up to the offset are in this server's snapshot, so committed, so the
+            // leader's are the same (§5.4, Leader Completeness): skip them.
+            let skip = (offset.0 - m.prev_log_index.0) as usize;
+            if m.entries.len() <= skip {
+                let covered = LogIndex(m.prev_log_index.0 + m.entries.len() as u64);
+                let reply = AppendEntriesResponse {
+                    term: self.current_term,
+                    success: true,
+                    match_index: covered,
+                    conflict_index: LogIndex(0),
+                    conflict_term: Term(0),
+                };
+                self.send(from, Message::AppendEntriesResponse(reply));
+                return;
+            }
+            m.entries.drain(..skip);
+            m.prev_log_index = offset;
+            m.prev_log_term = offset_term;
+        }
         let reply = match self.log.term_at(m.prev_log_index) {
             Some(term) if term == m.prev_log_term => self.accept_entries(m),
             Some(_) if self.bugs().accept_entries_not_continuing_log && m.prev_log_index > self.commit_index => {

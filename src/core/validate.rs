@@ -6,7 +6,9 @@
 //! authors). A message that breaks one is dropped and counted by [`Invalid`] reason; the
 //! core's own assertions then only ever fire on a bug of ours.
 
-use super::message::{AppendEntries, AppendEntriesResponse, Message, RequestVote};
+use super::message::{
+    AppendEntries, AppendEntriesResponse, InstallSnapshot, Message, RequestVote, SNAPSHOT_CHUNK_BYTES_MAX,
+};
 use super::raft::Raft;
 use super::ready::{Invalid, Role};
 use super::types::{LogIndex, NodeId, Term};
@@ -23,6 +25,24 @@ impl Raft {
                 self.validate_append_against_log(m)
             }
             Message::AppendEntriesResponse(m) => self.validate_append_response(m),
+            Message::InstallSnapshot(m) => {
+                validate_install_snapshot(from, m)?;
+                self.validate_snapshot_against_log(m)
+            }
+            // Checked against the transfer it answers (handle_install_snapshot_response).
+            Message::InstallSnapshotResponse(_) => Ok(()),
+        }
+    }
+
+    /// §5.4 again: a snapshot covers committed entries only, so one whose last entry has
+    /// another term than our committed entry at that index comes from no correct leader.
+    fn validate_snapshot_against_log(&self, m: &InstallSnapshot) -> Result<(), Invalid> {
+        if m.term < self.current_term || m.last_index > self.commit_index {
+            return Ok(());
+        }
+        match self.log.term_at(m.last_index) {
+            Some(term) if term != m.last_term => Err(Invalid::OverwritesCommitted),
+            _ => Ok(()),
         }
     }
 
@@ -61,6 +81,25 @@ impl Raft {
 fn validate_log_position(index: LogIndex, term: Term, message_term: Term) -> Result<(), Invalid> {
     if (index.0 == 0) != (term.0 == 0) || term > message_term {
         return Err(Invalid::LogPositionInvalid);
+    }
+    Ok(())
+}
+
+/// The stateless rules of an InstallSnapshot chunk: sent by the leader it names, for a real
+/// log position no later than its term, and a non-empty chunk within its image and within
+/// [`SNAPSHOT_CHUNK_BYTES_MAX`].
+fn validate_install_snapshot(from: NodeId, m: &InstallSnapshot) -> Result<(), Invalid> {
+    if m.leader_id != from {
+        return Err(Invalid::LeaderIdMismatch);
+    }
+    if m.last_index.0 == 0 {
+        return Err(Invalid::LogPositionInvalid);
+    }
+    validate_log_position(m.last_index, m.last_term, m.term)?;
+    let len = m.data.len();
+    let end = m.offset.checked_add(len as u64);
+    if len == 0 || len > SNAPSHOT_CHUNK_BYTES_MAX || end.is_none_or(|end| end > m.total_len) {
+        return Err(Invalid::SnapshotChunkInvalid);
     }
     Ok(())
 }

@@ -24,14 +24,20 @@
 
 use crate::core::{
     Entry, HardState, IndexRange, LogIndex, Message, NodeId, Outgoing, PlantedBugs, ProposeError, Raft, Ready, Role,
-    SoftState, Term,
+    SnapshotChunk, SoftState, Term,
 };
-use crate::kv::StateMachine;
+use crate::kv::{SnapshotJob, StateMachine};
+use crate::storage::{Snapshot, SnapshotMeta};
 use crate::transport::client_wire::ClientError;
 use std::collections::{BTreeMap, VecDeque};
 
+mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
+
+pub use snapshot::{image_len, SnapshotPolicy, SnapshotWrite};
 
 /// Proposals waiting for commitment at once; beyond it they are refused `Busy`. Bounds memory
 /// and the latency a new proposal would queue behind.
@@ -53,6 +59,11 @@ pub struct WriteRequest {
     /// Make all of it durable before reporting the write done (always true today: the driver
     /// submits only Readies that need a sync; the field keeps the contract explicit).
     pub sync: bool,
+    /// First of all: make a snapshot the durable one (a received image, or one this server
+    /// took), discarding the log when the snapshot says so.
+    pub snapshot: Option<SnapshotWrite>,
+    /// Last of all: discard the log up to this index (a durable snapshot covers it).
+    pub compact_to: Option<LogIndex>,
 }
 
 /// The world as the driver sees it. The production runtime implements it with ZeroMQ and a
@@ -69,6 +80,17 @@ pub trait Io<T> {
     fn applied(&mut self, _entry: &Entry, _response: &[u8]) {}
     /// The role, term or leader changed.
     fn soft_state(&mut self, _soft: SoftState) {}
+    /// Bytes `offset..offset + len` of the snapshot image (`index`, `term`) this server holds,
+    /// to send as a chunk; `None` when that image is gone (superseded and removed).
+    fn read_snapshot(&mut self, index: LogIndex, term: Term, offset: u64, len: usize) -> Option<Vec<u8>>;
+    /// Write a received chunk into the incoming image (offset 0 starts a new one).
+    fn receive_snapshot_chunk(&mut self, chunk: &SnapshotChunk);
+    /// The incoming image is complete: read and check it completely (checksum, format).
+    fn received_snapshot(&mut self) -> Result<Snapshot, String>;
+    /// Take a snapshot in the background: run `job` off the loop, make the image durable under
+    /// a temporary name, then report [`Driver::snapshot_taken`] with the image's size. It is
+    /// made the snapshot (and the log compacted) by a later [`WriteRequest::snapshot`].
+    fn take_snapshot(&mut self, meta: SnapshotMeta, job: SnapshotJob);
 }
 
 /// The second half of a Ready, waiting for its write (and every earlier one) to be durable.
@@ -82,6 +104,11 @@ struct Waiting {
     soft_state: Option<SoftState>,
     /// The write's last entry, reported to the core when durable.
     last_entry: Option<(LogIndex, Term)>,
+    /// A received snapshot installed by this write: the state machine is restored from it
+    /// first of all, once it is durable.
+    restore: Option<Snapshot>,
+    /// A snapshot this server took, made durable by this write, then the log compacted.
+    taken: Option<snapshot::Taken>,
 }
 
 /// A core with its state machine and the proposals waiting for their entries; see the module
@@ -99,13 +126,38 @@ pub struct Driver<M, T> {
     durable: HardState,
     /// The soft state as last published (once the Ready that changed it was durable).
     published: SoftState,
+    /// Snapshot bookkeeping: when to take one, what is in progress.
+    snapshots: snapshot::Snapshots,
+    /// Last index applied to the state machine (the core's `last_applied` runs ahead: it
+    /// counts what it handed out, and Readies wait for their writes).
+    applied: LogIndex,
+    /// A received image checked and adopted by the core, until its install is submitted.
+    received: Option<Snapshot>,
 }
 
 impl<M: StateMachine, T> Driver<M, T> {
     /// Drive `raft`, applying to `state_machine`.
-    pub fn new(raft: Raft, state_machine: M) -> Self {
+    /// `state_machine` must hold the state as of the log's start (`raft.log().compacted()`:
+    /// restored from that snapshot, or empty). Snapshots are taken as `policy` says.
+    pub fn new(raft: Raft, state_machine: M, policy: SnapshotPolicy) -> Self {
         let (durable, published) = (raft.hard_state(), raft.soft_state());
-        Driver { raft, state_machine, pending: BTreeMap::new(), waiting: VecDeque::new(), durable, published }
+        let applied = raft.log().compacted().0;
+        Driver {
+            raft,
+            state_machine,
+            pending: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            durable,
+            published,
+            snapshots: snapshot::Snapshots::new(policy, applied),
+            applied,
+            received: None,
+        }
+    }
+
+    /// Last index applied to the state machine.
+    pub fn applied(&self) -> LogIndex {
+        self.applied
     }
 
     /// The term and vote as they are on disk: what a status may show without a crash ever
@@ -196,16 +248,30 @@ impl<M: StateMachine, T> Driver<M, T> {
             messages,
             committed_entries,
             soft_state,
+            snapshot_chunks,
+            install,
         } = ready;
         let bugs = self.bugs();
+        for chunk in snapshot_chunks {
+            self.receive_chunk(chunk, io);
+        }
         if let Some(from) = truncate_from {
             // Those proposals' entries are gone: definitely not applied by this leader.
             for (_, (_, token)) in self.pending.split_off(&from) {
                 io.answer(token, Err(ClientError::Dropped));
             }
         }
-        let appended = self.raft.entries(entries);
-        let last_entry = appended.last().map(|e| (e.index, e.term));
+        let appended = self.raft.entries(entries).to_vec();
+        let last_entry = appended.last().map(|e| (e.index, e.term)).or(install.map(|i| (i.index, i.term)));
+        let (snapshot_write, restore) = match install {
+            Some(install) => {
+                let received = self.received.take().expect("an installed snapshot was received and checked");
+                let write =
+                    SnapshotWrite { meta: received.meta.clone(), received: true, retain_log: install.retain_log };
+                (Some(write), Some(received))
+            }
+            None => (None, None),
+        };
         let early = send_before_persist
             || (bugs.vote_before_persist && hard_state.is_some())
             || (bugs.ack_before_durable && !entries.is_empty() && self.raft.role() != Role::Leader);
@@ -216,12 +282,14 @@ impl<M: StateMachine, T> Driver<M, T> {
             hard_state,
             soft_state,
             last_entry,
+            restore,
+            taken: None,
         };
         if early {
             for out in messages {
-                io.send(out.to, out.message);
+                self.send(out, io);
             }
-        } else if self.term_and_vote_durable() {
+        } else if self.term_and_vote_durable() && snapshot_write.is_none() {
             // Peer traffic must not wait for an unrelated fsync: with term and vote already
             // on disk (none of the writes in flight changes them), an answer that promises
             // nothing beyond the durable log leaves now (a heartbeat's acknowledgement, a
@@ -230,14 +298,21 @@ impl<M: StateMachine, T> Driver<M, T> {
             let (now, later): (Vec<Outgoing>, Vec<Outgoing>) =
                 messages.into_iter().partition(|out| promises_only(&out.message, durable));
             for out in now {
-                io.send(out.to, out.message);
+                self.send(out, io);
             }
             waiting.messages = later;
         } else {
             waiting.messages = messages;
         }
         if must_sync {
-            io.write(WriteRequest { truncate_from, entries: appended.to_vec(), hard_state, sync: true });
+            io.write(WriteRequest {
+                truncate_from,
+                entries: appended,
+                hard_state,
+                sync: true,
+                snapshot: snapshot_write,
+                compact_to: None,
+            });
         }
         if !must_sync && self.waiting.is_empty() {
             self.complete(waiting, io);
@@ -263,8 +338,14 @@ impl<M: StateMachine, T> Driver<M, T> {
 
     /// Send, apply, answer, publish, report durable: the second half of one Ready.
     fn complete(&mut self, waiting: Waiting, io: &mut impl Io<T>) {
+        if let Some(snapshot) = waiting.restore {
+            self.restore(snapshot);
+        }
+        if let Some(taken) = waiting.taken {
+            self.adopted(taken);
+        }
         for out in waiting.messages {
-            io.send(out.to, out.message);
+            self.send(out, io);
         }
         self.apply(waiting.committed, io);
         if let Some(hard_state) = waiting.hard_state {
@@ -291,10 +372,15 @@ impl<M: StateMachine, T> Driver<M, T> {
     }
 
     fn apply(&mut self, committed: IndexRange, io: &mut impl Io<T>) {
-        let Driver { raft, state_machine, pending, .. } = self;
+        if committed.is_empty() {
+            return;
+        }
+        let Driver { raft, state_machine, pending, snapshots, applied, .. } = self;
         for entry in raft.entries(committed) {
             let response =
                 if entry.data.is_empty() { Vec::new() } else { state_machine.apply(entry.index, &entry.data) };
+            *applied = entry.index;
+            snapshots.applied_bytes += entry.data.len() as u64;
             io.applied(entry, &response);
             if let Some((term, token)) = pending.remove(&entry.index) {
                 // Another leader's entry took the index: ours was overwritten, never applied.
@@ -302,6 +388,7 @@ impl<M: StateMachine, T> Driver<M, T> {
                 io.answer(token, outcome);
             }
         }
+        self.maybe_take_snapshot(io);
     }
 
     /// Answer every waiting proposal with `error` (the server is stopping).
@@ -323,6 +410,8 @@ fn promises_only(message: &Message, durable: LogIndex) -> bool {
         // A pre-vote answer changes and promises nothing (§9.6); a refused vote neither.
         Message::PreVoteResponse(_) | Message::PreVote(_) => true,
         Message::RequestVoteResponse(m) => !m.vote_granted,
-        Message::RequestVote(_) | Message::AppendEntries(_) => false,
+        // Chunk answers promise nothing durable: a partial image is not kept across a crash.
+        Message::InstallSnapshotResponse(_) => true,
+        Message::RequestVote(_) | Message::AppendEntries(_) | Message::InstallSnapshot(_) => false,
     }
 }

@@ -26,12 +26,25 @@ impl Io<u32> for Recorder {
     fn applied(&mut self, entry: &Entry, _response: &[u8]) {
         self.events.push(format!("apply {}", entry.index));
     }
+    fn read_snapshot(&mut self, index: LogIndex, _term: Term, offset: u64, _len: usize) -> Option<Vec<u8>> {
+        self.events.push(format!("read snapshot {index} at {offset}"));
+        None
+    }
+    fn receive_snapshot_chunk(&mut self, chunk: &SnapshotChunk) {
+        self.events.push(format!("chunk {} at {}", chunk.index, chunk.offset));
+    }
+    fn received_snapshot(&mut self) -> Result<Snapshot, String> {
+        Err("the recorder keeps no images".into())
+    }
+    fn take_snapshot(&mut self, meta: SnapshotMeta, _job: SnapshotJob) {
+        self.events.push(format!("take snapshot {}", meta.last_index));
+    }
 }
 
 fn driver(id: u64, peers: &[u64]) -> Driver<KvStore, u32> {
     let mut options = Options::new(NodeId(id), peers.iter().map(|&p| NodeId(p)).collect(), 4, 1, 11);
     options.pre_vote = false;
-    Driver::new(Raft::new(options, HardState::default()), KvStore::new())
+    Driver::new(Raft::new(options, HardState::default()), KvStore::new(), SnapshotPolicy::default())
 }
 
 fn elect(d: &mut Driver<KvStore, u32>, io: &mut Recorder) {

@@ -182,6 +182,12 @@ impl KvStore {
         self.data.is_empty()
     }
 
+    /// Forget every client session (only for [`without_sessions`]).
+    fn forget_sessions(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        *self = KvStore { data, ..KvStore::default() };
+    }
+
     /// Apply one decoded command (see [`StateMachine::apply`]).
     pub fn apply_command(&mut self, index: LogIndex, command: KvCommand) -> KvResponse {
         if command.client_id != 0 {
@@ -260,6 +266,17 @@ impl StateMachine for KvStore {
 mod snapshot;
 
 pub use snapshot::KV_SNAPSHOT_VERSION;
+
+/// A KV snapshot with its client sessions removed: the simulator's planted bug
+/// `snapshot_without_sessions` (a retried write is then applied twice after a restore).
+/// `None` when `bytes` is not a KV snapshot.
+#[doc(hidden)]
+pub fn without_sessions(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut kv = KvStore::new();
+    kv.restore(bytes).ok()?;
+    kv.forget_sessions();
+    Some(kv.snapshot()())
+}
 
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@
 
 mod clients;
 mod runtime;
+mod snapshots;
 mod writer;
 
 pub use crate::driver::{Outcome, PENDING_MAX};
@@ -209,7 +210,8 @@ impl Server {
         config.server(pid)?;
         let data_dir = options.data_dir.clone().unwrap_or_else(|| config.data_dir_for(pid));
         let storage = DiskStorage::open(&data_dir)?;
-        Server::start_with_storage(config, pid, options, Box::new(storage), state_machine)
+        let snapshot_dir = Some(crate::storage::snapshot_dir(&data_dir));
+        Server::start_inner(config, pid, options, Box::new(storage), state_machine, snapshot_dir)
     }
 
     /// Start server `pid` on storage you provide (an in-memory one for tests, or your own
@@ -221,6 +223,18 @@ impl Server {
         options: NodeOptions,
         storage: Box<dyn Storage + Send>,
         state_machine: Box<dyn StateMachine>,
+    ) -> Result<Server, NodeError> {
+        // Snapshot images are kept in memory: this storage has no directory the runtime knows.
+        Server::start_inner(config, pid, options, storage, state_machine, None)
+    }
+
+    fn start_inner(
+        config: &Config,
+        pid: NodeId,
+        options: NodeOptions,
+        storage: Box<dyn Storage + Send>,
+        state_machine: Box<dyn StateMachine>,
+        snapshot_dir: Option<PathBuf>,
     ) -> Result<Server, NodeError> {
         let me = config.server(pid)?.clone();
         let key = match (&options.cluster_key, &config.cluster_key_file) {
@@ -256,6 +270,7 @@ impl Server {
             commands: commands_rx,
             inbox: inbox_tx,
             key,
+            snapshot_dir,
         })?;
         // inproc needs the runtime's PULL bound (done in Runtime::new) before we connect.
         let wake_endpoint = runtime.wake_endpoint().to_string();

@@ -12,13 +12,14 @@
 //! view (a reply never shows a term or vote that is not yet on disk).
 
 use super::clients::{ClientEndpoint, Replier};
-use super::writer::Writer;
+use super::snapshots::SnapshotFiles;
+use super::writer::{Write, Writer};
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
 use crate::config::{Config, ServerConfig};
-use crate::core::{HardState, LogIndex, Message, NodeId, Options, Raft, RaftLog, Role, SoftState};
-use crate::driver::{Driver, Io, Outcome, WriteRequest};
-use crate::kv::StateMachine;
-use crate::storage::Storage;
+use crate::core::{HardState, LogIndex, Message, NodeId, Options, Raft, RaftLog, Role, SnapshotChunk, SoftState, Term};
+use crate::driver::{image_len, Driver, Io, Outcome, WriteRequest};
+use crate::kv::{SnapshotJob, StateMachine};
+use crate::storage::{Snapshot, SnapshotMeta, Storage, StorageError};
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{Status, CLIENT_REQUEST_BYTES_MAX};
 use crate::transport::codec::encode;
@@ -90,6 +91,8 @@ pub(super) struct RuntimeParts<'a> {
     pub commands: mpsc::Receiver<Command>,
     pub inbox: mpsc::SyncSender<InboxMessage>,
     pub key: Option<ClusterKey>,
+    /// Where snapshot images live (`<data dir>/snap`); `None`: in memory.
+    pub snapshot_dir: Option<std::path::PathBuf>,
 }
 
 /// One server's loop state.
@@ -107,6 +110,8 @@ pub(super) struct Runtime {
     pub(super) shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
     inbox: mpsc::SyncSender<InboxMessage>,
+    /// Snapshot images: served, received, taken.
+    snapshots: SnapshotFiles,
     /// The disk, on its own thread. Declared after the sockets it wakes: dropped last but one.
     writer: Writer,
     // Keeps the sockets' context alive for as long as the sockets.
@@ -137,6 +142,7 @@ impl Net {
 pub(super) struct NodeIo<'a> {
     net: &'a mut Net,
     writer: &'a Writer,
+    snapshots: &'a mut SnapshotFiles,
     client: &'a ClientEndpoint,
     shared: &'a Shared,
 }
@@ -146,7 +152,26 @@ impl Io<Replier> for NodeIo<'_> {
         self.net.send(to, Body::Raft(message));
     }
     fn write(&mut self, request: WriteRequest) {
-        self.writer.submit(request);
+        let snapshot = request.snapshot.as_ref().map(|write| {
+            if write.received {
+                self.snapshots.received_source()
+            } else {
+                self.snapshots.taken_source()
+            }
+        });
+        self.writer.submit(Write { request, snapshot });
+    }
+    fn read_snapshot(&mut self, index: LogIndex, term: Term, offset: u64, len: usize) -> Option<Vec<u8>> {
+        self.snapshots.read(index, term, offset, len)
+    }
+    fn receive_snapshot_chunk(&mut self, chunk: &SnapshotChunk) {
+        self.snapshots.receive(chunk);
+    }
+    fn received_snapshot(&mut self) -> Result<Snapshot, String> {
+        self.snapshots.received()
+    }
+    fn take_snapshot(&mut self, meta: SnapshotMeta, job: SnapshotJob) {
+        self.snapshots.take(meta, job);
     }
     fn answer(&mut self, token: Replier, outcome: Outcome) {
         token.reply(self.client, outcome);
@@ -161,7 +186,7 @@ impl Io<Replier> for NodeIo<'_> {
 }
 
 impl Runtime {
-    pub(super) fn new(parts: RuntimeParts<'_>) -> Result<Runtime, TransportError> {
+    pub(super) fn new(parts: RuntimeParts<'_>) -> Result<Runtime, NodeError> {
         let RuntimeParts {
             config,
             me,
@@ -174,6 +199,7 @@ impl Runtime {
             commands,
             inbox,
             key,
+            snapshot_dir,
         } = parts;
         let pid = me.pid;
         let peers: Vec<(NodeId, String)> = config.peers(pid).map(|s| (s.pid, s.endpoint.clone())).collect();
@@ -195,11 +221,37 @@ impl Runtime {
             envelope_bytes_max: ENVELOPE_BYTES_MAX,
         };
         let hard_state = storage.hard_state();
-        let log = RaftLog::from_entries(storage.take_entries());
-        log::info!("server {pid}: recovered term {} and {} log entries", hard_state.current_term, log.last_index());
+        let mut state_machine = state_machine;
+        let mut snapshots = SnapshotFiles::new(pid.0, snapshot_dir);
+        // §7: the state machine starts from the latest snapshot, the log after it.
+        let snapshot = storage.take_snapshot();
+        let (base, base_term) = match &snapshot {
+            Some(s) => (s.meta.last_index, s.meta.last_term),
+            None => (LogIndex(0), Term(0)),
+        };
+        if let Some(s) = &snapshot {
+            state_machine.restore(&s.data).map_err(|reason| StorageError::Corrupt {
+                path: "snap".into(),
+                offset: 0,
+                detail: format!("the state machine refused snapshot {} (term {}): {reason}", base, base_term),
+            })?;
+            snapshots.loaded(s);
+        }
+        let log = RaftLog::from_snapshot(base, base_term, storage.take_entries());
+        log::info!(
+            "server {pid}: recovered term {}, snapshot at {base}, log to {}",
+            hard_state.current_term,
+            log.last_index()
+        );
         let writer = Writer::spawn(pid.0, storage, &ctx, &wake_endpoint)?;
+        let mut raft = Raft::restore(options, hard_state, log);
+        if let Some(s) = &snapshot {
+            raft.set_snapshot(base, base_term, image_len(&s.meta, s.data.len()));
+        }
+        drop(snapshot);
         Ok(Runtime {
-            driver: Driver::new(Raft::restore(options, hard_state, log), state_machine),
+            driver: Driver::new(raft, state_machine, config.snapshot),
+            snapshots,
             net: Net {
                 transport,
                 key: key.clone(),
@@ -245,7 +297,13 @@ impl Runtime {
 
     /// The driver and its view of the world, borrowed together.
     pub(super) fn io(&mut self) -> (&mut Driver<Box<dyn StateMachine>, Replier>, NodeIo<'_>) {
-        let io = NodeIo { net: &mut self.net, writer: &self.writer, client: &self.client, shared: &self.shared };
+        let io = NodeIo {
+            net: &mut self.net,
+            writer: &self.writer,
+            snapshots: &mut self.snapshots,
+            client: &self.client,
+            shared: &self.shared,
+        };
         (&mut self.driver, io)
     }
 
@@ -293,6 +351,10 @@ impl Runtime {
     /// What the writer thread finished: release what waited for it, in order. A failed write
     /// stops the server (fail-stop).
     fn take_completions(&mut self) -> Result<(), NodeError> {
+        for (meta, image_len) in self.snapshots.completions()? {
+            let (driver, mut io) = self.io();
+            driver.snapshot_taken(meta, image_len, &mut io);
+        }
         for completion in self.writer.completions() {
             let done = completion?;
             let (driver, mut io) = self.io();
@@ -361,7 +423,7 @@ impl Runtime {
                     log::debug!("server {id}: dropped a {}-byte envelope: {reason:?}", bytes.len());
                     lock(&self.shared.drops).count(reason);
                 }
-                Ok(Envelope { from, body: Body::Raft(message), .. }) => self.driver.raft.step(from, message),
+                Ok(Envelope { from, body: Body::Raft(message), .. }) => self.driver.step(from, message),
                 Ok(Envelope { from, body: Body::App(app), .. }) => self.deliver(from, app),
             }
         }

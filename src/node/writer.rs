@@ -14,7 +14,7 @@
 
 use super::TransportError;
 use crate::driver::WriteRequest;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{SnapshotSource, Storage, StorageError};
 use crate::transport::zmq_transport::context;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -29,9 +29,15 @@ const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(100);
 /// A batch of writes finished: how many (in submission order), or the fatal error.
 pub(super) type Completion = Result<usize, StorageError>;
 
+/// A write with, when it makes a snapshot durable, where that snapshot's image is.
+pub(super) struct Write {
+    pub request: WriteRequest,
+    pub snapshot: Option<SnapshotSource>,
+}
+
 /// The handle the loop keeps: submit writes, collect completions.
 pub(super) struct Writer {
-    requests: Option<mpsc::Sender<WriteRequest>>,
+    requests: Option<mpsc::Sender<Write>>,
     completions: mpsc::Receiver<Completion>,
     thread: Option<JoinHandle<()>>,
 }
@@ -48,17 +54,18 @@ impl Writer {
         let wake = context(ctx.socket(zmq::PUSH), || "create the writer's wake socket".into())?;
         context(wake.set_linger(0), || "configure the writer's wake socket".into())?;
         context(wake.connect(wake_endpoint), || format!("connect {wake_endpoint}"))?;
-        let (requests, inbox) = mpsc::channel::<WriteRequest>();
+        let (requests, inbox) = mpsc::channel::<Write>();
         let (done, completions) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("leader-{pid}-writer"))
             .spawn(move || {
                 while let Some(batch) = next_batch(&inbox) {
                     let started = std::time::Instant::now();
-                    let result = write_batch(storage.as_mut(), &batch).map(|()| batch.len());
+                    let writes = batch.len();
+                    let result = write_batch(storage.as_mut(), batch).map(|()| writes);
                     let took = started.elapsed();
                     if took >= SLOW_WRITE {
-                        log::warn!("server {pid}: slow disk: {} writes took {} ms", batch.len(), took.as_millis());
+                        log::warn!("server {pid}: slow disk: {writes} writes took {} ms", took.as_millis());
                     }
                     let failed = result.is_err();
                     // The loop may be gone (stopping): then nobody needs the answer.
@@ -74,7 +81,7 @@ impl Writer {
     }
 
     /// Queue a write (completed in order with every other).
-    pub(super) fn submit(&self, request: WriteRequest) {
+    pub(super) fn submit(&self, request: Write) {
         if let Some(requests) = &self.requests {
             // A send fails only when the thread stopped after a failed write; that failure is
             // already waiting in `completions` and stops the server.
@@ -100,7 +107,7 @@ impl Drop for Writer {
 }
 
 /// Block for the next write, then take every one queued behind it (group commit).
-fn next_batch(inbox: &mpsc::Receiver<WriteRequest>) -> Option<Vec<WriteRequest>> {
+fn next_batch(inbox: &mpsc::Receiver<Write>) -> Option<Vec<Write>> {
     let first = inbox.recv().ok()?;
     let mut batch = vec![first];
     while batch.len() < WRITE_BATCH_MAX {
@@ -112,8 +119,15 @@ fn next_batch(inbox: &mpsc::Receiver<WriteRequest>) -> Option<Vec<WriteRequest>>
     Some(batch)
 }
 
-fn write_batch(storage: &mut dyn Storage, batch: &[WriteRequest]) -> Result<(), StorageError> {
-    for request in batch {
+fn write_batch(storage: &mut dyn Storage, batch: Vec<Write>) -> Result<(), StorageError> {
+    let sync = batch.iter().any(|w| w.request.sync);
+    let hard_state = batch.iter().rev().find_map(|w| w.request.hard_state);
+    let compact_to = batch.iter().rev().find_map(|w| w.request.compact_to);
+    for Write { request, snapshot } in batch {
+        if let (Some(write), Some(source)) = (&request.snapshot, snapshot) {
+            // First: the snapshot is durable before the log it replaces is discarded (§7).
+            storage.install_snapshot(&write.meta, source, write.retain_log)?;
+        }
         if let Some(from) = request.truncate_from {
             storage.truncate_from(from)?;
         }
@@ -121,11 +135,15 @@ fn write_batch(storage: &mut dyn Storage, batch: &[WriteRequest]) -> Result<(), 
             storage.append(&request.entries)?;
         }
     }
-    if batch.iter().any(|r| r.sync) {
+    if sync {
         storage.sync()?;
     }
-    if let Some(hard_state) = batch.iter().rev().find_map(|r| r.hard_state) {
+    if let Some(hard_state) = hard_state {
         storage.save_hard_state(&hard_state)?;
+    }
+    // Last: segments a durable snapshot covers are deleted (only whole ones, never the last).
+    if let Some(upto) = compact_to {
+        storage.compact(upto)?;
     }
     Ok(())
 }

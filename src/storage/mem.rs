@@ -6,11 +6,22 @@
 //! removes and truncates segment files with an fsync before returning): a crash after it
 //! never brings the removed entries back, so "truncated, then the new append lost" is a
 //! state a simulation explores.
+//!
+//! Snapshots (§7) follow the disk's contract too: [`Storage::install_snapshot`] and
+//! [`Storage::compact`] are durable when they return, a crash keeps the latest snapshot, and
+//! the restart after a crash applies the same §7 rule to the surviving log as
+//! [`DiskStorage`](super::DiskStorage)'s recovery (install.rs). Unlike the disk, which deletes
+//! whole segments, [`Storage::compact`] drops exactly the entries it is asked to.
 
 use std::io;
 use std::path::PathBuf;
 
-use super::{assert_continues, assert_transition, Storage, StorageError};
+use super::install::{self, log_continues_snapshot, Order};
+use super::snapshot::{decode_image, same_meta};
+use super::{
+    assert_continues, assert_transition, encode_snapshot_image, read_snapshot, Snapshot, SnapshotMeta, SnapshotSource,
+    Storage, StorageError,
+};
 use crate::core::{Entry, HardState, LogIndex, Term};
 
 /// In-memory twin of [`DiskStorage`](super::DiskStorage) with the same contract, for tests
@@ -25,8 +36,13 @@ use crate::core::{Entry, HardState, LogIndex, Term};
 pub struct MemStorage {
     hard_state: HardState,
     fail_next_save: bool,
-    /// The log as the server sees it: every append and truncation, synced or not.
+    /// The log as the server sees it: every append and truncation, synced or not. Contiguous,
+    /// starting right after `prev`; with a snapshot it may still hold entries the snapshot
+    /// covers (until a compaction drops them).
     entries: Vec<Entry>,
+    /// Index and term of the entry just before `entries[0]`: (0, 0) for a log from index 1,
+    /// else the last entry a compaction dropped, or the snapshot's last entry after a discard.
+    prev: (LogIndex, Term),
     /// `entries[..synced_len]` is durable; the rest are appends not yet synced. A truncation
     /// only ever shortens the durable prefix (it is durable at once), so nothing removed from
     /// `entries` needs keeping.
@@ -34,6 +50,11 @@ pub struct MemStorage {
     fail_next_sync: bool,
     /// Set by a failed sync: every later write fails until [`MemStorage::crash`] (fail-stop).
     failed: bool,
+    /// The latest snapshot, durable as soon as it is installed.
+    snapshot: Option<Snapshot>,
+    /// Whether [`Storage::take_snapshot`] handed the snapshot out since the last restart (or
+    /// the snapshot was installed since, so the caller has it already).
+    snapshot_taken: bool,
 }
 
 /// Error for an injected failure, named like the disk errors so tests can match on `op`.
@@ -63,6 +84,49 @@ impl MemStorage {
         MemStorage { hard_state, synced_len: entries.len(), entries, ..MemStorage::default() }
     }
 
+    /// Storage that already holds `hard_state`, the durable snapshot `snapshot` and the
+    /// durable log `entries`, as after a restart: the twin of a data directory with a
+    /// snapshot and WAL segments. `entries` may start anywhere from index 1 to the snapshot's
+    /// `last_index + 1` (compaction deletes whole segments, so a log may reach back below the
+    /// snapshot). The restart applies §7 as [`DiskStorage`](super::DiskStorage)'s recovery
+    /// does: a log that does not hold the snapshot's last entry (same index and term) and does
+    /// not start right after it is discarded, with a warning (what a crash between an
+    /// install's rename and its log discard leaves).
+    ///
+    /// # Panics
+    ///
+    /// If `entries` is not a log (contiguous, terms never decreasing), starts at 0 or above
+    /// `last_index + 1`, or starts at `last_index + 1` with a term below the snapshot's.
+    pub fn with_snapshot(hard_state: HardState, snapshot: Snapshot, entries: Vec<Entry>) -> MemStorage {
+        let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
+        let first = entries.first().map_or(LogIndex(index.0 + 1), |entry| entry.index);
+        assert!(
+            first.0 >= 1 && first.0 <= index.0 + 1,
+            "a log next to a snapshot at {index} starts at 1..={}, not at {first}",
+            index.0 + 1
+        );
+        // The term before the first entry is known only when that entry is the snapshot's;
+        // otherwise it is never read (the log holds index S, and nothing removes it).
+        let prev_term = if first.0 == index.0 + 1 { term } else { Term(0) };
+        assert_continues(LogIndex(first.0 - 1), prev_term, &entries);
+        let mut storage = MemStorage {
+            hard_state,
+            synced_len: entries.len(),
+            entries,
+            prev: (LogIndex(first.0 - 1), prev_term),
+            snapshot: Some(snapshot),
+            ..MemStorage::default()
+        };
+        storage.restart();
+        storage
+    }
+
+    /// The latest snapshot's image (the bytes of its file, [`encode_snapshot_image`]), for a
+    /// simulated leader to send in chunks; None without a snapshot.
+    pub fn snapshot_image(&self) -> Option<Vec<u8>> {
+        self.snapshot.as_ref().map(|snapshot| encode_snapshot_image(&snapshot.meta, &snapshot.data))
+    }
+
     /// Makes the next [`Storage::save_hard_state`] fail with [`StorageError::Io`] and leave
     /// the saved state unchanged, so tests can check that the runtime stops (fail-stop).
     /// Only that one save fails.
@@ -85,6 +149,43 @@ impl MemStorage {
     pub fn crash(&mut self) {
         self.entries.truncate(self.synced_len);
         self.failed = false;
+        self.restart();
+    }
+
+    /// What an open does after a crash: the snapshot is read again (handed out once more),
+    /// and the surviving log is checked against it (§7, as DiskStorage's recovery).
+    fn restart(&mut self) {
+        self.snapshot_taken = false;
+        let Some(meta) = self.snapshot.as_ref().map(|snapshot| &snapshot.meta) else { return };
+        let (index, term) = (meta.last_index, meta.last_term);
+        let first = LogIndex(self.prev.0 .0 + 1);
+        let term_at = self.term_at(index);
+        if !log_continues_snapshot(first, term_at, index, term) {
+            log::warn!(
+                "discarding the log (entries {first}..={}): it does not continue the snapshot at index {index} term {term} (term there: {term_at:?}) and does not start at {} (§7)",
+                self.end().0,
+                index.0 + 1
+            );
+            self.entries.clear();
+            self.synced_len = 0;
+            self.prev = (index, term);
+        }
+    }
+
+    /// Term of the entry at `index`, if the log holds it.
+    fn term_at(&self, index: LogIndex) -> Option<Term> {
+        let offset = index.0.checked_sub(self.prev.0 .0 + 1)?;
+        self.entries.get(offset as usize).map(|entry| entry.term)
+    }
+
+    /// Index and term of the last entry (of the snapshot when the log is empty after one).
+    fn end(&self) -> (LogIndex, Term) {
+        self.entries.last().map_or(self.prev, |entry| (entry.index, entry.term))
+    }
+
+    /// Index of the snapshot's last entry, 0 without one.
+    fn snapshot_index(&self) -> LogIndex {
+        self.snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.meta.last_index)
     }
 
     /// Crash with a torn write: the first `keep` entries appended since the last sync (after
@@ -95,7 +196,10 @@ impl MemStorage {
         self.crash();
     }
 
-    /// The log as the server sees it (appended entries, synced or not).
+    /// The log as the server sees it (appended entries, synced or not). Without a snapshot it
+    /// starts at index 1; with one it starts after the last compaction or discard, which may
+    /// be at or below the snapshot's index ([`Storage::take_entries`] returns only the entries
+    /// after the snapshot).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -129,15 +233,21 @@ impl Storage for MemStorage {
         Ok(())
     }
 
-    /// A copy of the visible log: unlike the disk, keeping it costs nothing extra, and the
-    /// crash model needs it.
+    /// A copy of the visible log after the snapshot: unlike the disk, keeping it costs
+    /// nothing extra, and the crash model needs it.
     fn take_entries(&mut self) -> Vec<Entry> {
-        self.entries.clone()
+        let after = self.snapshot_index();
+        self.entries.iter().filter(|entry| entry.index > after).cloned().collect()
     }
 
     fn truncate_from(&mut self, from: LogIndex) -> Result<(), StorageError> {
         self.check_not_failed("truncate")?;
-        let keep = (from.0.max(1) - 1) as usize;
+        let snapshot = self.snapshot_index();
+        assert!(
+            snapshot.0 == 0 || from > snapshot,
+            "truncate from index {from}, but entries up to {snapshot} are in a snapshot: committed, never in conflict (§5.4)"
+        );
+        let keep = from.0.max(1).saturating_sub(self.prev.0 .0 + 1) as usize;
         if keep >= self.entries.len() {
             return Ok(());
         }
@@ -150,8 +260,8 @@ impl Storage for MemStorage {
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         self.check_not_failed("append")?;
-        let last_term = self.entries.last().map_or(Term(0), |entry| entry.term);
-        assert_continues(self.last_index(), last_term, entries);
+        let (last_index, last_term) = self.end();
+        assert_continues(last_index, last_term, entries);
         self.entries.extend_from_slice(entries);
         Ok(())
     }
@@ -167,7 +277,73 @@ impl Storage for MemStorage {
     }
 
     fn last_index(&self) -> LogIndex {
-        LogIndex(self.entries.len() as u64)
+        self.end().0
+    }
+
+    fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        self.snapshot.as_ref().map(|snapshot| snapshot.meta.clone())
+    }
+
+    fn take_snapshot(&mut self) -> Option<Snapshot> {
+        if std::mem::replace(&mut self.snapshot_taken, true) {
+            return None;
+        }
+        self.snapshot.clone()
+    }
+
+    fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        source: SnapshotSource,
+        retain_log: bool,
+    ) -> Result<(), StorageError> {
+        self.check_not_failed("install snapshot")?;
+        if install::order(self.snapshot.as_ref().map(|snapshot| &snapshot.meta), meta) != Order::Newer {
+            return Ok(());
+        }
+        if retain_log {
+            install::assert_retainable(self.term_at(meta.last_index), meta);
+        }
+        // The same checks as the disk's, refused the same way (Corrupt, nothing changed).
+        let (snapshot, path) = match source {
+            SnapshotSource::Image(image) => {
+                let path = PathBuf::from("<memory>");
+                let snapshot = decode_image(&image).map_err(|(offset, detail)| StorageError::Corrupt {
+                    path: path.clone(),
+                    offset: offset as u64,
+                    detail: format!("snapshot image for index {} term {}: {detail}", meta.last_index, meta.last_term),
+                })?;
+                (snapshot, path)
+            }
+            SnapshotSource::File { path, .. } => (read_snapshot(&path)?, path),
+        };
+        same_meta(meta, &snapshot.meta).map_err(|detail| StorageError::Corrupt { path, offset: 5, detail })?;
+        // Durable at once, snapshot first, as on disk.
+        self.snapshot = Some(snapshot);
+        self.snapshot_taken = true;
+        if !retain_log {
+            self.entries.clear();
+            self.synced_len = 0;
+            self.prev = (meta.last_index, meta.last_term);
+        }
+        Ok(())
+    }
+
+    /// Drops exactly the entries <= `upto` (the disk drops whole segments only; either is
+    /// allowed: entries kept below a snapshot are harmless). Durable at once.
+    fn compact(&mut self, upto: LogIndex) -> Result<(), StorageError> {
+        self.check_not_failed("compact")?;
+        install::assert_compactable(self.snapshot.as_ref().map(|snapshot| &snapshot.meta), upto);
+        let n = self.entries.partition_point(|entry| entry.index <= upto);
+        if n > 0 {
+            let last = &self.entries[n - 1];
+            self.prev = (last.index, last.term);
+            self.entries.drain(..n);
+            // An unsynced entry dropped here is gone for good; a crash then finds the log
+            // shorter than the snapshot, and the restart discards it, as the disk would.
+            self.synced_len = self.synced_len.saturating_sub(n);
+        }
+        Ok(())
     }
 }
 

@@ -19,10 +19,17 @@
 //! <dir>/hardstate.tmp  only during a save (or after a crash in the middle of one)
 //! <dir>/wal/<first index, 20 digits>.seg   log segments (wal.rs, segment.rs, scan.rs, record.rs)
 //! <dir>/snap/snapshot-<index, 20 digits>-<term, 20 digits>.snap   snapshots (snapshot.rs, §7)
+//! <dir>/snap/<snapshot name>.tmp   a snapshot being written (save, write_snapshot_tmp)
+//! <dir>/snap/incoming.part         a snapshot being received from a leader
 //! ```
+//!
+//! With a snapshot ending at index S, the log is the entries S+1.. (Raft §7): segments whose
+//! entries the snapshot covers are deleted by [`Storage::compact`], and an install that finds
+//! the log not continuing the snapshot discards it (install.rs has the shared rules).
 
 mod error;
 mod hard_state;
+mod install;
 mod mem;
 mod record;
 mod scan;
@@ -30,6 +37,8 @@ mod segment;
 mod snapshot;
 mod wal;
 
+#[cfg(test)]
+mod snapshot_storage_tests;
 #[cfg(test)]
 mod wal_crash_tests;
 #[cfg(test)]
@@ -45,11 +54,13 @@ use crate::core::{Entry, HardState, LogIndex, Term};
 
 pub use error::StorageError;
 pub use hard_state::{read_hard_state, HARD_STATE_LEN, HARD_STATE_TMP_FILE};
+pub use install::SnapshotSource;
 pub use mem::MemStorage;
 pub use record::{ENTRY_DATA_BYTES_MAX, RECORD_BYTES_MAX};
 pub use segment::SEGMENT_HEADER_LEN;
 pub use snapshot::{
-    read_snapshot, snapshot_file_name, Snapshot, SnapshotMeta, SnapshotStore, SNAPSHOT_CONFIG_BYTES_MAX,
+    decode_snapshot_image, encode_snapshot_image, incoming_snapshot_path, read_snapshot, snapshot_dir,
+    snapshot_file_name, write_snapshot_tmp, Snapshot, SnapshotMeta, SnapshotStore, SNAPSHOT_CONFIG_BYTES_MAX,
     SNAPSHOT_HEADER_LEN,
 };
 pub use wal::{WalOptions, SEGMENT_BYTES_MAX_DEFAULT};
@@ -68,8 +79,8 @@ pub const LOCK_FILE: &str = "LOCK";
 /// Name of the write-ahead log's directory inside a data directory.
 pub const WAL_DIR: &str = "wal";
 
-/// Name of the snapshot directory inside a data directory (a [`SnapshotStore`]; not yet
-/// opened by [`DiskStorage`]).
+/// Name of the snapshot directory inside a data directory (a [`SnapshotStore`], opened by
+/// [`DiskStorage`]).
 pub const SNAPSHOT_DIR: &str = "snap";
 
 /// The contract the node runtime uses to persist state: the hard state and the log.
@@ -97,15 +108,21 @@ pub trait Storage {
     /// persisting them would make a double vote survive a restart.
     fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError>;
 
-    /// The log recovered at open: entries `1..=last`, contiguous. Called once by the runtime
-    /// at start, before any append or truncation; it may move the entries out, so later
-    /// calls may return an empty vector.
+    /// The log recovered at open: the entries after the latest snapshot, `S+1..=last` (S is
+    /// the snapshot's `last_index`, 0 without one), contiguous from S+1, possibly empty.
+    /// Called once by the runtime at start, before any append or truncation; it may move the
+    /// entries out, so later calls may return an empty vector.
     fn take_entries(&mut self) -> Vec<Entry>;
 
     /// Removes every entry with index >= `from`: a follower's conflict truncation (§5.3,
     /// AppendEntries receiver step 3). `from` at or beyond `last_index + 1` removes nothing;
-    /// `from` 0 or 1 removes everything. Durable no later than the next [`Storage::sync`]
-    /// returns.
+    /// without a snapshot, `from` 0 or 1 removes everything. Durable no later than the next
+    /// [`Storage::sync`] returns.
+    ///
+    /// # Panics
+    ///
+    /// With a snapshot ending at S, if `from <= S`: the snapshot holds only committed
+    /// entries, which never conflict (§5.4); truncating into it is a core bug.
     fn truncate_from(&mut self, from: LogIndex) -> Result<(), StorageError>;
 
     /// Appends `entries` after the last entry. Buffered: durable only after
@@ -127,8 +144,88 @@ pub trait Storage {
     /// A failure is fatal: this and every later write returns an error (fail-stop).
     fn sync(&mut self) -> Result<(), StorageError>;
 
-    /// Index of the last entry appended, durable or not (0 for an empty log).
+    /// Index of the last entry appended, durable or not; with a snapshot ending at S and no
+    /// entry after it, S (0 for an empty log without a snapshot).
     fn last_index(&self) -> LogIndex;
+
+    // Snapshots and compaction (§7). The defaults describe a storage without snapshots; they
+    // exist only so that a test wrapper that forwards the log methods keeps compiling. Any
+    // storage that holds snapshots, or wraps one that does, must implement all four: a
+    // wrapper that forwarded `take_entries` but not `snapshot_meta` would hand the runtime a
+    // log starting at S+1 with no snapshot before it.
+
+    /// Index, term and configuration of the latest durable snapshot (None when there is
+    /// none).
+    fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        None
+    }
+
+    /// The snapshot read at open (metadata and state machine bytes), moved out: the runtime
+    /// restores it once at start, before it takes the entries that follow it. None once
+    /// taken, after an install, or if there is none.
+    fn take_snapshot(&mut self) -> Option<Snapshot> {
+        None
+    }
+
+    /// Makes `meta`'s snapshot the latest durable one (§7), from `source`.
+    ///
+    /// The steps, in this order (crash safety rests on it): check the source when needed (an
+    /// image, or a file not yet synced: fsync it, then decode it completely; its index, term
+    /// and configuration must equal `meta`'s); put it in place (rename) and fsync the
+    /// directory: the snapshot is now durable; remove older snapshot files (and fsync the
+    /// directory). Then, when `retain_log` is false (§7: the log does not hold an entry at
+    /// `meta.last_index` with `meta.last_term`), discard the whole log durably: afterwards
+    /// the log is empty, [`Storage::last_index`] is `meta.last_index`, and the next append
+    /// must start at `meta.last_index + 1` with a term of at least `meta.last_term`. When
+    /// `retain_log` is true, the log is untouched. The snapshot is durable before any log
+    /// segment is deleted, so a crash in between leaves the new snapshot next to the old log,
+    /// and recovery applies §7 to it (docs/storage.md, "Recovery with a snapshot").
+    ///
+    /// A snapshot not newer than the latest never replaces it: the same index and term is a
+    /// no-op, an older one is ignored with a warning (the log untouched); both return Ok.
+    ///
+    /// A source that fails its check is refused with [`StorageError::Corrupt`] naming the
+    /// file (the snapshot directory for an image), and nothing changes: the storage stays
+    /// usable, the file stays where it is, and the runtime may fetch the snapshot again. Any
+    /// other error is fatal (fail-stop, like every write).
+    ///
+    /// # Panics
+    ///
+    /// On a caller bug: `retain_log` with a log that does not hold (`meta.last_index`,
+    /// `meta.last_term`); the same index as the latest snapshot with another term (§5.4); a
+    /// file outside the snapshot directory.
+    fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        source: SnapshotSource,
+        retain_log: bool,
+    ) -> Result<(), StorageError> {
+        let _ = (source, retain_log);
+        Err(StorageError::Io {
+            path: PathBuf::from("<storage>"),
+            op: "install snapshot",
+            source: io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("this storage holds no snapshots (index {} term {})", meta.last_index, meta.last_term),
+            ),
+        })
+    }
+
+    /// Discards log entries with index <= `upto` where the storage's layout allows (§7: they
+    /// are in a durable snapshot). [`DiskStorage`] deletes every segment all of whose entries
+    /// are <= `upto`, never the last (active) one, each deletion durable (directory fsync)
+    /// before it returns; entries kept on disk below `upto` are harmless (recovery skips what
+    /// the snapshot covers). [`MemStorage`] drops exactly the entries <= `upto`. Neither
+    /// changes [`Storage::take_entries`]'s or [`Storage::last_index`]'s answers.
+    ///
+    /// # Panics
+    ///
+    /// Unless a durable snapshot with `last_index >= upto` exists: discarding entries no
+    /// snapshot holds would lose committed state (a caller bug).
+    fn compact(&mut self, upto: LogIndex) -> Result<(), StorageError> {
+        install::assert_compactable(self.snapshot_meta().as_ref(), upto);
+        Ok(())
+    }
 }
 
 /// Asserts that going from `old` to `new` is a transition Raft allows (Figure 2: the term
@@ -194,6 +291,8 @@ pub struct DiskStorage {
     hard_state: HardState,
     /// The log, in `<dir>/wal/`.
     wal: Wal,
+    /// The snapshots, in `<dir>/snap/`.
+    snapshots: SnapshotStore,
     /// Set after any failed write (hard state or log). From then on every write fails too,
     /// so that nothing can "retry" a failed fsync by accident (fail-stop).
     failed: bool,
@@ -207,13 +306,18 @@ impl DiskStorage {
     }
 
     /// Opens (creating if needed, with parents) the data directory, takes an exclusive lock
-    /// on `<dir>/LOCK`, removes a leftover `hardstate.tmp`, reads the hard state and recovers
-    /// the log in `<dir>/wal/` (truncating a torn tail of its last segment).
+    /// on `<dir>/LOCK`, removes a leftover `hardstate.tmp`, reads the hard state, opens the
+    /// snapshots in `<dir>/snap/` ([`SnapshotStore::open`]: leftover temp files and an
+    /// interrupted transfer are removed, the newest snapshot is checked completely) and
+    /// recovers the log in `<dir>/wal/` against the latest snapshot (truncating a torn tail of
+    /// its last segment; discarding, with a warning, a log that does not continue the
+    /// snapshot, §7).
     ///
     /// Fails with [`StorageError::Locked`] if another `DiskStorage` (in this or another
     /// process) holds the directory, and with [`StorageError::Corrupt`] naming the file and
     /// byte offset if the hard state or the log is damaged: the server refuses to start
-    /// rather than forget a vote or an acknowledged entry.
+    /// rather than forget a vote or an acknowledged entry; [`StorageError::SnapshotRefused`]
+    /// if the newest snapshot is damaged.
     pub fn open_with(dir: impl AsRef<Path>, options: WalOptions) -> Result<DiskStorage, StorageError> {
         let dir = dir.as_ref().to_path_buf();
         create_dir_durably(&dir)?;
@@ -221,11 +325,20 @@ impl DiskStorage {
         // Only after the lock: another server could be in the middle of a save.
         hard_state::remove_leftover_tmp(&dir)?;
         let hard_state = read_hard_state(&dir)?.unwrap_or_default();
+        // The snapshots before the log: which log is valid depends on the latest snapshot.
+        let snapshots = SnapshotStore::open(snapshot_dir(&dir))?;
+        let base = snapshots.latest().map_or((LogIndex(0), Term(0)), |meta| (meta.last_index, meta.last_term));
         let wal_dir = dir.join(WAL_DIR);
         create_dir_durably(&wal_dir)?;
-        let wal = Wal::open(&wal_dir, options)?;
-        log::debug!("opened {} with hard state {:?} and {} log entries", dir.display(), hard_state, wal.last_index());
-        Ok(DiskStorage { dir, _lock: lock, hard_state, wal, failed: false })
+        let wal = Wal::open(&wal_dir, options, base)?;
+        log::debug!(
+            "opened {} with hard state {:?}, snapshot at {}, log up to {}",
+            dir.display(),
+            hard_state,
+            base.0,
+            wal.last_index()
+        );
+        Ok(DiskStorage { dir, _lock: lock, hard_state, wal, snapshots, failed: false })
     }
 
     /// The data directory, as given to [`DiskStorage::open`].
@@ -298,6 +411,66 @@ impl Storage for DiskStorage {
 
     fn last_index(&self) -> LogIndex {
         self.wal.last_index()
+    }
+
+    fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        self.snapshots.latest().cloned()
+    }
+
+    fn take_snapshot(&mut self) -> Option<Snapshot> {
+        self.snapshots.take_snapshot()
+    }
+
+    fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        source: SnapshotSource,
+        retain_log: bool,
+    ) -> Result<(), StorageError> {
+        self.check_not_failed(self.snapshots.dir().to_path_buf(), "install snapshot")?;
+        if install::order(self.snapshots.latest(), meta) != install::Order::Newer {
+            return Ok(());
+        }
+        if retain_log {
+            install::assert_retainable(self.wal.term_at(meta.last_index), meta);
+        }
+        // A refused source changes nothing and is not a failed write: the storage stays
+        // usable. Any other error (a failed fsync of the file, say) is fail-stop.
+        let checked = match self.snapshots.check_source(meta, source) {
+            Ok(checked) => checked,
+            Err(err) => {
+                if !matches!(err, StorageError::Corrupt { .. }) {
+                    self.failed = true;
+                }
+                return Err(err);
+            }
+        };
+        log::info!(
+            "installing the snapshot at index {} term {} in {}{}",
+            meta.last_index,
+            meta.last_term,
+            self.dir.display(),
+            if retain_log { ", keeping the log" } else { ", discarding the log" }
+        );
+        // Durable first, then the log goes: a crash in between leaves the old log next to
+        // the new snapshot, which recovery handles (§7); the other order could leave neither.
+        let result = self.snapshots.install(meta, checked).and_then(|()| {
+            if retain_log {
+                self.wal.set_base(meta.last_index, meta.last_term);
+                Ok(())
+            } else {
+                self.wal.discard(meta.last_index, meta.last_term)
+            }
+        });
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn compact(&mut self, upto: LogIndex) -> Result<(), StorageError> {
+        install::assert_compactable(self.snapshots.latest(), upto);
+        self.log_write("compact", |wal| wal.compact(upto))
     }
 }
 

@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use super::error::io_error;
 use super::hard_state::sync_dir;
+use super::install::log_continues_snapshot;
 use super::record::{self, Marker};
 use super::scan::{self, Expect, RecordPos};
 use super::segment::{self, SEGMENT_HEADER_LEN};
@@ -79,7 +80,10 @@ pub(super) struct Wal {
     written_len: u64,
     last_index: LogIndex,
     last_term: Term,
-    /// The log as recovered at open, until the runtime takes it.
+    /// Index and term of the latest snapshot's last entry ((0, 0) without one): the log
+    /// continues it, so an empty log ends there, and no truncation may reach into it.
+    base: (LogIndex, Term),
+    /// The log as recovered at open (the entries after `base`), until the runtime takes it.
     recovered: Vec<Entry>,
     /// End of the last sync marker in the last segment (its header's end if none). A sync
     /// with nothing after it has nothing to do: no fdatasync, no new marker.
@@ -110,9 +114,11 @@ impl fmt::Debug for Wal {
 }
 
 impl Wal {
-    /// Opens the log in `dir` (which must exist): recovers every segment, truncating a torn
-    /// tail of the last one, and refuses ([`StorageError::Corrupt`]) damage anywhere else.
-    pub(super) fn open(dir: &Path, options: WalOptions) -> Result<Wal, StorageError> {
+    /// Opens the log in `dir` (which must exist) next to the latest snapshot ending at `base`
+    /// ((0, 0) without one): recovers every segment, truncating a torn tail of the last one,
+    /// and refuses ([`StorageError::Corrupt`]) damage anywhere else. With a snapshot, a log
+    /// that no longer continues it (§7, [`log_continues_snapshot`]) is discarded durably.
+    pub(super) fn open(dir: &Path, options: WalOptions, base: (LogIndex, Term)) -> Result<Wal, StorageError> {
         let mut wal = Wal {
             dir: dir.to_path_buf(),
             options,
@@ -120,8 +126,9 @@ impl Wal {
             active: None,
             pending: Vec::new(),
             written_len: 0,
-            last_index: LogIndex(0),
-            last_term: Term(0),
+            last_index: base.0,
+            last_term: base.1,
+            base,
             recovered: Vec::new(),
             marked_end: SEGMENT_HEADER_LEN as u64,
             durable_len: SEGMENT_HEADER_LEN as u64,
@@ -144,10 +151,12 @@ impl Wal {
             }
         }
         log::debug!(
-            "opened log {} with {} segments, entries 1..={}",
+            "opened log {} with {} segments, entries {}..={} after the snapshot at {}",
             dir.display(),
             wal.segments.len(),
-            wal.last_index
+            wal.base.0 .0 + 1,
+            wal.last_index,
+            wal.base.0
         );
         Ok(wal)
     }
@@ -165,8 +174,31 @@ impl Wal {
             sync_dir(&self.dir)?;
         }
         let files = &listing.segments;
+        let base_index = self.base.0;
         for (k, (named, path)) in files.iter().enumerate() {
-            let next_index = LogIndex(self.last_index.0 + 1);
+            let mut next_index = LogIndex(self.last_index.0 + 1);
+            let mut last_term = self.last_term;
+            if k == 0 {
+                // Without a snapshot the log starts at 1 (the scan refuses anything else).
+                // With one, compaction deleted the segments whose entries it covers, so the
+                // first may start anywhere up to right after it; entries below it may have
+                // any (non-decreasing) term.
+                next_index = LogIndex(1);
+                last_term = Term(0);
+                if base_index.0 > 0 {
+                    if *named == LogIndex(0) || named.0 > base_index.0 + 1 {
+                        return Err(StorageError::Corrupt {
+                            path: path.clone(),
+                            offset: super::segment::OFFSET_FIRST_INDEX as u64,
+                            detail: format!(
+                                "the first segment starts at index {named}, but the snapshot ends at index {base_index}: entries {}..{named} are missing",
+                                base_index.0 + 1
+                            ),
+                        });
+                    }
+                    next_index = *named;
+                }
+            }
             if let Some(previous) = self.segments.last() {
                 // A gap: entries between the two files are missing. The older file is the
                 // one that lost them (or a file between them is gone), so name it.
@@ -182,7 +214,7 @@ impl Wal {
                     });
                 }
             }
-            let expect = Expect { next_index, last_term: self.last_term, is_last: k + 1 == files.len() };
+            let expect = Expect { next_index, last_term, is_last: k + 1 == files.len() };
             let scanned = scan::scan(path, *named, expect)?;
             if let Some(reason) = &scanned.torn {
                 // Only bytes that no sync covered: no valid marker claims anything past them.
@@ -199,13 +231,134 @@ impl Wal {
             }
             self.last_index = LogIndex(scanned.first_index.0 + scanned.entries.len() as u64 - 1);
             self.marked_end = scanned.marked_end;
-            self.recovered.extend(scanned.entries);
+            // Entries the snapshot covers are not the log's any more; their segments stay
+            // until the next compaction.
+            self.recovered.extend(scanned.entries.into_iter().filter(|entry| entry.index > base_index));
             self.segments.push(Segment {
                 first_index: scanned.first_index,
                 path: path.clone(),
                 records: scanned.positions,
                 len: scanned.valid_len,
             });
+        }
+        if base_index.0 > 0 {
+            self.recover_against_snapshot()?;
+        }
+        Ok(())
+    }
+
+    /// §7 at recovery: keeps the log if it continues the snapshot, else discards it durably
+    /// (a crash between an install's snapshot rename and its log discard left the old log).
+    fn recover_against_snapshot(&mut self) -> Result<(), StorageError> {
+        let (base_index, base_term) = self.base;
+        let Some(first) = self.segments.first() else {
+            // No log at all: it is empty, ending at the snapshot.
+            return Ok(());
+        };
+        let term_at_base = self.term_at(base_index);
+        if !log_continues_snapshot(first.first_index, term_at_base, base_index, base_term) {
+            log::warn!(
+                "discarding the log in {} (entries {}..={}): it does not continue the snapshot at index {base_index} term {base_term} ({}, and it does not start at {}). A crash between installing that snapshot and discarding the log left it (§7)",
+                self.dir.display(),
+                first.first_index,
+                self.last_index,
+                match term_at_base {
+                    Some(term) => format!("its entry {base_index} has term {term}"),
+                    None => format!("it does not hold entry {base_index}"),
+                },
+                base_index.0 + 1
+            );
+            return self.discard_segments();
+        }
+        if term_at_base.is_none() {
+            // The log starts right after the snapshot: it was appended after an install
+            // (assert_continues checked it against the snapshot's term), so a lower term
+            // is damage, not a leftover.
+            if let Some(record) = first.records.first().filter(|record| record.term < base_term) {
+                return Err(StorageError::Corrupt {
+                    path: first.path.clone(),
+                    offset: record.offset,
+                    detail: format!(
+                        "entry {} has term {}, lower than the term {base_term} of the snapshot it follows (§5.3: terms never decrease along the log)",
+                        first.first_index, record.term
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Term of the entry at `index`, if the log (what its segments still hold, entries the
+    /// snapshot covers included) has it.
+    pub(super) fn term_at(&self, index: LogIndex) -> Option<Term> {
+        let k = self.segments.partition_point(|segment| segment.first_index <= index).checked_sub(1)?;
+        let segment = &self.segments[k];
+        segment.records.get((index.0 - segment.first_index.0) as usize).map(|record| record.term)
+    }
+
+    /// First index of the oldest segment still on disk, if any (for tests).
+    #[cfg(test)]
+    pub(super) fn first_segment_index(&self) -> Option<LogIndex> {
+        self.segments.first().map(|segment| segment.first_index)
+    }
+
+    /// Makes (`index`, `term`), the last entry of a snapshot just installed, the base the log
+    /// continues; the log itself is kept (§7: it holds that entry, the caller checked).
+    pub(super) fn set_base(&mut self, index: LogIndex, term: Term) {
+        self.base = (index, term);
+    }
+
+    /// Discards the whole log durably after a snapshot ending at (`index`, `term`) was made
+    /// durable (§7: the log does not continue it). Afterwards the log is empty, ends at the
+    /// snapshot, and the next append starts a segment at `index + 1`.
+    pub(super) fn discard(&mut self, index: LogIndex, term: Term) -> Result<(), StorageError> {
+        self.check_not_failed("discard")?;
+        self.base = (index, term);
+        let result = self.discard_segments();
+        self.fail_stop(result)
+    }
+
+    /// Removes every segment, newest first, each removal durable before the next: a crash in
+    /// between leaves a prefix of the old log, which starts where it started and so still
+    /// fails the §7 check at the next open (removing the oldest first could leave a suffix
+    /// starting right after the snapshot, which the check would keep).
+    fn discard_segments(&mut self) -> Result<(), StorageError> {
+        self.pending.clear();
+        self.active = None;
+        self.recovered.clear();
+        while let Some(removed) = self.segments.pop() {
+            segment::remove(&removed.path)?;
+            sync_dir(&self.dir)?;
+            log::info!("removed log segment {} (log discarded for a snapshot)", removed.path.display());
+        }
+        (self.last_index, self.last_term) = self.base;
+        self.written_len = 0;
+        self.marked_end = SEGMENT_HEADER_LEN as u64;
+        self.durable_len = SEGMENT_HEADER_LEN as u64;
+        Ok(())
+    }
+
+    /// Deletes every segment all of whose entries are at or below `upto`, oldest first, never
+    /// the last one (the one appends go to), each removal durable before the next: at every
+    /// instant the files on disk chain, starting at or below `upto + 1`, so a crash in the
+    /// middle leaves a log that recovers (docs/storage.md, "Compaction"). The caller has a
+    /// durable snapshot covering `upto`. The entries kept below `upto` are harmless: recovery
+    /// skips what the snapshot covers.
+    pub(super) fn compact(&mut self, upto: LogIndex) -> Result<(), StorageError> {
+        self.check_not_failed("compact")?;
+        let result = self.compact_inner(upto);
+        self.fail_stop(result)
+    }
+
+    fn compact_inner(&mut self, upto: LogIndex) -> Result<(), StorageError> {
+        // Segment 0 holds entries first_index ..= segments[1].first_index - 1.
+        while self.segments.len() > 1 && self.segments[1].first_index.0 <= upto.0 + 1 {
+            let removed = self.segments.remove(0);
+            // Never the last segment, so its whole content was fdatasynced at rotation:
+            // nothing unsynced goes with it.
+            segment::remove(&removed.path)?;
+            sync_dir(&self.dir)?;
+            log::info!("compacted log segment {} (entries up to {upto} are in a snapshot)", removed.path.display());
         }
         Ok(())
     }
@@ -391,10 +544,16 @@ impl Wal {
         self.check_not_failed("truncate")?;
         // Index 0 is "no entry": removing from there is removing everything.
         let from = LogIndex(from.0.max(1));
+        assert!(
+            self.base.0 .0 == 0 || from > self.base.0,
+            "truncate from index {from}, but entries up to {} are in a snapshot: committed, never in conflict (§5.4)",
+            self.base.0
+        );
         if from > self.last_index {
             return Ok(());
         }
-        self.recovered.truncate(from.0 as usize - 1);
+        let keep = self.recovered.partition_point(|entry| entry.index < from);
+        self.recovered.truncate(keep);
         let result = self.truncate_inner(from);
         self.fail_stop(result)
     }
@@ -414,7 +573,8 @@ impl Wal {
             self.truncate_on_disk(k, from, offset)?;
         }
         self.last_index = LogIndex(from.0 - 1);
-        self.last_term = self.segments.last().and_then(|s| s.records.last()).map_or(Term(0), |r| r.term);
+        // With no record left, the log ends at the snapshot (or is empty).
+        self.last_term = self.segments.last().and_then(|s| s.records.last()).map_or(self.base.1, |r| r.term);
         log::debug!("truncated log from index {from}");
         Ok(())
     }

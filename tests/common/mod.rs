@@ -69,6 +69,16 @@ impl TestConfig {
         self.config = Config::load(&self.path).expect("keyed config loads");
     }
 
+    /// Set `object.<key>` in the file (e.g. `snapshot_entries`) and reload it.
+    #[allow(dead_code)] // not every test binary sets options
+    pub fn set(&mut self, key: &str, value: serde_json::Value) {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.path).expect("read config")).expect("config is JSON");
+        json["object"][key] = value;
+        std::fs::write(&self.path, json.to_string()).expect("write config");
+        self.config = Config::load(&self.path).expect("config with the option loads");
+    }
+
     /// Rewrite the file with other timeouts (same servers, so the same cluster id).
     pub fn rewrite_timeouts(&mut self, election_timeout_ms: u64, heartbeat_ms: u64) {
         self.config = write_config(&self.path, &self.servers, election_timeout_ms, heartbeat_ms);

@@ -1,0 +1,264 @@
+//! The driver's half of snapshots (§7): when to take one, the order that makes it safe to
+//! compact, filling the chunks the core sends, and the follower's side of a transfer — writing
+//! chunks, checking the complete image, restoring the state machine once the install is
+//! durable.
+//!
+//! Taking a snapshot never stalls the loop: [`StateMachine::snapshot`] only freezes a view
+//! (the KV store's shards are copy-on-write), the job serializes it and writes the image on
+//! another thread ([`Io::take_snapshot`]), and the rename into place and the deletion of old
+//! WAL segments are a write like any other, on the writer thread, in order with the log's
+//! writes. Only then does the core drop the entries from memory: until the snapshot is
+//! durable the log is the only copy of them.
+
+use super::{Driver, Io, Waiting, WriteRequest};
+use crate::codec::encode;
+use crate::core::{snapshot_chunk_len, IndexRange, Invalid, LogIndex, Message, NodeId, Outgoing, SnapshotChunk};
+use crate::kv::StateMachine;
+use crate::storage::{Snapshot, SnapshotMeta};
+
+/// When a server takes a snapshot of its state machine and compacts its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Take a snapshot once this many entries were applied since the last one (0: never by
+    /// count).
+    pub entries: u64,
+    /// Take a snapshot once this many command bytes were applied since the last one (0: never
+    /// by size).
+    pub bytes: u64,
+    /// Entries kept in the log behind a snapshot, so a follower that is a little behind gets
+    /// entries rather than the whole snapshot.
+    pub trailing: u64,
+}
+
+impl Default for SnapshotPolicy {
+    /// Every 100,000 entries or 64 MiB of commands, keeping 10,000 entries: memory and disk stay
+    /// within a few tens of MB of log at any write rate (at 100 B commands), a follower that
+    /// missed a second or so of full load still catches up from the log, and at full load a
+    /// snapshot is taken every second or two — far less work than the writes themselves.
+    fn default() -> Self {
+        SnapshotPolicy { entries: 100_000, bytes: 64 << 20, trailing: 10_000 }
+    }
+}
+
+/// A snapshot for the writer to make durable (see [`WriteRequest::snapshot`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotWrite {
+    /// Which snapshot.
+    pub meta: SnapshotMeta,
+    /// True: the image received from the leader (the incoming image, not yet synced nor
+    /// renamed); false: the one this server took ([`Io::take_snapshot`], already synced).
+    pub received: bool,
+    /// False: discard the whole log (§7 step 7: it does not contain the snapshot's last entry).
+    pub retain_log: bool,
+}
+
+/// A snapshot this server took, on its way to being the durable one.
+#[derive(Debug)]
+pub(super) struct Taken {
+    meta: SnapshotMeta,
+    image_len: u64,
+    compact_to: LogIndex,
+}
+
+/// Snapshot bookkeeping of one driver.
+#[derive(Debug)]
+pub(super) struct Snapshots {
+    policy: SnapshotPolicy,
+    /// Index of the last snapshot taken or installed.
+    last: LogIndex,
+    /// Command bytes applied since.
+    pub(super) applied_bytes: u64,
+    /// A snapshot is being taken (job running or its write in flight).
+    in_progress: bool,
+    /// `leader snapshot`: take one now, whatever the policy says.
+    requested: bool,
+}
+
+impl Snapshots {
+    pub(super) fn new(policy: SnapshotPolicy, last: LogIndex) -> Self {
+        Snapshots { policy, last, applied_bytes: 0, in_progress: false, requested: false }
+    }
+
+    fn due(&self, applied: LogIndex) -> bool {
+        let entries = applied.0.saturating_sub(self.last.0);
+        if self.in_progress || entries == 0 {
+            return false;
+        }
+        self.requested
+            || (self.policy.entries > 0 && entries >= self.policy.entries)
+            || (self.policy.bytes > 0 && self.applied_bytes >= self.policy.bytes)
+    }
+}
+
+/// The configuration recorded in a snapshot: the voters, sorted (pids as bincode `u64`s). Fixed
+/// by config.json today; recorded so that a restore knows whom it belonged to.
+fn config_bytes(raft: &crate::core::Raft) -> Vec<u8> {
+    let mut voters: Vec<u64> = raft.peers().iter().map(|p| p.0).chain([raft.id().0]).collect();
+    voters.sort_unstable();
+    encode(&voters)
+}
+
+impl<M: StateMachine, T> Driver<M, T> {
+    /// Step the core with a message from `from`, after the checks only the driver can make
+    /// (a chunk's checksum: the core does not hash).
+    pub fn step(&mut self, from: NodeId, message: Message) {
+        if let Message::InstallSnapshot(m) = &message {
+            if crc32fast::hash(&m.data) != m.crc {
+                self.raft.count_invalid(Invalid::SnapshotChunkChecksum);
+                log::warn!("{}: dropped a snapshot chunk from {from} with a bad checksum", self.raft.id());
+                return;
+            }
+        }
+        self.raft.step(from, message);
+    }
+
+    /// Take a snapshot at the next opportunity, whatever the policy says (`leader snapshot`).
+    pub fn request_snapshot(&mut self) {
+        self.snapshots.requested = true;
+    }
+
+    /// Index of the last snapshot this server took or installed (0: none).
+    pub fn last_snapshot(&self) -> LogIndex {
+        self.snapshots.last
+    }
+
+    /// True while a snapshot is being taken.
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.snapshots.in_progress
+    }
+
+    /// Send one message, filling a snapshot chunk's bytes from the image first.
+    pub(super) fn send(&mut self, out: Outgoing, io: &mut impl Io<T>) {
+        let Outgoing { to, mut message } = out;
+        if let Message::InstallSnapshot(m) = &mut message {
+            if m.data.is_empty() {
+                let len = snapshot_chunk_len(m.total_len, m.offset);
+                match io.read_snapshot(m.last_index, m.last_term, m.offset, len) {
+                    Some(data) if data.len() == len => {
+                        m.crc = crc32fast::hash(&data);
+                        m.data = data;
+                    }
+                    _ => {
+                        self.raft.snapshot_unavailable(to, m.last_index, m.last_term);
+                        return;
+                    }
+                }
+            }
+        }
+        io.send(to, message);
+    }
+
+    /// Follower: write a chunk; after the last, check the whole image and tell the core.
+    pub(super) fn receive_chunk(&mut self, chunk: SnapshotChunk, io: &mut impl Io<T>) {
+        io.receive_snapshot_chunk(&chunk);
+        if !chunk.last {
+            return;
+        }
+        let checked = io.received_snapshot().and_then(|snapshot| {
+            let named = (snapshot.meta.last_index, snapshot.meta.last_term);
+            if named == (chunk.index, chunk.term) {
+                Ok(snapshot)
+            } else {
+                Err(format!("the image holds snapshot {:?}, the chunks named {:?}", named, (chunk.index, chunk.term)))
+            }
+        });
+        match checked {
+            Ok(snapshot) => {
+                if self.raft.snapshot_received(chunk.index, chunk.term, true) {
+                    self.received = Some(snapshot); // installed by the next Ready
+                }
+            }
+            Err(reason) => {
+                log::warn!("{}: received snapshot image refused: {reason}", self.raft.id());
+                self.raft.snapshot_received(chunk.index, chunk.term, false);
+            }
+        }
+    }
+
+    /// The install of a received snapshot is durable: replace the state machine's state.
+    pub(super) fn restore(&mut self, snapshot: Snapshot) {
+        let index = snapshot.meta.last_index;
+        let data = snapshot.data;
+        if let Err(reason) = self.state_machine.restore(&data) {
+            // The image passed its checksum and names the right snapshot, so the leader's state
+            // machine wrote bytes ours refuses (another version?): nothing safe is left to do.
+            panic!("server {}: the state machine refused snapshot {index}: {reason}", self.raft.id());
+        }
+        self.applied = index;
+        self.snapshots.last = index;
+        self.snapshots.applied_bytes = 0;
+        self.raft.set_snapshot(index, snapshot.meta.last_term, image_len(&snapshot.meta, data.len()));
+    }
+
+    /// Take a snapshot if one is due (after applying).
+    pub(super) fn maybe_take_snapshot(&mut self, io: &mut impl Io<T>) {
+        if !self.snapshots.due(self.applied) {
+            return;
+        }
+        let mut index = self.applied;
+        if self.bugs().compact_past_commit {
+            index = index.max(self.raft.log().persisted()); // names entries it never applied
+        }
+        let Some(term) = self.raft.log().term_at(index) else { return };
+        let meta = SnapshotMeta { last_index: index, last_term: term, config: config_bytes(&self.raft) };
+        log::info!("{}: taking a snapshot at index {index}", self.raft.id());
+        self.snapshots.in_progress = true;
+        self.snapshots.requested = false;
+        let job = self.state_machine.snapshot();
+        let job: crate::kv::SnapshotJob =
+            if self.bugs().snapshot_without_sessions { Box::new(move || strip_sessions(job())) } else { job };
+        io.take_snapshot(meta, job);
+    }
+
+    /// The snapshot `meta` is written (synced, under a temporary name) and `image_len` bytes
+    /// long: make it the durable snapshot and compact the log behind it, in order with the
+    /// log's writes. Call [`Driver::drive`] after.
+    pub fn snapshot_taken(&mut self, meta: SnapshotMeta, image_len: u64, io: &mut impl Io<T>) {
+        let compact_to = LogIndex(meta.last_index.0.saturating_sub(self.snapshots.policy.trailing));
+        let compact_to = compact_to.max(self.raft.log().compacted().0);
+        io.write(WriteRequest {
+            truncate_from: None,
+            entries: Vec::new(),
+            hard_state: None,
+            sync: true,
+            snapshot: Some(super::SnapshotWrite { meta: meta.clone(), received: false, retain_log: true }),
+            compact_to: Some(compact_to),
+        });
+        self.waiting.push_back(Waiting {
+            submitted: true,
+            messages: Vec::new(),
+            committed: IndexRange::EMPTY,
+            hard_state: None,
+            soft_state: None,
+            last_entry: None,
+            restore: None,
+            taken: Some(Taken { meta, image_len, compact_to }),
+        });
+    }
+
+    /// A snapshot this server took is durable and the storage compacted: so may the core.
+    pub(super) fn adopted(&mut self, taken: Taken) {
+        let Taken { meta, image_len, compact_to } = taken;
+        self.snapshots.in_progress = false;
+        if meta.last_index <= self.snapshots.last {
+            return; // a received snapshot overtook it
+        }
+        self.snapshots.last = meta.last_index;
+        self.snapshots.applied_bytes = 0;
+        self.raft.set_snapshot(meta.last_index, meta.last_term, image_len);
+        if compact_to > self.raft.log().compacted().0 {
+            self.raft.compact(compact_to);
+        }
+    }
+}
+
+/// Size of the image of a snapshot with `meta` and `data_len` bytes of state.
+/// (docs/storage.md: header, configuration, data, CRC-32).
+pub fn image_len(meta: &SnapshotMeta, data_len: usize) -> u64 {
+    (crate::storage::SNAPSHOT_HEADER_LEN + meta.config.len() + data_len + 4) as u64
+}
+
+/// The planted bug `snapshot_without_sessions`: the KV store's snapshot, sessions removed.
+fn strip_sessions(data: Vec<u8>) -> Vec<u8> {
+    crate::kv::without_sessions(&data).unwrap_or(data)
+}

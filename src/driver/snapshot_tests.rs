@@ -1,0 +1,1 @@
+//! Snapshots through the driver: two drivers and an in-memory world.
