@@ -2,7 +2,8 @@
 //! voter elects Rust servers, a Python client reads and writes (and its `status` shows the
 //! counters of the Rust CLI's `leader status --json`), application messages cross in
 //! both directions, a Python sender of garbage cannot disturb the cluster, and pre-vote (Message
-//! tags 4 and 5) keeps a cut-off Python peer from deposing a healthy Rust leader.
+//! tags 4 and 5) keeps a cut-off Python peer from deposing a healthy Rust leader, and a Python peer
+//! that was down catches up by InstallSnapshot (Message tags 6 and 7).
 //! Needs python3 with pyzmq (`.ci/run` installs it).
 
 mod common;
@@ -447,4 +448,129 @@ fn a_cut_off_or_restarted_python_peer_with_pre_vote_does_not_depose_a_healthy_ru
     wait_for(TOLERANCE, "the reconnected peer to depose the leader", || {
         servers.values().any(|s| s.term() > term).then_some(())
     });
+}
+
+/// The `"snapshot"` line peer.py prints when it installs (or, at start, loads) a snapshot,
+/// within `timeout`: `{"installed": I, "term": T, "bytes": N, …}` or `{"loaded": I, …}`.
+fn snapshot_line(peer: &mut PythonPeer, key: &str, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match peer.next_line(left) {
+            Some(v) if v["snapshot"].get(key).is_some() => return v["snapshot"].clone(),
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    panic!("peer.py printed no {{\"snapshot\": {{\"{key}\": …}}}} line within {timeout:?}");
+}
+
+/// The last index a snapshot file names (LDSN header, docs/storage.md: u64 LE at byte 5).
+fn snapshot_file_index(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..4], b"LDSN", "{} is not a snapshot file", path.display());
+    u64::from_le_bytes(bytes[5..13].try_into().unwrap())
+}
+
+/// Raft §7 across languages (Message tags 6 and 7): a Python peer that was down while the Rust
+/// servers compacted their logs behind snapshots catches up by InstallSnapshot. The leader
+/// streams its snapshot file in 256 KiB chunks (values of 1,000 bytes make the image about
+/// 2 MB: several chunks, more than the 4 in flight), the peer installs it durably, acknowledges
+/// it, follows the log from there, and a restart starts from it.
+#[test]
+fn a_python_peer_that_was_down_catches_up_by_snapshot() {
+    let mut test = TestConfig::new(3, 200, 50);
+    // Compact every 200 applied entries, keeping 10 behind.
+    let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&test.path).unwrap()).unwrap();
+    json["object"]["snapshot_entries"] = 200.into();
+    json["object"]["snapshot_trailing_entries"] = 10.into();
+    std::fs::write(&test.path, json.to_string()).unwrap();
+    test.config = leader::config::Config::load(&test.path).expect("the config with snapshot keys loads");
+
+    let peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
+    let servers = rust_servers(&test, &[1, 2]);
+    let (leader, _) = rust_leader(&servers);
+    let mut client = Client::new(test.config.clone());
+    for i in 0..5 {
+        client.put(format!("early{i}").as_bytes(), b"v").expect("an early write");
+    }
+    let mut status = Client::new(test.config.clone()).with_timeout(Duration::from_millis(300));
+    let commit = servers[&leader].status().commit_index;
+    let old_last = wait_for(TOLERANCE, "peer.py to hold the early writes", || {
+        status.status(NodeId(3)).ok().filter(|s| s.commit_index >= commit).map(|s| s.last_index)
+    });
+    drop(peer);
+
+    // 2,000 writes from 4 clients while the peer is down.
+    let value = vec![b'v'; 1000];
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (config, value) = (test.config.clone(), &value);
+            scope.spawn(move || {
+                let mut client = Client::new(config);
+                for i in 0..500 {
+                    client.put(format!("key-{t}-{i}").as_bytes(), value).expect("a write while peer.py is down");
+                }
+            });
+        }
+    });
+    let target = servers[&leader].status().commit_index;
+    assert!(target.0 >= 2000, "{target:?}");
+    // The leader has compacted its log behind a snapshot, past what the peer holds.
+    let snap_dir = servers[&leader].data_dir().join("snap");
+    let leader_snapshot = wait_for(TOLERANCE, "the leader to hold a snapshot past the peer's log", || {
+        let newest = std::fs::read_dir(&snap_dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+            .map(|p| snapshot_file_index(&p))
+            .max()?;
+        (newest > old_last.0 + 10).then_some(newest)
+    });
+
+    let mut peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
+    // A transfer the leader began while the peer was down keeps the snapshot it began with, so
+    // the peer may first install that older one and then, still behind the leader's log, the
+    // current one: collect every install until it has caught up.
+    let mut installs = Vec::new();
+    wait_for(TOLERANCE, "peer.py to reach the leader's commit index", || {
+        while let Some(line) = peer.next_line(Duration::from_millis(50)) {
+            if line["snapshot"].get("installed").is_some() {
+                installs.push(line["snapshot"].clone());
+            }
+        }
+        status.status(NodeId(3)).ok().filter(|s| s.commit_index >= target && s.last_index >= target).map(|_| ())
+    });
+    let index_of = |v: &Value| v["installed"].as_u64().unwrap();
+    let first = installs.first().expect("peer.py caught up without installing a snapshot?");
+    assert!(index_of(first) > old_last.0, "{first} (old last index {old_last:?})");
+    assert_eq!(first["log"], "discarded", "the peer's log ended long before the snapshot: {first}");
+    let last = installs.last().unwrap();
+    let index = index_of(last);
+    assert!(index >= leader_snapshot, "{installs:?}: the leader's log starts after its snapshot {leader_snapshot}");
+    assert!(last["bytes"].as_u64().unwrap() > 4 * 256 * 1024, "a multi-chunk image: {last}");
+    let file = test.dir.path().join("data/3/snapshot.bin");
+    assert_eq!(snapshot_file_index(&file), index, "snapshot.bin is the last snapshot installed");
+
+    // It follows the log after the snapshot, and the leader commits with it alone once the
+    // other Rust server is gone (2 of 3).
+    let other = servers.keys().copied().find(|p| *p != leader).unwrap();
+    let mut servers = servers;
+    servers.remove(&other).unwrap().stop().unwrap();
+    let after = client.put(b"after", b"1").expect("a write committed with peer.py's acknowledgement");
+    wait_for(TOLERANCE, "peer.py to commit the write after the snapshot", || {
+        status.status(NodeId(3)).ok().filter(|s| s.commit_index >= after).map(|_| ())
+    });
+
+    // A restart starts from the snapshot: at once it reports it committed.
+    drop(peer);
+    let mut peer = PythonPeer::start(3, &test.path, &["--no-campaign"]);
+    let loaded = snapshot_line(&mut peer, "loaded", TOLERANCE);
+    assert!(loaded["loaded"].as_u64().unwrap() >= index, "{loaded}");
+    assert!(loaded["last_index"].as_u64().unwrap() >= after.0, "the entries after it were kept: {loaded}");
+    let s = wait_for(TOLERANCE, "the restarted peer.py's status", || status.status(NodeId(3)).ok());
+    assert!(s.commit_index.0 >= index && s.last_index >= after, "{s:?}");
+    // (The leader may have stepped down meanwhile, having heard from no majority: the client
+    // retries until it is re-elected, with the restarted peer's pre-vote and vote.)
+    client.put(b"again", b"2").expect("a write committed with the restarted peer.py");
 }

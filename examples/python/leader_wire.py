@@ -20,7 +20,8 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
     Envelope(version, cluster_id, from_, to, body)      # ``from`` is a Python keyword
       body (Body enum)   tag 0 Raft: one of RequestVote, RequestVoteResponse,
                                       AppendEntries, AppendEntriesResponse,
-                                      PreVote, PreVoteResponse (tags 4, 5: pre-vote)
+                                      PreVote, PreVoteResponse (tags 4, 5: pre-vote),
+                                      InstallSnapshot, InstallSnapshotResponse (tags 6, 7)
                          tag 1 App:  App(msg_id, broadcast, payload)
     Entry(term, index, data)
 
@@ -50,6 +51,10 @@ API
     encode_kv_command(cmd)                 decode_kv_command(data, limit=KV_BYTES_MAX)
     encode_kv_response(resp)              decode_kv_response(data, limit=KV_BYTES_MAX)
     encode_entry(entry)                    decode_entry(data, limit=ENVELOPE_BYTES_MAX)
+    encode_snapshot_image(SnapshotImage)   decode_snapshot_image(image, last_index=None, last_term=None)
+    decode_snapshot_header(image)          (the LDSN snapshot file of docs/storage.md; SnapshotImageError)
+    snapshot_chunks(term, leader_id, image) -> [InstallSnapshot]   snapshot_chunk_len(total_len, offset)
+    check_install_snapshot(frm, chunk) -> the counter of the rule it breaks, or None
     fnv1a_64(data), default_cluster_id(servers), load_config(path) -> Config
     load_cluster_key(path) -> bytes; seal(key, message) -> frame; unseal(key, frame) -> message|None
     redirect_probe(config, pid) -> the leader pid server `pid` names (needs pyzmq)
@@ -84,6 +89,7 @@ import json
 import os
 import stat
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Union
 
@@ -101,6 +107,8 @@ KV_BYTES_MAX = 1 << 20
 # Not in docs/wire.md: Rust servers ignore Raft messages whose term is above this (u64::MAX / 2).
 TERM_MAX = (1 << 63) - 1
 TAG_BYTES = 32                      # HMAC-SHA256 tag appended to every frame when a key is set
+# InstallSnapshot (Message tag 6): every chunk but the last is exactly this long (256 KiB).
+SNAPSHOT_CHUNK_BYTES_MAX = 256 << 10
 
 
 class WireError(ValueError):
@@ -174,6 +182,30 @@ class PreVoteResponse:        # Message tag 5
     vote_granted: bool
 
 
+# InstallSnapshot (Raft §7), appended to Message as tags 6 and 7. The leader streams the bytes
+# of its snapshot file (the "image", format LDSN: see decode_snapshot_image) in chunks; every
+# chunk but the last is SNAPSHOT_CHUNK_BYTES_MAX bytes, and `crc` is zlib.crc32 of `data`.
+
+@dataclass(frozen=True)
+class InstallSnapshot:        # Message tag 6
+    term: int
+    leader_id: int
+    last_index: int           # the snapshot replaces every entry up to and including this index
+    last_term: int            # term of the entry at last_index
+    total_len: int            # size of the whole image in bytes
+    offset: int               # position of `data` in the image
+    data: bytes               # 1 to SNAPSHOT_CHUNK_BYTES_MAX bytes (u64 length + bytes)
+    crc: int                  # u32: CRC-32 (IEEE) of data
+
+
+@dataclass(frozen=True)
+class InstallSnapshotResponse:  # Message tag 7
+    term: int
+    last_index: int           # the snapshot this answers (that of the chunk)
+    last_term: int
+    next_offset: int          # bytes of that image held contiguously from 0: send from here
+
+
 @dataclass(frozen=True)
 class App:                    # Body tag 1
     msg_id: int
@@ -181,7 +213,8 @@ class App:                    # Body tag 1
     payload: bytes
 
 
-Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse, PreVote, PreVoteResponse]
+Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse, PreVote, PreVoteResponse,
+                InstallSnapshot, InstallSnapshotResponse]
 Body = Union[Message, App]    # a Message is Body tag 0 (Raft)
 
 
@@ -534,6 +567,13 @@ def _write_message(w: Writer, m: Message) -> None:
     elif isinstance(m, PreVoteResponse):
         w.u32(5)
         w.u64(m.term); w.bool(m.vote_granted)
+    elif isinstance(m, InstallSnapshot):
+        w.u32(6)
+        w.u64(m.term); w.u64(m.leader_id); w.u64(m.last_index); w.u64(m.last_term)
+        w.u64(m.total_len); w.u64(m.offset); w.bytes(m.data); w.u32(m.crc)
+    elif isinstance(m, InstallSnapshotResponse):
+        w.u32(7)
+        w.u64(m.term); w.u64(m.last_index); w.u64(m.last_term); w.u64(m.next_offset)
     else:
         raise TypeError(f"not a Raft message: {m!r}")
 
@@ -541,7 +581,8 @@ def _write_message(w: Writer, m: Message) -> None:
 def _read_message(r: Reader) -> Message:
     # A server that predates pre-vote knows 4 tags and drops tags 4 and 5 as garbage; that is
     # what makes the new variants safe to send to it (a lost message, as far as Raft can tell).
-    tag = r.tag("Message", 6)
+    # Likewise tags 6 and 7 (InstallSnapshot) for a server that predates snapshots.
+    tag = r.tag("Message", 8)
     if tag == 0:
         return RequestVote(term=r.u64(), candidate_id=r.u64(), last_log_index=r.u64(), last_log_term=r.u64())
     if tag == 1:
@@ -555,7 +596,12 @@ def _read_message(r: Reader) -> Message:
                                      conflict_index=r.u64(), conflict_term=r.u64())
     if tag == 4:
         return PreVote(term=r.u64(), candidate_id=r.u64(), last_log_index=r.u64(), last_log_term=r.u64())
-    return PreVoteResponse(term=r.u64(), vote_granted=r.bool())
+    if tag == 5:
+        return PreVoteResponse(term=r.u64(), vote_granted=r.bool())
+    if tag == 6:
+        return InstallSnapshot(term=r.u64(), leader_id=r.u64(), last_index=r.u64(), last_term=r.u64(),
+                               total_len=r.u64(), offset=r.u64(), data=r.bytes(), crc=r.u32())
+    return InstallSnapshotResponse(term=r.u64(), last_index=r.u64(), last_term=r.u64(), next_offset=r.u64())
 
 
 def encode_message(m: Message) -> bytes:
@@ -635,6 +681,111 @@ def decode_entry(data: bytes, limit: int = ENVELOPE_BYTES_MAX) -> Entry:
     e = _read_entry(r)
     r.end()
     return e
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot images (docs/storage.md "Snapshots") and InstallSnapshot chunks
+
+SNAPSHOT_MAGIC = b"LDSN"
+SNAPSHOT_VERSION = 1
+SNAPSHOT_HEADER = struct.Struct("<4sBQQIQ")   # magic, version, last_index, last_term, config_len, data_len
+SNAPSHOT_IMAGE_MIN = SNAPSHOT_HEADER.size + 4  # 33-byte header, no config, no data, the CRC
+SNAPSHOT_CONFIG_BYTES_MAX = 1 << 20
+
+
+class SnapshotImageError(ValueError):
+    """An image that is not a valid LDSN snapshot file; ``offset`` is the byte the check names
+    (the offsets of docs/storage.md's open checks)."""
+
+    def __init__(self, offset: int, detail: str):
+        super().__init__(f"at byte {offset}: {detail}")
+        self.offset = offset
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SnapshotImage:
+    last_index: int
+    last_term: int
+    config: bytes             # opaque (the server's own encoding of its configuration)
+    data: bytes               # opaque (the state machine's bytes)
+
+
+def encode_snapshot_image(img: SnapshotImage) -> bytes:
+    """The bytes of a snapshot file: header, config, data, CRC-32 of everything before it."""
+    body = SNAPSHOT_HEADER.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, img.last_index, img.last_term,
+                                len(img.config), len(img.data)) + img.config + img.data
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def decode_snapshot_header(image: bytes):
+    """(last_index, last_term, config_len, data_len) after the checks that need only the header
+    and the total size -- in docs/storage.md's order: size, magic, version, config_len, lengths
+    against the size. Raises SnapshotImageError."""
+    if len(image) < SNAPSHOT_IMAGE_MIN:
+        raise SnapshotImageError(0, f"{len(image)} bytes, shorter than the {SNAPSHOT_IMAGE_MIN}-byte minimum")
+    magic, version, index, term, n, m = SNAPSHOT_HEADER.unpack_from(image, 0)
+    if magic != SNAPSHOT_MAGIC:
+        raise SnapshotImageError(0, f"magic {magic!r}, not {SNAPSHOT_MAGIC!r}")
+    if version != SNAPSHOT_VERSION:
+        raise SnapshotImageError(4, f"version {version}, not {SNAPSHOT_VERSION}")
+    if n > SNAPSHOT_CONFIG_BYTES_MAX:
+        raise SnapshotImageError(21, f"config_len {n} above {SNAPSHOT_CONFIG_BYTES_MAX}")
+    if SNAPSHOT_IMAGE_MIN + n + m != len(image):
+        raise SnapshotImageError(25, f"37 + config_len {n} + data_len {m} is not the size {len(image)}")
+    return index, term, n, m
+
+
+def decode_snapshot_image(image: bytes, last_index: Optional[int] = None,
+                          last_term: Optional[int] = None) -> SnapshotImage:
+    """Check a whole image as a Rust server checks its snapshot file (docs/storage.md, "Open
+    and recovery"), and, when given, that it names `last_index`/`last_term` (what the
+    InstallSnapshot chunks said). Raises SnapshotImageError; never allocates beyond `image`."""
+    index, term, n, m = decode_snapshot_header(image)
+    end = SNAPSHOT_HEADER.size + n + m
+    stored, computed = struct.unpack_from("<I", image, end)[0], zlib.crc32(memoryview(image)[:end])
+    if stored != computed:
+        raise SnapshotImageError(end, f"checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+    if index == 0:
+        raise SnapshotImageError(5, "last_index is 0")
+    if term == 0:
+        raise SnapshotImageError(13, "last_term is 0")
+    if (last_index is not None and index != last_index) or (last_term is not None and term != last_term):
+        raise SnapshotImageError(5, f"names ({index}, {term}), not ({last_index}, {last_term})")
+    config = bytes(image[SNAPSHOT_HEADER.size:SNAPSHOT_HEADER.size + n])
+    return SnapshotImage(index, term, config, bytes(image[SNAPSHOT_HEADER.size + n:end]))
+
+
+def snapshot_chunk_len(total_len: int, offset: int) -> int:
+    """Length of the chunk of a `total_len`-byte image that starts at `offset` (every chunk is
+    SNAPSHOT_CHUNK_BYTES_MAX but the last)."""
+    return max(0, min(total_len - offset, SNAPSHOT_CHUNK_BYTES_MAX))
+
+
+def snapshot_chunks(term: int, leader_id: int, image: bytes):
+    """Every InstallSnapshot chunk of `image` in order, as a leader sends them."""
+    index, last_term, _, _ = decode_snapshot_header(image)
+    out, offset = [], 0
+    while offset < len(image):
+        data = bytes(image[offset:offset + snapshot_chunk_len(len(image), offset)])
+        out.append(InstallSnapshot(term, leader_id, index, last_term, len(image), offset, data, zlib.crc32(data)))
+        offset += len(data)
+    return out
+
+
+def check_install_snapshot(frm: int, m: InstallSnapshot) -> Optional[str]:
+    """The rules a chunk must keep (docs/wire.md "What a peer must never send"): the name of
+    the counter of the first one it breaks, or None. The Rust servers check the same, in this
+    order (the checksum first: their transport layer checks it before the core sees the chunk)."""
+    if zlib.crc32(m.data) != m.crc:
+        return "invalid_snapshot_chunk_checksum"
+    if m.leader_id != frm:
+        return "invalid_leader_id"
+    if m.last_index == 0 or m.last_term == 0 or m.last_term > m.term:
+        return "invalid_log_position"
+    if not m.data or len(m.data) > SNAPSHOT_CHUNK_BYTES_MAX or m.offset + len(m.data) > m.total_len:
+        return "invalid_snapshot_chunk"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

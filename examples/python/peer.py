@@ -39,6 +39,11 @@ stdout, one JSON object per line, flushed after each:
                         for each App envelope received; payload is the UTF-8 text, or its
                         lower-case hex if it is not valid UTF-8
     {"drops": {...}}    only in answer to the stdin command `drops`
+    {"snapshot": {"loaded": I, "term": T, "bytes": N, "last_index": L}}
+                        at start, when the data directory holds a snapshot
+    {"snapshot": {"installed": I, "term": T, "bytes": N, "from": P, "log": "kept"|"discarded",
+                  "last_index": L}}
+                        when a snapshot received from leader P is installed (durably)
 Nothing else goes to stdout; diagnostics go to stderr (routine ones only with --verbose).
 
 stdin, one command per line (EOF is not an exit; the peer keeps running):
@@ -59,20 +64,43 @@ Data directory (default `<config data_dir>/<pid>`, i.e. `<config dir>/data/<pid>
     state.json    {"current_term": T, "voted_for": P or null} -- replaced atomically: written
                   to state.json.tmp, fsynced, renamed over state.json, directory fsynced.
                   Missing = term 0, no vote.
-    raft.log      the log, append-only: the 8 bytes b"LPYLOG1\\n", then one record per entry:
+    snapshot.bin  the latest snapshot installed from a leader: the image exactly as received
+                  (docs/storage.md's LDSN snapshot file), kept opaque -- there is no state machine
+                  to restore. Checked on start (a damaged one is refused: the log after it may
+                  not reach back). snapshot.bin.incoming holds an image being received; removed
+                  on start (the transfer starts over).
+    raft.log      the log, append-only: the 8 bytes b"LPYLOG2\\n", u64 LE base_index, u64 LE
+                  base_term, u32 LE CRC-32 of those 16 bytes (the snapshot the log continues;
+                  0, 0 without one), then one record per entry:
                       u32 LE  n, the length of the payload
                       u32 LE  CRC-32 (zlib.crc32, IEEE) of the payload
                       n bytes payload: the Entry exactly as on the wire
                               (u64 term, u64 index, u64 data length, data)
-                  Records hold indexes 1, 2, 3, ... in order. A conflicting suffix is removed
-                  by truncating the file at the first removed record. On start, an incomplete
+                  Records hold indexes base_index + 1, + 2, ... in order. (A log written
+                  before snapshots, magic b"LPYLOG1\\n" and no base, is read as base 0, 0.)
+                  Installing a snapshot rewrites the file (raft.log.tmp, fsync, rename,
+                  directory fsync) with the new base and the entries kept. A conflicting
+                  suffix is removed by truncating the file at the first removed record.
+                  On start, an incomplete
                   last record, or a last record whose checksum fails, is a torn write and is cut
                   off; a bad record anywhere else is corruption and the peer refuses to start.
 
 Durability: every batch of inbound messages is handled in memory, then term/vote are saved
 (if changed) and the log is fsynced (if changed), and only then do the answers go out. So a
 vote is on disk before the RequestVoteResponse leaves, and entries before success = true.
-The commit index is kept in memory only (after a restart it is relearned from the leader).
+The commit index is kept in memory only (after a restart it is the snapshot's index, and the
+rest is relearned from the leader).
+
+Snapshots (Raft §7; Message tags 6 InstallSnapshot and 7 InstallSnapshotResponse): as a
+follower it receives a leader's snapshot in chunks (docs/wire.md §4, the InstallSnapshot rules):
+chunks at the offset it expects are appended to snapshot.bin.incoming, every chunk is answered
+with how much it holds, and the complete image is checked (header, CRC, that it names the
+chunks' last_index/last_term), fsynced and renamed over snapshot.bin; then the log keeps the
+entries after the snapshot if it holds its last entry, else is discarded, the commit index
+becomes at least the snapshot's index, and only then does AppendEntriesResponse{success,
+match_index: last_index} leave. As a leader it sends no snapshots (it never compacts its log,
+but after installing one its log starts after it): a follower that needs entries only the
+snapshot holds gets heartbeats at the snapshot's end and stays behind until a Rust server leads.
 """
 
 import argparse
@@ -104,7 +132,8 @@ PULL_RCVHWM = 4096
 INBOUND_BATCH_MAX = 256          # envelopes handled before the state is synced and answers sent
 ENTRIES_PER_MESSAGE_MAX = 1024   # a leader's AppendEntries: at most this many entries ...
 BYTES_PER_MESSAGE_MAX = 512 << 10  # ... and this many data bytes (at least one entry)
-LOG_MAGIC = b"LPYLOG1\n"
+LOG_MAGIC = b"LPYLOG2\n"     # raft.log; LPYLOG1 (no base: from index 1) is still read
+LOG_MAGIC_V1 = b"LPYLOG1\n"
 
 
 class StorageError(Exception):
@@ -149,32 +178,61 @@ class HardState:
 
 
 class Log:
-    """The log in memory (entries[i] has index i + 1) and in raft.log (append-only records)."""
+    """The log in memory and in raft.log (append-only records). After a snapshot (§7) it starts
+    at base_index + 1: entries[i] has index base_index + 1 + i, and base_term is the term of the
+    entry at base_index (the snapshot's last entry), for the consistency check after it."""
 
     HEADER = struct.Struct("<II")
+    BASE = struct.Struct("<QQI")  # LPYLOG2: base_index, base_term, CRC-32 of those 16 bytes
 
     def __init__(self, directory: str):
+        self.directory = directory
         self.path = os.path.join(directory, "raft.log")
-        self.entries = []   # w.Entry, index i + 1 at position i
+        self.tmp = self.path + ".tmp"
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)  # a rewrite that never got renamed: the old raft.log stands
+        self.entries = []   # w.Entry, index base_index + 1 + i at position i
         self.offsets = []   # file offset of each entry's record
-        created = not os.path.exists(self.path)
-        if created:
-            with open(self.path, "wb") as f:
-                f.write(LOG_MAGIC)
-                f.flush()
-                os.fsync(f.fileno())
-            fsync_dir(directory)
+        self.base_index, self.base_term = 0, 0
+        if not os.path.exists(self.path):
+            self._write_file(0, 0, [])
         self._load()
         self.file = open(self.path, "ab")  # O_APPEND: every write goes to the end
         self.dirty = False
         self.persisted_index = self.last_index()
 
+    def _write_file(self, base_index: int, base_term: int, entries) -> None:
+        """Replace raft.log durably (temp file, fsync, rename, directory fsync) with a log of
+        `entries` after (base_index, base_term)."""
+        base = struct.pack("<QQ", base_index, base_term)
+        parts = [LOG_MAGIC, base, struct.pack("<I", zlib.crc32(base))]
+        for e in entries:
+            payload = w.encode_entry(e)
+            parts.append(self.HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+        with open(self.tmp, "wb") as f:
+            f.write(b"".join(parts))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.directory)
+
     def _load(self) -> None:
         with open(self.path, "rb") as f:
             data = f.read()
-        if data[:len(LOG_MAGIC)] != LOG_MAGIC:
+        if data[:len(LOG_MAGIC)] == LOG_MAGIC:
+            if len(data) < len(LOG_MAGIC) + self.BASE.size:
+                raise StorageError(f"{self.path}: truncated header")
+            self.base_index, self.base_term, crc = self.BASE.unpack_from(data, len(LOG_MAGIC))
+            if zlib.crc32(data[len(LOG_MAGIC):len(LOG_MAGIC) + 16]) != crc:
+                raise StorageError(f"{self.path}: bad checksum in the header")
+            if (self.base_index == 0) != (self.base_term == 0):
+                raise StorageError(f"{self.path}: impossible log start ({self.base_index}, {self.base_term})")
+            pos = len(LOG_MAGIC) + self.BASE.size
+        elif data[:len(LOG_MAGIC_V1)] == LOG_MAGIC_V1:
+            pos = len(LOG_MAGIC_V1)  # written before snapshots: starts at index 1
+        else:
             raise StorageError(f"{self.path}: not a peer.py log (bad magic)")
-        pos, good_end = len(LOG_MAGIC), len(LOG_MAGIC)
+        good_end = pos
         torn = None
         while pos < len(data):
             if pos + self.HEADER.size > len(data):
@@ -195,7 +253,7 @@ class Log:
                 entry = w.decode_entry(payload)
             except w.WireError as e:
                 raise StorageError(f"{self.path}: undecodable record at byte {pos}: {e}") from None
-            if entry.index != len(self.entries) + 1 or (self.entries and entry.term < self.entries[-1].term):
+            if entry.index != self.last_index() + 1 or entry.term < self.last_term():
                 raise StorageError(f"{self.path}: record at byte {pos} breaks the log order "
                                    f"(index {entry.index}, term {entry.term})")
             self.entries.append(entry)
@@ -210,23 +268,25 @@ class Log:
         self.end = good_end
 
     def last_index(self) -> int:
-        return len(self.entries)
+        return self.base_index + len(self.entries)
 
     def last_term(self) -> int:
-        return self.entries[-1].term if self.entries else 0
+        return self.entries[-1].term if self.entries else self.base_term
 
     def term_at(self, index: int):
-        """Term of the entry at `index`; 0 for index 0; None if there is no such entry."""
-        if index == 0:
-            return 0
-        if 1 <= index <= len(self.entries):
-            return self.entries[index - 1].term
+        """Term of the entry at `index`; 0 for index 0; the snapshot's term at base_index; None
+        if there is no such entry (past the end, or compacted into the snapshot)."""
+        if index == self.base_index:
+            return self.base_term
+        if self.base_index < index <= self.last_index():
+            return self.entries[index - self.base_index - 1].term
         return None
 
     def first_index_of_term(self, term: int, start: int) -> int:
-        """Walking back from min(start, last index): the first index of the run of `term`."""
+        """Walking back from min(start, last index): the first index of the run of `term` (not
+        below the first entry held)."""
         index = min(start, self.last_index())
-        while index > 1 and self.term_at(index - 1) == term:
+        while index > self.base_index + 1 and self.term_at(index - 1) == term:
             index -= 1
         return index
 
@@ -236,7 +296,7 @@ class Log:
                 return e.index
             if e.term < term:
                 return None
-        return None
+        return self.base_index if self.base_index and self.base_term == term else None
 
     def append(self, entries) -> None:
         for e in entries:
@@ -250,13 +310,33 @@ class Log:
 
     def truncate_from(self, index: int) -> None:
         """Remove entries index, index + 1, ... (a conflicting suffix)."""
+        assert index > self.base_index
         self.file.flush()
-        self.end = self.offsets[index - 1]
+        pos = index - self.base_index - 1
+        self.end = self.offsets[pos]
         os.ftruncate(self.file.fileno(), self.end)
-        del self.entries[index - 1:]
-        del self.offsets[index - 1:]
+        del self.entries[pos:]
+        del self.offsets[pos:]
         self.persisted_index = min(self.persisted_index, self.last_index())
         self.dirty = True
+
+    def restore_snapshot(self, index: int, term: int) -> bool:
+        """§7, InstallSnapshot receiver steps 6-7, durably: if the log holds the entry (index,
+        term), keep the entries after it (returns True); otherwise discard the whole log
+        (False). The log then starts after the snapshot. raft.log is rewritten (temp file,
+        fsync, rename, directory fsync), so every entry kept is durable when this returns."""
+        assert index > self.base_index
+        keep = self.term_at(index) == term
+        kept = self.entries[index - self.base_index:] if keep else []
+        self.file.close()
+        self._write_file(index, term, kept)
+        self.entries, self.offsets = [], []
+        self.base_index, self.base_term = index, term
+        self._load()
+        self.file = open(self.path, "ab")
+        self.dirty = False
+        self.persisted_index = self.last_index()
+        return keep
 
     def sync(self) -> None:
         if self.dirty:
@@ -266,14 +346,74 @@ class Log:
         self.persisted_index = self.last_index()
 
     def slice(self, first: int):
-        """Entries from `first` for one AppendEntries, within the message limits."""
+        """Entries from `first` (> base_index) for one AppendEntries, within the message limits."""
         out, size = [], 0
-        for e in self.entries[first - 1:first - 1 + ENTRIES_PER_MESSAGE_MAX]:
+        pos = first - self.base_index - 1
+        for e in self.entries[pos:pos + ENTRIES_PER_MESSAGE_MAX]:
             if out and size + len(e.data) > BYTES_PER_MESSAGE_MAX:
                 break
             out.append(e)
             size += len(e.data)
         return out
+
+
+class SnapshotStore:
+    """The peer's snapshot: the image a leader sent, kept opaque (the peer has no state
+    machine), in snapshot.bin; the image being received in snapshot.bin.incoming."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.path = os.path.join(directory, "snapshot.bin")
+        self.incoming_path = self.path + ".incoming"
+        if os.path.exists(self.incoming_path):
+            os.remove(self.incoming_path)  # a transfer cut short by a restart: start over
+        self.index, self.term, self.size = 0, 0, 0
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as f:
+                image = f.read()
+            try:
+                img = w.decode_snapshot_image(image)
+            except w.SnapshotImageError as e:
+                # Refuse rather than start without it: the log after it may not reach back.
+                raise StorageError(f"{self.path}: corrupt snapshot {e}") from None
+            self.index, self.term, self.size = img.last_index, img.last_term, len(image)
+        self.incoming = None  # the file being written, while a transfer is under way
+
+    def begin(self) -> None:
+        """Start receiving a new image (dropping any partial one)."""
+        self.abandon()
+        self.incoming = open(self.incoming_path, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.incoming.write(data)
+
+    def abandon(self) -> None:
+        if self.incoming is not None:
+            self.incoming.close()
+            self.incoming = None
+            os.remove(self.incoming_path)
+
+    def check(self, index: int, term: int):
+        """The complete incoming image, checked; an error message if it is bad."""
+        self.incoming.flush()
+        with open(self.incoming_path, "rb") as f:
+            image = f.read()
+        try:
+            w.decode_snapshot_image(image, index, term)
+        except w.SnapshotImageError as e:
+            return str(e)
+        return None
+
+    def install(self, index: int, term: int) -> None:
+        """Make the complete, checked incoming image the snapshot: fsync, rename, dir fsync."""
+        f, self.incoming = self.incoming, None
+        f.flush()
+        os.fsync(f.fileno())
+        self.size = f.tell()
+        f.close()
+        os.replace(self.incoming_path, self.path)
+        fsync_dir(self.directory)
+        self.index, self.term = index, term
 
 
 class Peer:
@@ -299,13 +439,28 @@ class Peer:
         tmp = os.path.join(data_dir, "state.json.tmp")
         if os.path.exists(tmp):
             os.remove(tmp)  # a save that never got renamed: the old state.json stands
-        self.hard = HardState(data_dir)
-        self.log = Log(data_dir)
+        self.log = None
+        try:
+            self.hard = HardState(data_dir)
+            self.log = Log(data_dir)
+            self.snap = SnapshotStore(data_dir)
+            self.reconcile_snapshot()
+        except BaseException:
+            if self.log is not None:
+                self.log.file.close()
+            self.lock.close()
+            raise
 
         # Raft state (Figure 2).
         self.term = self.hard.term
         self.voted_for = self.hard.voted_for
-        self.commit_index = 0
+        # Everything a snapshot covers is committed; the rest is relearned from the leader.
+        self.commit_index = self.snap.index
+        # The snapshot being received: {"key": (last_index, last_term, total_len),
+        # "next_offset": bytes held from 0}, or None. In memory only: after a restart the
+        # transfer starts over (a chunk at another offset is answered next_offset 0).
+        self.incoming = None
+        self.snapshot_needed = set()  # followers we could not serve (compacted entries): logged once
         self.role = FOLLOWER
         self.leader_id = None
         self.votes = set()
@@ -328,7 +483,8 @@ class Peer:
         self.next_msg_id = 1
         self.drops = {k: 0 for k in ("oversize", "truncated", "garbage", "wrong_version", "wrong_cluster",
                                      "wrong_receiver", "unknown_sender", "bad_mac", "invalid", "conflicting_leader",
-                                     "term_too_large")}
+                                     "term_too_large", "invalid_snapshot_chunk", "invalid_snapshot_chunk_checksum",
+                                     "invalid_snapshot_image")}
         self.send_dropped = 0
         # What became of vote requests, for the stdin command `votes` (tests read it to see that
         # a PreVote was answered). "ignored" = not answered because a leader is heard from.
@@ -361,6 +517,21 @@ class Peer:
             self.router.bind(me.client_endpoint)
         self.log_debug(f"server {pid}: peers at {me.endpoint}, term {self.term}, vote {self.voted_for}, "
                        f"{self.log.last_index()} entries")
+
+    def reconcile_snapshot(self) -> None:
+        """At start: the log must continue the snapshot. An install writes the snapshot first,
+        then raft.log; after a crash between the two the log still starts before the snapshot,
+        and the §7 rule (keep the entries after it if the log holds its last entry, else
+        discard the log) is applied again. A log that starts after the snapshot, or at its index
+        with another term, cannot come from this peer: refuse to start."""
+        snap, log = self.snap, self.log
+        if snap.index < log.base_index or (snap.index == log.base_index and snap.term != log.base_term):
+            raise StorageError(f"{log.path} starts after ({log.base_index}, {log.base_term}) but the snapshot "
+                               f"{snap.path} is ({snap.index}, {snap.term}); the data directory is damaged")
+        if snap.index > log.base_index:
+            kept = log.restore_snapshot(snap.index, snap.term)
+            print(f"peer: {log.path} started before the snapshot {snap.index} (an install cut short): "
+                  f"{'kept the entries after it' if kept else 'discarded it'}", file=sys.stderr)
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -503,6 +674,13 @@ class Peer:
         if isinstance(m, w.PreVoteResponse):
             self.on_pre_vote_response(frm, m, now)
             return
+        if isinstance(m, w.InstallSnapshot):
+            # docs/wire.md "must never send": checked before the chunk touches anything.
+            bad = w.check_install_snapshot(frm, m)
+            if bad is not None:
+                self.drops[bad if bad in self.drops else "invalid"] += 1
+                print(f"peer: dropped an InstallSnapshot chunk from {frm}: {bad}", file=sys.stderr)
+                return
         if isinstance(m, w.RequestVote) and m.term > self.term and self.hears_from_leader(now):
             # Leader stickiness (thesis §4.2.3): while a live leader is heard from, a higher-term
             # RequestVote comes from a server that was cut off; adopting its term would depose
@@ -512,13 +690,15 @@ class Peer:
             return
         # Rule 1: terms.
         if m.term > self.term:
-            self.become_follower(m.term, frm if isinstance(m, w.AppendEntries) else None, now)
+            self.become_follower(m.term, frm if isinstance(m, (w.AppendEntries, w.InstallSnapshot)) else None, now)
         elif m.term < self.term:
             if isinstance(m, w.RequestVote):
                 self.vote_counts["vote_refused"] += 1
                 self.send(frm, w.RequestVoteResponse(self.term, False))
             elif isinstance(m, w.AppendEntries):
                 self.send(frm, w.AppendEntriesResponse(self.term, False, m.prev_log_index, 0, 0))
+            elif isinstance(m, w.InstallSnapshot):
+                self.send(frm, w.InstallSnapshotResponse(self.term, m.last_index, m.last_term, 0))
             return  # a stale response is ignored
         if isinstance(m, w.RequestVote):
             self.on_request_vote(frm, m, now)
@@ -529,8 +709,11 @@ class Peer:
                     self.become_leader(now)
         elif isinstance(m, w.AppendEntries):
             self.on_append_entries(frm, m, now)
-        else:
+        elif isinstance(m, w.AppendEntriesResponse):
             self.on_append_entries_response(frm, m)
+        elif isinstance(m, w.InstallSnapshot):
+            self.on_install_snapshot(frm, m, now)
+        # An InstallSnapshotResponse: this peer never sends snapshots, so it answers nothing here.
 
     def on_request_vote(self, frm: int, m: w.RequestVote, now: float) -> None:
         # Rule 2: one vote per term, only for an up-to-date log, only for the sender itself.
@@ -600,6 +783,17 @@ class Peer:
         self.leader_id = frm
         self.leader_contact = (self.term, now)
         self.reset_election_timer(now)
+        base = self.log.base_index
+        if m.prev_log_index < base:
+            # Entries up to the snapshot are committed, so the leader's are the same (§5.4,
+            # Leader Completeness): skip them and check the rest against the snapshot's end.
+            skip = base - m.prev_log_index
+            if len(m.entries) <= skip:
+                covered = m.prev_log_index + len(m.entries)
+                self.send(frm, w.AppendEntriesResponse(self.term, True, covered, 0, 0))
+                return
+            m = dataclasses.replace(m, prev_log_index=base, prev_log_term=self.log.base_term,
+                                    entries=m.entries[skip:])
         found = self.log.term_at(m.prev_log_index)
         if found != m.prev_log_term:
             if found is None:
@@ -626,9 +820,85 @@ class Peer:
         self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))
         self.send(frm, w.AppendEntriesResponse(self.term, True, last_new, 0, 0))  # after the fsync
 
+    def on_install_snapshot(self, frm: int, m: w.InstallSnapshot, now: float) -> None:
+        """A chunk of a leader's snapshot, of our term (docs/wire.md §4, InstallSnapshot)."""
+        if self.role == LEADER:
+            self.drops["conflicting_leader"] += 1
+            print(f"peer: InstallSnapshot from {frm} claims leadership of my term {self.term}", file=sys.stderr)
+            return
+        if m.last_index <= self.commit_index and self.log.term_at(m.last_index) not in (None, m.last_term):
+            # §5.4: our committed entry there has another term; no correct leader sends this.
+            self.drops["invalid"] += 1
+            print(f"peer: snapshot {m.last_index} (term {m.last_term}) from {frm} contradicts my committed log",
+                  file=sys.stderr)
+            return
+        # Contact from the leader of our term, as an AppendEntries is.
+        if self.role == CANDIDATE:
+            self.become_follower(self.term, frm, now)
+        self.pre_votes = None
+        self.leader_id = frm
+        self.leader_contact = (self.term, now)
+        self.reset_election_timer(now)
+        if m.last_index <= self.commit_index:
+            # We hold it already (committed, in the log or our snapshot): say our log matches.
+            self.send(frm, w.AppendEntriesResponse(self.term, True, m.last_index, 0, 0))
+            return
+        key = (m.last_index, m.last_term, m.total_len)
+        if self.incoming is None or self.incoming["key"] != key:
+            if m.offset != 0:
+                # A transfer we hold nothing of: from the beginning, please.
+                self.send(frm, w.InstallSnapshotResponse(self.term, m.last_index, m.last_term, 0))
+                return
+            self.snap.begin()
+            self.incoming = {"key": key, "next_offset": 0}
+            self.log_debug(f"receiving snapshot {m.last_index} (term {m.last_term}, {m.total_len} bytes) from {frm}")
+        inc = self.incoming
+        if m.offset == inc["next_offset"]:
+            self.snap.write(m.data)
+            inc["next_offset"] += len(m.data)
+            if inc["next_offset"] == m.total_len:
+                self.snapshot_complete(frm, m)
+                return
+        # Out of order or a duplicate: not written. Say how much we hold; the leader goes on
+        # from there (also when it offers the same snapshot again later).
+        self.send(frm, w.InstallSnapshotResponse(self.term, m.last_index, m.last_term, inc["next_offset"]))
+
+    def snapshot_complete(self, frm: int, m: w.InstallSnapshot) -> None:
+        """Every byte of the image is here: check it, install it durably, adopt it (§7)."""
+        self.incoming = None
+        error = self.snap.check(m.last_index, m.last_term)
+        if error is not None:
+            self.snap.abandon()
+            self.drops["invalid_snapshot_image"] += 1
+            print(f"peer: snapshot {m.last_index} (term {m.last_term}) from {frm} is damaged ({error}); "
+                  "asking again", file=sys.stderr)
+            self.send(frm, w.InstallSnapshotResponse(self.term, m.last_index, m.last_term, 0))
+            return
+        self.snap.install(m.last_index, m.last_term)  # snapshot.bin: fsync, rename, dir fsync
+        kept = self.log.restore_snapshot(m.last_index, m.last_term)  # raft.log rewritten durably
+        self.commit_index = max(self.commit_index, m.last_index)
+        self.emit({"snapshot": {"installed": m.last_index, "term": m.last_term, "bytes": m.total_len,
+                                "from": frm, "log": "kept" if kept else "discarded",
+                                "last_index": self.log.last_index()}})
+        # Durable now: acknowledge the bytes, then (what the leader waits for) the log's match.
+        self.send(frm, w.InstallSnapshotResponse(self.term, m.last_index, m.last_term, m.total_len))
+        self.send(frm, w.AppendEntriesResponse(self.term, True, m.last_index, 0, 0))
+
     def send_append(self, p: int) -> None:
         """AppendEntries to `p` from its next_index: the missing entries, or a heartbeat."""
         nxt = self.next_index[p]
+        if nxt <= self.log.base_index:
+            # `p` needs entries that only our snapshot holds, and this peer sends no snapshots.
+            # Keep `p` following with heartbeats at the snapshot's end (it rejects them, and
+            # the rejections are ignored as they answer no append we track); a Rust leader
+            # will bring it up to date.
+            if p not in self.snapshot_needed:
+                self.snapshot_needed.add(p)
+                print(f"peer: server {p} needs entries up to {nxt}, which only our snapshot "
+                      f"{self.log.base_index} holds; peer.py sends no snapshots", file=sys.stderr)
+            self.send(p, w.AppendEntries(self.term, self.me, self.log.base_index, self.log.base_term, [],
+                                         self.commit_index))
+            return
         prev = nxt - 1
         self.send(p, w.AppendEntries(self.term, self.me, prev, self.log.term_at(prev), self.log.slice(nxt),
                                      self.commit_index))
@@ -803,6 +1073,9 @@ class Peer:
         if stdin_fd is not None:
             poller.register(stdin_fd, zmq.POLLIN)
         stdin_buf = b""
+        if self.snap.index:
+            self.emit({"snapshot": {"loaded": self.snap.index, "term": self.snap.term, "bytes": self.snap.size,
+                                    "last_index": self.log.last_index()}})
         self.print_role()
         while not stop:
             timeout_ms = max(0, min(100, int((self.next_deadline() - time.monotonic()) * 1000) + 1))
@@ -841,6 +1114,8 @@ class Peer:
                 s.close(linger=0)
         self.ctx.term()
         self.log.file.close()
+        if self.snap.incoming is not None:
+            self.snap.incoming.close()  # removed at the next start
         self.lock.close()
 
 
