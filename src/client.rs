@@ -8,7 +8,7 @@
 
 use crate::codec::{decode, encode};
 use crate::config::{Config, ServerConfig};
-use crate::core::{LogIndex, NodeId};
+use crate::core::{LogIndex, NodeId, Term};
 use crate::kv::{KvCommand, KvOp, KvResponse};
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
@@ -199,6 +199,62 @@ impl Client {
             Response::Counters(counters) => Ok(counters.into_iter().map(|c| (c.name, c.value)).collect()),
             Response::Error(e) => Err(CallError::Refused(e)),
             other => Err(CallError::BadResponse(format!("{other:?} to a counters request"))),
+        }
+    }
+
+    /// Ask server `pid` to take a snapshot now (see [`Request::Snapshot`]); its latest durable
+    /// snapshot: (last index, last term, image size in bytes). Waits up to `timeout` (a large
+    /// state takes a while to write).
+    pub fn snapshot(&mut self, pid: NodeId, timeout: Duration) -> Result<(LogIndex, Term, u64), CallError> {
+        let request_id = self.send(pid, Request::Snapshot)?;
+        match self.receive(pid, request_id, Instant::now() + timeout)? {
+            Response::Snapshot { index, term, total_len } => Ok((index, term, total_len)),
+            Response::Error(e) => Err(CallError::Refused(e)),
+            other => Err(CallError::BadResponse(format!("{other:?} to a snapshot request"))),
+        }
+    }
+
+    /// The whole image of server `pid`'s latest snapshot, fetched in chunks and checked
+    /// (CRC and format, [`decode_snapshot_image`](crate::storage::decode_snapshot_image)): a
+    /// consistent copy of its state at its last index. If a newer snapshot replaces it during
+    /// the fetch, the fetch starts over with that one (at most `attempts` times).
+    pub fn fetch_snapshot(&mut self, pid: NodeId, attempts: u32) -> Result<Vec<u8>, CallError> {
+        let mut last_error = CallError::Unreachable;
+        for _ in 0..attempts.max(1) {
+            match self.fetch_snapshot_once(pid) {
+                Ok(image) => return Ok(image),
+                Err(CallError::Refused(ClientError::BadRequest(why))) if why.contains("fetch it again") => {
+                    last_error = CallError::Refused(ClientError::BadRequest(why));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error)
+    }
+
+    fn fetch_snapshot_once(&mut self, pid: NodeId) -> Result<Vec<u8>, CallError> {
+        let (mut index, mut term) = (LogIndex(0), Term(0));
+        let mut image = Vec::new();
+        loop {
+            let offset = image.len() as u64;
+            let request_id = self.send(pid, Request::FetchSnapshot { index, term, offset })?;
+            match self.receive(pid, request_id, Instant::now() + self.timeout)? {
+                Response::SnapshotChunk { index: i, term: t, total_len, offset: o, data } => {
+                    if o != offset || (index.0 != 0 && (i, t) != (index, term)) {
+                        return Err(CallError::BadResponse(format!(
+                            "chunk at {o} of snapshot {i}, asked {offset} of {index}"
+                        )));
+                    }
+                    (index, term) = (i, t);
+                    image.extend_from_slice(&data);
+                    if image.len() as u64 >= total_len || data.is_empty() {
+                        crate::storage::decode_snapshot_image(&image).map_err(CallError::BadResponse)?;
+                        return Ok(image);
+                    }
+                }
+                Response::Error(e) => return Err(CallError::Refused(e)),
+                other => return Err(CallError::BadResponse(format!("{other:?} to a snapshot fetch"))),
+            }
         }
     }
 

@@ -3,11 +3,12 @@
 //! definitely not going to be by this leader). Every proposal gets exactly one answer.
 
 use super::runtime::Runtime;
+use crate::core::{LogIndex, Term};
 use crate::driver::Outcome;
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
     ClientError, ClientRequest, ClientResponse, Counter, Request, Response, CLIENT_REQUEST_BYTES_MAX,
-    CLIENT_WIRE_VERSION,
+    CLIENT_WIRE_VERSION, FETCH_SNAPSHOT_BYTES_MAX,
 };
 use crate::transport::codec::{decode, encode, DecodeError};
 use std::sync::mpsc;
@@ -57,6 +58,13 @@ fn send_response(client: &ClientEndpoint, mut route: Vec<Vec<u8>>, response: Cli
     }
 }
 
+/// A `Snapshot` request waiting for a snapshot at or beyond `target` to be durable.
+pub(super) struct SnapshotWaiter {
+    route: Vec<Vec<u8>>,
+    request_id: u64,
+    target: LogIndex,
+}
+
 /// A status request to answer after the turn's Ready is handled.
 pub(super) struct StatusRequest {
     route: Vec<Vec<u8>>,
@@ -96,6 +104,17 @@ impl Runtime {
                         ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body },
                     );
                 }
+                Ok(ClientRequest { request_id, body: Request::Snapshot, .. }) => {
+                    self.snapshot_request(frames, request_id)
+                }
+                Ok(ClientRequest { request_id, body: Request::FetchSnapshot { index, term, offset }, .. }) => {
+                    let body = self.fetch_snapshot(index, term, offset);
+                    send_response(
+                        &self.client,
+                        frames,
+                        ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body },
+                    );
+                }
                 Err((request_id, error)) => {
                     let response =
                         ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body: Response::Error(error) };
@@ -128,6 +147,70 @@ impl Runtime {
             return Err((request.request_id, ClientError::BadRequest("empty command".into())));
         }
         Ok(request)
+    }
+
+    /// `leader snapshot`: take one now (or answer with the latest if nothing was applied
+    /// since), answered once it is durable.
+    fn snapshot_request(&mut self, route: Vec<Vec<u8>>, request_id: u64) {
+        let applied = self.driver.applied();
+        if applied > self.driver.last_snapshot() {
+            self.driver.request_snapshot();
+            self.snapshot_waiters.push(SnapshotWaiter { route, request_id, target: applied });
+            return;
+        }
+        let body = match self.driver.raft.snapshot() {
+            Some(s) => Response::Snapshot { index: s.index, term: s.term, total_len: s.total_len },
+            None => Response::Error(ClientError::BadRequest("nothing to snapshot: no entry applied yet".into())),
+        };
+        send_response(&self.client, route, ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body });
+    }
+
+    /// Answer the `Snapshot` requests whose snapshot is durable now.
+    pub(super) fn answer_snapshot_waiters(&mut self) {
+        if self.snapshot_waiters.is_empty() {
+            return;
+        }
+        let Some(latest) = self.driver.raft.snapshot() else { return };
+        let done = self.driver.last_snapshot();
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.snapshot_waiters).into_iter().partition(|w| done >= w.target);
+        self.snapshot_waiters = waiting;
+        for w in ready {
+            let body = Response::Snapshot { index: latest.index, term: latest.term, total_len: latest.total_len };
+            send_response(
+                &self.client,
+                w.route,
+                ClientResponse { version: CLIENT_WIRE_VERSION, request_id: w.request_id, body },
+            );
+        }
+    }
+
+    /// Bytes of the latest snapshot image (`index` 0) or of (`index`, `term`) while latest.
+    fn fetch_snapshot(&mut self, index: LogIndex, term: Term, offset: u64) -> Response {
+        let refuse = |why: String| Response::Error(ClientError::BadRequest(why));
+        let Some(latest) = self.driver.raft.snapshot() else {
+            return refuse("this server has no snapshot yet".into());
+        };
+        if index.0 != 0 && (index, term) != (latest.index, latest.term) {
+            return refuse(format!(
+                "snapshot {index} (term {term}) is no longer the latest ({} term {}); fetch it again",
+                latest.index, latest.term
+            ));
+        }
+        if offset > latest.total_len {
+            return refuse(format!("offset {offset} is past the image's {} bytes", latest.total_len));
+        }
+        let len = (latest.total_len - offset).min(FETCH_SNAPSHOT_BYTES_MAX as u64) as usize;
+        match self.read_snapshot(latest.index, latest.term, offset, len) {
+            Some(data) => Response::SnapshotChunk {
+                index: latest.index,
+                term: latest.term,
+                total_len: latest.total_len,
+                offset,
+                data,
+            },
+            None => refuse(format!("snapshot {} (term {}) is gone; fetch it again", latest.index, latest.term)),
+        }
     }
 
     pub(super) fn answer_statuses(&mut self, statuses: Vec<StatusRequest>) {

@@ -11,7 +11,7 @@
 //! appends out at once, the rest held back); answer status requests last, from the durable
 //! view (a reply never shows a term or vote that is not yet on disk).
 
-use super::clients::{ClientEndpoint, Replier};
+use super::clients::{ClientEndpoint, Replier, SnapshotWaiter};
 use super::snapshots::SnapshotFiles;
 use super::writer::{Write, Writer};
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
@@ -112,6 +112,8 @@ pub(super) struct Runtime {
     inbox: mpsc::SyncSender<InboxMessage>,
     /// Snapshot images: served, received, taken.
     snapshots: SnapshotFiles,
+    /// `Snapshot` requests waiting for their snapshot to be durable.
+    pub(super) snapshot_waiters: Vec<SnapshotWaiter>,
     /// The disk, on its own thread. Declared after the sockets it wakes: dropped last but one.
     writer: Writer,
     // Keeps the sockets' context alive for as long as the sockets.
@@ -252,6 +254,7 @@ impl Runtime {
         Ok(Runtime {
             driver: Driver::new(raft, state_machine, config.snapshot),
             snapshots,
+            snapshot_waiters: Vec::new(),
             net: Net {
                 transport,
                 key: key.clone(),
@@ -324,6 +327,7 @@ impl Runtime {
             driver.drive(&mut io, READY_ROUNDS_MAX);
             self.publish_status();
             self.answer_statuses(statuses);
+            self.answer_snapshot_waiters();
         }
         Ok(())
     }
@@ -457,6 +461,11 @@ impl Runtime {
             last_applied: raft.last_applied(),
             last_index: raft.last_index(),
         }
+    }
+
+    /// Bytes of a snapshot image this server holds (for `leader backup`).
+    pub(super) fn read_snapshot(&mut self, index: LogIndex, term: Term, offset: u64, len: usize) -> Option<Vec<u8>> {
+        self.snapshots.read(index, term, offset, len)
     }
 
     fn publish_status(&mut self) {

@@ -2,8 +2,8 @@
 //! the stability run mode, that a healthy leader is never deposed.
 
 use super::node::SimNode;
-use crate::kv::{KvStore, StateMachine};
 use crate::core::{LogIndex, Message, NodeId, Role, Term};
+use crate::kv::{KvStore, StateMachine};
 use std::collections::BTreeMap;
 
 /// A violated property: its name and what was seen.
@@ -263,7 +263,13 @@ impl Checker {
     /// each committed command exactly once. A snapshot that lost client sessions shows here:
     /// the retried write it lets through answers differently from the reference, which
     /// recognizes the retry (thesis §6.3).
-    pub fn response(&mut self, node: NodeId, index: LogIndex, command: &[u8], response: &[u8]) -> Result<(), Violation> {
+    pub fn response(
+        &mut self,
+        node: NodeId,
+        index: LogIndex,
+        command: &[u8],
+        response: &[u8],
+    ) -> Result<(), Violation> {
         let at = index.0 as usize - 1;
         if at == self.responses.len() {
             let expected = if command.is_empty() { Vec::new() } else { self.model.apply(index, command) };

@@ -16,7 +16,9 @@ use crate::core::{
 };
 use crate::driver::{image_len, Driver, Io, Outcome, SnapshotPolicy, WriteRequest};
 use crate::kv::{KvStore, SnapshotJob, StateMachine};
-use crate::storage::{decode_snapshot_image, encode_snapshot_image, MemStorage, Snapshot, SnapshotMeta, SnapshotSource, Storage};
+use crate::storage::{
+    decode_snapshot_image, encode_snapshot_image, MemStorage, Snapshot, SnapshotMeta, SnapshotSource, Storage,
+};
 use crate::transport::client_wire::ClientError;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -186,8 +188,11 @@ impl Io<Token> for SimIo<'_> {
             // MemStorage makes an install durable at once: a crash before the write's fsync
             // completes then finds the snapshot, a state the runtime can also reach (its
             // writer installs before it syncs the batch).
-            let image = if write.received { std::mem::take(self.incoming) } else { self.taken.pop_front().expect("taken") };
-            self.storage.install_snapshot(&write.meta, SnapshotSource::Image(image), write.retain_log).expect("mem storage");
+            let image =
+                if write.received { std::mem::take(self.incoming) } else { self.taken.pop_front().expect("taken") };
+            self.storage
+                .install_snapshot(&write.meta, SnapshotSource::Image(image), write.retain_log)
+                .expect("mem storage");
             if !write.retain_log {
                 let key = (write.meta.last_index, write.meta.last_term);
                 *self.view = self.views.borrow().get(&key).cloned().expect("every snapshot has a view");
@@ -341,7 +346,8 @@ impl SimNode {
         // §7: the state machine starts from the latest snapshot, the log after it.
         let snapshot = self.storage.take_snapshot();
         let entries = self.storage.take_entries();
-        let (base, base_term) = snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.meta.last_index, s.meta.last_term));
+        let (base, base_term) =
+            snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.meta.last_index, s.meta.last_term));
         self.view = match &snapshot {
             Some(_) => self.views.borrow().get(&(base, base_term)).cloned().expect("every snapshot has a view"),
             None => LogView::default(),
@@ -349,7 +355,8 @@ impl SimNode {
         for e in &entries {
             self.view.push(e);
         }
-        let mut raft = Raft::restore(options, self.storage.hard_state(), RaftLog::from_snapshot(base, base_term, entries));
+        let mut raft =
+            Raft::restore(options, self.storage.hard_state(), RaftLog::from_snapshot(base, base_term, entries));
         let state_machine = match self.crashed_state_machine.take() {
             Some(kept) if self.bugs().apply_twice_after_restart => kept,
             _ => {
@@ -446,7 +453,13 @@ impl SimNode {
     }
 
     /// A snapshot this server took is written: make it durable, compact behind it.
-    pub fn snapshot_taken(&mut self, now: Time, latency: &mut dyn FnMut() -> Time, meta: SnapshotMeta, len: u64) -> Effects {
+    pub fn snapshot_taken(
+        &mut self,
+        now: Time,
+        latency: &mut dyn FnMut() -> Time,
+        meta: SnapshotMeta,
+        len: u64,
+    ) -> Effects {
         self.with_driver(now, latency, |driver, io| {
             driver.snapshot_taken(meta, len, io);
             driver.drive(io, ROUNDS_MAX);

@@ -10,9 +10,9 @@ use super::checker::{Checker, Violation};
 use super::events::{ClientOutcome, Event, Queue, Time, Trace};
 use super::linearizability::{self, Operation};
 use super::node::{Effects, Inbound, SimNode, SnapshotViews};
-use crate::driver::SnapshotPolicy;
 use super::{SimOptions, SimReport};
 use crate::core::{LogIndex, Message, NodeId, Options, Role, SplitMix64};
+use crate::driver::SnapshotPolicy;
 use std::collections::BTreeSet;
 
 /// A tick every 10 ms; elections after 100–200 ms; heartbeats every 20 ms.
@@ -99,7 +99,8 @@ impl World {
         let pre_vote = stability || rng.range(0, 100) >= PRE_VOTE_OFF_PERCENT;
         // Snapshots every few dozen entries, keeping a few behind (or none): transfers,
         // compaction and restarts from snapshots happen in every run.
-        let policy = SnapshotPolicy { entries: rng.range(4, 60), bytes: 0, trailing: rng.range(0, 3) * rng.range(0, 8) };
+        let policy =
+            SnapshotPolicy { entries: rng.range(4, 60), bytes: 0, trailing: rng.range(0, 3) * rng.range(0, 8) };
         let views: SnapshotViews = Default::default();
         let nodes = ids
             .iter()

@@ -44,7 +44,26 @@ pub enum Request {
     /// [`Response::Counters`]): transport drops (bad MAC, wrong cluster, garbage, …) and the
     /// core's (invalid messages by rule, stale terms, votes ignored for a live leader, …).
     Counters,
+    /// Take a snapshot of the state machine now and compact the log behind it (§7), whatever
+    /// the configured triggers say; answered with [`Response::Snapshot`] once it is durable
+    /// (at once with the latest one when nothing was applied since). Any server, not only the
+    /// leader.
+    Snapshot,
+    /// Bytes of a snapshot image this server holds, from `offset` (answered with
+    /// [`Response::SnapshotChunk`]): the latest one when `index` is 0, else the one ending at
+    /// (`index`, `term`) while it is still the latest. `leader backup` uses it.
+    FetchSnapshot {
+        /// The snapshot's last index (0: the latest).
+        index: LogIndex,
+        /// The snapshot's last term (ignored when `index` is 0).
+        term: Term,
+        /// First byte wanted.
+        offset: u64,
+    },
 }
+
+/// Largest chunk of a snapshot image in one [`Response::SnapshotChunk`] (1 MiB).
+pub const FETCH_SNAPSHOT_BYTES_MAX: usize = 1 << 20;
 
 /// A server's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +94,30 @@ pub enum Response {
     /// Answer to [`Request::Counters`]: every counter by name, in a fixed order. Names are
     /// stable; new counters are appended, so a client should match by name.
     Counters(Vec<Counter>),
+    /// Answer to [`Request::Snapshot`]: the server's latest durable snapshot.
+    Snapshot {
+        /// Its last index.
+        index: LogIndex,
+        /// Its last term.
+        term: Term,
+        /// Size of its image in bytes.
+        total_len: u64,
+    },
+    /// Answer to [`Request::FetchSnapshot`]: up to [`FETCH_SNAPSHOT_BYTES_MAX`] bytes of an
+    /// image (empty at its end).
+    SnapshotChunk {
+        /// The snapshot's last index.
+        index: LogIndex,
+        /// The snapshot's last term.
+        term: Term,
+        /// Size of its image in bytes.
+        total_len: u64,
+        /// Where `data` starts in the image.
+        offset: u64,
+        /// The bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 /// One named counter.
