@@ -3,7 +3,7 @@
 
 use super::snapshot::{check_image, recorded_configuration};
 use super::EXIT_FAILURE;
-use leader::core::HardState;
+use leader::core::{HardState, LogIndex};
 use leader::storage::{DiskStorage, SnapshotSource, Storage, HARD_STATE_FILE};
 use std::path::Path;
 
@@ -15,10 +15,12 @@ fn existing_state(storage: &DiskStorage) -> Option<String> {
         let vote = hard_state.voted_for.map_or("none".to_string(), |v| v.to_string());
         held.push(format!("a hard state (term {}, vote {vote})", hard_state.current_term));
     }
-    if let Some(meta) = storage.snapshot_meta() {
+    let snapshot = storage.snapshot_meta();
+    if let Some(meta) = &snapshot {
         held.push(format!("a snapshot at index {} (term {})", meta.last_index, meta.last_term));
     }
-    if storage.last_index().0 > 0 {
+    // The log's last index is the snapshot's when no entry follows it.
+    if storage.last_index() > snapshot.map_or(LogIndex(0), |m| m.last_index) {
         held.push(format!("log entries up to index {}", storage.last_index()));
     }
     (!held.is_empty()).then(|| held.join(", "))
