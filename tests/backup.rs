@@ -364,3 +364,63 @@ fn restore_refuses_a_damaged_file_naming_it_and_the_reason() {
         exit.stderr
     );
 }
+
+const BEGIN: &str = "<!-- BEGIN SNAPSHOT REQUEST EXAMPLES -->";
+const END: &str = "<!-- END SNAPSHOT REQUEST EXAMPLES -->";
+
+/// docs/wire.md §7's examples of the snapshot requests, as tests/wire_doc.rs renders the others
+/// (title, the value as Rust prints it, its bytes in rows of 16).
+fn render_snapshot_request_examples() -> String {
+    use leader::transport::client_wire::{ClientRequest, ClientResponse, Request, Response, CLIENT_WIRE_VERSION};
+    use std::fmt::Write;
+    const CLUSTER: u64 = 0x1122_3344_5566_7788;
+    let request =
+        |request_id, body| ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: CLUSTER, request_id, body };
+    let response = |request_id, body| ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body };
+    let snapshot = request(5, Request::Snapshot);
+    let taken = response(5, Response::Snapshot { index: LogIndex(12), term: Term(3), total_len: 1_048_580 });
+    let fetch = request(6, Request::FetchSnapshot { index: LogIndex(12), term: Term(3), offset: 1_048_576 });
+    let chunk = response(
+        6,
+        Response::SnapshotChunk {
+            index: LogIndex(12),
+            term: Term(3),
+            total_len: 1_048_580,
+            offset: 1_048_576,
+            data: vec![0xde, 0xad, 0xbe, 0xef],
+        },
+    );
+    let examples: [(&str, String, Vec<u8>); 4] = [
+        ("ClientRequest: Snapshot", format!("{snapshot:?}"), encode(&snapshot)),
+        ("ClientResponse: Snapshot", format!("{taken:?}"), encode(&taken)),
+        ("ClientRequest: FetchSnapshot (the last 4 bytes of the image above)", format!("{fetch:?}"), encode(&fetch)),
+        ("ClientResponse: SnapshotChunk", format!("{chunk:?}"), encode(&chunk)),
+    ];
+    let mut text = String::new();
+    for (title, debug, bytes) in examples {
+        writeln!(text, "\n#### {title}\n\n`{debug}` — {} bytes:\n\n```text", bytes.len()).unwrap();
+        for (row, chunk) in bytes.chunks(16).enumerate() {
+            let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(text, "{:04x}  {}", row * 16, hex.join(" ")).unwrap();
+        }
+        writeln!(text, "```").unwrap();
+    }
+    text
+}
+
+#[test]
+fn wire_md_snapshot_request_examples_match_the_encoding() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/wire.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/wire.md");
+    let (start, end) = (doc.find(BEGIN).expect("begin marker") + BEGIN.len(), doc.find(END).expect("end marker"));
+    let generated = render_snapshot_request_examples();
+    if std::env::var_os("LEADER_BLESS").is_some() {
+        std::fs::write(&path, format!("{}{}{}", &doc[..start], generated, &doc[end..])).expect("write docs/wire.md");
+        return;
+    }
+    assert!(
+        doc[start..end] == generated,
+        "docs/wire.md's snapshot request examples differ from the encoding; if the change is intended, run \
+         `LEADER_BLESS=1 cargo test --test backup wire_md` and review the diff"
+    );
+}
