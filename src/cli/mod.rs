@@ -5,7 +5,9 @@ mod bench_floor;
 mod failover;
 mod fuzz;
 mod kv;
+mod restore;
 mod sim;
+mod snapshot;
 mod status;
 mod up;
 
@@ -124,6 +126,46 @@ enum Cmd {
     /// Deterministic simulation: one seed (--seed S) or a sweep (--seeds A..B); a failure
     /// prints the seed, the property and the last events, and replays from the seed.
     Sim(sim::SimArgs),
+    /// Ask servers to take a snapshot now (and compact their logs behind it); one line per
+    /// server. Exit 1 if any took none.
+    Snapshot {
+        /// Only server PID (default: every server of the config).
+        #[arg(long, value_name = "PID")]
+        pid: Option<u64>,
+        /// How long to wait for each server's snapshot to be durable, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+    /// Write a backup: a fresh snapshot of the leader (or of --pid), checked, to FILE (durably;
+    /// never over an existing file without --force).
+    Backup {
+        /// The backup file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Back up server PID instead of the leader.
+        #[arg(long, value_name = "PID")]
+        pid: Option<u64>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// How long to wait for the snapshot and for each chunk of it, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+    /// Seed a NEW server's data directory from a backup (run it once per server of a new
+    /// cluster); refuses a directory that already holds state.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "data_dir"])))]
+    Restore {
+        /// The backup file (written by `leader backup`).
+        file: PathBuf,
+        /// Seed server PID's data directory (the config's data_dir/<PID>).
+        #[arg(long, value_name = "PID")]
+        pid: Option<u64>,
+        /// Seed this directory (a server's own directory, as `leader --pid N --data-dir DIR`
+        /// uses it); reads no config.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Measure failover: start the cluster, SIGKILL the leader ROUNDS times, report the time to
     /// a new leader (median, p90, p99, max).
     Failover {
@@ -194,7 +236,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
     if matches!(
         cli.command,
         Some(
-            Cmd::Status { .. } | Cmd::Get { .. } | Cmd::Put { .. } | Cmd::Delete { .. } | Cmd::Cas { .. } | Cmd::Sim(_)
+            Cmd::Status { .. }
+                | Cmd::Get { .. }
+                | Cmd::Put { .. }
+                | Cmd::Delete { .. }
+                | Cmd::Cas { .. }
+                | Cmd::Sim(_)
+                | Cmd::Snapshot { .. }
         )
     ) {
         die_quietly_on_closed_pipe();
@@ -225,6 +273,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
         },
         (Some(Cmd::Status { json, timeout_ms }), None) => {
             load_config(&cli.config, key_file).and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms)))
+        }
+        (Some(Cmd::Snapshot { pid, timeout_ms }), None) => load_config(&cli.config, key_file)
+            .and_then(|c| snapshot::run_snapshot(c, pid, Duration::from_millis(timeout_ms))),
+        (Some(Cmd::Backup { out, pid, force, timeout_ms }), None) => load_config(&cli.config, key_file)
+            .and_then(|c| snapshot::run_backup(c, &out, pid, force, Duration::from_millis(timeout_ms))),
+        (Some(Cmd::Restore { file, data_dir: Some(dir), .. }), None) => restore::run(&file, &dir),
+        (Some(Cmd::Restore { file, pid: Some(pid), data_dir: None }), None) => load_config(&cli.config, key_file)
+            .and_then(|c| {
+                snapshot::pids_of(&c, Some(pid)).and_then(|_| restore::run(&file, &c.data_dir_for(NodeId(pid))))
+            }),
+        (Some(Cmd::Restore { pid: None, data_dir: None, .. }), None) => {
+            unreachable!("clap requires --pid or --data-dir")
         }
         (Some(Cmd::Failover { rounds, json }), None) => {
             load_config(&cli.config, key_file).and_then(|c| failover::run(&c, rounds, json))
