@@ -346,6 +346,8 @@ impl<M: StateMachine, T> Driver<M, T> {
         }
         if let Some(taken) = waiting.taken {
             self.adopted(taken);
+            // A request or a trigger that came while this one was being taken.
+            self.maybe_take_snapshot(io);
         }
         for out in waiting.messages {
             self.send(out, io);

@@ -113,8 +113,10 @@ impl<M: StateMachine, T> Driver<M, T> {
     }
 
     /// Take a snapshot at the next opportunity, whatever the policy says (`leader snapshot`).
-    pub fn request_snapshot(&mut self) {
+    pub fn request_snapshot(&mut self, io: &mut impl Io<T>) {
         self.snapshots.requested = true;
+        // Now, not at the next apply: an idle cluster applies nothing more.
+        self.maybe_take_snapshot(io);
     }
 
     /// Index of the last snapshot this server took or installed (0: none).

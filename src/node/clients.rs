@@ -154,7 +154,8 @@ impl Runtime {
     fn snapshot_request(&mut self, route: Vec<Vec<u8>>, request_id: u64) {
         let applied = self.driver.applied();
         if applied > self.driver.last_snapshot() {
-            self.driver.request_snapshot();
+            let (driver, mut io) = self.io();
+            driver.request_snapshot(&mut io);
             self.snapshot_waiters.push(SnapshotWaiter { route, request_id, target: applied });
             return;
         }
