@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Bytes per value.
     #[arg(long, default_value_t = 16)]
     pub value_size: usize,
+    /// Distinct keys written, in turn (`bench-0` … `bench-<N-1>`), so the state grows to N
+    /// keys; default: one key per client (the state stays tiny).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: Option<u64>,
     /// Print one JSON object with the figures.
     #[arg(long)]
     pub json: bool,
@@ -107,6 +111,8 @@ struct Load {
     next_request_id: u64,
     client_id_base: u64,
     value: Vec<u8>,
+    /// `--keys`: distinct keys to cycle through (None: one per client).
+    keys: Option<u64>,
     latencies_us: Vec<u64>,
     errors: u64,
     key: Option<ClusterKey>,
@@ -152,12 +158,22 @@ impl LeaderWatch {
 }
 
 impl Load {
+    /// Client `client`'s key for its write `seq`: its own key, or with `--keys N` the next of N
+    /// keys in a sequence the clients interleave (client c writes c, c + clients, …).
+    fn key_for(&self, client: usize, seq: u64) -> String {
+        match self.keys {
+            None => format!("bench-{client}"),
+            Some(n) => format!("bench-{}", (client as u64 + seq * self.ops.len() as u64) % n),
+        }
+    }
+
     fn send(&mut self, client: usize) {
+        let key = self.key_for(client, self.ops[client].seq).into_bytes();
         let op = &mut self.ops[client];
         let command = KvCommand {
             client_id: self.client_id_base + client as u64,
             seq: op.seq,
-            op: KvOp::Put { key: format!("bench-{client}").into_bytes(), value: self.value.clone() },
+            op: KvOp::Put { key, value: self.value.clone() },
         };
         let request_id = self.next_request_id;
         self.next_request_id += 1;
@@ -264,6 +280,7 @@ pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
         next_request_id: 1,
         client_id_base: (rand::random::<u64>() >> 20) << 20 | 1,
         value: vec![b'x'; args.value_size],
+        keys: args.keys,
         latencies_us: Vec::new(),
         errors: 0,
         key: None,
