@@ -51,6 +51,8 @@ pub struct Progress {
     in_flight: VecDeque<LogIndex>,
     /// Snapshot: the transfer.
     pub snapshot: Option<SnapshotSend>,
+    /// Rejections in a row saying the follower's log ends below `match_index`.
+    lost_claims: u32,
 }
 
 impl Progress {
@@ -63,6 +65,7 @@ impl Progress {
             probe_sent: false,
             in_flight: VecDeque::new(),
             snapshot: None,
+            lost_claims: 0,
         }
     }
 
@@ -93,6 +96,7 @@ impl Progress {
             return false;
         }
         self.match_index = index;
+        self.lost_claims = 0;
         self.next_index = self.next_index.max(LogIndex(index.0 + 1));
         if self.snapshot.is_some_and(|s| index < s.index) {
             // An answer to an append sent before the transfer: the transfer goes on.
@@ -140,5 +144,32 @@ impl Progress {
         self.probe_sent = false;
         self.in_flight.clear();
         self.snapshot = Some(SnapshotSend { index, term, total_len, acked: 0, sent: 0, idle_ticks: 0 });
+    }
+
+    /// A rejection of `rejected` whose hints say the follower's log ends before
+    /// `conflict_index`, below what it acknowledged. Once, it may be an old answer delivered
+    /// late (seed 12: stale, ignored); twice in a row with no acknowledgement between, the
+    /// follower lost its log — a data directory wiped and the server restarted with the same
+    /// pid — and must be replicated to from where its log now ends. Returns true then.
+    pub fn claims_lost_entries(&mut self, rejected: LogIndex, conflict_index: LogIndex, conflict_term: Term) -> bool {
+        let lost = rejected <= self.match_index && conflict_term.0 == 0 && conflict_index <= self.match_index;
+        if !lost {
+            return false;
+        }
+        self.lost_claims += 1;
+        self.lost_claims >= 2
+    }
+
+    /// Forget what the follower acknowledged (nothing it holds now is known to match); probe
+    /// it from `next` (its log's end + 1). Lowering `match_index` only delays commitment,
+    /// never hastens it.
+    pub fn restart_at(&mut self, next: LogIndex) {
+        self.match_index = LogIndex(0);
+        self.next_index = next;
+        self.state = ProgressState::Probe;
+        self.probe_sent = false;
+        self.in_flight.clear();
+        self.snapshot = None;
+        self.lost_claims = 0;
     }
 }

@@ -250,7 +250,18 @@ impl Raft {
                 (_, false) => m.conflict_index,
             };
             let progress = self.progress.get_mut(&from).expect("progress exists");
-            if !progress.rejected(m.match_index, hint) {
+            if progress.claims_lost_entries(m.match_index, m.conflict_index, m.conflict_term) {
+                // Said twice in a row, not a reordered old answer: its disk was wiped (or
+                // lost synced data). Find its log again from what it says it holds.
+                log::warn!(
+                    "{}: {from} no longer holds entries it acknowledged (its log ends at {}, it had {}); \
+                     replicating to it again",
+                    self.id,
+                    LogIndex(m.conflict_index.0.saturating_sub(1)),
+                    progress.match_index
+                );
+                progress.restart_at(m.conflict_index.max(LogIndex(1)));
+            } else if !progress.rejected(m.match_index, hint) {
                 self.ignored.stale_response += 1;
                 return;
             }

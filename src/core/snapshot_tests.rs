@@ -419,3 +419,24 @@ fn a_transfer_nothing_of_which_arrived_moves_to_a_newer_snapshot() {
     }
     assert_eq!(r.progress(NodeId(3)).unwrap().snapshot.map(|s| s.index), Some(LogIndex(95)));
 }
+
+#[test]
+fn a_follower_that_lost_its_log_is_replicated_to_again_after_saying_so_twice() {
+    // Found measuring a wiped server on an idle cluster: its rejections of the heartbeat at
+    // its old match index looked stale (seed 12's rule) and it was never sent anything.
+    let mut r = compacted_leader(CHUNK);
+    let term = r.current_term();
+    let wiped = AppendEntriesResponse {
+        term,
+        success: false,
+        match_index: LogIndex(101),
+        conflict_index: LogIndex(1),
+        conflict_term: Term(0),
+    };
+    r.step(NodeId(2), Message::AppendEntriesResponse(wiped.clone()));
+    assert!(chunks(&flush(&mut r), 2).is_empty(), "once may be a reordered old answer");
+    assert_eq!(r.progress(NodeId(2)).unwrap().match_index, LogIndex(101));
+    r.step(NodeId(2), Message::AppendEntriesResponse(wiped));
+    assert_eq!(chunks(&flush(&mut r), 2).first(), Some(&(0, CHUNK as usize)), "twice: its log is gone; snapshot");
+    assert_eq!(r.progress(NodeId(2)).unwrap().match_index, LogIndex(0));
+}
