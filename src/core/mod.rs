@@ -31,7 +31,7 @@ pub use message::{
 };
 pub use planted::PlantedBugs;
 pub use progress::{Progress, ProgressState, SnapshotSend};
-pub use raft::{Options, Raft, TERM_MAX};
+pub use raft::{Options, Raft, INDEX_MAX, TERM_MAX};
 pub use raft_log::RaftLog;
 pub use ready::{Ignored, IndexRange, Invalid, ProposeError, Ready, Role, SnapshotChunk, SnapshotInstall, SoftState};
 pub use rng::SplitMix64;

@@ -21,6 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// it (u64::MAX) would make the next election overflow.
 pub const TERM_MAX: Term = Term(u64::MAX / 2);
 
+/// The largest log index a snapshot may claim: a log grows one entry at a time, so 2^63 is
+/// never reached; a snapshot claiming more is forged, and installing it would overflow the
+/// index arithmetic that follows it.
+pub const INDEX_MAX: LogIndex = LogIndex(u64::MAX / 2);
+
 /// Configuration of one core. Time is in ticks; the runtime decides how long a tick is.
 #[derive(Clone, Debug)]
 pub struct Options {

@@ -339,6 +339,7 @@ fn invalid_chunks_are_dropped_and_counted() {
         (InstallSnapshot { leader_id: NodeId(3), ..base() }, Invalid::LeaderIdMismatch),
         (InstallSnapshot { last_index: LogIndex(0), ..base() }, Invalid::LogPositionInvalid),
         (InstallSnapshot { last_term: Term(3), ..base() }, Invalid::LogPositionInvalid),
+        (InstallSnapshot { last_index: LogIndex(INDEX_MAX.0 + 1), ..base() }, Invalid::LogPositionInvalid),
         (InstallSnapshot { data: vec![], ..base() }, Invalid::SnapshotChunkInvalid),
         (InstallSnapshot { offset: 9, ..base() }, Invalid::SnapshotChunkInvalid),
         (InstallSnapshot { offset: u64::MAX, ..base() }, Invalid::SnapshotChunkInvalid),

@@ -9,7 +9,7 @@
 use super::message::{
     AppendEntries, AppendEntriesResponse, InstallSnapshot, Message, RequestVote, SNAPSHOT_CHUNK_BYTES_MAX,
 };
-use super::raft::Raft;
+use super::raft::{Raft, INDEX_MAX};
 use super::ready::{Invalid, Role};
 use super::types::{LogIndex, NodeId, Term};
 
@@ -52,7 +52,17 @@ impl Raft {
     /// A message of an earlier term is merely stale (a deposed leader's, delayed): the term
     /// rule refuses it without touching the log, so only current or later terms are checked.
     fn validate_append_against_log(&self, m: &AppendEntries) -> Result<(), Invalid> {
-        if m.term < self.current_term || self.log.term_at(m.prev_log_index) != Some(m.prev_log_term) {
+        if m.term < self.current_term {
+            return Ok(()); // refused by the term rule, changing nothing
+        }
+        let (offset, offset_term) = self.log.compacted();
+        if m.prev_log_index < offset {
+            // Entries up to the offset are in our snapshot, so committed: the message's entry
+            // there (if it carries it) must be ours, or it would replace committed state.
+            if m.entries.iter().any(|e| e.index == offset && e.term != offset_term) {
+                return Err(Invalid::OverwritesCommitted);
+            }
+        } else if self.log.term_at(m.prev_log_index) != Some(m.prev_log_term) {
             return Ok(()); // refused by the term rule or the consistency check, changing nothing
         }
         let conflict = m.entries.iter().find(|e| self.log.term_at(e.index).is_some_and(|t| t != e.term));
@@ -92,7 +102,9 @@ fn validate_install_snapshot(from: NodeId, m: &InstallSnapshot) -> Result<(), In
     if m.leader_id != from {
         return Err(Invalid::LeaderIdMismatch);
     }
-    if m.last_index.0 == 0 {
+    // Index 0 is no entry; past INDEX_MAX is forged (a log grows one entry at a time: 2^63 is
+    // never reached), and would overflow the index arithmetic after it is installed.
+    if m.last_index.0 == 0 || m.last_index > INDEX_MAX {
         return Err(Invalid::LogPositionInvalid);
     }
     validate_log_position(m.last_index, m.last_term, m.term)?;

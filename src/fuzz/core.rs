@@ -6,13 +6,18 @@
 //! `u64::MAX`; entries contiguous or not, terms ordered or not), interleaved with ticks,
 //! proposals, Ready handling (synchronous `advance` or asynchronous `persisted`) and restarts.
 //!
+//! Snapshots are in it too: InstallSnapshot chunks and answers with offsets and lengths near
+//! the image's ends, compaction behind the applied index, the runtime's verdict on a complete
+//! image (good or bad), and restarts from the compacted log.
+//!
 //! After every input: no panic, [`Raft::invariant_violation`] is `None`, the term never goes
 //! back, the vote never changes within a term, and the entries at or below the commit index
 //! never change (within an incarnation).
 
 use crate::core::{
-    AppendEntries, AppendEntriesResponse, Entry, HardState, IndexRange, LogIndex, Message, NodeId, Options, Raft,
-    RaftLog, RequestVote, RequestVoteResponse, Role, SplitMix64, Term, TERM_MAX,
+    AppendEntries, AppendEntriesResponse, Entry, HardState, IndexRange, InstallSnapshot, InstallSnapshotResponse,
+    LogIndex, Message, NodeId, Options, Raft, RaftLog, RequestVote, RequestVoteResponse, Role, SplitMix64, Term,
+    SNAPSHOT_CHUNK_BYTES_MAX, TERM_MAX,
 };
 
 /// Inputs per scenario before a fresh core starts.
@@ -26,9 +31,15 @@ struct Scenario {
     saved: HardState,
     /// (term, vote) seen last, for "one vote per term" and "terms never go back".
     last: (Term, Option<NodeId>),
-    /// Hashes of the entries at or below the commit index, in this incarnation.
+    /// Hashes of the entries at or below the commit index, in this incarnation, from
+    /// `committed_base + 1` (those below the log's start are no longer checked).
     committed: Vec<(Term, u64)>,
+    /// Index of the entry just before `committed[0]`.
+    committed_base: u64,
 }
+
+/// Sizes of the snapshot images the fuzzer's messages talk about: tiny, one byte past a chunk.
+const IMAGE_LENS: [u64; 4] = [1, 3, SNAPSHOT_CHUNK_BYTES_MAX as u64, SNAPSHOT_CHUNK_BYTES_MAX as u64 + 1];
 
 /// What an input did, for the "accepted" count.
 pub(super) struct Step {
@@ -46,7 +57,14 @@ impl Scenario {
         options.entries_per_message_max = 3;
         options.in_flight_max = 2;
         let raft = Raft::new(options.clone(), HardState::default());
-        Scenario { raft, options, saved: HardState::default(), last: (Term(0), None), committed: Vec::new() }
+        Scenario {
+            raft,
+            options,
+            saved: HardState::default(),
+            last: (Term(0), None),
+            committed: Vec::new(),
+            committed_base: 0,
+        }
     }
 
     /// A term near something the core knows, or an extreme.
@@ -111,7 +129,41 @@ impl Scenario {
         let granted = rng.range(0, 3) != 0;
         // Mostly a sender that tells the truth about itself, sometimes one that does not.
         let named = if rng.range(0, 8) == 0 { Self::sender(rng) } else { from };
-        match rng.range(0, 8) {
+        match rng.range(0, 10) {
+            8 => {
+                let total_len = if rng.range(0, 8) == 0 { u64::MAX } else { IMAGE_LENS[rng.range(0, 4) as usize] };
+                let offset = match rng.range(0, 4) {
+                    0 => 0,
+                    1 => total_len.saturating_sub(rng.range(0, 3)),
+                    2 => u64::MAX - rng.range(0, 2),
+                    _ => rng.range(0, 4),
+                };
+                let len = match rng.range(0, 5) {
+                    0 => 0,
+                    1 => SNAPSHOT_CHUNK_BYTES_MAX + 1,
+                    _ => rng.range(1, 4) as usize,
+                };
+                Message::InstallSnapshot(InstallSnapshot {
+                    term,
+                    leader_id: named,
+                    last_index: self.index(rng),
+                    last_term: self.term(rng),
+                    total_len,
+                    offset,
+                    data: vec![7; len],
+                    crc: 0,
+                })
+            }
+            9 => {
+                let snapshot = self.raft.snapshot();
+                let (last_index, last_term) = match (rng.range(0, 3), snapshot) {
+                    (0, _) | (_, None) => (self.index(rng), self.term(rng)),
+                    (_, Some(s)) => (s.index, s.term),
+                };
+                let total = snapshot.map_or(3, |s| s.total_len);
+                let next_offset = [0, 1, total, total + 1, u64::MAX][rng.range(0, 5) as usize];
+                Message::InstallSnapshotResponse(InstallSnapshotResponse { term, last_index, last_term, next_offset })
+            }
             0 => Message::RequestVote(RequestVote {
                 term,
                 candidate_id: named,
@@ -164,6 +216,7 @@ impl Scenario {
             }
             5..=7 => self.handle_ready(rng),
             8 if rng.range(0, 10) == 0 => self.restart(rng),
+            9 if rng.range(0, 4) == 0 => self.compact(rng),
             _ => {
                 let from = Self::sender(rng);
                 let message = self.message(rng, from);
@@ -188,19 +241,45 @@ impl Scenario {
             self.saved = hard_state;
         }
         let last = self.raft.entries(ready.entries).last().map(|e| (e.index, e.term));
+        let last = last.or(ready.install.map(|i| (i.index, i.term)));
+        // A complete image: the runtime says whether it checks out.
+        for chunk in ready.snapshot_chunks.iter().filter(|c| c.last) {
+            self.raft.snapshot_received(chunk.index, chunk.term, rng.range(0, 4) != 0);
+        }
         match (rng.range(0, 3), last) {
             (0, Some((index, term))) => self.raft.persisted(index, term),
             _ => self.raft.advance(),
         }
     }
 
-    /// Restart from what a disk would hold: the saved hard state and the durable log.
+    /// A runtime's snapshot: of the applied state, announced, and the log compacted behind
+    /// it (keeping a few entries, or none).
+    fn compact(&mut self, rng: &mut SplitMix64) {
+        let applied = self.raft.last_applied().min(self.raft.log().persisted());
+        let (offset, _) = self.raft.log().compacted();
+        if applied <= offset {
+            return;
+        }
+        let term = self.raft.log().term_at(applied).expect("applied entries are in the log");
+        self.raft.set_snapshot(applied, term, IMAGE_LENS[rng.range(0, 4) as usize]);
+        let upto = LogIndex(applied.0 - rng.range(0, 3).min(applied.0 - offset.0));
+        self.raft.compact(upto);
+    }
+
+    /// Restart from what a disk would hold: the saved hard state, the snapshot the log
+    /// starts after and the durable log after it.
     fn restart(&mut self, rng: &mut SplitMix64) {
-        let durable = IndexRange { first: LogIndex(1), last: self.raft.log().persisted() };
+        let (offset, offset_term) = self.raft.log().compacted();
+        let durable = IndexRange { first: LogIndex(offset.0 + 1), last: self.raft.log().persisted() };
         let entries = self.raft.entries(durable).to_vec();
         let options = Options { seed: rng.next_u64(), ..self.options.clone() };
-        self.raft = Raft::restore(options, self.saved, RaftLog::from_entries(entries));
+        let snapshot = self.raft.snapshot();
+        self.raft = Raft::restore(options, self.saved, RaftLog::from_snapshot(offset, offset_term, entries));
+        if let Some(s) = snapshot.filter(|s| s.index >= offset) {
+            self.raft.set_snapshot(s.index, s.term, s.total_len);
+        }
         self.committed.clear();
+        self.committed_base = 0;
         self.last = (self.saved.current_term, self.saved.voted_for);
     }
 
@@ -216,15 +295,31 @@ impl Scenario {
             return Err(format!("vote changed within term {term}: {:?} then {vote:?}", self.last.1));
         }
         self.last = (term, vote);
-        let commit = self.raft.commit_index().0 as usize;
-        if commit < self.committed.len() {
-            return Err(format!("commit index went back from {} to {commit}", self.committed.len()));
+        let commit = self.raft.commit_index().0;
+        let committed_end = self.committed_base + self.committed.len() as u64;
+        if commit < committed_end {
+            return Err(format!("commit index went back from {committed_end} to {commit}"));
         }
-        let known = IndexRange { first: LogIndex(1), last: LogIndex(commit as u64) };
+        // Entries up to the log's start are in a snapshot: from there on they are compared.
+        let (offset, offset_term) = self.raft.log().compacted();
+        let end = self.committed_base + self.committed.len() as u64;
+        if offset.0 >= self.committed_base && offset.0 <= end && offset.0 > 0 {
+            let at = (offset.0 - self.committed_base) as usize;
+            if at > 0 && self.committed[at - 1].0 != offset_term {
+                return Err(format!("committed entry {offset} changed term under a snapshot"));
+            }
+            self.committed.drain(..at);
+            self.committed_base = offset.0;
+        } else if offset.0 > end {
+            // A snapshot covered entries this core never saw committed.
+            self.committed.clear();
+            self.committed_base = offset.0;
+        }
+        let known = IndexRange { first: LogIndex(self.committed_base + 1), last: LogIndex(commit as u64) };
         let entries = self.raft.entries(known);
         for (i, (term, data)) in self.committed.iter().enumerate() {
             if entries[i].term != *term || hash(&entries[i].data) != *data {
-                return Err(format!("committed entry {} changed", i + 1));
+                return Err(format!("committed entry {} changed", self.committed_base + i as u64 + 1));
             }
         }
         let seen = self.committed.len();
