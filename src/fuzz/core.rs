@@ -315,7 +315,7 @@ impl Scenario {
             self.committed.clear();
             self.committed_base = offset.0;
         }
-        let known = IndexRange { first: LogIndex(self.committed_base + 1), last: LogIndex(commit as u64) };
+        let known = IndexRange { first: LogIndex(self.committed_base + 1), last: LogIndex(commit) };
         let entries = self.raft.entries(known);
         for (i, (term, data)) in self.committed.iter().enumerate() {
             if entries[i].term != *term || hash(&entries[i].data) != *data {
