@@ -16,6 +16,9 @@ use std::path::Path;
 
 const BEGIN: &str = "<!-- BEGIN GENERATED EXAMPLES -->";
 const END: &str = "<!-- END GENERATED EXAMPLES -->";
+/// The snapshot requests' examples sit in §5's own block, one heading level down.
+const SNAPSHOT_BEGIN: &str = "<!-- BEGIN SNAPSHOT REQUEST EXAMPLES -->";
+const SNAPSHOT_END: &str = "<!-- END SNAPSHOT REQUEST EXAMPLES -->";
 const CLUSTER: u64 = 0x1122_3344_5566_7788;
 
 fn envelope(body: Body) -> Envelope {
@@ -105,10 +108,37 @@ fn examples() -> Vec<(&'static str, String, Vec<u8>)> {
     out
 }
 
-fn render() -> String {
+/// docs/wire.md §7's examples of the snapshot requests (`leader backup`).
+fn snapshot_request_examples() -> Vec<(&'static str, String, Vec<u8>)> {
+    let request =
+        |request_id, body| ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: CLUSTER, request_id, body };
+    let response = |request_id, body| ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body };
+    let snapshot = request(5, Request::Snapshot);
+    let taken = response(5, Response::Snapshot { index: LogIndex(12), term: Term(3), total_len: 1_048_580 });
+    let fetch = request(6, Request::FetchSnapshot { index: LogIndex(12), term: Term(3), offset: 1_048_576 });
+    let chunk = response(
+        6,
+        Response::SnapshotChunk {
+            index: LogIndex(12),
+            term: Term(3),
+            total_len: 1_048_580,
+            offset: 1_048_576,
+            data: vec![0xde, 0xad, 0xbe, 0xef],
+        },
+    );
+    vec![
+        ("ClientRequest: Snapshot", format!("{snapshot:?}"), encode(&snapshot)),
+        ("ClientResponse: Snapshot", format!("{taken:?}"), encode(&taken)),
+        ("ClientRequest: FetchSnapshot (the last 4 bytes of the image above)", format!("{fetch:?}"), encode(&fetch)),
+        ("ClientResponse: SnapshotChunk", format!("{chunk:?}"), encode(&chunk)),
+    ]
+}
+
+/// Examples under `heading`: title, the value as Rust prints it, its bytes in rows of 16.
+fn render(heading: &str, examples: Vec<(&'static str, String, Vec<u8>)>) -> String {
     let mut text = String::new();
-    for (title, debug, bytes) in examples() {
-        writeln!(text, "\n### {title}\n\n`{debug}` — {} bytes:\n\n```text", bytes.len()).unwrap();
+    for (title, debug, bytes) in examples {
+        writeln!(text, "\n{heading} {title}\n\n`{debug}` — {} bytes:\n\n```text", bytes.len()).unwrap();
         for (row, chunk) in bytes.chunks(16).enumerate() {
             let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
             writeln!(text, "{:04x}  {}", row * 16, hex.join(" ")).unwrap();
@@ -118,22 +148,32 @@ fn render() -> String {
     text
 }
 
-#[test]
-fn wire_md_examples_match_the_encoding() {
+/// The block of docs/wire.md between `begin` and `end` is `generated` (or is rewritten so
+/// with `LEADER_BLESS=1`).
+fn check_block(begin: &str, end: &str, generated: String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/wire.md");
     let doc = std::fs::read_to_string(&path).expect("docs/wire.md");
-    let (start, end) = (doc.find(BEGIN).expect("begin marker") + BEGIN.len(), doc.find(END).expect("end marker"));
-    let generated = render();
+    let (start, stop) = (doc.find(begin).expect("begin marker") + begin.len(), doc.find(end).expect("end marker"));
     if std::env::var_os("LEADER_BLESS").is_some() {
-        let updated = format!("{}{}{}", &doc[..start], generated, &doc[end..]);
+        let updated = format!("{}{}{}", &doc[..start], generated, &doc[stop..]);
         std::fs::write(&path, updated).expect("write docs/wire.md");
         return;
     }
     assert!(
-        doc[start..end] == generated,
-        "docs/wire.md's examples differ from the encoding; if the change is intended, run \
+        doc[start..stop] == generated,
+        "docs/wire.md's examples after {begin} differ from the encoding; if the change is intended, run \
          `LEADER_BLESS=1 cargo test --test wire_doc` and review the diff"
     );
+}
+
+#[test]
+fn wire_md_examples_match_the_encoding() {
+    check_block(BEGIN, END, render("###", examples()));
+}
+
+#[test]
+fn wire_md_snapshot_request_examples_match_the_encoding() {
+    check_block(SNAPSHOT_BEGIN, SNAPSHOT_END, render("####", snapshot_request_examples()));
 }
 
 #[test]

@@ -116,16 +116,15 @@ impl Raft {
         }
     }
 
-    /// §5.3, the receiver's rules: consistency check on the previous entry, truncate a
-    /// conflicting suffix (never a matching one: a stale or duplicated message must not undo
-    /// newer entries), append what is new, advance the commit index.
-    pub(super) fn handle_append_entries(&mut self, from: NodeId, m: AppendEntries) {
+    /// A message only the leader of our term sends (AppendEntries, InstallSnapshot) came from
+    /// `from`: follow it and reset the election timer. False when we lead this term ourselves.
+    pub(super) fn hear_from_leader(&mut self, from: NodeId, kind: &str) -> bool {
         if self.role == Role::Leader {
             // Two leaders in one term would break Election Safety (§5.2); only a faulty or
             // forged peer can cause it, so count it, never obey it.
-            log::error!("{}: AppendEntries from {} claims leadership of my term {}", self.id, from, m.term);
+            log::error!("{}: {kind} from {from} claims leadership of my term {}", self.id, self.current_term);
             self.ignored.conflicting_leader += 1;
-            return;
+            return false;
         }
         if self.role == Role::Candidate || self.pre_candidate {
             // §5.2: a candidate that hears from a legitimate leader of its term returns to
@@ -134,6 +133,16 @@ impl Raft {
         }
         self.leader_id = Some(from);
         self.reset_election_timer();
+        true
+    }
+
+    /// §5.3, the receiver's rules: consistency check on the previous entry, truncate a
+    /// conflicting suffix (never a matching one: a stale or duplicated message must not undo
+    /// newer entries), append what is new, advance the commit index.
+    pub(super) fn handle_append_entries(&mut self, from: NodeId, m: AppendEntries) {
+        if !self.hear_from_leader(from, "AppendEntries") {
+            return;
+        }
         let mut m = m;
         let (offset, offset_term) = self.log.compacted();
         if m.prev_log_index < offset {

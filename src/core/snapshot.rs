@@ -165,16 +165,9 @@ impl Raft {
 
     /// Follower: one chunk of a leader's snapshot (after the term rule).
     pub(super) fn handle_install_snapshot(&mut self, from: NodeId, m: InstallSnapshot) {
-        if self.role == Role::Leader {
-            log::error!("{}: InstallSnapshot from {} claims leadership of my term {}", self.id, from, m.term);
-            self.ignored.conflicting_leader += 1;
+        if !self.hear_from_leader(from, "InstallSnapshot") {
             return;
         }
-        if self.role == Role::Candidate || self.pre_candidate {
-            self.become_follower(self.current_term, Some(from));
-        }
-        self.leader_id = Some(from);
-        self.reset_election_timer();
         let (offset, _) = self.log.compacted();
         let have = m.last_index <= offset || (m.last_index <= self.commit_index && !self.bugs().install_older_snapshot);
         if have {
