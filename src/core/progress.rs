@@ -51,8 +51,9 @@ pub struct Progress {
     in_flight: VecDeque<LogIndex>,
     /// Snapshot: the transfer.
     pub snapshot: Option<SnapshotSend>,
-    /// Rejections in a row saying the follower's log ends below `match_index`.
-    lost_claims: u32,
+    /// The heartbeat round of the first rejection (since the last acknowledgement) saying
+    /// the follower's log ends below `match_index`.
+    lost_claim_round: Option<u64>,
 }
 
 impl Progress {
@@ -65,7 +66,7 @@ impl Progress {
             probe_sent: false,
             in_flight: VecDeque::new(),
             snapshot: None,
-            lost_claims: 0,
+            lost_claim_round: None,
         }
     }
 
@@ -96,7 +97,7 @@ impl Progress {
             return false;
         }
         self.match_index = index;
-        self.lost_claims = 0;
+        self.lost_claim_round = None;
         self.next_index = self.next_index.max(LogIndex(index.0 + 1));
         if self.snapshot.is_some_and(|s| index < s.index) {
             // An answer to an append sent before the transfer: the transfer goes on.
@@ -147,17 +148,30 @@ impl Progress {
     }
 
     /// A rejection of `rejected` whose hints say the follower's log ends before
-    /// `conflict_index`, below what it acknowledged. Once, it may be an old answer delivered
-    /// late (seed 12: stale, ignored); twice in a row with no acknowledgement between, the
-    /// follower lost its log — a data directory wiped and the server restarted with the same
-    /// pid — and must be replicated to from where its log now ends. Returns true then.
-    pub fn claims_lost_entries(&mut self, rejected: LogIndex, conflict_index: LogIndex, conflict_term: Term) -> bool {
+    /// `conflict_index`, below what it acknowledged, in heartbeat round `round`. Once, or
+    /// repeated within one round, it may be an old answer delivered late or twice (seed 12:
+    /// stale, ignored); again in a later round with no acknowledgement between, the follower
+    /// lost its log — a data directory wiped and the server restarted with the same pid — and
+    /// must be replicated to from where its log now ends. Returns true then.
+    pub fn claims_lost_entries(
+        &mut self,
+        rejected: LogIndex,
+        conflict_index: LogIndex,
+        conflict_term: Term,
+        round: u64,
+    ) -> bool {
         let lost = rejected <= self.match_index && conflict_term.0 == 0 && conflict_index <= self.match_index;
         if !lost {
             return false;
         }
-        self.lost_claims += 1;
-        self.lost_claims >= 2
+        match self.lost_claim_round {
+            Some(first) if first < round => true,
+            Some(_) => false,
+            None => {
+                self.lost_claim_round = Some(round);
+                false
+            }
+        }
     }
 
     /// Forget what the follower acknowledged (nothing it holds now is known to match); probe
@@ -170,6 +184,6 @@ impl Progress {
         self.probe_sent = false;
         self.in_flight.clear();
         self.snapshot = None;
-        self.lost_claims = 0;
+        self.lost_claim_round = None;
     }
 }

@@ -104,6 +104,8 @@ pub struct Raft {
     /// Ticks since the last reset of the election timer (or, on a leader, of the quorum check).
     pub(super) election_elapsed: u32,
     pub(super) heartbeat_elapsed: u32,
+    /// Leader: heartbeat rounds sent (tells a repeated claim from a duplicated message).
+    pub(super) heartbeat_round: u64,
     pub(super) randomized_election_timeout: u32,
     /// Candidate: servers that granted their vote in `current_term`, self included; while
     /// `pre_candidate`, the pre-votes for `current_term + 1`.
@@ -177,6 +179,7 @@ impl Raft {
             log,
             election_elapsed: 0,
             heartbeat_elapsed: 0,
+            heartbeat_round: 0,
             randomized_election_timeout: options.election_ticks,
             votes_granted: BTreeSet::new(),
             pre_candidate: false,

@@ -98,6 +98,7 @@ impl Raft {
     /// also carries the commit index and repairs a pipeline that lost a message (the follower
     /// rejects when it misses entries before `next_index`, which sends us back to probing).
     pub(super) fn send_heartbeats(&mut self) {
+        self.heartbeat_round += 1;
         for peer in self.peers.clone() {
             let progress = &self.progress[&peer];
             if progress.state == ProgressState::Snapshot {
@@ -259,9 +260,9 @@ impl Raft {
                 (_, false) => m.conflict_index,
             };
             let progress = self.progress.get_mut(&from).expect("progress exists");
-            if progress.claims_lost_entries(m.match_index, m.conflict_index, m.conflict_term) {
-                // Said twice in a row, not a reordered old answer: its disk was wiped (or
-                // lost synced data). Find its log again from what it says it holds.
+            if progress.claims_lost_entries(m.match_index, m.conflict_index, m.conflict_term, self.heartbeat_round) {
+                // Said again a heartbeat later, not a reordered old answer: its disk was wiped
+                // (or lost synced data). Find its log again from what it says it holds.
                 log::warn!(
                     "{}: {from} no longer holds entries it acknowledged (its log ends at {}, it had {}); \
                      replicating to it again",
