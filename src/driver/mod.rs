@@ -144,6 +144,7 @@ impl<M: StateMachine, T> Driver<M, T> {
     pub fn new(raft: Raft, state_machine: M, policy: SnapshotPolicy) -> Self {
         let (durable, published) = (raft.hard_state(), raft.soft_state());
         let applied = raft.log().compacted().0;
+        let raft_image_len = raft.snapshot().map_or(0, |s| s.total_len);
         Driver {
             raft,
             state_machine,
@@ -151,7 +152,7 @@ impl<M: StateMachine, T> Driver<M, T> {
             waiting: VecDeque::new(),
             durable,
             published,
-            snapshots: snapshot::Snapshots::new(policy, applied),
+            snapshots: snapshot::Snapshots::new(policy, applied, raft_image_len),
             applied,
             received: None,
         }

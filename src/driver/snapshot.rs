@@ -72,21 +72,28 @@ pub(super) struct Snapshots {
     in_progress: bool,
     /// `leader snapshot`: take one now, whatever the policy says.
     requested: bool,
+    /// Size of the last snapshot's image (0: none).
+    pub(super) image_len: u64,
 }
 
 impl Snapshots {
-    pub(super) fn new(policy: SnapshotPolicy, last: LogIndex) -> Self {
-        Snapshots { policy, last, applied_bytes: 0, in_progress: false, requested: false }
+    pub(super) fn new(policy: SnapshotPolicy, last: LogIndex, image_len: u64) -> Self {
+        Snapshots { policy, last, applied_bytes: 0, in_progress: false, requested: false, image_len }
     }
 
-    fn due(&self, applied: LogIndex) -> bool {
+    /// A snapshot is due when asked for, or when a trigger fired and the log since the last
+    /// snapshot holds at least a quarter of that snapshot's size in commands: with a large
+    /// state (1 M keys: a 128 MB image) a fixed entry count would rewrite the whole state every
+    /// few seconds at full load; this way snapshots cost at most four bytes written per byte of
+    /// commands, and the log on disk stays within four snapshots' size plus the thresholds.
+    pub(super) fn due(&self, applied: LogIndex) -> bool {
         let entries = applied.0.saturating_sub(self.last.0);
         if self.in_progress || entries == 0 {
             return false;
         }
-        self.requested
-            || (self.policy.entries > 0 && entries >= self.policy.entries)
-            || (self.policy.bytes > 0 && self.applied_bytes >= self.policy.bytes)
+        let fired = (self.policy.entries > 0 && entries >= self.policy.entries)
+            || (self.policy.bytes > 0 && self.applied_bytes >= self.policy.bytes);
+        self.requested || (fired && self.applied_bytes.saturating_mul(4) >= self.image_len)
     }
 }
 
@@ -189,7 +196,8 @@ impl<M: StateMachine, T> Driver<M, T> {
         self.applied = index;
         self.snapshots.last = index;
         self.snapshots.applied_bytes = 0;
-        self.raft.set_snapshot(index, snapshot.meta.last_term, image_len(&snapshot.meta, data.len()));
+        self.snapshots.image_len = image_len(&snapshot.meta, data.len());
+        self.raft.set_snapshot(index, snapshot.meta.last_term, self.snapshots.image_len);
     }
 
     /// Take a snapshot if one is due (after applying).
@@ -247,6 +255,7 @@ impl<M: StateMachine, T> Driver<M, T> {
         }
         self.snapshots.last = meta.last_index;
         self.snapshots.applied_bytes = 0;
+        self.snapshots.image_len = image_len;
         self.raft.set_snapshot(meta.last_index, meta.last_term, image_len);
         if compact_to > self.raft.log().compacted().0 {
             self.raft.compact(compact_to);
