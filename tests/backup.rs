@@ -8,12 +8,11 @@
 
 mod common;
 
-use common::{acknowledged_leader, live_statuses, wait_for, TestConfig, TOLERANCE};
+use common::{acknowledged_leader, live_statuses, start_all, wait_for, TestConfig, TOLERANCE};
 use leader::client::Client;
 use leader::codec::encode;
 use leader::core::{HardState, LogIndex, NodeId, Term};
 use leader::kv::{KvCommand, KvOp, KvStore, StateMachine};
-use leader::process::{ChildLogs, ProcessCluster};
 use leader::storage::{encode_snapshot_image, DiskStorage, SnapshotMeta, Storage};
 use std::fs::File;
 use std::path::Path;
@@ -69,14 +68,6 @@ fn leader(dir: &Path, name: &str, args: &[&str]) -> Exit {
         stdout: std::fs::read_to_string(&out).expect("read stdout"),
         stderr: std::fs::read_to_string(&err).expect("read stderr"),
     }
-}
-
-fn start_all(test: &TestConfig) -> ProcessCluster {
-    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(test.dir.path().to_path_buf()));
-    for pid in test.config.pids() {
-        cluster.start(pid).expect("spawn leader");
-    }
-    cluster
 }
 
 fn wait_leader(test: &TestConfig) -> NodeId {

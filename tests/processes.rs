@@ -3,21 +3,13 @@
 
 mod common;
 
-use common::{acknowledged_leader, live_statuses, test_seed, wait_for, Observer, TestConfig, PING, TOLERANCE};
+use common::{
+    acknowledged_leader, live_statuses, start_all, test_seed, wait_for, Observer, TestConfig, PING, TOLERANCE,
+};
 use leader::client::Client;
 use leader::core::{NodeId, Role, SplitMix64, Term};
-use leader::process::{ChildLogs, ProcessCluster};
 use leader::storage::read_hard_state;
 use std::time::{Duration, Instant};
-
-fn start_all(test: &TestConfig) -> ProcessCluster {
-    let mut cluster =
-        ProcessCluster::new(env!("CARGO_BIN_EXE_leader"), &test.path, ChildLogs::Dir(test.dir.path().to_path_buf()));
-    for pid in test.config.pids() {
-        cluster.start(pid).expect("spawn leader");
-    }
-    cluster
-}
 
 /// Observe until a leader acknowledged by a majority satisfies `accept`, checking Election
 /// Safety at every observation.

@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::{acknowledged_leader, live_statuses, wait_for, TestConfig, TOLERANCE};
+use common::{acknowledged_leader, live_statuses, start_all, wait_for, TestConfig, TOLERANCE};
 use leader::client::Client;
 use leader::core::{LogIndex, NodeId};
-use leader::process::{ChildLogs, ProcessCluster};
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,15 +17,6 @@ fn config(every: u64, trailing: u64) -> TestConfig {
     test.set("snapshot_entries", every.into());
     test.set("snapshot_trailing_entries", trailing.into());
     test
-}
-
-fn start_all(test: &TestConfig) -> ProcessCluster {
-    let mut cluster =
-        ProcessCluster::new(env!("CARGO_BIN_EXE_leader"), &test.path, ChildLogs::Dir(test.dir.path().to_path_buf()));
-    for pid in test.config.pids() {
-        cluster.start(pid).expect("spawn leader");
-    }
-    cluster
 }
 
 fn client(test: &TestConfig) -> Client {

@@ -563,12 +563,23 @@ impl SnapshotStore {
         let name = snapshot_file_name(meta.last_index, meta.last_term);
         let tmp_name = format!("{name}.tmp");
         let path = self.dir.join(&name);
-        let result =
-            replace_durably(&self.dir, &tmp_name, &name, &[&header, &meta.config, data, &crc]).and_then(|()| {
-                self.latest = Some((meta.clone(), path.clone()));
-                self.loaded = None;
-                self.remove_older_than(&path)
-            });
+        let placed = replace_durably(&self.dir, &tmp_name, &name, &[&header, &meta.config, data, &crc]);
+        self.adopt(placed, meta, path)
+    }
+
+    /// After `placed` put the snapshot `meta` durably at `path`: make it the latest and remove
+    /// the older ones; any failure is fatal from now on (fail-stop).
+    fn adopt(
+        &mut self,
+        placed: Result<(), StorageError>,
+        meta: &SnapshotMeta,
+        path: PathBuf,
+    ) -> Result<(), StorageError> {
+        let result = placed.and_then(|()| {
+            self.latest = Some((meta.clone(), path.clone()));
+            self.loaded = None;
+            self.remove_older_than(&path)
+        });
         if result.is_err() {
             self.failed = true;
         }
@@ -643,15 +654,7 @@ impl SnapshotStore {
                 fs::rename(&from, &path).map_err(io_error(&path, "rename")).and_then(|()| sync_dir(&self.dir))
             }
         };
-        let result = placed.and_then(|()| {
-            self.latest = Some((meta.clone(), path.clone()));
-            self.loaded = None;
-            self.remove_older_than(&path)
-        });
-        if result.is_err() {
-            self.failed = true;
-        }
-        result
+        self.adopt(placed, meta, path)
     }
 
     /// Removes every snapshot file but `keep`, then fsyncs the directory so that the removals

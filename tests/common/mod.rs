@@ -6,6 +6,7 @@ use leader::client::{CallError, Client};
 use leader::config::Config;
 use leader::core::{NodeId, Role, Term};
 use leader::node::{NodeOptions, RoleChange, Server};
+use leader::process::{ChildLogs, ProcessCluster};
 use leader::transport::client_wire::Status;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -317,4 +318,16 @@ pub fn test_seed(name: &str) -> u64 {
     let seed = std::env::var("LEADER_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("{name}: seed {seed} (replay with LEADER_TEST_SEED={seed})");
     seed
+}
+
+/// Every server of `test` as its own `leader` process, logging to `server-<pid>.log` in the
+/// test's directory; stopped by pid when the cluster is dropped.
+#[allow(dead_code)] // not every test binary starts processes
+pub fn start_all(test: &TestConfig) -> ProcessCluster {
+    let mut cluster =
+        ProcessCluster::new(env!("CARGO_BIN_EXE_leader"), &test.path, ChildLogs::Dir(test.dir.path().to_path_buf()));
+    for pid in test.config.pids() {
+        cluster.start(pid).expect("spawn leader");
+    }
+    cluster
 }
