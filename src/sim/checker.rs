@@ -240,7 +240,7 @@ impl Checker {
     }
 
     /// State Machine Safety, against the committed log: the entry `node` applied at `index`
-    /// (its [`entry_hash`] `hash`) is the entry committed there, and nothing is applied before
+    /// (its `entry_hash` `hash`, sim/node.rs) is the entry committed there, and nothing is applied before
     /// some server knows it committed.
     pub fn applied(&mut self, node: NodeId, index: LogIndex, hash: u64) -> Result<(), Violation> {
         let Some(committed) = index.0.checked_sub(1).and_then(|i| self.committed.get(i as usize)) else {

@@ -35,6 +35,7 @@ mod record;
 mod scan;
 mod segment;
 mod snapshot;
+mod snapshot_store;
 mod wal;
 
 #[cfg(test)]
@@ -60,9 +61,9 @@ pub use record::{ENTRY_DATA_BYTES_MAX, RECORD_BYTES_MAX};
 pub use segment::SEGMENT_HEADER_LEN;
 pub use snapshot::{
     decode_snapshot_image, encode_snapshot_image, incoming_snapshot_path, read_snapshot, snapshot_dir,
-    snapshot_file_name, write_snapshot_tmp, Snapshot, SnapshotMeta, SnapshotStore, SNAPSHOT_CONFIG_BYTES_MAX,
-    SNAPSHOT_HEADER_LEN,
+    snapshot_file_name, write_snapshot_tmp, Snapshot, SnapshotMeta, SNAPSHOT_CONFIG_BYTES_MAX, SNAPSHOT_HEADER_LEN,
 };
+pub use snapshot_store::SnapshotStore;
 pub use wal::{WalOptions, SEGMENT_BYTES_MAX_DEFAULT};
 
 use error::io_error;

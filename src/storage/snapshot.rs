@@ -21,12 +21,12 @@
 //! writes (or after a crash in the middle of one).
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::io_error;
-use super::hard_state::{replace_durably, sync_dir};
-use super::{create_dir_durably, SnapshotSource, StorageError, SNAPSHOT_DIR};
+use super::hard_state::sync_dir;
+use super::{StorageError, SNAPSHOT_DIR};
 use crate::core::{LogIndex, Term};
 
 /// Size in bytes of a snapshot file's header (everything before the configuration).
@@ -50,7 +50,7 @@ const VERIFY_CHUNK_BYTES: usize = 1 << 20;
 
 // Field offsets, named once so that the encoder, the decoder and the error offsets agree.
 const OFFSET_VERSION: usize = 4;
-const OFFSET_INDEX: usize = 5;
+pub(super) const OFFSET_INDEX: usize = 5;
 const OFFSET_TERM: usize = 13;
 const OFFSET_CONFIG_LEN: usize = 21;
 const OFFSET_DATA_LEN: usize = 25;
@@ -115,7 +115,7 @@ fn parse_name(name: &str) -> Name {
     }
 }
 
-fn corrupt(path: &Path, offset: usize, detail: String) -> StorageError {
+pub(super) fn corrupt(path: &Path, offset: usize, detail: String) -> StorageError {
     StorageError::Corrupt { path: path.to_path_buf(), offset: offset as u64, detail }
 }
 
@@ -129,7 +129,7 @@ fn u64_at(bytes: &[u8], offset: usize) -> u64 {
 
 /// The header and the CRC of the image of (`meta`, `data`): everything of a snapshot file but
 /// the configuration and the data themselves, which the caller writes in between. The one
-/// encoder of the format: [`SnapshotStore::save`], [`encode_snapshot_image`] and
+/// encoder of the format: [`SnapshotStore::save`](super::SnapshotStore::save), [`encode_snapshot_image`] and
 /// [`write_snapshot_tmp`] all use it, so the file a server saves and the image a leader
 /// streams are the same bytes.
 ///
@@ -137,7 +137,7 @@ fn u64_at(bytes: &[u8], offset: usize) -> u64 {
 ///
 /// On a caller bug recovery would refuse: `last_index` or `last_term` 0, or a configuration
 /// over [`SNAPSHOT_CONFIG_BYTES_MAX`].
-fn encode_parts(meta: &SnapshotMeta, data: &[u8]) -> ([u8; SNAPSHOT_HEADER_LEN], [u8; CRC_LEN]) {
+pub(super) fn encode_parts(meta: &SnapshotMeta, data: &[u8]) -> ([u8; SNAPSHOT_HEADER_LEN], [u8; CRC_LEN]) {
     assert!(meta.last_index.0 >= 1 && meta.last_term.0 >= 1, "a snapshot covers at least one entry: {meta:?}");
     assert!(meta.config.len() <= SNAPSHOT_CONFIG_BYTES_MAX, "configuration of {} bytes", meta.config.len());
     let header = encode_header(meta, data.len() as u64);
@@ -212,13 +212,13 @@ fn check_body(index: u64, term: u64, crc_at: usize, stored: u32, computed: u32) 
     Ok(())
 }
 
-/// The complete image (the exact bytes of the snapshot file [`SnapshotStore::save`] writes)
+/// The complete image (the exact bytes of the snapshot file [`SnapshotStore::save`](super::SnapshotStore::save) writes)
 /// of the snapshot (`meta`, `data`): what a leader streams to a follower in chunks (§7,
 /// InstallSnapshot).
 ///
 /// # Panics
 ///
-/// As [`SnapshotStore::save`]: `last_index` or `last_term` 0, or a configuration over
+/// As [`SnapshotStore::save`](super::SnapshotStore::save): `last_index` or `last_term` 0, or a configuration over
 /// [`SNAPSHOT_CONFIG_BYTES_MAX`].
 pub fn encode_snapshot_image(meta: &SnapshotMeta, data: &[u8]) -> Vec<u8> {
     let (header, crc) = encode_parts(meta, data);
@@ -270,7 +270,7 @@ pub(super) fn decode_image(bytes: &[u8]) -> Result<Snapshot, Defect> {
 ///
 /// # Panics
 ///
-/// As [`SnapshotStore::save`]: `last_index` or `last_term` 0, or a configuration over
+/// As [`SnapshotStore::save`](super::SnapshotStore::save): `last_index` or `last_term` 0, or a configuration over
 /// [`SNAPSHOT_CONFIG_BYTES_MAX`].
 pub fn write_snapshot_tmp(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf, StorageError> {
     let (header, crc) = encode_parts(meta, data);
@@ -309,7 +309,7 @@ pub fn read_snapshot(path: impl AsRef<Path>) -> Result<Snapshot, StorageError> {
 /// Reads and checks the snapshot file at `path` completely; keeps the state machine's data
 /// only when `keep_data` (a validation before an install streams it through the CRC instead:
 /// a snapshot can be far larger than memory should hold twice).
-fn read_checked(path: &Path, keep_data: bool) -> Result<(SnapshotMeta, Option<Vec<u8>>), StorageError> {
+pub(super) fn read_checked(path: &Path, keep_data: bool) -> Result<(SnapshotMeta, Option<Vec<u8>>), StorageError> {
     let mut file = File::open(path).map_err(io_error(path, "open"))?;
     let file_len = file.metadata().map_err(io_error(path, "stat"))?.len();
     let min_len = (SNAPSHOT_HEADER_LEN + CRC_LEN) as u64;
@@ -356,7 +356,7 @@ fn read_checked(path: &Path, keep_data: bool) -> Result<(SnapshotMeta, Option<Ve
 
 /// Reads and checks only the header of the snapshot file at `path` (magic, version, lengths
 /// against the file's size): the cheap check of a file someone else already validated.
-fn read_header(path: &Path) -> Result<(LogIndex, Term), StorageError> {
+pub(super) fn read_header(path: &Path) -> Result<(LogIndex, Term), StorageError> {
     let mut file = File::open(path).map_err(io_error(path, "open"))?;
     let file_len = file.metadata().map_err(io_error(path, "stat"))?.len();
     let mut header = [0u8; SNAPSHOT_HEADER_LEN];
@@ -375,7 +375,7 @@ fn read_header(path: &Path) -> Result<(LogIndex, Term), StorageError> {
 
 /// Reads a snapshot and checks that its header agrees with its file name (a renamed or
 /// copied file must not pass for the snapshot its name promises).
-fn read_named(path: &Path, index: LogIndex, term: Term) -> Result<Snapshot, StorageError> {
+pub(super) fn read_named(path: &Path, index: LogIndex, term: Term) -> Result<Snapshot, StorageError> {
     let snapshot = read_snapshot(path)?;
     let (found_index, found_term) = (snapshot.meta.last_index, snapshot.meta.last_term);
     if (found_index, found_term) != (index, term) {
@@ -390,7 +390,7 @@ fn read_named(path: &Path, index: LogIndex, term: Term) -> Result<Snapshot, Stor
 /// The snapshot files of a directory, oldest first. At open (`at_open`), leftover temp files
 /// and an incoming transfer are removed first; at any other time they are left alone, because a
 /// background snapshot thread or the receiver of a transfer may be writing them right now.
-fn list(dir: &Path, at_open: bool) -> Result<Vec<(LogIndex, Term, PathBuf)>, StorageError> {
+pub(super) fn list(dir: &Path, at_open: bool) -> Result<Vec<(LogIndex, Term, PathBuf)>, StorageError> {
     let mut found = Vec::new();
     let mut removed = false;
     for entry in fs::read_dir(dir).map_err(io_error(dir, "list directory"))? {
@@ -452,226 +452,6 @@ pub(super) fn same_meta(asked: &SnapshotMeta, found: &SnapshotMeta) -> Result<()
             ""
         }
     ))
-}
-
-/// The snapshots of one directory: the latest durable one, and the atomic save of a new one.
-///
-/// The directory must not be shared: the caller holds the data directory's lock (a
-/// [`DiskStorage`](super::DiskStorage) on its parent), because open removes temp files that a
-/// live writer could be in the middle of.
-#[derive(Debug)]
-pub struct SnapshotStore {
-    dir: PathBuf,
-    /// The latest snapshot on disk, with its path.
-    latest: Option<(SnapshotMeta, PathBuf)>,
-    /// The snapshot read at open, until taken or superseded by a save.
-    loaded: Option<Snapshot>,
-    /// Set after a failed save: every later save fails too (fail-stop, never retry an fsync).
-    failed: bool,
-}
-
-impl SnapshotStore {
-    /// Opens (creating if needed, durably) a snapshot directory: removes leftover temp files,
-    /// reads and checks the newest snapshot completely, and removes older ones (left by a
-    /// save that crashed after its rename, before its cleanup; the newest is durable).
-    ///
-    /// A damaged newest snapshot is refused with [`StorageError::SnapshotRefused`], naming it,
-    /// the reason, and the newest valid older snapshot if there is one; no file is removed.
-    /// It does not fall back to the older one: a save removes log entries only after the new
-    /// snapshot is durable, so the log may no longer hold the entries that follow the older
-    /// snapshot, and starting from it would silently drop committed entries (§7). Whether the
-    /// log still holds them is the log's business, not this store's, so an operator decides.
-    pub fn open(dir: impl AsRef<Path>) -> Result<SnapshotStore, StorageError> {
-        let dir = dir.as_ref().to_path_buf();
-        create_dir_durably(&dir)?;
-        let mut files = list(&dir, true)?;
-        let Some((index, term, path)) = files.pop() else {
-            return Ok(SnapshotStore { dir, latest: None, loaded: None, failed: false });
-        };
-        let snapshot = match read_named(&path, index, term) {
-            Ok(snapshot) => snapshot,
-            Err(StorageError::Corrupt { path, offset, detail }) => {
-                let older = files.iter().rev().find(|(i, t, p)| read_named(p, *i, *t).is_ok());
-                let older = older.map(|(_, _, p)| p.clone());
-                return Err(StorageError::SnapshotRefused { path, offset, detail, older });
-            }
-            Err(err) => return Err(err),
-        };
-        if !files.is_empty() {
-            for (_, _, old) in &files {
-                fs::remove_file(old).map_err(io_error(old, "remove"))?;
-                log::info!("removed {} superseded by {}", old.display(), path.display());
-            }
-            sync_dir(&dir)?;
-        }
-        let latest = Some((snapshot.meta.clone(), path));
-        Ok(SnapshotStore { dir, latest, loaded: Some(snapshot), failed: false })
-    }
-
-    /// The directory, as given to [`SnapshotStore::open`].
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Index, term and configuration of the latest durable snapshot, if any.
-    pub fn latest(&self) -> Option<&SnapshotMeta> {
-        self.latest.as_ref().map(|(meta, _)| meta)
-    }
-
-    /// The file of the latest durable snapshot, if any.
-    pub fn latest_path(&self) -> Option<&Path> {
-        self.latest.as_ref().map(|(_, path)| path.as_path())
-    }
-
-    /// The snapshot read at open (with its state machine bytes), moved out: the runtime
-    /// restores it once at start. `None` once taken, after a save, or if there was none.
-    pub fn take_snapshot(&mut self) -> Option<Snapshot> {
-        self.loaded.take()
-    }
-
-    /// Durably saves a snapshot and then removes the older ones. The previous snapshot stays
-    /// until the new one is durable (temp file, fsync, rename, directory fsync), so a crash
-    /// at any point leaves at least one complete snapshot; only then are older files removed
-    /// and the directory fsynced again. The caller may discard log entries up to
-    /// `meta.last_index` only after this returns.
-    ///
-    /// An error is fatal: this and every later save fails (fail-stop).
-    ///
-    /// # Panics
-    ///
-    /// On a caller bug that would write a snapshot recovery must refuse or misuse:
-    /// `last_index` or `last_term` 0, a configuration over [`SNAPSHOT_CONFIG_BYTES_MAX`], an
-    /// index below the latest snapshot's, or the same index with another term (a committed
-    /// entry's term never changes, §5.4).
-    pub fn save(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
-        if self.failed {
-            let source = io::Error::other("an earlier save failed; storage is fail-stop and never retries");
-            return Err(StorageError::Io { path: self.dir.clone(), op: "save snapshot", source });
-        }
-        if let Some(latest) = self.latest() {
-            assert!(
-                meta.last_index > latest.last_index
-                    || (meta.last_index == latest.last_index && meta.last_term == latest.last_term),
-                "a snapshot never moves backwards (§7): latest ends at index {} term {}, new at index {} term {}",
-                latest.last_index,
-                latest.last_term,
-                meta.last_index,
-                meta.last_term
-            );
-        }
-        let (header, crc) = encode_parts(meta, data);
-        let name = snapshot_file_name(meta.last_index, meta.last_term);
-        let tmp_name = format!("{name}.tmp");
-        let path = self.dir.join(&name);
-        let placed = replace_durably(&self.dir, &tmp_name, &name, &[&header, &meta.config, data, &crc]);
-        self.adopt(placed, meta, path)
-    }
-
-    /// After `placed` put the snapshot `meta` durably at `path`: make it the latest and remove
-    /// the older ones; any failure is fatal from now on (fail-stop).
-    fn adopt(
-        &mut self,
-        placed: Result<(), StorageError>,
-        meta: &SnapshotMeta,
-        path: PathBuf,
-    ) -> Result<(), StorageError> {
-        let result = placed.and_then(|()| {
-            self.latest = Some((meta.clone(), path.clone()));
-            self.loaded = None;
-            self.remove_older_than(&path)
-        });
-        if result.is_err() {
-            self.failed = true;
-        }
-        result
-    }
-
-    /// Checks a snapshot to install (Raft §7, InstallSnapshot) before anything changes: a
-    /// defect is [`StorageError::Corrupt`] naming the file (or this directory, for an image in
-    /// memory), and leaves every file as it was. An image, and a file not yet synced, are
-    /// checked completely (a file is fdatasynced first, so that what is checked is what is
-    /// on the disk); a file that is already synced was checked by whoever wrote it
-    /// ([`write_snapshot_tmp`]), so only its header is compared with `meta`.
-    ///
-    /// # Panics
-    ///
-    /// If a file is not in this store's directory: the rename that installs it must stay in
-    /// one directory for the directory fsync to make it durable.
-    pub(super) fn check_source(&self, meta: &SnapshotMeta, source: SnapshotSource) -> Result<Checked, StorageError> {
-        match source {
-            SnapshotSource::Image(image) => {
-                let found = decode_image(&image).map_err(|(offset, detail)| {
-                    let detail =
-                        format!("snapshot image for index {} term {}: {detail}", meta.last_index, meta.last_term);
-                    corrupt(&self.dir, offset, detail)
-                })?;
-                same_meta(meta, &found.meta).map_err(|detail| corrupt(&self.dir, OFFSET_INDEX, detail))?;
-                Ok(Checked::Image(image))
-            }
-            SnapshotSource::File { path, synced } => {
-                assert_eq!(
-                    path.parent(),
-                    Some(self.dir.as_path()),
-                    "a snapshot file to install must be in the snapshot directory {}",
-                    self.dir.display()
-                );
-                if synced {
-                    let (index, term) = read_header(&path)?;
-                    if (index, term) != (meta.last_index, meta.last_term) {
-                        let detail = format!(
-                            "the header says index {index} term {term}, the install asks for index {} term {}",
-                            meta.last_index, meta.last_term
-                        );
-                        return Err(corrupt(&path, OFFSET_INDEX, detail));
-                    }
-                } else {
-                    let file = File::open(&path).map_err(io_error(&path, "open"))?;
-                    file.sync_data().map_err(io_error(&path, "fdatasync"))?;
-                    drop(file);
-                    let (found, _) = read_checked(&path, false)?;
-                    same_meta(meta, &found).map_err(|detail| corrupt(&path, OFFSET_INDEX, detail))?;
-                }
-                Ok(Checked::File(path))
-            }
-        }
-    }
-
-    /// Makes a checked snapshot the latest durable one: an image is written like a save (temp
-    /// file, fsync, rename, directory fsync), a file is renamed into place and the directory
-    /// fsynced. Only then are older snapshot files removed (and the directory fsynced again),
-    /// so a crash at any point leaves at least one complete snapshot. Fail-stop like
-    /// [`SnapshotStore::save`].
-    pub(super) fn install(&mut self, meta: &SnapshotMeta, checked: Checked) -> Result<(), StorageError> {
-        if self.failed {
-            let source = io::Error::other("an earlier save failed; storage is fail-stop and never retries");
-            return Err(StorageError::Io { path: self.dir.clone(), op: "install snapshot", source });
-        }
-        let name = snapshot_file_name(meta.last_index, meta.last_term);
-        let path = self.dir.join(&name);
-        let placed = match checked {
-            Checked::Image(image) => replace_durably(&self.dir, &format!("{name}.tmp"), &name, &[&image]),
-            Checked::File(from) => {
-                fs::rename(&from, &path).map_err(io_error(&path, "rename")).and_then(|()| sync_dir(&self.dir))
-            }
-        };
-        self.adopt(placed, meta, path)
-    }
-
-    /// Removes every snapshot file but `keep`, then fsyncs the directory so that the removals
-    /// cannot come back after a crash (they are harmless if they do, but the disk space is not).
-    fn remove_older_than(&self, keep: &Path) -> Result<(), StorageError> {
-        let mut removed = false;
-        for (_, _, path) in list(&self.dir, false)? {
-            if path != keep {
-                fs::remove_file(&path).map_err(io_error(&path, "remove"))?;
-                removed = true;
-            }
-        }
-        if removed {
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! points of a save, and the refusal to fall back to an older snapshot.
 
 use super::*;
+use crate::storage::SnapshotStore;
 use std::fs;
 
 fn meta(index: u64, term: u64, config: &[u8]) -> SnapshotMeta {
