@@ -149,7 +149,7 @@ impl DropCounts {
     }
 }
 
-/// Who a receiving server is: what [`open_envelope`] checks an envelope against.
+/// Who a receiving server is: what [`Receiver::open_envelope`] checks an envelope against.
 #[derive(Debug, Clone)]
 pub struct Receiver {
     /// Our cluster identity.
