@@ -16,6 +16,8 @@ mod ready;
 mod replication;
 #[cfg(test)]
 mod replication_tests;
+#[cfg(test)]
+mod read_transfer_tests;
 mod rng;
 mod snapshot;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use super::*;
 use crate::core::{AppendEntriesResponse, HardState, Options, RequestVoteResponse};
 use crate::kv::KvStore;
+use crate::transport::client_wire::ReadMode;
 
 #[derive(Default)]
 struct Recorder {
@@ -174,4 +175,88 @@ fn a_busy_driver_refuses_and_a_follower_redirects() {
     let (mut d, mut io) = (driver(2, &[1, 3]), Recorder::default());
     d.propose(vec![(5, b"x".to_vec())], &mut io);
     assert_eq!(io.answers, [(5, Err(ClientError::NotLeader { leader: None }))]);
+}
+
+/// Server 1 of three, leading with its no-op committed and applied, lease checks every
+/// heartbeat (one tick) and lease reads on with a 100 ms base.
+fn lease_leader(io: &mut Recorder) -> Driver<KvStore, u32> {
+    let mut options = Options::new(NodeId(1), vec![NodeId(2), NodeId(3)], 4, 1, 11);
+    options.pre_vote = false;
+    options.leader_check_every_heartbeat = true;
+    let mut d = Driver::new(Raft::new(options, HardState::default()), KvStore::new(), SnapshotPolicy::default());
+    d.set_lease(Some(Lease { election_min: std::time::Duration::from_millis(100) }));
+    elect(&mut d, io);
+    d.write_done(io, 8);
+    let ack = AppendEntriesResponse {
+        term: d.raft.current_term(),
+        success: true,
+        match_index: LogIndex(1),
+        conflict_index: LogIndex(0),
+        conflict_term: Term(0),
+    };
+    d.raft.step(NodeId(2), Message::AppendEntriesResponse(ack));
+    d.drive(io, 8);
+    assert_eq!(d.applied(), LogIndex(1));
+    io.events.clear();
+    d
+}
+
+fn get_query() -> Vec<u8> {
+    crate::codec::encode(&crate::kv::KvCommand { client_id: 0, seq: 0, op: crate::kv::KvOp::Get { key: b"k".to_vec() } })
+}
+
+fn confirm_round(d: &mut Driver<KvStore, u32>, io: &mut Recorder, round: u64) {
+    let answer = crate::core::LeaderCheckResponse { term: d.raft.current_term(), round };
+    d.raft.step(NodeId(2), Message::LeaderCheckResponse(answer));
+    d.drive(io, 8);
+}
+
+#[test]
+fn a_read_index_read_waits_for_its_round_and_is_answered_from_the_state_machine() {
+    let mut io = Recorder::default();
+    let mut d = lease_leader(&mut io);
+    d.read(9, get_query(), ReadMode::ReadIndex, &mut io);
+    d.drive(&mut io, 8);
+    assert!(io.events.contains(&"send LeaderCheck to 2".to_string()), "{:?}", io.events);
+    assert!(io.answers.is_empty());
+    confirm_round(&mut d, &mut io, 1);
+    let value = crate::codec::encode(&crate::kv::KvResponse::Value(None));
+    assert_eq!(io.answers, vec![(9, Ok((LogIndex(1), value)))]);
+    assert_eq!(d.raft.last_index(), LogIndex(1), "no log entry for a read");
+}
+
+#[test]
+fn a_lease_read_is_served_without_a_round_while_the_lease_lasts_and_not_after() {
+    let mut io = Recorder::default();
+    let mut d = lease_leader(&mut io);
+    d.raft.tick(); // a heartbeat: round 1 leaves at t = 0
+    d.drive(&mut io, 8);
+    confirm_round(&mut d, &mut io, 1);
+    io.events.clear();
+    // 100 ms × 0.9 / 1.1 = 81.8 ms on the leader's clock.
+    io.clock = std::time::Duration::from_millis(81);
+    d.read(1, get_query(), ReadMode::Lease, &mut io);
+    d.drive(&mut io, 8);
+    assert!(matches!(io.answers[..], [(1, Ok(_))]), "served from the lease: {:?}", io.answers);
+    assert!(io.events.iter().all(|e| !e.contains("LeaderCheck")), "no round for it: {:?}", io.events);
+    io.clock = std::time::Duration::from_millis(82);
+    d.read(2, get_query(), ReadMode::Lease, &mut io);
+    d.drive(&mut io, 8);
+    assert_eq!(io.answers.len(), 1, "the lease has run out: the read waits for a round");
+    assert!(io.events.contains(&"send LeaderCheck to 2".to_string()));
+    confirm_round(&mut d, &mut io, 2);
+    assert!(matches!(io.answers[1..], [(2, Ok(_))]));
+}
+
+#[test]
+fn a_follower_without_a_leader_refuses_a_read_and_stopping_refuses_the_rest() {
+    let (mut d, mut io) = (driver(2, &[1, 3]), Recorder::default());
+    d.read(1, get_query(), ReadMode::ReadIndex, &mut io);
+    d.drive(&mut io, 8);
+    assert_eq!(io.answers, vec![(1, Err(ClientError::NotLeader { leader: None }))]);
+    let mut d = lease_leader(&mut io);
+    d.read(2, get_query(), ReadMode::ReadIndex, &mut io);
+    d.drive(&mut io, 8);
+    d.fail_all(ClientError::Dropped, &mut io);
+    assert_eq!(io.answers.last(), Some(&(2, Err(ClientError::Dropped))));
 }
