@@ -12,12 +12,12 @@ mod progress;
 mod raft;
 mod raft_log;
 mod read_index;
+#[cfg(test)]
+mod read_transfer_tests;
 mod ready;
 mod replication;
 #[cfg(test)]
 mod replication_tests;
-#[cfg(test)]
-mod read_transfer_tests;
 mod rng;
 mod snapshot;
 #[cfg(test)]

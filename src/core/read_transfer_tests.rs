@@ -169,7 +169,8 @@ fn timeout_now_from_anyone_but_our_leader_or_of_an_old_term_is_ignored() {
 
 #[test]
 fn a_transfer_vote_is_granted_despite_leader_stickiness_and_deposes_the_leader() {
-    let vote = RequestVote { term: Term(2), candidate_id: NodeId(2), last_log_index: LogIndex(1), last_log_term: Term(1) };
+    let vote =
+        RequestVote { term: Term(2), candidate_id: NodeId(2), last_log_index: LogIndex(1), last_log_term: Term(1) };
     let mut f = follower_of_1(3);
     f.step(NodeId(2), Message::RequestVote(vote.clone()));
     assert_eq!((f.current_term(), f.ignored().leader_sticky), (Term(1), 1), "an ordinary vote is ignored");

@@ -202,7 +202,11 @@ fn lease_leader(io: &mut Recorder) -> Driver<KvStore, u32> {
 }
 
 fn get_query() -> Vec<u8> {
-    crate::codec::encode(&crate::kv::KvCommand { client_id: 0, seq: 0, op: crate::kv::KvOp::Get { key: b"k".to_vec() } })
+    crate::codec::encode(&crate::kv::KvCommand {
+        client_id: 0,
+        seq: 0,
+        op: crate::kv::KvOp::Get { key: b"k".to_vec() },
+    })
 }
 
 fn confirm_round(d: &mut Driver<KvStore, u32>, io: &mut Recorder, round: u64) {
