@@ -2,6 +2,7 @@
 //! and the safety/liveness observer of the original's test scenarios.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod netns;
 use leader::client::{CallError, Client};
 use leader::config::Config;
 use leader::core::{NodeId, Role, Term};
