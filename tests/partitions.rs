@@ -10,7 +10,8 @@ mod common;
 use common::netns::workload::{History, Mix, Workload};
 use common::netns::{in_netns, Delay, NetCluster, NetOptions};
 use common::{test_seed, wait_for};
-use leader::client::Client;
+use leader::client::{Client, ReadFrom};
+use leader::core::NodeId;
 use leader::kv::{KvOp, KvResponse};
 use leader::sim::linearizability::{check, Operation};
 use std::time::Duration;
@@ -111,13 +112,11 @@ fn leader_cut_off_from_the_majority_stops_serving_and_its_side_reads_nothing_sta
     let deadline = Duration::from_secs(2);
     let writer = load.spawn(cluster.ns(majority[0]), full.clone(), Mix::Counter(counter.clone()), deadline, seed);
     let major = load.spawn(cluster.ns(majority[1]), full.clone(), Mix::Mixed(keys(&["a", "b"])), deadline, seed);
-    // The client "on the old leader's side": in its namespace, and its config lists only it,
-    // so every read goes to that server.
-    // TODO(issue 12): with `ReadFrom::Server(pid)` this becomes a full-config client with
-    // `.with_reads(ReadPath::ReadIndex, ReadFrom::Server(NodeId(l)))`, which also keeps
-    // reading from that server after the heal (today it is redirected outside its config).
+    // The client "on the old leader's side": in its namespace, sending every ReadIndex read to
+    // that server (before the cut, while it leads, and after the heal, as a follower).
     let reads = Mix::Reads(vec![counter.clone(), b"a".to_vec()]);
-    let minor_reader = load.spawn(cluster.ns(l), cluster.config_of(&[l]), reads, Duration::from_secs(1), seed);
+    let from = ReadFrom::Server(NodeId(l));
+    let minor_reader = load.spawn_reading_from(cluster.ns(l), full.clone(), reads, Duration::from_secs(1), seed, from);
     let minor = load.spawn(cluster.ns(f), full, Mix::Mixed(keys(&["a", "b"])), Duration::from_secs(1), seed);
     let history = load.history.clone();
     wait_for(ELECT, "both sides served before the cut", || {

@@ -3,7 +3,7 @@
 //! `complete: None` for every operation whose outcome the client never learned.
 
 use super::enter;
-use leader::client::Client;
+use leader::client::{Client, ReadFrom, ReadPath};
 use leader::config::Config;
 use leader::core::SplitMix64;
 use leader::kv::{KvOp, KvResponse};
@@ -93,6 +93,19 @@ impl Workload {
     /// recorded in the history). Each call waits at most `deadline` (then it counts as
     /// indeterminate); calls are `pace` apart so histories stay small enough to check.
     pub fn spawn(&mut self, ns: &str, config: Config, mix: Mix, deadline: Duration, seed: u64) -> u64 {
+        self.spawn_reading_from(ns, config, mix, deadline, seed, ReadFrom::Leader)
+    }
+
+    /// [`Workload::spawn`] with the client's reads (ReadIndex) sent to `from`.
+    pub fn spawn_reading_from(
+        &mut self,
+        ns: &str,
+        config: Config,
+        mix: Mix,
+        deadline: Duration,
+        seed: u64,
+        from: ReadFrom,
+    ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let (ns, history, stop) = (ns.to_string(), self.history.clone(), self.stop.clone());
@@ -101,7 +114,8 @@ impl Workload {
             // Created after setns: the context's I/O threads, which connect, are in `ns` too.
             let mut client = Client::new(config)
                 .with_timeout(Duration::from_millis(300).min(deadline))
-                .with_operation_deadline(deadline);
+                .with_operation_deadline(deadline)
+                .with_reads(ReadPath::ReadIndex, from);
             let mut rng = SplitMix64::new(seed ^ id);
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
