@@ -128,6 +128,38 @@ class WireTests(unittest.TestCase):
             self.assertEqual(w.encode_client_response(resp), doc_hex(title), title)
             self.assertEqual(w.decode_client_response(doc_hex(title)), resp, title)
 
+    def test_the_documented_transfer_and_read_examples(self):
+        # docs/wire.md §7 "Transfer and read messages", generated from the Rust types and
+        # checked against them by tests/wire_doc.rs: the same values, the same bytes here.
+        get = w.encode_kv_command(w.KvCommand(0, 0, w.Get(b"k")))
+        envelopes = [
+            ("Envelope: TimeoutNow", w.TimeoutNow(5, 2)),
+            ("Envelope: TransferVote", w.TransferVote(6, 2, 7, 5)),
+            ("Envelope: LeaderCheck", w.LeaderCheck(5, 2, 9)),
+            ("Envelope: LeaderCheckResponse", w.LeaderCheckResponse(5, 9)),
+            ("Envelope: ReadIndex", w.ReadIndex(5, 3)),
+            ("Envelope: ReadIndexResponse", w.ReadIndexResponse(5, 3, 12, 4)),
+        ]
+        for title, m in envelopes:
+            env = w.Envelope(1, CLUSTER, 2, 1, m)
+            self.assertEqual(w.encode_envelope(env), doc_hex(title), title)
+            self.assertEqual(w.decode_envelope(doc_hex(title)), env, title)
+        requests = [
+            ('ClientRequest: Read (a KvCommand Get of "k", client_id and seq 0; ReadIndex)',
+             w.ClientRequest(1, CLUSTER, 7, w.Read(get, w.ReadMode.READ_INDEX))),
+            ("ClientRequest: TransferLeadership to server 3", w.ClientRequest(1, CLUSTER, 8, w.TransferLeadership(3))),
+        ]
+        for title, req in requests:
+            self.assertEqual(w.encode_client_request(req), doc_hex(title), title)
+            self.assertEqual(w.decode_client_request(doc_hex(title)), req, title)
+        responses = [
+            ("ClientResponse: Transferred", w.ClientResponse(1, 8, w.Transferred(3, 6))),
+            ("ClientResponse: Error Unavailable", w.ClientResponse(1, 8, w.Unavailable("transfer abandoned"))),
+        ]
+        for title, resp in responses:
+            self.assertEqual(w.encode_client_response(resp), doc_hex(title), title)
+            self.assertEqual(w.decode_client_response(doc_hex(title)), resp, title)
+
     def test_strict_decoding_of_the_new_requests(self):
         def reason(decode, data):
             with self.assertRaises(w.WireError) as cm:
