@@ -4,7 +4,9 @@
 //! (so REQ-style tools interoperate), a deadline on every call. Key-value operations find the
 //! leader by following `NotLeader` redirects and retry across leader changes until their
 //! deadline, always with the same client id and sequence number, so the store's duplicate
-//! detection applies a retried write at most once.
+//! detection applies a retried write at most once. Reads (`get`) cost no log entry by default:
+//! they are ReadIndex reads (thesis §6.4) from the leader, or from followers
+//! ([`Client::with_reads`]); `ReadPath::Log` sends them through the log instead.
 
 use crate::codec::{decode, encode};
 use crate::config::{Config, ServerConfig};
@@ -12,7 +14,7 @@ use crate::core::{LogIndex, NodeId, Term};
 use crate::kv::{KvCommand, KvOp, KvResponse};
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, Request, Response, Status, CLIENT_WIRE_VERSION,
+    ClientError, ClientRequest, ClientResponse, ReadMode, Request, Response, Status, CLIENT_WIRE_VERSION,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,6 +45,37 @@ pub enum CallError {
     /// A key-value operation found no leader that would apply it before its deadline; it may
     /// or may not have been applied.
     Timeout,
+    /// A read found no server that would answer it before its deadline (nothing was changed).
+    ReadTimeout,
+}
+
+/// How [`Client::get`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadPath {
+    /// ReadIndex (thesis §6.4): no log entry; the leader confirms with one round of
+    /// leadership checks (shared by concurrent reads). Linearizable whatever the clocks do.
+    #[default]
+    ReadIndex,
+    /// Lease read (§6.4.1): the leader answers without a round while it holds a lease; needs
+    /// `lease_reads` in config.json (else it is served as ReadIndex) and the README's clock
+    /// assumption.
+    Lease,
+    /// Through the log, as a write is (an entry, an fsync on a majority).
+    Log,
+}
+
+/// Which servers [`Client::get`] reads from (ReadIndex and Lease reads; log reads always go
+/// to the leader).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    /// The leader (following redirects).
+    #[default]
+    Leader,
+    /// The followers, round-robin (a follower read: the follower asks the leader for the read
+    /// index and answers from its own state machine), falling back to any server.
+    Followers,
+    /// This server only, whatever its role.
+    Server(NodeId),
 }
 
 impl fmt::Display for CallError {
@@ -61,9 +94,11 @@ impl fmt::Display for CallError {
             CallError::Refused(ClientError::Busy) => f.write_str("server busy"),
             CallError::BadResponse(why) => write!(f, "bad response: {why}"),
             CallError::Local(why) => write!(f, "{why}"),
+            CallError::Refused(ClientError::Unavailable(why)) => write!(f, "unavailable: {why}"),
             CallError::Timeout => {
                 f.write_str("timed out: no leader applied the operation in time (it may still apply)")
             }
+            CallError::ReadTimeout => f.write_str("timed out: no server answered the read in time"),
         }
     }
 }
@@ -81,6 +116,8 @@ pub struct Client {
     client_id: u64,
     seq: u64,
     leader_hint: Option<NodeId>,
+    /// How `get` reads, and from where.
+    reads: (ReadPath, ReadFrom),
     /// The cluster key (from the config's `cluster_key_file` or [`Client::with_key`]), or why
     /// it could not be loaded (then every call fails with that reason).
     key: Result<Option<ClusterKey>, String>,
@@ -104,6 +141,7 @@ impl Client {
             client_id: rand::random::<u64>() | 1, // never 0: 0 means "no session"
             seq: 0,
             leader_hint: None,
+            reads: (ReadPath::ReadIndex, ReadFrom::Leader),
         }
     }
 
@@ -307,24 +345,52 @@ impl Client {
     pub fn execute(&mut self, op: KvOp) -> Result<(LogIndex, KvResponse), CallError> {
         self.seq += 1;
         let command = encode(&KvCommand { client_id: self.client_id, seq: self.seq, op });
+        let (index, result) = self
+            .retry(ReadFrom::Leader, CallError::Timeout, |client, target| client.propose_to(target, command.clone()))?;
+        Ok((index, decode_kv(&result)?))
+    }
+
+    /// Send attempts to the servers `from` names until one succeeds or the operation deadline
+    /// passes (then `timeout`): follow `NotLeader` redirects, pause while an election is under
+    /// way, move on from a server that does not answer. The one retry policy of the client
+    /// (docs/wire.md, "Client behaviour").
+    fn retry<R>(
+        &mut self,
+        from: ReadFrom,
+        timeout: CallError,
+        mut attempt: impl FnMut(&mut Client, NodeId) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
         let deadline = Instant::now() + self.operation_deadline;
         let pids = self.config.pids();
         let mut next_guess = 0;
         while Instant::now() < deadline {
-            let target = self.leader_hint.unwrap_or_else(|| {
-                next_guess += 1;
-                pids[next_guess % pids.len()]
-            });
-            match self.propose_to(target, command.clone()) {
-                Ok((index, result)) => {
-                    self.leader_hint = Some(target);
-                    let response: KvResponse =
-                        decode(&result, RESPONSE_BYTES_MAX).map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
-                    return Ok((index, response));
+            let target = match from {
+                ReadFrom::Server(pid) => pid,
+                ReadFrom::Leader => self.leader_hint.unwrap_or_else(|| {
+                    next_guess += 1;
+                    pids[next_guess % pids.len()]
+                }),
+                ReadFrom::Followers => {
+                    // Round-robin over the servers, skipping the leader while there is another.
+                    next_guess += 1;
+                    let mut pick = pids[next_guess % pids.len()];
+                    if Some(pick) == self.leader_hint && pids.len() > 1 {
+                        next_guess += 1;
+                        pick = pids[next_guess % pids.len()];
+                    }
+                    pick
+                }
+            };
+            match attempt(self, target) {
+                Ok(result) => {
+                    if from == ReadFrom::Leader {
+                        self.leader_hint = Some(target);
+                    }
+                    return Ok(result);
                 }
                 Err(CallError::Refused(ClientError::NotLeader { leader })) => {
                     self.leader_hint = leader.filter(|l| *l != target);
-                    if self.leader_hint.is_none() {
+                    if self.leader_hint.is_none() || from != ReadFrom::Leader {
                         std::thread::sleep(Duration::from_millis(20)); // an election is under way
                     }
                 }
@@ -335,7 +401,45 @@ impl Client {
                 Err(other) => return Err(other),
             }
         }
-        Err(CallError::Timeout)
+        Err(timeout)
+    }
+
+    /// Read with `query` (for the key-value store: an encoded `KvCommand` with a `Get`) without
+    /// a log entry, from the servers `from` names: the read index it was answered at and the
+    /// state machine's answer. Linearizable (ReadIndex; Lease under the README's clock
+    /// assumption).
+    pub fn read(&mut self, query: Vec<u8>, mode: ReadMode, from: ReadFrom) -> Result<(LogIndex, Vec<u8>), CallError> {
+        self.retry(from, CallError::ReadTimeout, |client, target| {
+            let request_id = client.send(target, Request::Read { query: query.clone(), mode })?;
+            match client.receive(target, request_id, Instant::now() + client.timeout)? {
+                Response::Applied { index, result } => Ok((index, result)),
+                Response::Error(e) => Err(CallError::Refused(e)),
+                other => Err(CallError::BadResponse(format!("{other:?} to a read"))),
+            }
+        })
+    }
+
+    /// How [`Client::get`] reads from now on (default: ReadIndex from the leader).
+    pub fn with_reads(mut self, path: ReadPath, from: ReadFrom) -> Client {
+        self.reads = (path, from);
+        self
+    }
+
+    /// Hand leadership over to `to`, or to the most up-to-date follower (thesis §3.10): asks
+    /// the leader and waits until the new leader leads. Returns it and its term.
+    pub fn transfer_leadership(&mut self, to: Option<NodeId>) -> Result<(NodeId, Term), CallError> {
+        // The leader answers once the new leader is known: within an election timeout or so.
+        let wait = self.timeout + Duration::from_millis(self.config.election_timeout_ms * 4);
+        let (leader, term) = self.retry(ReadFrom::Leader, CallError::Timeout, |client, target| {
+            let request_id = client.send(target, Request::TransferLeadership { to })?;
+            match client.receive(target, request_id, Instant::now() + wait)? {
+                Response::Transferred { leader, term } => Ok((leader, term)),
+                Response::Error(e) => Err(CallError::Refused(e)),
+                other => Err(CallError::BadResponse(format!("{other:?} to a transfer"))),
+            }
+        })?;
+        self.leader_hint = Some(leader);
+        Ok((leader, term))
     }
 
     /// Set `key` to `value`.
@@ -346,9 +450,26 @@ impl Client {
         }
     }
 
-    /// Read `key` through the log (linearizable). `None` when absent.
+    /// Read `key` (linearizable), as [`Client::with_reads`] chose: by default a ReadIndex read
+    /// from the leader, costing no log entry. `None` when absent.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, CallError> {
-        match self.execute(KvOp::Get { key: key.to_vec() })?.1 {
+        let (path, from) = self.reads;
+        self.get_with(key, path, from)
+    }
+
+    /// Read `key` along `path` from the servers `from` names (`from` is ignored for
+    /// [`ReadPath::Log`]: only the leader appends).
+    pub fn get_with(&mut self, key: &[u8], path: ReadPath, from: ReadFrom) -> Result<Option<Vec<u8>>, CallError> {
+        let op = KvOp::Get { key: key.to_vec() };
+        let response = match path {
+            ReadPath::Log => self.execute(op)?.1,
+            ReadPath::ReadIndex | ReadPath::Lease => {
+                let mode = if path == ReadPath::Lease { ReadMode::Lease } else { ReadMode::ReadIndex };
+                let query = encode(&KvCommand { client_id: 0, seq: 0, op });
+                decode_kv(&self.read(query, mode, from)?.1)?
+            }
+        };
+        match response {
             KvResponse::Value(value) => Ok(value),
             other => Err(CallError::BadResponse(format!("{other:?} to a get"))),
         }
@@ -376,4 +497,8 @@ impl Client {
             other => Err(CallError::BadResponse(format!("{other:?} to a cas"))),
         }
     }
+}
+
+fn decode_kv(result: &[u8]) -> Result<KvResponse, CallError> {
+    decode(result, RESPONSE_BYTES_MAX).map_err(|e| CallError::BadResponse(format!("{e:?}")))
 }

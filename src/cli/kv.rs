@@ -1,7 +1,7 @@
 //! `leader put|get|delete|cas`: the key-value client on the command line.
 
 use super::EXIT_FAILURE;
-use leader::client::Client;
+use leader::client::{Client, ReadFrom, ReadPath};
 use leader::config::Config;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ pub enum KvCli {
     /// Store a value.
     Put { key: String, value: String },
     /// Print a value.
-    Get { key: String },
+    Get { key: String, path: ReadPath, from: ReadFrom },
     /// Remove a key.
     Delete { key: String },
     /// Compare-and-set.
@@ -34,7 +34,7 @@ pub fn run(config: Config, command: KvCli, deadline: Duration) -> Result<(), i32
             client.put(key.as_bytes(), value.as_bytes()).map_err(fail)?;
             println!("OK");
         }
-        KvCli::Get { key } => match client.get(key.as_bytes()).map_err(fail)? {
+        KvCli::Get { key, path, from } => match client.get_with(key.as_bytes(), path, from).map_err(fail)? {
             Some(value) => println!("{}", String::from_utf8_lossy(&value)),
             None => {
                 eprintln!("leader: {key}: not found");

@@ -9,9 +9,11 @@ mod restore;
 mod sim;
 mod snapshot;
 mod status;
+mod transfer;
 mod up;
 
 use clap::{Parser, Subcommand};
+use leader::client::{ReadFrom, ReadPath};
 use leader::config::Config;
 use leader::core::NodeId;
 use leader::node::{NodeOptions, Server};
@@ -75,10 +77,32 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         deadline_ms: u64,
     },
-    /// Print the value of KEY (read through the log: linearizable). Missing: exit 1.
+    /// Print the value of KEY (linearizable; by default a ReadIndex read from the leader,
+    /// which costs no log entry). Missing: exit 1.
     Get {
         /// The key.
         key: String,
+        /// Read from server PID (a follower read when it follows: it asks the leader for the
+        /// read index and answers from its own state).
+        #[arg(long, value_name = "PID", conflicts_with = "via_log")]
+        from: Option<u64>,
+        /// Read through the log (an entry and an fsync on a majority, as a write).
+        #[arg(long)]
+        via_log: bool,
+        /// A lease read (served so only by a leader with `lease_reads` in config.json; see the
+        /// README's clock assumption).
+        #[arg(long, conflicts_with = "via_log")]
+        lease: bool,
+        /// Give up after this long (ms).
+        #[arg(long, default_value_t = 10_000)]
+        deadline_ms: u64,
+    },
+    /// Hand leadership over (Raft thesis §3.10) to --to PID, or to the most up-to-date
+    /// follower; prints the new leader.
+    Transfer {
+        /// The server to hand over to.
+        #[arg(long, value_name = "PID")]
+        to: Option<u64>,
         /// Give up after this long (ms).
         #[arg(long, default_value_t = 10_000)]
         deadline_ms: u64,
@@ -297,9 +321,17 @@ pub fn main(args: Vec<OsString>) -> i32 {
         (Some(Cmd::Put { key, value, deadline_ms }), None) => {
             run_kv(&cli.config, key_file, kv::KvCli::Put { key, value }, deadline_ms)
         }
-        (Some(Cmd::Get { key, deadline_ms }), None) => {
-            run_kv(&cli.config, key_file, kv::KvCli::Get { key }, deadline_ms)
+        (Some(Cmd::Get { key, from, via_log, lease, deadline_ms }), None) => {
+            let path = match (via_log, lease) {
+                (true, _) => ReadPath::Log,
+                (false, true) => ReadPath::Lease,
+                (false, false) => ReadPath::ReadIndex,
+            };
+            let from = from.map_or(ReadFrom::Leader, |pid| ReadFrom::Server(NodeId(pid)));
+            run_kv(&cli.config, key_file, kv::KvCli::Get { key, path, from }, deadline_ms)
         }
+        (Some(Cmd::Transfer { to, deadline_ms }), None) => load_config(&cli.config, key_file)
+            .and_then(|c| transfer::run(c, to.map(NodeId), Duration::from_millis(deadline_ms))),
         (Some(Cmd::Delete { key, deadline_ms }), None) => {
             run_kv(&cli.config, key_file, kv::KvCli::Delete { key }, deadline_ms)
         }

@@ -80,6 +80,10 @@ pub struct Config {
     /// (entries kept behind a snapshot for followers a little behind). Defaults:
     /// [`SnapshotPolicy::default`].
     pub snapshot: SnapshotPolicy,
+    /// `object.lease_reads` (default false): serve `ReadMode::Lease` reads from the leader's
+    /// lease (thesis §6.4.1) instead of a round of leadership checks. Safe only under the
+    /// clock assumption of [`CLOCK_DRIFT_MAX`](crate::driver::CLOCK_DRIFT_MAX) (README, "Reads").
+    pub lease_reads: bool,
 }
 
 /// Why a config file could not be used. Every message starts with the config file's path and
@@ -411,6 +415,15 @@ impl Checker<'_> {
         }
     }
 
+    fn optional_bool(&self, obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, ConfigError> {
+        match obj.get(key) {
+            None => Ok(None),
+            Some(v) => {
+                v.as_bool().map(Some).ok_or_else(|| self.wrong_type(&format!("object.{key}"), "true or false", v))
+            }
+        }
+    }
+
     fn config(&self, root: &Value) -> Result<Config, ConfigError> {
         const SHAPE: &str = "expected {\"object\": {\"total\": N, \"Servers\": [...]}}";
         let Value::Object(root) = root else {
@@ -491,6 +504,7 @@ impl Checker<'_> {
             cluster_id,
             cluster_key_file,
             snapshot,
+            lease_reads: self.optional_bool(obj, "lease_reads")?.unwrap_or(false),
         })
     }
 

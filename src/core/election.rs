@@ -46,6 +46,12 @@ impl Raft {
 
     /// §5.2: start an election: new term, vote for self, ask everyone else.
     pub(super) fn become_candidate(&mut self) {
+        self.become_candidate_with(Message::RequestVote);
+    }
+
+    /// §5.2 with the request to send: RequestVote, or TransferVote when our leader handed over
+    /// (§3.10: voters then do not apply leader stickiness).
+    pub(super) fn become_candidate_with(&mut self, request: fn(RequestVote) -> Message) {
         assert_ne!(self.role, Role::Leader, "a leader never campaigns");
         self.current_term = Term(self.current_term.0 + 1);
         self.voted_for = Some(self.id);
@@ -54,13 +60,14 @@ impl Raft {
         self.leader_id = None;
         self.votes_granted.clear();
         self.votes_granted.insert(self.id);
+        self.reset_reads();
         self.reset_election_timer();
         log::debug!("{}: campaigning in term {}", self.id, self.current_term);
         if self.votes_granted.len() >= self.quorum() {
             self.become_leader();
             return;
         }
-        self.ask_everyone(self.current_term, Message::RequestVote);
+        self.ask_everyone(self.current_term, request);
     }
 
     /// Send every peer a vote request (or a pre-vote: `wrap` says which) for `term`, naming
@@ -87,6 +94,9 @@ impl Raft {
         self.recent_active.clear();
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
+        self.transfer = None;
+        self.lease_revoked = false;
+        self.reset_reads();
         let last = self.log.last_index();
         self.progress = self.peers.iter().map(|&p| (p, Progress::new(last))).collect();
         let noop = Entry { term: self.current_term, index: LogIndex(last.0 + 1), data: Vec::new() };
@@ -104,8 +114,12 @@ impl Raft {
             Message::RequestVote(m) => m.term > self.current_term,
             _ => false,
         };
+        // TransferVote is not among them: the leader itself asked for that election (§3.10).
+        // A server that just started treats the leader it may have followed as alive: it
+        // cannot tell, and a lease (§6.4.1) counts on no vote within an election timeout of
+        // the leader's last contact — a restart must not shorten that.
         let leader_alive = self.role == Role::Leader
-            || (self.leader_id.is_some() && self.election_elapsed < self.options.election_ticks);
+            || ((self.leader_id.is_some() || self.just_started) && self.election_elapsed < self.options.election_ticks);
         asks_for_vote && self.options.leader_stickiness && leader_alive
     }
 
@@ -140,6 +154,7 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.leader_id = None;
+        self.reset_reads();
         self.pre_candidate = true;
         self.votes_granted.clear();
         self.votes_granted.insert(self.id);

@@ -127,6 +127,65 @@ pub struct InstallSnapshotResponse {
     pub next_offset: u64,
 }
 
+/// TimeoutNow (thesis §3.10): the leader hands leadership to the receiver, whose log it has
+/// brought up to date: campaign now, without waiting for the election timeout and without
+/// pre-vote. Only obeyed from the leader of the receiver's term.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// Leader's term.
+    pub term: Term,
+    /// The leader (must be the sender).
+    pub leader_id: NodeId,
+}
+
+/// A leadership check (thesis §6.4): "am I still your leader?", sent by a leader to confirm
+/// it was still leading after a read arrived (ReadIndex), and to renew its lease (§6.4.1).
+/// `round` numbers the checks, so the answers to this one are told from earlier ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderCheck {
+    /// Leader's term.
+    pub term: Term,
+    /// The leader (must be the sender).
+    pub leader_id: NodeId,
+    /// Number of this check; rounds only grow within a term.
+    pub round: u64,
+}
+
+/// Answer to a [`LeaderCheck`]: the follower's term and the round it answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderCheckResponse {
+    /// The follower's current term (the leader's term when it still follows it).
+    pub term: Term,
+    /// The round answered.
+    pub round: u64,
+}
+
+/// A follower asks its leader for a read index (thesis §6.4, "follower reads"): the leader
+/// answers with its commit index once a [`LeaderCheck`] round started after this request
+/// has confirmed it still leads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndex {
+    /// The follower's term.
+    pub term: Term,
+    /// The follower's request number, echoed in the answer.
+    pub id: u64,
+}
+
+/// Answer to a [`ReadIndex`] request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexResponse {
+    /// The sender's term.
+    pub term: Term,
+    /// The request answered.
+    pub id: u64,
+    /// The read index: a read that reflects every entry up to it is linearizable. 0 means
+    /// refused (the receiver does not lead): ask again where the leader is.
+    pub index: LogIndex,
+    /// Term of the leader's entry at `index` (0 when refused): a follower holding that entry
+    /// with that term knows its log matches up to there (§5.3) and may commit it at once.
+    pub index_term: Term,
+}
+
 /// Every message the core sends or receives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
@@ -148,6 +207,20 @@ pub enum Message {
     InstallSnapshot(InstallSnapshot),
     /// Answer to an `InstallSnapshot` chunk.
     InstallSnapshotResponse(InstallSnapshotResponse),
+    /// The leader hands over: campaign now (thesis §3.10).
+    TimeoutNow(TimeoutNow),
+    /// A RequestVote from a candidate that campaigns because its leader handed over
+    /// (TimeoutNow): voters do not apply leader stickiness to it (thesis §4.2.3, the exception
+    /// for leadership transfer). Answered with a `RequestVoteResponse`.
+    TransferVote(RequestVote),
+    /// A leader confirms it still leads (thesis §6.4).
+    LeaderCheck(LeaderCheck),
+    /// Answer to a `LeaderCheck`.
+    LeaderCheckResponse(LeaderCheckResponse),
+    /// A follower asks the leader for a read index (thesis §6.4).
+    ReadIndex(ReadIndex),
+    /// Answer to a `ReadIndex`.
+    ReadIndexResponse(ReadIndexResponse),
 }
 
 impl Message {
@@ -162,6 +235,12 @@ impl Message {
             Message::PreVoteResponse(m) => m.term,
             Message::InstallSnapshot(m) => m.term,
             Message::InstallSnapshotResponse(m) => m.term,
+            Message::TimeoutNow(m) => m.term,
+            Message::TransferVote(m) => m.term,
+            Message::LeaderCheck(m) => m.term,
+            Message::LeaderCheckResponse(m) => m.term,
+            Message::ReadIndex(m) => m.term,
+            Message::ReadIndexResponse(m) => m.term,
         }
     }
 
@@ -176,6 +255,12 @@ impl Message {
             Message::PreVoteResponse(_) => "PreVoteResponse",
             Message::InstallSnapshot(_) => "InstallSnapshot",
             Message::InstallSnapshotResponse(_) => "InstallSnapshotResponse",
+            Message::TimeoutNow(_) => "TimeoutNow",
+            Message::TransferVote(_) => "TransferVote",
+            Message::LeaderCheck(_) => "LeaderCheck",
+            Message::LeaderCheckResponse(_) => "LeaderCheckResponse",
+            Message::ReadIndex(_) => "ReadIndex",
+            Message::ReadIndexResponse(_) => "ReadIndexResponse",
         }
     }
 }

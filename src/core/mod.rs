@@ -5,11 +5,13 @@
 //! returned in a [`Ready`] for the runtime to carry out in its documented order.
 
 mod election;
+mod invariants;
 mod message;
 mod planted;
 mod progress;
 mod raft;
 mod raft_log;
+mod read_index;
 mod ready;
 mod replication;
 #[cfg(test)]
@@ -20,20 +22,24 @@ mod snapshot;
 mod snapshot_tests;
 #[cfg(test)]
 mod tests;
+mod transfer;
 mod types;
 mod validate;
 #[cfg(test)]
 mod validate_tests;
 
 pub use message::{
-    snapshot_chunk_len, AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse, Message,
-    Outgoing, RequestVote, RequestVoteResponse, SNAPSHOT_CHUNK_BYTES_MAX,
+    snapshot_chunk_len, AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse,
+    LeaderCheck, LeaderCheckResponse, Message, Outgoing, ReadIndex, ReadIndexResponse, RequestVote,
+    RequestVoteResponse, TimeoutNow, SNAPSHOT_CHUNK_BYTES_MAX,
 };
 pub use planted::PlantedBugs;
 pub use progress::{Progress, ProgressState, SnapshotSend};
 pub use raft::{Options, Raft, INDEX_MAX, TERM_MAX};
 pub use raft_log::RaftLog;
+pub use read_index::ReadState;
 pub use ready::{Ignored, IndexRange, Invalid, ProposeError, Ready, Role, SnapshotChunk, SnapshotInstall, SoftState};
 pub use rng::SplitMix64;
 pub use snapshot::{SnapshotInfo, SNAPSHOT_CHUNKS_IN_FLIGHT};
+pub use transfer::TransferError;
 pub use types::{HardState, LogIndex, NodeId, Term};

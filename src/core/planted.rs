@@ -40,6 +40,10 @@ pub struct PlantedBugs {
     /// The state machine's snapshot loses the client sessions, so after a restore a retried
     /// write is applied twice (thesis §6.3: sessions are part of the replicated state).
     pub snapshot_without_sessions: bool,
+    /// Lease reads (§6.4.1) use a lease as long as the minimum election timeout, without the
+    /// margin for clock drift: a leader whose clock runs slow serves reads after a follower
+    /// whose clock runs fast has voted for a new leader.
+    pub lease_without_drift_margin: bool,
 }
 
 impl PlantedBugs {
@@ -58,6 +62,7 @@ impl PlantedBugs {
         compact_past_commit: false,
         install_older_snapshot: false,
         snapshot_without_sessions: false,
+        lease_without_drift_margin: false,
     };
 
     /// The switches in effect: as set in test builds, none otherwise.
@@ -89,6 +94,7 @@ impl PlantedBugs {
             ("compact_past_commit", PlantedBugs { compact_past_commit: true, ..none }),
             ("install_older_snapshot", PlantedBugs { install_older_snapshot: true, ..none }),
             ("snapshot_without_sessions", PlantedBugs { snapshot_without_sessions: true, ..none }),
+            ("lease_without_drift_margin", PlantedBugs { lease_without_drift_margin: true, ..none }),
         ]
     }
 }

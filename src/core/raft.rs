@@ -10,9 +10,11 @@ use super::message::{AppendEntriesResponse, Message, Outgoing, RequestVoteRespon
 use super::planted::PlantedBugs;
 use super::progress::Progress;
 use super::raft_log::RaftLog;
+use super::read_index::Reads;
 use super::ready::{Ignored, IndexRange, Ready, Role, SnapshotChunk, SnapshotInstall, SoftState};
 use super::rng::SplitMix64;
 use super::snapshot::{Incoming, SnapshotInfo};
+use super::transfer::Transfer;
 use super::types::{HardState, LogIndex, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,6 +65,9 @@ pub struct Options {
     /// Committed entries handed out per `Ready`, so a long replay after restart does not
     /// stall the loop.
     pub committed_per_ready_max: usize,
+    /// Send a round of leadership checks with every heartbeat, not only when reads wait for
+    /// one: what keeps a lease (§6.4.1) renewed for lease reads.
+    pub leader_check_every_heartbeat: bool,
     /// Known bugs to plant (simulator tests only; inert outside test builds).
     pub planted: PlantedBugs,
 }
@@ -83,6 +88,7 @@ impl Options {
             entries_per_message_max: 4096,
             bytes_per_message_max: 512 << 10,
             committed_per_ready_max: 8192,
+            leader_check_every_heartbeat: false,
             planted: PlantedBugs::NONE,
         }
     }
@@ -129,9 +135,18 @@ pub struct Raft {
     pub(super) snapshot_chunks: Vec<SnapshotChunk>,
     /// Follower: a snapshot adopted, for the next Ready.
     pub(super) install: Option<SnapshotInstall>,
+    /// Leader: a leadership transfer in progress (§3.10).
+    pub(super) transfer: Option<Transfer>,
+    /// Leader: a TimeoutNow was sent in this term, so no lease holds any more (§6.4.1).
+    pub(super) lease_revoked: bool,
+    /// ReadIndex bookkeeping (§6.4).
+    pub(super) reads: Reads,
+    /// Within the first election timeout after a start, this server cannot know whether a
+    /// leader it followed before is alive: it treats it as alive for leader stickiness.
+    pub(super) just_started: bool,
     /// The vote of each term seen by the invariant checker; one vote per term (§5.2).
     #[cfg(any(test, debug_assertions))]
-    vote_seen: Option<(Term, NodeId)>,
+    pub(super) vote_seen: Option<(Term, NodeId)>,
 }
 
 impl Raft {
@@ -194,6 +209,10 @@ impl Raft {
             incoming: None,
             snapshot_chunks: Vec::new(),
             install: None,
+            transfer: None,
+            lease_revoked: false,
+            reads: Reads::default(),
+            just_started: true,
             #[cfg(any(test, debug_assertions))]
             vote_seen: hard_state.voted_for.map(|v| (hard_state.current_term, v)),
             options,
@@ -284,9 +303,13 @@ impl Raft {
     /// Advance logical time by one tick.
     pub fn tick(&mut self) {
         self.election_elapsed += 1;
+        if self.election_elapsed >= self.options.election_ticks {
+            self.just_started = false;
+        }
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::Candidate => {
+                self.tick_reads();
                 // §5.2: no word from a leader (or a vote granted) within the timeout: campaign.
                 if self.election_elapsed >= self.randomized_election_timeout {
                     if self.options.pre_vote {
@@ -305,7 +328,10 @@ impl Raft {
         if self.heartbeat_elapsed >= self.options.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
             self.send_heartbeats();
+            self.leader_checks_on_heartbeat();
+            self.continue_transfer();
         }
+        self.tick_transfer();
         self.tick_snapshot_sends();
         if self.election_elapsed >= self.options.election_ticks {
             self.election_elapsed = 0;
@@ -358,7 +384,14 @@ impl Raft {
         }
         // §5.1: a higher term makes us a follower of that term, whatever our role.
         if term > self.current_term {
-            let leader = matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_)).then_some(from);
+            let leader = matches!(
+                message,
+                Message::AppendEntries(_)
+                    | Message::InstallSnapshot(_)
+                    | Message::TimeoutNow(_)
+                    | Message::LeaderCheck(_)
+            )
+            .then_some(from);
             self.become_follower(term, leader);
         } else if term < self.current_term {
             self.handle_stale(from, &message);
@@ -378,6 +411,12 @@ impl Raft {
             Message::PreVote(_) | Message::PreVoteResponse(_) => {} // a refusal: the term rule did it
             Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
             Message::InstallSnapshotResponse(m) => self.handle_install_snapshot_response(from, m),
+            Message::TimeoutNow(m) => self.handle_timeout_now(from, m),
+            Message::TransferVote(m) => self.handle_request_vote(from, m),
+            Message::LeaderCheck(m) => self.handle_leader_check(from, m),
+            Message::LeaderCheckResponse(m) => self.handle_leader_check_response(from, m),
+            Message::ReadIndex(m) => self.handle_read_index(from, m),
+            Message::ReadIndexResponse(m) => self.handle_read_index_response(m),
         }
         self.assert_invariants();
     }
@@ -387,8 +426,17 @@ impl Raft {
     fn handle_stale(&mut self, from: NodeId, message: &Message) {
         let term = self.current_term;
         match message {
-            Message::RequestVote(_) => {
+            Message::RequestVote(_) | Message::TransferVote(_) => {
                 self.send(from, Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: false }));
+            }
+            Message::LeaderCheck(m) => {
+                let reply = super::message::LeaderCheckResponse { term, round: m.round };
+                self.send(from, Message::LeaderCheckResponse(reply));
+            }
+            Message::ReadIndex(m) => {
+                let reply =
+                    super::message::ReadIndexResponse { term, id: m.id, index: LogIndex(0), index_term: Term(0) };
+                self.send(from, Message::ReadIndexResponse(reply));
             }
             Message::AppendEntries(m) => {
                 let reply = AppendEntriesResponse {
@@ -413,7 +461,10 @@ impl Raft {
             | Message::AppendEntriesResponse(_)
             | Message::PreVote(_)
             | Message::PreVoteResponse(_)
-            | Message::InstallSnapshotResponse(_) => {
+            | Message::InstallSnapshotResponse(_)
+            | Message::TimeoutNow(_)
+            | Message::LeaderCheckResponse(_)
+            | Message::ReadIndexResponse(_) => {
                 self.ignored.stale_term += 1;
             }
         }
@@ -432,6 +483,8 @@ impl Raft {
         self.votes_granted.clear();
         self.recent_active.clear();
         self.progress.clear();
+        self.transfer = None;
+        self.reset_reads();
         self.reset_election_timer();
     }
 
@@ -465,6 +518,7 @@ impl Raft {
             || self.soft_state() != self.published
             || !self.snapshot_chunks.is_empty()
             || self.install.is_some()
+            || self.reads.has_ready()
     }
 
     fn term_or_vote_changed(&self) -> bool {
@@ -475,6 +529,10 @@ impl Raft {
     /// Take the work accumulated since the last call. The caller must handle it completely,
     /// in the order documented on [`Ready`], then call [`Raft::advance`].
     pub fn ready(&mut self) -> Ready {
+        if self.reads.round_wanted && self.role == Role::Leader {
+            // One round for every read that arrived since the last Ready (§6.4: batched).
+            self.send_leader_checks();
+        }
         // The commit index rides along when the term or vote is saved; on its own it is a
         // hint that costs an fsync per commit, so it is not a reason to save.
         let hard_state = self.term_or_vote_changed().then(|| self.hard_state());
@@ -511,6 +569,7 @@ impl Raft {
             soft_state,
             snapshot_chunks: std::mem::take(&mut self.snapshot_chunks),
             install,
+            read_states: std::mem::take(&mut self.reads.done),
         }
     }
 
@@ -522,31 +581,6 @@ impl Raft {
             self.maybe_commit();
         }
         self.assert_invariants();
-    }
-
-    /// The core's stateless invariants, checkable from outside in any build (the simulator
-    /// calls it after every event): `None` when they hold, else what broke.
-    pub fn invariant_violation(&self) -> Option<String> {
-        if !(self.last_applied <= self.commit_index && self.commit_index <= self.log.last_index()) {
-            return Some(format!(
-                "last_applied {} <= commit_index {} <= last_index {} broken",
-                self.last_applied,
-                self.commit_index,
-                self.log.last_index()
-            ));
-        }
-        let voted_self = self.voted_for == Some(self.id);
-        match self.role {
-            Role::Leader if !voted_self || self.leader_id != Some(self.id) => {
-                return Some("a leader must have voted for itself and know it leads".into())
-            }
-            Role::Candidate if !voted_self => return Some("a candidate must have voted for itself".into()),
-            _ => {}
-        }
-        self.progress
-            .iter()
-            .find(|(_, p)| p.match_index >= p.next_index)
-            .map(|(peer, p)| format!("match_index {} >= next_index {} for {peer}", p.match_index, p.next_index))
     }
 
     /// For runtimes that persist asynchronously (several Readies' writes in flight, completed
@@ -562,33 +596,4 @@ impl Raft {
         }
         self.assert_invariants();
     }
-
-    /// Invariants of Figure 2 / Figure 3, checked after every input in debug and test builds.
-    #[cfg(any(test, debug_assertions))]
-    pub(super) fn assert_invariants(&mut self) {
-        assert!(self.last_applied <= self.commit_index, "last_applied beyond commit_index");
-        assert!(self.commit_index <= self.log.last_index(), "commit_index beyond last_index");
-        match self.role {
-            Role::Leader => {
-                assert_eq!(self.voted_for, Some(self.id), "a leader voted for itself");
-                assert_eq!(self.leader_id, Some(self.id), "a leader knows it leads");
-                for (peer, p) in &self.progress {
-                    assert!(p.match_index < p.next_index, "match_index < next_index for {peer}");
-                    assert!(p.next_index.0 <= self.log.last_index().0 + 1, "next_index within the log for {peer}");
-                }
-            }
-            Role::Candidate => assert_eq!(self.voted_for, Some(self.id), "a candidate voted for itself"),
-            Role::Follower => assert_ne!(self.leader_id, Some(self.id), "a follower is not its own leader"),
-        }
-        assert!(!self.pre_candidate || self.role == Role::Follower, "only a follower asks for pre-votes");
-        if let Some(vote) = self.voted_for {
-            if let Some((term, seen)) = self.vote_seen {
-                assert!(term != self.current_term || seen == vote, "two votes in term {term}: {seen} then {vote}");
-            }
-            self.vote_seen = Some((self.current_term, vote));
-        }
-    }
-
-    #[cfg(not(any(test, debug_assertions)))]
-    pub(super) fn assert_invariants(&mut self) {}
 }

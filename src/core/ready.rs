@@ -1,6 +1,7 @@
 //! What the core asks of the runtime, and the small value types around it.
 
 use super::message::Outgoing;
+use super::read_index::ReadState;
 use super::types::{HardState, LogIndex, NodeId, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -127,6 +128,10 @@ pub struct Ready {
     /// (discarding the storage's log unless `retain_log`) as part of step 1, and restore the
     /// state machine from it before applying anything after it (step 3).
     pub install: Option<SnapshotInstall>,
+    /// Outcomes of reads asked with [`Raft::read_index`](super::Raft::read_index): answer each
+    /// once the state machine has applied its index (they promise nothing about the disk, so
+    /// they need not wait for this Ready's write).
+    pub read_states: Vec<ReadState>,
 }
 
 /// A chunk of a snapshot image to write at `offset` of the incoming image (offset 0 starts a
@@ -168,6 +173,7 @@ impl Ready {
             && self.soft_state.is_none()
             && self.snapshot_chunks.is_empty()
             && self.install.is_none()
+            && self.read_states.is_empty()
     }
 }
 
@@ -256,11 +262,13 @@ pub enum Invalid {
     /// A snapshot image, complete, that does not decode or does not match the snapshot the
     /// chunks named (the leader or the transfer is broken): discarded, the transfer restarts.
     SnapshotImageInvalid,
+    /// LeaderCheckResponse to the leader of its term naming a round it never sent.
+    LeaderCheckRoundInvalid,
 }
 
 impl Invalid {
     /// Every reason, in counter order.
-    pub const ALL: [Invalid; 11] = [
+    pub const ALL: [Invalid; 12] = [
         Invalid::LeaderIdMismatch,
         Invalid::CandidateIdMismatch,
         Invalid::LogPositionInvalid,
@@ -272,6 +280,7 @@ impl Invalid {
         Invalid::SnapshotChunkInvalid,
         Invalid::SnapshotChunkChecksum,
         Invalid::SnapshotImageInvalid,
+        Invalid::LeaderCheckRoundInvalid,
     ];
 
     /// Stable snake_case name (status output, logs).
@@ -288,6 +297,7 @@ impl Invalid {
             Invalid::SnapshotChunkInvalid => "invalid_snapshot_chunk",
             Invalid::SnapshotChunkChecksum => "invalid_snapshot_chunk_checksum",
             Invalid::SnapshotImageInvalid => "invalid_snapshot_image",
+            Invalid::LeaderCheckRoundInvalid => "invalid_leader_check_round",
         }
     }
 }
@@ -302,4 +312,9 @@ pub enum ProposeError {
     },
     /// Empty commands are reserved for the leader's no-op entry.
     Empty,
+    /// The leader is handing over (§3.10) and takes no proposals meanwhile.
+    Transferring {
+        /// The server it hands over to.
+        to: NodeId,
+    },
 }

@@ -20,6 +20,9 @@ impl Raft {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader { leader_hint: self.leader_id });
         }
+        if let Some(to) = self.transfer_target() {
+            return Err(ProposeError::Transferring { to });
+        }
         if commands.iter().any(Vec::is_empty) {
             return Err(ProposeError::Empty);
         }
@@ -43,7 +46,7 @@ impl Raft {
 
     /// Send `peer` the entries after its `next_index`, unless it is paused or up to date.
     /// Several messages at once in Replicate state (pipelining), within the in-flight window.
-    fn send_append(&mut self, peer: NodeId) {
+    pub(super) fn send_append(&mut self, peer: NodeId) {
         loop {
             let Some(progress) = self.progress.get(&peer) else {
                 return;
@@ -252,6 +255,10 @@ impl Raft {
                 return;
             }
             self.maybe_commit();
+            if self.transfer_target() == Some(from) {
+                self.continue_transfer();
+                return;
+            }
         } else {
             // With the follower's conflict term: skip to after our last entry of that term if
             // we have it, else to the first index of that term in its log.
@@ -291,6 +298,9 @@ impl Raft {
         let current_term_entry = self.log.term_at(candidate) == Some(self.current_term);
         if candidate > self.commit_index && (current_term_entry || self.bugs().commit_previous_term_by_counting) {
             self.commit_index = candidate;
+            if current_term_entry {
+                self.reads_after_commit();
+            }
         }
     }
 }

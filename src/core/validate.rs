@@ -18,7 +18,7 @@ impl Raft {
     /// server knows (its log and commit index); else why not. Reads state, changes nothing.
     pub(super) fn validate(&self, from: NodeId, message: &Message) -> Result<(), Invalid> {
         match message {
-            Message::RequestVote(m) | Message::PreVote(m) => validate_vote_request(from, m),
+            Message::RequestVote(m) | Message::PreVote(m) | Message::TransferVote(m) => validate_vote_request(from, m),
             Message::RequestVoteResponse(_) | Message::PreVoteResponse(_) => Ok(()),
             Message::AppendEntries(m) => {
                 validate_append_shape(from, m)?;
@@ -31,6 +31,18 @@ impl Raft {
             }
             // Checked against the transfer it answers (handle_install_snapshot_response).
             Message::InstallSnapshotResponse(_) => Ok(()),
+            Message::TimeoutNow(m) if m.leader_id != from => Err(Invalid::LeaderIdMismatch),
+            Message::LeaderCheck(m) if m.leader_id != from => Err(Invalid::LeaderIdMismatch),
+            Message::LeaderCheckResponse(m)
+                if self.role == Role::Leader && m.term == self.current_term && m.round > self.reads.round =>
+            {
+                Err(Invalid::LeaderCheckRoundInvalid)
+            }
+            Message::TimeoutNow(_)
+            | Message::LeaderCheck(_)
+            | Message::LeaderCheckResponse(_)
+            | Message::ReadIndex(_)
+            | Message::ReadIndexResponse(_) => Ok(()),
         }
     }
 

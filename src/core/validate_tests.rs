@@ -18,11 +18,13 @@ fn server(id: u64, terms: &[u64], term: u64) -> Raft {
         .map(|(i, &t)| Entry { term: Term(t), index: LogIndex(i as u64 + 1), data: vec![i as u8] })
         .collect();
     let hard = HardState { current_term: Term(term), voted_for: None, commit_index: LogIndex(0) };
-    Raft::restore(
+    let mut r = Raft::restore(
         options(id, &[1, 2, 3].iter().copied().filter(|&p| p != id).collect::<Vec<_>>()),
         hard,
         RaftLog::from_entries(entries),
-    )
+    );
+    r.just_started = false; // up for longer than an election timeout, with no leader heard
+    r
 }
 
 fn entry(index: u64, term: u64) -> Entry {
@@ -360,9 +362,27 @@ fn a_leader_ignores_pre_votes_and_vote_requests_of_later_terms() {
 }
 
 #[test]
-fn a_restarted_server_knows_no_leader_and_votes() {
+fn a_server_that_knows_no_leader_votes() {
     let mut r = server(2, &[1], 3);
     r.step(NodeId(3), vote_request(4, 3, (1, 1)));
+    assert_eq!(r.voted_for(), Some(NodeId(3)));
+}
+
+#[test]
+fn a_just_restarted_server_ignores_votes_for_an_election_timeout() {
+    // It may have followed a leader that is alive (and holds a lease, §6.4.1): a restart must
+    // not let it vote sooner than the leader's last contact allows.
+    let mut r = server(2, &[1], 3);
+    r.just_started = true;
+    r.step(NodeId(3), vote_request(4, 3, (1, 1)));
+    r.step(NodeId(3), pre_vote(4, 3, (1, 1)));
+    assert_eq!((r.current_term(), r.voted_for(), r.ignored().leader_sticky), (Term(3), None, 2));
+    for _ in 0..r.options.election_ticks {
+        r.tick();
+    }
+    assert!(!r.just_started, "an election timeout later it no longer assumes a leader");
+    let term = r.current_term().0 + 1;
+    r.step(NodeId(3), vote_request(term, 3, (1, 1)));
     assert_eq!(r.voted_for(), Some(NodeId(3)));
 }
 

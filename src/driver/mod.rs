@@ -31,12 +31,14 @@ use crate::storage::{Snapshot, SnapshotMeta};
 use crate::transport::client_wire::ClientError;
 use std::collections::{BTreeMap, VecDeque};
 
+mod reads;
 mod snapshot;
 #[cfg(test)]
 mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 
+pub use reads::{Lease, CLOCK_DRIFT_MAX};
 pub use snapshot::{image_len, SnapshotPolicy, SnapshotWrite};
 
 /// Proposals waiting for commitment at once; beyond it they are refused `Busy`. Bounds memory
@@ -93,6 +95,8 @@ pub trait Io<T> {
     /// a temporary name, then report [`Driver::snapshot_taken`] with the image's size. It is
     /// made the snapshot (and the log compacted) by a later [`WriteRequest::snapshot`].
     fn take_snapshot(&mut self, meta: SnapshotMeta, job: SnapshotJob);
+    /// This server's monotonic clock (any origin): what a lease (§6.4.1) is measured with.
+    fn now(&self) -> std::time::Duration;
 }
 
 /// The second half of a Ready, waiting for its write (and every earlier one) to be durable.
@@ -135,6 +139,8 @@ pub struct Driver<M, T> {
     applied: LogIndex,
     /// A received image checked and adopted by the core, until its install is submitted.
     received: Option<Snapshot>,
+    /// Reads without the log, waiting for a read index or for it to be applied.
+    reads: reads::Reads<T>,
 }
 
 impl<M: StateMachine, T> Driver<M, T> {
@@ -155,6 +161,7 @@ impl<M: StateMachine, T> Driver<M, T> {
             snapshots: snapshot::Snapshots::new(policy, applied, raft_image_len),
             applied,
             received: None,
+            reads: reads::Reads::new(),
         }
     }
 
@@ -220,6 +227,7 @@ impl<M: StateMachine, T> Driver<M, T> {
                 let error = match e {
                     ProposeError::NotLeader { leader_hint } => ClientError::NotLeader { leader: leader_hint },
                     ProposeError::Empty => ClientError::BadRequest("empty command".into()),
+                    ProposeError::Transferring { to } => ClientError::NotLeader { leader: Some(to) },
                 };
                 for token in tokens {
                     io.answer(token, Err(error.clone()));
@@ -253,7 +261,9 @@ impl<M: StateMachine, T> Driver<M, T> {
             soft_state,
             snapshot_chunks,
             install,
+            read_states,
         } = ready;
+        self.read_states(read_states, io);
         let bugs = self.bugs();
         for chunk in snapshot_chunks {
             self.receive_chunk(chunk, io);
@@ -398,11 +408,13 @@ impl<M: StateMachine, T> Driver<M, T> {
                 io.answer(token, outcome);
             }
         }
+        self.serve_reads(io);
         self.maybe_take_snapshot(io);
     }
 
-    /// Answer every waiting proposal with `error` (the server is stopping).
+    /// Answer every waiting proposal and read with `error` (the server is stopping).
     pub fn fail_all(&mut self, error: ClientError, io: &mut impl Io<T>) {
+        self.fail_reads(&error, io);
         for (_, (_, token)) in std::mem::take(&mut self.pending) {
             io.answer(token, Err(error.clone()));
         }
@@ -422,6 +434,16 @@ fn promises_only(message: &Message, durable: LogIndex) -> bool {
         Message::RequestVoteResponse(m) => !m.vote_granted,
         // Chunk answers promise nothing durable: a partial image is not kept across a crash.
         Message::InstallSnapshotResponse(_) => true,
-        Message::RequestVote(_) | Message::AppendEntries(_) | Message::InstallSnapshot(_) => false,
+        // Leadership checks and read indexes are about commitment (majority-durable) and
+        // contact, not about this server's disk; TimeoutNow is a leader's, like its appends.
+        Message::LeaderCheck(_)
+        | Message::LeaderCheckResponse(_)
+        | Message::ReadIndex(_)
+        | Message::ReadIndexResponse(_)
+        | Message::TimeoutNow(_) => true,
+        Message::RequestVote(_)
+        | Message::TransferVote(_)
+        | Message::AppendEntries(_)
+        | Message::InstallSnapshot(_) => false,
     }
 }

@@ -154,6 +154,9 @@ impl<M: StateMachine, T> Driver<M, T> {
                 }
             }
         }
+        if let Message::LeaderCheck(m) = &message {
+            self.reads.round_sent(m.term, m.round, io.now());
+        }
         io.send(to, message);
     }
 

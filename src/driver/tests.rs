@@ -9,6 +9,8 @@ struct Recorder {
     /// Everything that happened, in order.
     events: Vec<String>,
     answers: Vec<(u32, Outcome)>,
+    /// The clock `now` reports (lease tests move it).
+    clock: std::time::Duration,
 }
 
 impl Io<u32> for Recorder {
@@ -38,6 +40,9 @@ impl Io<u32> for Recorder {
     }
     fn take_snapshot(&mut self, meta: SnapshotMeta, _job: SnapshotJob) {
         self.events.push(format!("take snapshot {}", meta.last_index));
+    }
+    fn now(&self) -> std::time::Duration {
+        self.clock
     }
 }
 

@@ -47,6 +47,15 @@ pub trait StateMachine: Send {
     /// `Ok` or an `Err` that names what is wrong, never a panic, and on `Err` the state must be
     /// left as it was.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
+
+    /// Answer a read-only `query` from the current state, for reads that cost no log entry
+    /// (thesis §6.4: the server calls it once it has applied the read's read index, so the
+    /// answer is linearizable). It must not change the state. `Err` names what is wrong with
+    /// the query (it is client input). The default answers none: reads of such a state
+    /// machine must be proposed through the log.
+    fn query(&self, _query: &[u8]) -> Result<Vec<u8>, String> {
+        Err("this state machine answers no queries: propose the read through the log".into())
+    }
 }
 
 /// A boxed state machine is one (the node takes any state machine as a `Box<dyn …>`).
@@ -61,6 +70,10 @@ impl<S: StateMachine + ?Sized> StateMachine for Box<S> {
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         (**self).restore(snapshot)
+    }
+
+    fn query(&self, query: &[u8]) -> Result<Vec<u8>, String> {
+        (**self).query(query)
     }
 }
 
@@ -316,6 +329,18 @@ impl StateMachine for KvStore {
         // is unchanged.
         *self = snapshot::decode(snapshot)?;
         Ok(())
+    }
+
+    /// A query is an encoded [`KvCommand`] whose op is `Get` (its session fields are not
+    /// used), answered with an encoded [`KvResponse::Value`].
+    fn query(&self, query: &[u8]) -> Result<Vec<u8>, String> {
+        match decode::<KvCommand>(query, KV_COMMAND_BYTES_MAX) {
+            Ok(KvCommand { op: KvOp::Get { key }, .. }) => {
+                Ok(encode(&KvResponse::Value(self.get(&key).map(<[u8]>::to_vec))))
+            }
+            Ok(_) => Err("a read's query must be a Get: writes go through the log (Propose)".into()),
+            Err(e) => Err(format!("the query is not a KvCommand: {e:?}")),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! definitely not going to be by this leader). Every proposal gets exactly one answer.
 
 use super::runtime::Runtime;
+use super::transfers::TransferReply;
 use crate::core::{LogIndex, Term};
 use crate::driver::Outcome;
 use crate::transport::auth::{self, ClusterKey};
@@ -50,7 +51,7 @@ pub(super) struct ClientEndpoint {
     pub key: Option<ClusterKey>,
 }
 
-fn send_response(client: &ClientEndpoint, mut route: Vec<Vec<u8>>, response: ClientResponse) {
+pub(super) fn send_response(client: &ClientEndpoint, mut route: Vec<Vec<u8>>, response: ClientResponse) {
     route.push(auth::seal(client.key.as_ref(), encode(&response)));
     if let Err(e) = client.socket.send_multipart(route, zmq::DONTWAIT) {
         // The client is gone or not reading: it will time out and retry.
@@ -77,6 +78,7 @@ impl Runtime {
     pub(super) fn serve_clients(&mut self) -> Vec<StatusRequest> {
         let mut statuses = Vec::new();
         let mut proposals = Vec::new();
+        let mut reads = Vec::new();
         for _ in 0..CLIENT_BATCH_MAX {
             let Ok(mut frames) = self.client.socket.recv_multipart(zmq::DONTWAIT) else {
                 break;
@@ -104,6 +106,12 @@ impl Runtime {
                         ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body },
                     );
                 }
+                Ok(ClientRequest { request_id, body: Request::Read { query, mode }, .. }) => {
+                    reads.push((Replier::Client { route: frames, request_id }, query, mode))
+                }
+                Ok(ClientRequest { request_id, body: Request::TransferLeadership { to }, .. }) => {
+                    self.transfer_request(TransferReply::Client { route: frames, request_id }, to)
+                }
                 Ok(ClientRequest { request_id, body: Request::Snapshot, .. }) => {
                     self.snapshot_request(frames, request_id)
                 }
@@ -124,6 +132,9 @@ impl Runtime {
         }
         let (driver, mut io) = self.io();
         driver.propose(proposals, &mut io);
+        for (replier, query, mode) in reads {
+            driver.read(replier, query, mode, &mut io);
+        }
         statuses
     }
 

@@ -9,9 +9,11 @@
 mod clients;
 mod runtime;
 mod snapshots;
+mod transfers;
 mod writer;
 
 pub use crate::driver::{Outcome, PENDING_MAX};
+pub use transfers::TransferOutcome;
 
 use crate::config::{Config, ConfigError};
 use crate::core::{NodeId, Role, Term};
@@ -147,6 +149,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 enum Command {
     Send { target: Target, msg_id: u64, payload: Vec<u8> },
     Propose { command: Vec<u8>, reply: mpsc::Sender<Outcome> },
+    Transfer { to: Option<NodeId>, reply: mpsc::Sender<TransferOutcome> },
 }
 
 /// Why [`Server::propose`] has no result.
@@ -182,6 +185,8 @@ pub struct Server {
     wake: Mutex<zmq::Socket>,
     inbox: Mutex<mpsc::Receiver<InboxMessage>>,
     next_msg_id: AtomicU64,
+    /// The configured election timeout: how long a hand-over may take before `stop` gives up.
+    election_timeout: Duration,
     thread: Option<JoinHandle<Result<(), NodeError>>>,
 }
 
@@ -295,6 +300,7 @@ impl Server {
             wake: Mutex::new(wake),
             inbox: Mutex::new(inbox_rx),
             next_msg_id: AtomicU64::new(1),
+            election_timeout: Duration::from_millis(config.election_timeout_ms),
             thread: Some(thread),
         })
     }
@@ -386,6 +392,22 @@ impl Server {
         }
     }
 
+    /// Hand leadership over (thesis §3.10) to `to`, or to the most up-to-date follower when
+    /// `None`, and wait up to `timeout` for the new leader. This server must lead. Proposals
+    /// are refused (`NotLeader` naming the target) while the transfer runs; one that does not
+    /// finish within an election timeout is abandoned and this server leads on
+    /// (`Refused(Unavailable(..))`).
+    pub fn transfer_leadership(&self, to: Option<NodeId>, timeout: Duration) -> Result<(NodeId, Term), ProposeFailure> {
+        let (reply, outcome) = mpsc::channel();
+        self.commands.send(Command::Transfer { to, reply }).map_err(|_| ProposeFailure::Stopped)?;
+        self.wake();
+        match outcome.recv_timeout(timeout) {
+            Ok(result) => result.map_err(ProposeFailure::Refused),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ProposeFailure::TimedOut),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ProposeFailure::Stopped),
+        }
+    }
+
     /// The next application message from another server, waiting up to `timeout`
     /// (the original's Inbox).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<InboxMessage> {
@@ -407,9 +429,34 @@ impl Server {
     }
 
     /// Stop the server and wait until it is fully stopped: sockets closed, data directory
-    /// unlocked. Returns the fatal error if it had failed on its own.
+    /// unlocked. Returns the fatal error if it had failed on its own. A leader first hands
+    /// leadership over to the most up-to-date follower (waiting at most about two election
+    /// timeouts), so a planned stop costs the cluster a round trip instead of an election
+    /// timeout. Dropping a `Server` stops it without handing over.
     pub fn stop(mut self) -> Result<(), NodeError> {
+        self.hand_over();
         self.shutdown()
+    }
+
+    /// If this server leads, hand over before stopping (best effort: a failure is logged and
+    /// the server stops anyway; the others then elect a leader after their timeout).
+    fn hand_over(&self) {
+        if self.is_stopped() || self.role() != Role::Leader {
+            return;
+        }
+        let started = Instant::now();
+        match self.transfer_leadership(None, self.election_timeout * 3) {
+            Ok((leader, term)) => log::info!(
+                "server {}: handed leadership over to server {leader} (term {term}) in {} ms before stopping",
+                self.pid,
+                started.elapsed().as_millis()
+            ),
+            // A cluster of one has nobody to hand over to.
+            Err(ProposeFailure::Refused(ClientError::Unavailable(why))) if self.peers.is_empty() => {
+                log::debug!("server {}: {why}", self.pid)
+            }
+            Err(e) => log::warn!("server {}: could not hand leadership over before stopping: {e}", self.pid),
+        }
     }
 
     /// Wait for the server to end on its own (a fatal error) without asking it to stop.

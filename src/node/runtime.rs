@@ -13,11 +13,12 @@
 
 use super::clients::{ClientEndpoint, Replier, SnapshotWaiter};
 use super::snapshots::SnapshotFiles;
+use super::transfers::{TransferReply, TransferWaiter};
 use super::writer::{Write, Writer};
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
 use crate::config::{Config, ServerConfig};
 use crate::core::{HardState, LogIndex, Message, NodeId, Options, Raft, RaftLog, Role, SnapshotChunk, SoftState, Term};
-use crate::driver::{image_len, Driver, Io, Outcome, WriteRequest};
+use crate::driver::{image_len, Driver, Io, Lease, Outcome, WriteRequest};
 use crate::kv::{SnapshotJob, StateMachine};
 use crate::storage::{Snapshot, SnapshotMeta, Storage, StorageError};
 use crate::transport::auth::{self, ClusterKey};
@@ -105,7 +106,7 @@ pub(super) struct Runtime {
     key: Option<ClusterKey>,
     wake: zmq::Socket,
     wake_endpoint: String,
-    tick: Duration,
+    pub(super) tick: Duration,
     pub(super) cluster_id: u64,
     pub(super) shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
@@ -114,6 +115,12 @@ pub(super) struct Runtime {
     snapshots: SnapshotFiles,
     /// `Snapshot` requests waiting for their snapshot to be durable.
     pub(super) snapshot_waiters: Vec<SnapshotWaiter>,
+    /// Leadership transfers waiting for a new leader.
+    pub(super) transfers: Vec<TransferWaiter>,
+    /// The election timeout in ticks (the core's minimum).
+    pub(super) election_ticks: u32,
+    /// What `Io::now` counts from.
+    epoch: Instant,
     /// The disk, on its own thread. Declared after the sockets it wakes: dropped last but one.
     writer: Writer,
     // Keeps the sockets' context alive for as long as the sockets.
@@ -147,6 +154,7 @@ pub(super) struct NodeIo<'a> {
     snapshots: &'a mut SnapshotFiles,
     client: &'a ClientEndpoint,
     shared: &'a Shared,
+    epoch: Instant,
 }
 
 impl Io<Replier> for NodeIo<'_> {
@@ -174,6 +182,9 @@ impl Io<Replier> for NodeIo<'_> {
     }
     fn take_snapshot(&mut self, meta: SnapshotMeta, job: SnapshotJob) {
         self.snapshots.take(meta, job);
+    }
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
     }
     fn answer(&mut self, token: Replier, outcome: Outcome) {
         token.reply(self.client, outcome);
@@ -215,7 +226,9 @@ impl Runtime {
         context(wake.bind(&wake_endpoint), || format!("bind {wake_endpoint}"))?;
         let (tick, election_ticks, heartbeat_ticks) = tick_plan(config.election_timeout_ms, config.heartbeat_ms);
         let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
-        let options = Options::new(pid, peer_ids.clone(), election_ticks, heartbeat_ticks, seed);
+        let mut options = Options::new(pid, peer_ids.clone(), election_ticks, heartbeat_ticks, seed);
+        // Lease reads need a confirmed round every heartbeat, or leases lapse between reads.
+        options.leader_check_every_heartbeat = config.lease_reads;
         let receiver = Receiver {
             cluster_id: config.cluster_id,
             me: pid,
@@ -251,8 +264,15 @@ impl Runtime {
             raft.set_snapshot(base, base_term, image_len(&s.meta, s.data.len()));
         }
         drop(snapshot);
+        let mut driver = Driver::new(raft, state_machine, config.snapshot);
+        // A follower refuses votes until (election_ticks − 1) whole ticks after its last
+        // contact from the leader (the contact may come just before a tick): the lease's base.
+        driver.set_lease(config.lease_reads.then(|| Lease { election_min: tick * (election_ticks - 1) }));
         Ok(Runtime {
-            driver: Driver::new(raft, state_machine, config.snapshot),
+            driver,
+            transfers: Vec::new(),
+            election_ticks,
+            epoch: Instant::now(),
             snapshots,
             snapshot_waiters: Vec::new(),
             net: Net {
@@ -289,6 +309,7 @@ impl Runtime {
         if let Err(e) = &result {
             log::error!("server {id}: stopping on fatal error: {e}");
         }
+        self.fail_transfers();
         let (driver, mut io) = self.io();
         driver.fail_all(crate::transport::client_wire::ClientError::Dropped, &mut io);
         // The writer finishes what it was handed before the server reports stopped.
@@ -306,6 +327,7 @@ impl Runtime {
             snapshots: &mut self.snapshots,
             client: &self.client,
             shared: &self.shared,
+            epoch: self.epoch,
         };
         (&mut self.driver, io)
     }
@@ -328,6 +350,7 @@ impl Runtime {
             self.publish_status();
             self.answer_statuses(statuses);
             self.answer_snapshot_waiters();
+            self.answer_transfers();
         }
         Ok(())
     }
@@ -388,6 +411,7 @@ impl Runtime {
             match command {
                 Command::Send { target, msg_id, payload } => self.send_app(target, msg_id, payload),
                 Command::Propose { command, reply } => proposals.push((Replier::Local(reply), command)),
+                Command::Transfer { to, reply } => self.transfer_request(TransferReply::Local(reply), to),
             }
         }
         let (driver, mut io) = self.io();

@@ -215,6 +215,10 @@ impl Io<Token> for SimIo<'_> {
         self.writes.push_back(request.hard_state);
     }
 
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.now)
+    }
+
     fn answer(&mut self, (client, attempt): Token, outcome: Outcome) {
         match outcome {
             Ok((_, response)) => self.effects.answered.push((client, attempt, response)),

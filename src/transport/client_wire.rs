@@ -60,6 +60,41 @@ pub enum Request {
         /// First byte wanted.
         offset: u64,
     },
+    /// A linearizable read that costs no log entry (thesis §6.4): the server answers `query`
+    /// from its state machine (for the built-in store: an encoded
+    /// [`KvCommand`](crate::kv::KvCommand) with a `Get`, answered with an encoded
+    /// [`KvResponse`](crate::kv::KvResponse)) once it has applied a read index, with
+    /// [`Response::Applied`] whose `index` is that read index. Any server: a follower asks its
+    /// leader for the read index (a follower read); a server that knows no leader answers
+    /// [`ClientError::NotLeader`].
+    Read {
+        /// The query bytes (never empty).
+        #[serde(with = "serde_bytes")]
+        query: Vec<u8>,
+        /// How the read index is found.
+        mode: ReadMode,
+    },
+    /// Hand leadership over (thesis §3.10) to `to`, or to the most up-to-date follower when
+    /// `None`; answered with [`Response::Transferred`] once the new leader leads, or
+    /// [`ClientError::Unavailable`] when the transfer was abandoned. Only the leader accepts it.
+    TransferLeadership {
+        /// The server to hand over to.
+        to: Option<NodeId>,
+    },
+}
+
+/// How a [`Request::Read`] finds its read index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ReadMode {
+    /// ReadIndex (thesis §6.4): the leader's commit index, confirmed by a round of
+    /// [`LeaderCheck`](crate::core::LeaderCheck)s to a majority. Safe whatever the clocks do.
+    #[default]
+    ReadIndex,
+    /// Lease read (thesis §6.4.1): the leader answers without a round while it holds a lease
+    /// from its last confirmed round; safe only under the clock assumption in the README.
+    /// Served only by a leader whose config enables `lease_reads`; otherwise (and on a
+    /// follower) the read falls back to ReadIndex.
+    Lease,
 }
 
 /// Largest chunk of a snapshot image in one [`Response::SnapshotChunk`] (1 MiB).
@@ -118,6 +153,13 @@ pub enum Response {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// Answer to [`Request::TransferLeadership`]: `leader` leads in `term`.
+    Transferred {
+        /// The new leader.
+        leader: NodeId,
+        /// Its term.
+        term: Term,
+    },
 }
 
 /// One named counter.
@@ -150,6 +192,9 @@ pub enum ClientError {
     Dropped,
     /// Too many requests are waiting; retry later.
     Busy,
+    /// The request cannot be served now, for the reason given (e.g. a leadership transfer
+    /// that was abandoned, or a state machine that answers no queries).
+    Unavailable(String),
 }
 
 /// One server's view of itself, as `leader status` shows it.
