@@ -31,7 +31,7 @@ number, so the store applies the operation at most once -- until the deadline.
 `--from N` from server N (a follower read); `--lease` asks for a lease read, `--via-log` sends
 the Get through the log as a Propose (the path of every get before reads without the log).
 `transfer` asks the leader to hand leadership to server `--to N` (or the follower it chooses)
-and prints `server N leads term T` once the new leader leads. `snapshot` asks server N (or
+and prints `server N leads (term T), M ms` once the new leader leads (the Rust CLI's line). `snapshot` asks server N (or
 every server) to take a snapshot now and prints the Rust CLI's lines.
 """
 
@@ -258,8 +258,9 @@ class Client:
         answer is not retried: a second request could move leadership again."""
         deadline = time.monotonic() + self.deadline_s
         pids = self.config.pids()
-        # The leader answers once the new leader leads: allow it its election timeouts.
-        wait = max(self.timeout_s, 3 * self.config.election_timeout_ms / 1000)
+        # The leader answers once the new leader leads: allow it its election timeouts (as the
+        # Rust client: the per-request timeout + 4 election timeouts).
+        wait = self.timeout_s + 4 * self.config.election_timeout_ms / 1000
         next_guess = 0
         while time.monotonic() < deadline:
             if self.leader_hint is not None:
@@ -521,11 +522,22 @@ def main(argv) -> int:
 
     client = Client(config, PER_REQUEST_TIMEOUT_S, args.deadline_ms / 1000)
     if args.command == "transfer":
+        # The Rust CLI's lines (`leader transfer`).
+        if args.to is not None and args.to not in config.pids():
+            client.close()
+            print(f"leader: --to {args.to}: no server {args.to} in {config.path} (servers: "
+                  f"{', '.join(map(str, config.pids()))})", file=sys.stderr)
+            return EXIT_CONFIG
+        started = time.monotonic()
         try:
             leader, term = client.transfer(args.to)
-            print(f"server {leader} leads term {term}")
+            print(f"server {leader} leads (term {term}), {int((time.monotonic() - started) * 1000)} ms")
+        except Refused as e:
+            why = e.error.reason if isinstance(e.error, w.Unavailable) else str(e)
+            print(f"leader: transfer failed: {why}", file=sys.stderr)
+            return EXIT_FAILURE
         except CallError as e:
-            print(f"leader: {e}", file=sys.stderr)
+            print(f"leader: transfer failed: {e}", file=sys.stderr)
             return EXIT_FAILURE
         finally:
             client.close()
