@@ -3,12 +3,12 @@
 
 use leader::codec::encode;
 use leader::core::{
-    AppendEntries, AppendEntriesResponse, Entry, LogIndex, Message, NodeId, RequestVote, RequestVoteResponse, Role,
-    Term,
+    AppendEntries, AppendEntriesResponse, Entry, LeaderCheck, LeaderCheckResponse, LogIndex, Message, NodeId,
+    ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, Role, Term, TimeoutNow,
 };
 use leader::kv::{KvCommand, KvOp, KvResponse};
 use leader::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, Request, Response, Status, CLIENT_WIRE_VERSION,
+    ClientError, ClientRequest, ClientResponse, ReadMode, Request, Response, Status, CLIENT_WIRE_VERSION,
 };
 use leader::transport::{AppMessage, Body, Envelope, WIRE_VERSION};
 use std::fmt::Write;
@@ -19,6 +19,9 @@ const END: &str = "<!-- END GENERATED EXAMPLES -->";
 /// The snapshot requests' examples sit in §5's own block, one heading level down.
 const SNAPSHOT_BEGIN: &str = "<!-- BEGIN SNAPSHOT REQUEST EXAMPLES -->";
 const SNAPSHOT_END: &str = "<!-- END SNAPSHOT REQUEST EXAMPLES -->";
+/// Transfer and read messages (issue 12), at the end of §7.
+const TRANSFER_BEGIN: &str = "<!-- BEGIN TRANSFER AND READ EXAMPLES -->";
+const TRANSFER_END: &str = "<!-- END TRANSFER AND READ EXAMPLES -->";
 const CLUSTER: u64 = 0x1122_3344_5566_7788;
 
 fn envelope(body: Body) -> Envelope {
@@ -134,6 +137,45 @@ fn snapshot_request_examples() -> Vec<(&'static str, String, Vec<u8>)> {
     ]
 }
 
+/// docs/wire.md §7's examples of Message tags 8-13 and Request tags 5 and 6 (Response tag 6,
+/// ClientError tag 5). examples/python/test_transfer.py (run by tests/interop.rs) checks that
+/// leader_wire.py encodes the same values to these bytes.
+fn transfer_read_examples() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut add = |title: &'static str, env: Envelope| out.push((title, format!("{env:?}"), encode(&env)));
+    add(
+        "Envelope: TimeoutNow",
+        envelope(Body::Raft(Message::TimeoutNow(TimeoutNow { term: Term(5), leader_id: NodeId(2) }))),
+    );
+    let vote =
+        RequestVote { term: Term(6), candidate_id: NodeId(2), last_log_index: LogIndex(7), last_log_term: Term(5) };
+    add("Envelope: TransferVote", envelope(Body::Raft(Message::TransferVote(vote))));
+    let check = LeaderCheck { term: Term(5), leader_id: NodeId(2), round: 9 };
+    add("Envelope: LeaderCheck", envelope(Body::Raft(Message::LeaderCheck(check))));
+    let answer = LeaderCheckResponse { term: Term(5), round: 9 };
+    add("Envelope: LeaderCheckResponse", envelope(Body::Raft(Message::LeaderCheckResponse(answer))));
+    add("Envelope: ReadIndex", envelope(Body::Raft(Message::ReadIndex(ReadIndex { term: Term(5), id: 3 }))));
+    let index = ReadIndexResponse { term: Term(5), id: 3, index: LogIndex(12), index_term: Term(4) };
+    add("Envelope: ReadIndexResponse", envelope(Body::Raft(Message::ReadIndexResponse(index))));
+    let request =
+        |request_id, body| ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: CLUSTER, request_id, body };
+    let response = |request_id, body| ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body };
+    let get = encode(&KvCommand { client_id: 0, seq: 0, op: KvOp::Get { key: b"k".to_vec() } });
+    let read = request(7, Request::Read { query: get, mode: ReadMode::ReadIndex });
+    let transfer = request(8, Request::TransferLeadership { to: Some(NodeId(3)) });
+    let transferred = response(8, Response::Transferred { leader: NodeId(3), term: Term(6) });
+    let abandoned = response(8, Response::Error(ClientError::Unavailable("transfer abandoned".to_string())));
+    out.push((
+        "ClientRequest: Read (a KvCommand Get of \"k\", client_id and seq 0; ReadIndex)",
+        format!("{read:?}"),
+        encode(&read),
+    ));
+    out.push(("ClientRequest: TransferLeadership to server 3", format!("{transfer:?}"), encode(&transfer)));
+    out.push(("ClientResponse: Transferred", format!("{transferred:?}"), encode(&transferred)));
+    out.push(("ClientResponse: Error Unavailable", format!("{abandoned:?}"), encode(&abandoned)));
+    out
+}
+
 /// Examples under `heading`: title, the value as Rust prints it, its bytes in rows of 16.
 fn render(heading: &str, examples: Vec<(&'static str, String, Vec<u8>)>) -> String {
     let mut text = String::new();
@@ -174,6 +216,11 @@ fn wire_md_examples_match_the_encoding() {
 #[test]
 fn wire_md_snapshot_request_examples_match_the_encoding() {
     check_block(SNAPSHOT_BEGIN, SNAPSHOT_END, render("####", snapshot_request_examples()));
+}
+
+#[test]
+fn wire_md_transfer_and_read_examples_match_the_encoding() {
+    check_block(TRANSFER_BEGIN, TRANSFER_END, render("####", transfer_read_examples()));
 }
 
 #[test]

@@ -2,10 +2,13 @@
 """A key-value client for a `leader` cluster, written from docs/wire.md (section 5).
 
     python3 client.py [--config FILE] put KEY VALUE     [--deadline-ms MS]   prints OK
-    python3 client.py [--config FILE] get KEY           [--deadline-ms MS]   prints the value
+    python3 client.py [--config FILE] get KEY [--from N] [--via-log | --lease] [--deadline-ms MS]
+                                                                         prints the value
     python3 client.py [--config FILE] delete KEY        [--deadline-ms MS]
     python3 client.py [--config FILE] cas KEY [--expected V] [--new V] [--deadline-ms MS]
     python3 client.py [--config FILE] status [--json | --table] [--timeout-ms MS]
+    python3 client.py [--config FILE] transfer [--to N] [--deadline-ms MS]  prints the new leader
+    python3 client.py [--config FILE] snapshot [--pid N] [--timeout-ms MS]
 
 Output and exit codes are those of the Rust CLI (`leader put|get|delete|cas|status`):
 0 ok; 1 runtime failure (a missing key for get, a cas that did not swap, a timeout, no server
@@ -23,6 +26,13 @@ operation is a Propose whose command is a KvCommand with a random client id (nev
 sequence number starting at 1. It follows NotLeader redirects, and on Dropped, Busy, an
 unreachable server or a bad answer it retries -- always with the same client id and sequence
 number, so the store applies the operation at most once -- until the deadline.
+
+`get` is a Read (Request tag 5, ReadIndex mode: no log entry) from the leader, or with
+`--from N` from server N (a follower read); `--lease` asks for a lease read, `--via-log` sends
+the Get through the log as a Propose (the path of every get before reads without the log).
+`transfer` asks the leader to hand leadership to server `--to N` (or the follower it chooses)
+and prints `server N leads (term T), M ms` once the new leader leads (the Rust CLI's line). `snapshot` asks server N (or
+every server) to take a snapshot now and prints the Rust CLI's lines.
 """
 
 import argparse
@@ -71,6 +81,8 @@ class Refused(CallError):
             return f"not the leader (server {e.leader} is)" if e.leader is not None else "not the leader (none known)"
         if isinstance(e, w.Dropped):
             return "dropped by a leader change (outcome unknown)"
+        if isinstance(e, w.Unavailable):
+            return f"unavailable: {e.reason}"
         return "server busy"
 
 
@@ -182,6 +194,142 @@ class Client:
             raise BadResponse(f"{body!r} to a proposal")
         raise Refused(body)
 
+    def _request(self, pid: int, body, give_up_at: float = float("inf"), timeout_s=None):
+        """One request to `pid`; its answer's body, or Refused for a ClientError."""
+        request_id = self._send(pid, body)
+        wait = self.timeout_s if timeout_s is None else timeout_s
+        answer = self._receive(pid, request_id, min(time.monotonic() + wait, give_up_at))
+        if isinstance(answer, (w.BadRequest, w.WrongCluster, w.NotLeader, w.Dropped, w.Busy, w.Unavailable)):
+            raise Refused(answer)
+        return answer
+
+    def read(self, key: bytes, mode=w.ReadMode.READ_INDEX, server=None):
+        """A linearizable read without a log entry (Request tag 5, docs/wire.md §5): a Read
+        whose query is a KvCommand Get (client_id and seq 0: reads need no session). From
+        the leader (following redirects as `execute` does), or, with `server`, from that server
+        only (a follower read: it asks the leader for a read index). (read index, KvResponse)
+        or CallError. A read changes nothing, so every retry is safe."""
+        query = w.encode_kv_command(w.KvCommand(0, 0, w.Get(key)))
+        deadline = time.monotonic() + self.deadline_s
+        pids = self.config.pids()
+        next_guess = 0
+        while time.monotonic() < deadline:
+            if server is not None:
+                target = server
+            elif self.leader_hint is not None:
+                target = self.leader_hint
+            else:
+                next_guess += 1
+                target = pids[next_guess % len(pids)]
+            try:
+                body = self._request(target, w.Read(query, w.ReadMode(mode)), deadline)
+            except Refused as e:
+                if isinstance(e.error, w.NotLeader):
+                    if server is not None:
+                        time.sleep(0.02)  # it knows no leader to ask for a read index: wait
+                        continue
+                    hint = e.error.leader if e.error.leader != target else None
+                    self.leader_hint = hint if hint in pids else None
+                    if hint is None:
+                        time.sleep(0.02)  # an election is under way
+                elif isinstance(e.error, (w.Dropped, w.Busy)):
+                    time.sleep(0.01)
+                else:
+                    raise  # BadRequest, WrongCluster, Unavailable: retrying cannot help
+                continue
+            except (Unreachable, BadResponse):
+                if server is None:
+                    self.leader_hint = None
+                continue
+            if not isinstance(body, w.Applied):
+                raise BadResponse(f"{body!r} to a read")
+            if server is None:
+                self.leader_hint = target
+            try:
+                return body.index, w.decode_kv_response(body.result, w.RESPONSE_BYTES_MAX)
+            except w.WireError as e:
+                raise BadResponse(str(e)) from None
+        raise Timeout()
+
+    def transfer(self, to=None):
+        """Hand leadership over (Request tag 6) to server `to`, or to the leader's choice:
+        finds the leader through redirects, asks it once, and returns (leader, term) from its
+        Transferred answer. Refused(Unavailable) when the leader abandoned the transfer. No
+        answer is not retried: a second request could move leadership again."""
+        deadline = time.monotonic() + self.deadline_s
+        pids = self.config.pids()
+        # The leader answers once the new leader leads: allow it its election timeouts (as the
+        # Rust client: the per-request timeout + 4 election timeouts).
+        wait = self.timeout_s + 4 * self.config.election_timeout_ms / 1000
+        next_guess = 0
+        while time.monotonic() < deadline:
+            if self.leader_hint is not None:
+                target = self.leader_hint
+            else:
+                next_guess += 1
+                target = pids[next_guess % len(pids)]
+            try:
+                body = self._request(target, w.TransferLeadership(to), deadline, wait)
+            except Refused as e:
+                if isinstance(e.error, w.NotLeader):
+                    hint = e.error.leader if e.error.leader != target else None
+                    self.leader_hint = hint if hint in pids else None
+                    if hint is None:
+                        time.sleep(0.02)
+                    continue
+                if isinstance(e.error, w.Busy):
+                    time.sleep(0.01)
+                    continue
+                raise
+            except Unreachable:
+                if self.leader_hint is None:
+                    continue  # a guess that did not answer: nothing was asked of it
+                raise
+            if not isinstance(body, w.Transferred):
+                raise BadResponse(f"{body!r} to a leadership transfer")
+            self.leader_hint = body.leader
+            return body.leader, body.term
+        raise Timeout()
+
+    def snapshot(self, pid: int, timeout_s: float = 10.0):
+        """Server `pid` takes a snapshot now (Request tag 3): (index, term, total_len)."""
+        body = self._request(pid, w.SnapshotRequest(), timeout_s=timeout_s)
+        if not isinstance(body, w.Snapshot):
+            raise BadResponse(f"{body!r} to a snapshot request")
+        return body.index, body.term, body.total_len
+
+    def fetch_snapshot(self, pid: int, attempts: int = 5) -> bytes:
+        """Server `pid`'s latest snapshot image (Request tag 4, docs/wire.md §5 "Fetching a
+        snapshot image"), checked completely (leader_wire.decode_snapshot_image). A "fetch it
+        again" refusal (a newer snapshot replaced it meanwhile) starts over, `attempts` times."""
+        for _ in range(attempts):
+            index, term, parts, held, total = 0, 0, [], 0, None
+            try:
+                while total is None or held < total:
+                    body = self._request(pid, w.FetchSnapshot(index, term, held))
+                    if not isinstance(body, w.SnapshotChunk):
+                        raise BadResponse(f"{body!r} to a snapshot fetch")
+                    if total is None:
+                        index, term, total = body.index, body.term, body.total_len
+                    if (body.index, body.term, body.total_len, body.offset) != (index, term, total, held):
+                        raise BadResponse(f"chunk {body.index}/{body.term} at {body.offset}, asked "
+                                          f"{index}/{term} at {held}")
+                    if not body.data:
+                        break
+                    parts.append(body.data)
+                    held += len(body.data)
+            except Refused as e:
+                if isinstance(e.error, w.BadRequest) and e.error.reason.endswith("fetch it again"):
+                    continue
+                raise
+            image = b"".join(parts)
+            try:
+                w.decode_snapshot_image(image, index, term)
+            except w.SnapshotImageError as e:
+                raise BadResponse(f"snapshot image: {e}") from None
+            return image
+        raise BadResponse(f"server {pid}'s snapshot kept changing during {attempts} fetches")
+
     def execute(self, op):
         """Run one KvOp through the leader; (index, KvResponse) or CallError."""
         self.seq += 1
@@ -255,7 +403,8 @@ def status_table(config: w.Config, answers) -> str:
 
 def normalize_go_flags(argv):
     """`-config x`, `-json`, `-deadline-ms=5` -> their `--` forms, as the Rust CLI accepts."""
-    long = {"config", "json", "table", "timeout-ms", "deadline-ms", "expected", "new", "cluster-key"}
+    long = {"config", "json", "table", "timeout-ms", "deadline-ms", "expected", "new", "cluster-key", "from",
+            "via-log", "lease", "to", "pid"}
     out = []
     for a in argv:
         if a.startswith("-") and not a.startswith("--") and a[1:].split("=", 1)[0] in long:
@@ -281,14 +430,24 @@ def parse_args(argv):
 
     sp = kv("put", "store VALUE under KEY")
     sp.add_argument("value")
-    kv("get", "print the value of KEY (missing: exit 1)")
+    sp = kv("get", "print the value of KEY (missing: exit 1)")
+    sp.add_argument("--from", dest="from_pid", type=int, default=None, metavar="N",
+                    help="read from server N (a follower read), not from the leader")
+    path = sp.add_mutually_exclusive_group()
+    path.add_argument("--via-log", action="store_true", help="read through the log (a Propose of a Get)")
+    path.add_argument("--lease", action="store_true", help="a lease read (served so where lease_reads is set)")
     kv("delete", "remove KEY")
     sp = kv("cas", "compare-and-set (exit 1 when it did not swap)")
     sp.add_argument("--expected", default=None, help="the value KEY must hold (omit: KEY must be absent)")
     sp.add_argument("--new", default=None, help="the value to store (omit: delete)")
-    for name in ("put", "get", "delete", "cas"):
+    sp = sub.add_parser("transfer", parents=[common], help="hand leadership over (to --to N, or the best follower)")
+    sp.add_argument("--to", type=int, default=None, metavar="N", help="the server that should lead")
+    for name in ("put", "get", "delete", "cas", "transfer"):
         sub.choices[name].add_argument("--deadline-ms", type=int, default=10_000,
                                        help="give up after this long (default 10000)")
+    sp = sub.add_parser("snapshot", parents=[common], help="servers take a snapshot now")
+    sp.add_argument("--pid", type=int, default=None, metavar="N", help="only server N (default: every server)")
+    sp.add_argument("--timeout-ms", type=int, default=10_000, help="wait this long for each (default 10000)")
     sp = sub.add_parser("status", parents=[common], help="each server's role, term and leader")
     out = sp.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per line per server (the default)")
@@ -342,7 +501,47 @@ def main(argv) -> int:
             return EXIT_FAILURE
         return 0
 
+    if args.command == "snapshot":
+        pids = config.pids() if args.pid is None else [args.pid]
+        if args.pid is not None and args.pid not in pids:
+            print(f"leader: {config.path}: no server {args.pid}", file=sys.stderr)
+            return EXIT_CONFIG
+        client = Client(config, args.timeout_ms / 1000)
+        ok = 0
+        try:
+            for pid in pids:
+                try:
+                    index, term, size = client.snapshot(pid, args.timeout_ms / 1000)
+                    print(f"server {pid}: snapshot at index {index} (term {term}), {size} bytes")
+                    ok += 1
+                except CallError as e:
+                    print(f"server {pid}: {e}")
+        finally:
+            client.close()
+        return 0 if ok == len(pids) else EXIT_FAILURE
+
     client = Client(config, PER_REQUEST_TIMEOUT_S, args.deadline_ms / 1000)
+    if args.command == "transfer":
+        # The Rust CLI's lines (`leader transfer`).
+        if args.to is not None and args.to not in config.pids():
+            client.close()
+            print(f"leader: --to {args.to}: no server {args.to} in {config.path} (servers: "
+                  f"{', '.join(map(str, config.pids()))})", file=sys.stderr)
+            return EXIT_CONFIG
+        started = time.monotonic()
+        try:
+            leader, term = client.transfer(args.to)
+            print(f"server {leader} leads (term {term}), {int((time.monotonic() - started) * 1000)} ms")
+        except Refused as e:
+            why = e.error.reason if isinstance(e.error, w.Unavailable) else str(e)
+            print(f"leader: transfer failed: {why}", file=sys.stderr)
+            return EXIT_FAILURE
+        except CallError as e:
+            print(f"leader: transfer failed: {e}", file=sys.stderr)
+            return EXIT_FAILURE
+        finally:
+            client.close()
+        return 0
     key = os.fsencode(args.key)  # the command line's bytes, as the Rust CLI uses them
     try:
         if args.command == "put":
@@ -351,7 +550,11 @@ def main(argv) -> int:
                 raise BadResponse(f"{r!r} to a put")
             print("OK")
         elif args.command == "get":
-            _, r = client.execute(w.Get(key))
+            if args.via_log:
+                _, r = client.execute(w.Get(key))
+            else:
+                mode = w.ReadMode.LEASE if args.lease else w.ReadMode.READ_INDEX
+                _, r = client.read(key, mode, args.from_pid)
             if not isinstance(r, w.Value):
                 raise BadResponse(f"{r!r} to a get")
             if r.value is None:

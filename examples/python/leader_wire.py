@@ -21,20 +21,29 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
       body (Body enum)   tag 0 Raft: one of RequestVote, RequestVoteResponse,
                                       AppendEntries, AppendEntriesResponse,
                                       PreVote, PreVoteResponse (tags 4, 5: pre-vote),
-                                      InstallSnapshot, InstallSnapshotResponse (tags 6, 7)
+                                      InstallSnapshot, InstallSnapshotResponse (tags 6, 7),
+                                      TimeoutNow, TransferVote, LeaderCheck, LeaderCheckResponse,
+                                      ReadIndex, ReadIndexResponse (tags 8-13: transfer, reads)
                          tag 1 App:  App(msg_id, broadcast, payload)
     Entry(term, index, data)
 
     ClientRequest(version, cluster_id, request_id, body)
       body (Request)     StatusRequest() | Propose(command) | CountersRequest()   tags 0, 1, 2
+                         | SnapshotRequest() | FetchSnapshot(index, term, offset)  tags 3, 4
+                         | Read(query, mode) | TransferLeadership(to)            tags 5, 6
     ClientResponse(version, request_id, body)
       body (Response)    Status(pid, role, term, leader, voted_for, commit_index,
                                 last_applied, last_index)                   tag 0
                          a ClientError: BadRequest(reason) | WrongCluster(expected) |
-                                NotLeader(leader) | Dropped() | Busy()        tag 1
+                                NotLeader(leader) | Dropped() | Busy() |
+                                Unavailable(reason)                          tag 1
                          Applied(index, result)                              tag 2
                          Counters(counters: [Counter(name, value)])          tag 3
+                         Snapshot(index, term, total_len)                    tag 4
+                         SnapshotChunk(index, term, total_len, offset, data) tag 5
+                         Transferred(leader, term)                           tag 6
       Role               IntEnum: FOLLOWER=0, CANDIDATE=1, LEADER=2
+      ReadMode           IntEnum: READ_INDEX=0, LEASE=1
 
     KvCommand(client_id, seq, op)
       op (KvOp)          Put(key, value) | Get(key) | Delete(key) | Cas(key, expected, new)
@@ -206,6 +215,50 @@ class InstallSnapshotResponse:  # Message tag 7
     next_offset: int          # bytes of that image held contiguously from 0: send from here
 
 
+# Leadership transfer and reads (thesis §3.10, §6.4), appended to Message as tags 8-13
+# (docs/wire.md §4, rules 9-12).
+
+@dataclass(frozen=True)
+class TimeoutNow:             # Message tag 8: the leader hands over; campaign now, no pre-vote
+    term: int
+    leader_id: int            # must be the sender
+
+
+@dataclass(frozen=True)
+class TransferVote:           # Message tag 9: RequestVote's layout; answered by RequestVoteResponse
+    term: int                 # voters apply no leader stickiness to it (rule 9)
+    candidate_id: int
+    last_log_index: int
+    last_log_term: int
+
+
+@dataclass(frozen=True)
+class LeaderCheck:            # Message tag 10: "am I still your leader?" (for a read)
+    term: int
+    leader_id: int            # must be the sender
+    round: int                # u64: numbers a leader's checks; the answer echoes it
+
+
+@dataclass(frozen=True)
+class LeaderCheckResponse:    # Message tag 11
+    term: int
+    round: int
+
+
+@dataclass(frozen=True)
+class ReadIndex:              # Message tag 12: a follower asks its leader for a read index
+    term: int
+    id: int                   # u64: the follower's request number, echoed
+
+
+@dataclass(frozen=True)
+class ReadIndexResponse:      # Message tag 13
+    term: int
+    id: int
+    index: int                # the read index; 0: refused (the sender does not lead)
+    index_term: int           # the term of the leader's entry at `index` (0 when refused)
+
+
 @dataclass(frozen=True)
 class App:                    # Body tag 1
     msg_id: int
@@ -214,7 +267,8 @@ class App:                    # Body tag 1
 
 
 Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse, PreVote, PreVoteResponse,
-                InstallSnapshot, InstallSnapshotResponse]
+                InstallSnapshot, InstallSnapshotResponse, TimeoutNow, TransferVote, LeaderCheck,
+                LeaderCheckResponse, ReadIndex, ReadIndexResponse]
 Body = Union[Message, App]    # a Message is Body tag 0 (Raft)
 
 
@@ -246,11 +300,42 @@ class CountersRequest:        # Request tag 2
 
 
 @dataclass(frozen=True)
+class SnapshotRequest:        # Request tag 3: take a snapshot now (answered by Snapshot)
+    pass
+
+
+@dataclass(frozen=True)
+class FetchSnapshot:          # Request tag 4: up to 1 MiB of the snapshot image from `offset`
+    index: int                # 0: the latest snapshot (term ignored)
+    term: int
+    offset: int
+
+
+class ReadMode(enum.IntEnum):  # Read.mode (enum, no fields)
+    READ_INDEX = 0            # a LeaderCheck round to a majority: safe whatever the clocks do
+    LEASE = 1                 # a leader's lease (only where the config sets lease_reads)
+
+
+@dataclass(frozen=True)
+class Read:                   # Request tag 5: a linearizable read that costs no log entry
+    query: bytes              # never empty; for the store: an encoded KvCommand with a Get
+    mode: ReadMode = ReadMode.READ_INDEX
+
+
+@dataclass(frozen=True)
+class TransferLeadership:     # Request tag 6: hand leadership to `to` (None: the best follower)
+    to: Optional[int] = None
+
+
+Request = Union[StatusRequest, Propose, CountersRequest, SnapshotRequest, FetchSnapshot, Read, TransferLeadership]
+
+
+@dataclass(frozen=True)
 class ClientRequest:
     version: int
     cluster_id: int
     request_id: int
-    body: Union[StatusRequest, Propose, CountersRequest]
+    body: Request
 
 
 class Role(enum.IntEnum):
@@ -299,7 +384,12 @@ class Busy:                   # ClientError tag 4
     pass
 
 
-ClientError = Union[BadRequest, WrongCluster, NotLeader, Dropped, Busy]  # Response tag 1
+@dataclass(frozen=True)
+class Unavailable:            # ClientError tag 5: not served now (an abandoned transfer, ...)
+    reason: str
+
+
+ClientError = Union[BadRequest, WrongCluster, NotLeader, Dropped, Busy, Unavailable]  # Response tag 1
 
 
 @dataclass(frozen=True)
@@ -324,10 +414,35 @@ class Counters:               # Response tag 3: a server's counters of dropped a
 
 
 @dataclass(frozen=True)
+class Snapshot:               # Response tag 4: the server's latest durable snapshot
+    index: int                # the last index and term it covers
+    term: int
+    total_len: int            # its image's size in bytes
+
+
+@dataclass(frozen=True)
+class SnapshotChunk:          # Response tag 5: bytes offset .. offset + len(data) of the image
+    index: int
+    term: int
+    total_len: int
+    offset: int
+    data: bytes               # at most 1 MiB; empty at the end of the image
+
+
+@dataclass(frozen=True)
+class Transferred:            # Response tag 6: `leader` now leads in `term`
+    leader: int
+    term: int
+
+
+Response = Union[Status, ClientError, Applied, Counters, Snapshot, SnapshotChunk, Transferred]
+
+
+@dataclass(frozen=True)
 class ClientResponse:
     version: int
     request_id: int
-    body: Union[Status, ClientError, Applied, Counters]
+    body: Response
 
 
 # The built-in key-value store
@@ -574,6 +689,24 @@ def _write_message(w: Writer, m: Message) -> None:
     elif isinstance(m, InstallSnapshotResponse):
         w.u32(7)
         w.u64(m.term); w.u64(m.last_index); w.u64(m.last_term); w.u64(m.next_offset)
+    elif isinstance(m, TimeoutNow):
+        w.u32(8)
+        w.u64(m.term); w.u64(m.leader_id)
+    elif isinstance(m, TransferVote):
+        w.u32(9)
+        w.u64(m.term); w.u64(m.candidate_id); w.u64(m.last_log_index); w.u64(m.last_log_term)
+    elif isinstance(m, LeaderCheck):
+        w.u32(10)
+        w.u64(m.term); w.u64(m.leader_id); w.u64(m.round)
+    elif isinstance(m, LeaderCheckResponse):
+        w.u32(11)
+        w.u64(m.term); w.u64(m.round)
+    elif isinstance(m, ReadIndex):
+        w.u32(12)
+        w.u64(m.term); w.u64(m.id)
+    elif isinstance(m, ReadIndexResponse):
+        w.u32(13)
+        w.u64(m.term); w.u64(m.id); w.u64(m.index); w.u64(m.index_term)
     else:
         raise TypeError(f"not a Raft message: {m!r}")
 
@@ -581,8 +714,9 @@ def _write_message(w: Writer, m: Message) -> None:
 def _read_message(r: Reader) -> Message:
     # A server that predates pre-vote knows 4 tags and drops tags 4 and 5 as garbage; that is
     # what makes the new variants safe to send to it (a lost message, as far as Raft can tell).
-    # Likewise tags 6 and 7 (InstallSnapshot) for a server that predates snapshots.
-    tag = r.tag("Message", 8)
+    # Likewise tags 6 and 7 (InstallSnapshot) for a server that predates snapshots, and 8-13
+    # (transfer and reads) for one that predates them.
+    tag = r.tag("Message", 14)
     if tag == 0:
         return RequestVote(term=r.u64(), candidate_id=r.u64(), last_log_index=r.u64(), last_log_term=r.u64())
     if tag == 1:
@@ -601,7 +735,19 @@ def _read_message(r: Reader) -> Message:
     if tag == 6:
         return InstallSnapshot(term=r.u64(), leader_id=r.u64(), last_index=r.u64(), last_term=r.u64(),
                                total_len=r.u64(), offset=r.u64(), data=r.bytes(), crc=r.u32())
-    return InstallSnapshotResponse(term=r.u64(), last_index=r.u64(), last_term=r.u64(), next_offset=r.u64())
+    if tag == 7:
+        return InstallSnapshotResponse(term=r.u64(), last_index=r.u64(), last_term=r.u64(), next_offset=r.u64())
+    if tag == 8:
+        return TimeoutNow(term=r.u64(), leader_id=r.u64())
+    if tag == 9:
+        return TransferVote(term=r.u64(), candidate_id=r.u64(), last_log_index=r.u64(), last_log_term=r.u64())
+    if tag == 10:
+        return LeaderCheck(term=r.u64(), leader_id=r.u64(), round=r.u64())
+    if tag == 11:
+        return LeaderCheckResponse(term=r.u64(), round=r.u64())
+    if tag == 12:
+        return ReadIndex(term=r.u64(), id=r.u64())
+    return ReadIndexResponse(term=r.u64(), id=r.u64(), index=r.u64(), index_term=r.u64())
 
 
 def encode_message(m: Message) -> bytes:
@@ -803,6 +949,18 @@ def encode_client_request(req: ClientRequest) -> bytes:
         w.bytes(req.body.command)
     elif isinstance(req.body, CountersRequest):
         w.u32(2)
+    elif isinstance(req.body, SnapshotRequest):
+        w.u32(3)
+    elif isinstance(req.body, FetchSnapshot):
+        w.u32(4)
+        w.u64(req.body.index); w.u64(req.body.term); w.u64(req.body.offset)
+    elif isinstance(req.body, Read):
+        w.u32(5)
+        w.bytes(req.body.query)
+        w.u32(int(req.body.mode))
+    elif isinstance(req.body, TransferLeadership):
+        w.u32(6)
+        w.option_u64(req.body.to)
     else:
         raise TypeError(f"not a Request: {req.body!r}")
     return w.done()
@@ -811,14 +969,22 @@ def encode_client_request(req: ClientRequest) -> bytes:
 def decode_client_request(data: bytes, limit: int = CLIENT_REQUEST_BYTES_MAX) -> ClientRequest:
     r = Reader(data, limit)
     version, cluster_id, request_id = r.u16(), r.u64(), r.u64()
-    body: Union[StatusRequest, Propose, CountersRequest]
-    tag = r.tag("Request", 3)
+    body: Request
+    tag = r.tag("Request", 7)
     if tag == 0:
         body = StatusRequest()
     elif tag == 1:
         body = Propose(command=r.bytes())
-    else:
+    elif tag == 2:
         body = CountersRequest()
+    elif tag == 3:
+        body = SnapshotRequest()
+    elif tag == 4:
+        body = FetchSnapshot(index=r.u64(), term=r.u64(), offset=r.u64())
+    elif tag == 5:
+        body = Read(query=r.bytes(), mode=ReadMode(r.tag("ReadMode", 2)))
+    else:
+        body = TransferLeadership(to=r.option_u64())
     r.end()
     return ClientRequest(version, cluster_id, request_id, body)
 
@@ -843,6 +1009,15 @@ def encode_client_response(resp: ClientResponse) -> bytes:
         for c in b.counters:
             w.string(c.name)
             w.u64(c.value)
+    elif isinstance(b, Snapshot):
+        w.u32(4)
+        w.u64(b.index); w.u64(b.term); w.u64(b.total_len)
+    elif isinstance(b, SnapshotChunk):
+        w.u32(5)
+        w.u64(b.index); w.u64(b.term); w.u64(b.total_len); w.u64(b.offset); w.bytes(b.data)
+    elif isinstance(b, Transferred):
+        w.u32(6)
+        w.u64(b.leader); w.u64(b.term)
     else:
         w.u32(1)
         if isinstance(b, BadRequest):
@@ -855,6 +1030,8 @@ def encode_client_response(resp: ClientResponse) -> bytes:
             w.u32(3)
         elif isinstance(b, Busy):
             w.u32(4)
+        elif isinstance(b, Unavailable):
+            w.u32(5); w.string(b.reason)
         else:
             raise TypeError(f"not a Response: {b!r}")
     return w.done()
@@ -863,15 +1040,15 @@ def encode_client_response(resp: ClientResponse) -> bytes:
 def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> ClientResponse:
     r = Reader(data, limit)
     version, request_id = r.u16(), r.u64()
-    tag = r.tag("Response", 4)
-    body: Union[Status, ClientError, Applied, Counters]
+    tag = r.tag("Response", 7)
+    body: Response
     if tag == 0:
         pid = r.u64()
         role = Role(r.tag("Role", 3))
         body = Status(pid, role, term=r.u64(), leader=r.option_u64(), voted_for=r.option_u64(),
                       commit_index=r.u64(), last_applied=r.u64(), last_index=r.u64())
     elif tag == 1:
-        etag = r.tag("ClientError", 5)
+        etag = r.tag("ClientError", 6)
         if etag == 0:
             body = BadRequest(r.string())
         elif etag == 1:
@@ -880,13 +1057,21 @@ def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> Clie
             body = NotLeader(r.option_u64())
         elif etag == 3:
             body = Dropped()
-        else:
+        elif etag == 4:
             body = Busy()
+        else:
+            body = Unavailable(r.string())
     elif tag == 2:
         body = Applied(index=r.u64(), result=r.bytes())
-    else:
+    elif tag == 3:
         counters = [Counter(name=r.string(), value=r.u64()) for _ in range(r.count(_COUNTER_MIN_SIZE))]
         body = Counters(counters)
+    elif tag == 4:
+        body = Snapshot(index=r.u64(), term=r.u64(), total_len=r.u64())
+    elif tag == 5:
+        body = SnapshotChunk(index=r.u64(), term=r.u64(), total_len=r.u64(), offset=r.u64(), data=r.bytes())
+    else:
+        body = Transferred(leader=r.u64(), term=r.u64())
     r.end()
     return ClientResponse(version, request_id, body)
 

@@ -6,8 +6,25 @@
 
 It is a full member of the cluster: it votes, replicates the log and, unless --no-campaign is
 given, campaigns when it hears from no leader and may become leader. It keeps the log only: it
-has no state machine, so it applies nothing and, as leader, accepts no commands (clients get
-NotLeader with no leader named, and retry elsewhere until it loses leadership).
+has no state machine, so it applies nothing and accepts no commands nor reads. A leader that
+cannot serve must hand over (docs/wire.md §4 rule 10), so when it wins an election it does at
+once: as soon as a follower's log holds its no-op it sends that follower TimeoutNow, and if no
+higher term reaches it within election_timeout_ms it tries the next up-to-date follower (round
+and round). Meanwhile clients get NotLeader naming that follower (or no leader, before one is
+chosen).
+
+Leadership transfer (thesis §3.10; Message tags 8 TimeoutNow and 9 TransferVote, rule 9): a
+TimeoutNow of its term from the leader it follows (or of a higher term) makes it campaign at
+once -- term + 1, no pre-vote -- with TransferVote instead of RequestVote; with --no-campaign
+it ignores TimeoutNow (it never stands for election; the leader gives up on it after an
+election timeout). As a voter it answers a TransferVote exactly as a RequestVote, but never
+ignores one under leader stickiness. LeaderCheck (tag 10, rule 11) is leader contact, as an
+AppendEntries is, answered LeaderCheckResponse with its round; a ReadIndex (tag 12, rule 12) is
+answered with index 0 (it has no state machine to read, and hands leadership over anyway).
+Client requests: Read and Propose get NotLeader (the leader, or the hand-over target);
+TransferLeadership, to its leader, is answered Transferred once a leader of a later term is
+known (Unavailable if it is not the one asked for, or none within two election timeouts);
+Snapshot and FetchSnapshot serve the snapshot it holds (snapshot.bin).
 
 Sockets: a PULL bound at its `url` (ZMQ_MAXMSGSIZE 1 MiB); one PUSH per peer (IMMEDIATE=1,
 LINGER=0, SNDHWM 16), every send DONTWAIT, a full queue or missing connection being a lost
@@ -44,14 +61,18 @@ stdout, one JSON object per line, flushed after each:
     {"snapshot": {"installed": I, "term": T, "bytes": N, "from": P, "log": "kept"|"discarded",
                   "last_index": L}}
                         when a snapshot received from leader P is installed (durably)
+    {"transfer": {"to": P, "term": T}}
+                        as the leader of term T, when it sends TimeoutNow to P (rule 10)
 Nothing else goes to stdout; diagnostics go to stderr (routine ones only with --verbose).
 
 stdin, one command per line (EOF is not an exit; the peer keeps running):
     send <pid> <text>   an App envelope to server <pid>, broadcast=false
     broadcast <text>    one App envelope to every peer, broadcast=true, all with the same msg_id
     drops               print the counts of dropped inbound envelopes (the line above)
-    votes               print {"votes": {...}}: counts of pre-votes and votes granted, refused,
-                        ignored (stickiness), and of pre-campaigns and campaigns started
+    votes               print {"votes": {...}}: counts of pre-votes, votes and transfer votes
+                        granted, refused, ignored (stickiness), of pre-campaigns, campaigns and
+                        transfer campaigns (TimeoutNow obeyed) started, TimeoutNows ignored, and
+                        hand-overs (TimeoutNow sent)
 msg_id starts at 1 and increases by one per send/broadcast command. <text> is everything
 after the single space that follows `send <pid>` / `broadcast`, sent as UTF-8.
 
@@ -134,6 +155,7 @@ ENTRIES_PER_MESSAGE_MAX = 1024   # a leader's AppendEntries: at most this many e
 BYTES_PER_MESSAGE_MAX = 512 << 10  # ... and this many data bytes (at least one entry)
 LOG_MAGIC = b"LPYLOG2\n"     # raft.log; LPYLOG1 (no base: from index 1) is still read
 LOG_MAGIC_V1 = b"LPYLOG1\n"
+FETCH_SNAPSHOT_BYTES_MAX = 1 << 20  # a SnapshotChunk answer carries at most 1 MiB (docs/wire.md §5)
 
 
 class StorageError(Exception):
@@ -473,6 +495,13 @@ class Peer:
         self.leader_contact = None
         self.next_index, self.match_index = {}, {}
         self.recent_active = set()
+        # Rule 10 (docs/wire.md §4): a leader that cannot serve hands over at once. While we
+        # lead: {"target": the follower sent TimeoutNow, or None; "deadline": when to give up
+        # on it; "tried": followers already tried; "wanted": a TransferLeadership's `to`}.
+        self.handover = None
+        # TransferLeadership requests waiting for the new leader: (route, request_id, to,
+        # term asked in, deadline).
+        self.pending_transfers = []
         now = time.monotonic()
         self.reset_election_timer(now)
         self.heartbeat_due = self.quorum_check_due = now
@@ -488,9 +517,13 @@ class Peer:
         self.send_dropped = 0
         # What became of vote requests, for the stdin command `votes` (tests read it to see that
         # a PreVote was answered). "ignored" = not answered because a leader is heard from.
+        # Transfers (rule 9, 10): transfer_vote_* answer TransferVotes, transfer_campaigns
+        # count TimeoutNows obeyed, timeout_now_ignored those ignored, handovers those sent.
         self.vote_counts = {k: 0 for k in ("pre_vote_granted", "pre_vote_refused", "pre_vote_ignored",
                                            "vote_granted", "vote_refused", "vote_ignored",
-                                           "pre_campaigns", "campaigns")}
+                                           "pre_campaigns", "campaigns", "transfer_vote_granted",
+                                           "transfer_vote_refused", "transfer_campaigns", "timeout_now_ignored",
+                                           "handovers")}
 
         self.ctx = zmq.Context()
         me = config.server(pid)
@@ -583,6 +616,7 @@ class Peer:
         self.recent_active.clear()
         self.next_index.clear()
         self.match_index.clear()
+        self.handover = None
         self.reset_election_timer(now)
 
     def become_pre_candidate(self, now: float) -> None:
@@ -601,19 +635,22 @@ class Peer:
         for p in self.peers:
             self.send(p, pv)
 
-    def become_candidate(self, now: float) -> None:
+    def become_candidate(self, now: float, transfer: bool = False) -> None:
+        """Term + 1, vote for ourselves, ask every peer. `transfer`: the leader handed over to
+        us (TimeoutNow, rule 9): ask with TransferVote, which voters do not ignore as sticky."""
         self.term += 1
         self.voted_for = self.me
         self.role, self.leader_id = CANDIDATE, None
         self.votes = {self.me}
         self.pre_votes = None
-        self.vote_counts["campaigns"] += 1
+        self.vote_counts["transfer_campaigns" if transfer else "campaigns"] += 1
         self.reset_election_timer(now)
-        self.log_debug(f"campaigning in term {self.term}")
+        self.log_debug(f"campaigning in term {self.term}{' (leadership transfer)' if transfer else ''}")
         if len(self.votes) >= self.quorum:
             self.become_leader(now)
             return
-        rv = w.RequestVote(self.term, self.me, self.log.last_index(), self.log.last_term())
+        kind = w.TransferVote if transfer else w.RequestVote
+        rv = kind(self.term, self.me, self.log.last_index(), self.log.last_term())
         for p in self.peers:
             self.send(p, rv)
 
@@ -629,6 +666,8 @@ class Peer:
         self.log.append([w.Entry(self.term, last + 1, b"")])
         self.heartbeat_due = now + self.heartbeat_s
         self.quorum_check_due = now + self.election_s
+        # We serve nothing (no state machine): hand over as soon as a follower has our no-op.
+        self.handover = {"target": None, "deadline": None, "tried": set(), "wanted": None}
         self.log_debug(f"leader of term {self.term}")
         for p in self.peers:
             self.send_append(p)
@@ -647,6 +686,7 @@ class Peer:
                     self.log_debug(f"lost contact with a majority in term {self.term}; stepping down")
                     self.become_follower(self.term, None, now)
                 self.recent_active.clear()
+            self.maybe_hand_over(now)
         elif now >= self.election_due:
             if not self.campaign:
                 self.reset_election_timer(now)
@@ -654,11 +694,87 @@ class Peer:
                 self.become_pre_candidate(now)
             else:
                 self.become_candidate(now)
+        self.settle_transfers(now)
 
     def next_deadline(self) -> float:
+        due = [t for _, _, _, _, t in self.pending_transfers]
         if self.role == LEADER:
-            return min(self.heartbeat_due, self.quorum_check_due)
-        return self.election_due
+            h = self.handover
+            if h is not None and h["deadline"] is not None:
+                due.append(h["deadline"])
+            return min([self.heartbeat_due, self.quorum_check_due] + due)
+        return min([self.election_due] + due)
+
+    # -- handing over (rules 9 and 10) ----------------------------------------------------------
+
+    def maybe_hand_over(self, now: float, prefer=None) -> None:
+        """Rule 10: as a leader that cannot serve, send TimeoutNow to a follower whose log holds
+        our last entry (our no-op: we accept no commands), preferring `prefer` (the follower
+        that has just caught up: "the first whose match_index reaches it"). If no higher term
+        reaches us within an election timeout, try the next follower."""
+        h = self.handover
+        if self.role != LEADER or h is None:
+            return
+        if h["target"] is not None:
+            if now < h["deadline"]:
+                return  # the target is campaigning, or the TimeoutNow was lost: wait and see
+            self.log_debug(f"hand-over to {h['target']} did not happen within an election timeout")
+            h["tried"].add(h["target"])
+            h["target"] = None
+        last = self.log.last_index()
+        ready = [p for p in self.peers if self.match_index.get(p, 0) >= last]
+        if h["wanted"] is not None:
+            ready = [p for p in ready if p == h["wanted"]]
+        if not ready:
+            return  # nobody has our last entry yet: an AppendEntriesResponse will call again
+        fresh = [p for p in ready if p not in h["tried"]]
+        if not fresh:
+            h["tried"].clear()  # every up-to-date follower failed once: go round again
+            fresh = ready
+        target = prefer if prefer in fresh else fresh[0]
+        h["target"], h["deadline"] = target, now + self.election_s
+        self.vote_counts["handovers"] += 1
+        self.log_debug(f"handing leadership of term {self.term} to {target}")
+        self.emit({"transfer": {"to": target, "term": self.term}})
+        self.send(target, w.TimeoutNow(self.term, self.me))
+
+    def handover_target(self):
+        """Where a client should go while we lead: the follower we are handing over to."""
+        return self.handover["target"] if self.role == LEADER and self.handover else None
+
+    def settle_transfers(self, now: float) -> None:
+        """Answer the TransferLeadership requests whose outcome is known: a leader of a later
+        term (Transferred, or Unavailable if it is not the one asked for), or the deadline."""
+        waiting = []
+        for route, request_id, to, term, deadline in self.pending_transfers:
+            if self.role == FOLLOWER and self.leader_id is not None and self.term > term:
+                if to is None or to == self.leader_id:
+                    self.answer(route, request_id, w.Transferred(self.leader_id, self.term))
+                else:
+                    self.answer(route, request_id, w.Unavailable(
+                        f"server {self.leader_id} leads term {self.term}, not server {to}"))
+            elif now >= deadline:
+                self.answer(route, request_id, w.Unavailable("leadership transfer abandoned: no new leader "
+                                                             "within two election timeouts"))
+            else:
+                waiting.append((route, request_id, to, term, deadline))
+        self.pending_transfers = waiting
+
+    def transfer_request(self, route, request_id: int, to, now: float) -> None:
+        """A client's TransferLeadership (Request tag 6): only the leader accepts it."""
+        if self.role != LEADER:
+            self.answer(route, request_id, w.NotLeader(self.leader_id))
+            return
+        if to is not None and to not in self.peers:
+            why = "it has no state machine" if to == self.me else "it is not in the cluster"
+            self.answer(route, request_id, w.Unavailable(f"cannot hand leadership to server {to}: {why}"))
+            return
+        h = self.handover
+        if to is not None and h["wanted"] != to:
+            h["wanted"], h["target"] = to, None  # a new choice: start over with it
+            h["tried"].discard(to)
+        self.pending_transfers.append((route, request_id, to, self.term, now + 2 * self.election_s))
+        self.maybe_hand_over(now)
 
     # -- Raft messages (docs/wire.md §4) --------------------------------------------------------
 
@@ -681,6 +797,9 @@ class Peer:
                 self.drops[bad if bad in self.drops else "invalid"] += 1
                 print(f"peer: dropped an InstallSnapshot chunk from {frm}: {bad}", file=sys.stderr)
                 return
+        if isinstance(m, (w.TimeoutNow, w.LeaderCheck)) and m.leader_id != frm:
+            self.drops["invalid"] += 1  # a Rust server counts it as invalid_leader_id
+            return
         if isinstance(m, w.RequestVote) and m.term > self.term and self.hears_from_leader(now):
             # Leader stickiness (thesis §4.2.3): while a live leader is heard from, a higher-term
             # RequestVote comes from a server that was cut off; adopting its term would depose
@@ -688,20 +807,33 @@ class Peer:
             self.vote_counts["vote_ignored"] += 1
             self.log_debug(f"ignored a RequestVote for term {m.term} from {frm}: a leader is heard from")
             return
-        # Rule 1: terms.
+        # Rule 1: terms. (A TransferVote is never ignored as sticky: rule 9.)
         if m.term > self.term:
-            self.become_follower(m.term, frm if isinstance(m, (w.AppendEntries, w.InstallSnapshot)) else None, now)
+            leads = isinstance(m, (w.AppendEntries, w.InstallSnapshot, w.TimeoutNow, w.LeaderCheck))
+            self.become_follower(m.term, frm if leads else None, now)
         elif m.term < self.term:
-            if isinstance(m, w.RequestVote):
-                self.vote_counts["vote_refused"] += 1
+            if isinstance(m, (w.RequestVote, w.TransferVote)):
+                self.vote_counts["transfer_vote_refused" if isinstance(m, w.TransferVote) else "vote_refused"] += 1
                 self.send(frm, w.RequestVoteResponse(self.term, False))
+            elif isinstance(m, w.LeaderCheck):
+                self.send(frm, w.LeaderCheckResponse(self.term, m.round))  # so that it steps down
+            elif isinstance(m, w.ReadIndex):
+                self.send(frm, w.ReadIndexResponse(self.term, m.id, 0, 0))
             elif isinstance(m, w.AppendEntries):
                 self.send(frm, w.AppendEntriesResponse(self.term, False, m.prev_log_index, 0, 0))
             elif isinstance(m, w.InstallSnapshot):
                 self.send(frm, w.InstallSnapshotResponse(self.term, m.last_index, m.last_term, 0))
             return  # a stale response is ignored
-        if isinstance(m, w.RequestVote):
+        if isinstance(m, (w.RequestVote, w.TransferVote)):
             self.on_request_vote(frm, m, now)
+        elif isinstance(m, w.TimeoutNow):
+            self.on_timeout_now(frm, now)
+        elif isinstance(m, w.LeaderCheck):
+            self.on_leader_check(frm, m, now)
+        elif isinstance(m, w.ReadIndex):
+            # Rule 12: we never lead for long and have no state machine to read: refuse (0);
+            # the follower asks again where the leader is.
+            self.send(frm, w.ReadIndexResponse(self.term, m.id, 0, 0))
         elif isinstance(m, w.RequestVoteResponse):
             if self.role == CANDIDATE and m.vote_granted:
                 self.votes.add(frm)
@@ -710,10 +842,11 @@ class Peer:
         elif isinstance(m, w.AppendEntries):
             self.on_append_entries(frm, m, now)
         elif isinstance(m, w.AppendEntriesResponse):
-            self.on_append_entries_response(frm, m)
+            self.on_append_entries_response(frm, m, now)
         elif isinstance(m, w.InstallSnapshot):
             self.on_install_snapshot(frm, m, now)
-        # An InstallSnapshotResponse: this peer never sends snapshots, so it answers nothing here.
+        # An InstallSnapshotResponse, LeaderCheckResponse or ReadIndexResponse: this peer never
+        # sends snapshots, leader checks or read requests, so it answers nothing here.
 
     def on_request_vote(self, frm: int, m: w.RequestVote, now: float) -> None:
         # Rule 2: one vote per term, only for an up-to-date log, only for the sender itself.
@@ -723,9 +856,39 @@ class Peer:
         if granted:
             self.voted_for = m.candidate_id
             self.reset_election_timer(now)
-        self.vote_counts["vote_granted" if granted else "vote_refused"] += 1
+        kind = "transfer_vote" if isinstance(m, w.TransferVote) else "vote"
+        self.vote_counts[f"{kind}_granted" if granted else f"{kind}_refused"] += 1
         self.log_debug(f"vote for {frm} in term {self.term}: {granted}")
         self.send(frm, w.RequestVoteResponse(self.term, granted))  # after the vote is saved
+
+    def on_timeout_now(self, frm: int, now: float) -> None:
+        """Rule 9, as the target: the leader we follow hands over (rule 1 has made the sender
+        of a higher term our leader). Campaign at once, without pre-vote, with TransferVotes."""
+        if self.role == LEADER:
+            self.drops["conflicting_leader"] += 1
+            print(f"peer: TimeoutNow from {frm} claims leadership of my term {self.term}", file=sys.stderr)
+            return
+        if self.role != FOLLOWER or self.leader_id != frm or not self.campaign:
+            # Not from the leader we follow (a candidate has none), or --no-campaign: we never
+            # stand for election, so the leader's transfer runs out and it tries another.
+            self.vote_counts["timeout_now_ignored"] += 1
+            self.log_debug(f"ignored a TimeoutNow from {frm} in term {self.term}")
+            return
+        self.become_candidate(now, transfer=True)
+
+    def on_leader_check(self, frm: int, m: w.LeaderCheck, now: float) -> None:
+        """Rule 11: a LeaderCheck of our term is leader contact, as an AppendEntries is."""
+        if self.role == LEADER:
+            self.drops["conflicting_leader"] += 1
+            print(f"peer: LeaderCheck from {frm} claims leadership of my term {self.term}", file=sys.stderr)
+            return
+        if self.role == CANDIDATE:
+            self.become_follower(self.term, frm, now)
+        self.pre_votes = None
+        self.leader_id = frm
+        self.leader_contact = (self.term, now)
+        self.reset_election_timer(now)
+        self.send(frm, w.LeaderCheckResponse(self.term, m.round))  # nothing to fsync but a term
 
     def hears_from_leader(self, now: float) -> bool:
         """True if we lead, or the leader of our term sent an AppendEntries less than the
@@ -903,7 +1066,7 @@ class Peer:
         self.send(p, w.AppendEntries(self.term, self.me, prev, self.log.term_at(prev), self.log.slice(nxt),
                                      self.commit_index))
 
-    def on_append_entries_response(self, frm: int, m: w.AppendEntriesResponse) -> None:
+    def on_append_entries_response(self, frm: int, m: w.AppendEntriesResponse, now: float) -> None:
         if self.role != LEADER:
             return
         self.recent_active.add(frm)
@@ -913,6 +1076,7 @@ class Peer:
             self.match_index[frm] = m.match_index
             self.next_index[frm] = max(self.next_index[frm], m.match_index + 1)
             self.maybe_commit()
+            self.maybe_hand_over(now, prefer=frm)
             if self.next_index[frm] <= self.log.last_index():
                 self.send_append(frm)
             return
@@ -989,12 +1153,49 @@ class Peer:
                 # Its own counters (those of the stdin command `drops`), not the Rust names.
                 counts = dict(self.drops, send_dropped=self.send_dropped)
                 self.answer(route, req.request_id, w.Counters([w.Counter(k, v) for k, v in counts.items()]))
-            elif not req.body.command:
+            elif isinstance(req.body, w.TransferLeadership):
+                self.transfer_request(route, req.request_id, req.body.to, time.monotonic())
+            elif isinstance(req.body, w.SnapshotRequest):
+                self.answer(route, req.request_id, self.snapshot_answer())
+            elif isinstance(req.body, w.FetchSnapshot):
+                self.answer(route, req.request_id, self.fetch_snapshot_answer(req.body))
+            elif isinstance(req.body, w.Propose) and not req.body.command:
                 self.answer(route, req.request_id, w.BadRequest("empty command"))
+            elif isinstance(req.body, w.Read) and not req.body.query:
+                self.answer(route, req.request_id, w.BadRequest("empty query"))
             else:
-                # No state machine here: never accept a command; point at the leader if another.
-                leader = self.leader_id if self.leader_id != self.me else None
+                # A Propose or a Read. No state machine here: never accept a command nor answer
+                # a query; point at the leader if another, or, while we lead, at the follower
+                # we hand over to (rule 10); None: the client pauses and tries another server.
+                if self.role == LEADER:
+                    leader = self.handover_target()
+                else:
+                    leader = self.leader_id if self.leader_id != self.me else None
                 self.answer(route, req.request_id, w.NotLeader(leader))
+
+    def snapshot_answer(self):
+        """Request tag 3: we apply nothing, so there is nothing to snapshot; the latest
+        snapshot installed from a leader is the one we hold."""
+        if not self.snap.index:
+            return w.BadRequest("nothing to snapshot: no entry applied yet")
+        return w.Snapshot(self.snap.index, self.snap.term, self.snap.size)
+
+    def fetch_snapshot_answer(self, r: w.FetchSnapshot):
+        """Request tag 4: up to 1 MiB of snapshot.bin from `offset` (docs/wire.md §5)."""
+        snap = self.snap
+        if not snap.index:
+            return w.BadRequest("this server has no snapshot yet")
+        if r.index != 0 and (r.index, r.term) != (snap.index, snap.term):
+            if r.index > snap.index or (r.index == snap.index and r.term != snap.term):
+                return w.BadRequest(f"snapshot {r.index} (term {r.term}) is gone; fetch it again")
+            return w.BadRequest(f"snapshot {r.index} (term {r.term}) is no longer the latest "
+                                f"({snap.index} term {snap.term}); fetch it again")
+        if r.offset > snap.size:
+            return w.BadRequest(f"offset {r.offset} is past the image's {snap.size} bytes")
+        with open(snap.path, "rb") as f:
+            f.seek(r.offset)
+            data = f.read(FETCH_SNAPSHOT_BYTES_MAX)
+        return w.SnapshotChunk(snap.index, snap.term, snap.size, r.offset, data)
 
     def answer(self, route, request_id: int, body) -> None:
         data = w.seal(self.key, w.encode_client_response(w.ClientResponse(w.CLIENT_WIRE_VERSION, request_id, body)))

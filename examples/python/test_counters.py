@@ -79,12 +79,12 @@ class WireTests(unittest.TestCase):
             return cm.exception.reason
         req = w.encode_client_request(w.ClientRequest(1, CLUSTER, 3, w.CountersRequest()))
         self.assertEqual(reason(w.decode_client_request, req + b"\0"), "garbage")          # trailing byte
-        self.assertEqual(reason(w.decode_client_request, req[:-4] + b"\x03\0\0\0"), "garbage")  # unknown tag
+        self.assertEqual(reason(w.decode_client_request, req[:-4] + b"\x07\0\0\0"), "garbage")  # unknown tag
         self.assertEqual(reason(w.decode_client_request, req[:-1]), "truncated")
         resp = w.encode_client_response(w.ClientResponse(1, 3, w.Counters([w.Counter("bad_mac", 2)])))
         dec = w.decode_client_response
         self.assertEqual(reason(dec, resp + b"\0"), "garbage")                               # trailing byte
-        self.assertEqual(reason(dec, resp[:10] + b"\x04\0\0\0" + resp[14:]), "garbage")      # unknown tag
+        self.assertEqual(reason(dec, resp[:10] + b"\x07\0\0\0" + resp[14:]), "garbage")      # unknown tag
         self.assertEqual(reason(dec, resp[:-1]), "truncated")
         # A count the bytes left cannot hold is refused before anything is read.
         self.assertEqual(reason(dec, resp[:14] + u64(1 << 60) + resp[22:]), "truncated")

@@ -80,7 +80,7 @@ class WireTests(unittest.TestCase):
                 w.decode_message(data)
             return cm.exception.reason
         good = w.encode_message(w.PreVote(2, 1, 0, 0))
-        self.assertEqual(reason(bytes.fromhex("08000000") + good[4:]), "garbage")   # unknown tag
+        self.assertEqual(reason(bytes.fromhex("0e000000") + good[4:]), "garbage")   # unknown tag
         self.assertEqual(reason(good[:-1]), "truncated")
         self.assertEqual(reason(good + b"\0"), "garbage")                           # trailing byte
         resp = w.encode_message(w.PreVoteResponse(2, True))

@@ -57,7 +57,7 @@ class WireTests(unittest.TestCase):
         good = w.encode_message(w.InstallSnapshot(5, 2, 1, 1, 3, 0, b"abc", zlib.crc32(b"abc")))
         self.assertEqual(reason(good[:-1]), "truncated")
         self.assertEqual(reason(good + b"\0"), "garbage")
-        self.assertEqual(reason(bytes.fromhex("08000000") + good[4:]), "garbage")
+        self.assertEqual(reason(bytes.fromhex("0e000000") + good[4:]), "garbage")
         # A data length far beyond the bytes present is refused, not allocated.
         huge = good[:4 + 48] + u64(1 << 60) + good[4 + 56:]
         self.assertIn(reason(huge), ("truncated", "oversize"))
