@@ -1,19 +1,21 @@
-//! `leader bench`: throughput and latency of acknowledged durable writes against a cluster,
-//! or of the core alone (`--in-memory`). A benchmark reports figures; it asserts nothing.
+//! `leader bench`: throughput and latency of acknowledged durable writes and of linearizable
+//! reads (`--workload`) against a cluster, or of the core alone (`--in-memory`). A benchmark
+//! reports figures; it asserts nothing.
 
-use super::{percentile, EXIT_FAILURE};
-use leader::client::Client;
-use leader::codec::{decode, encode};
+pub(super) mod load;
+pub(super) mod stats;
+mod threads;
+
+use super::{EXIT_CONFIG, EXIT_FAILURE};
+use leader::client::{Client, ReadFrom, ReadPath};
+use leader::codec::encode;
 use leader::config::Config;
 use leader::core::{NodeId, Options, Raft, Role};
-use leader::kv::{KvCommand, KvOp};
 use leader::process::{ChildLogs, ProcessCluster};
-use leader::transport::auth::{self, ClusterKey};
-use leader::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, Request, Response, CLIENT_WIRE_VERSION,
-};
 use leader::transport::{Body, Envelope, Receiver, ENVELOPE_BYTES_MAX, WIRE_VERSION};
-use std::collections::{HashMap, VecDeque};
+use load::{Load, LoadResult, LoadSpec, Until};
+use stats::{parse_workload, Summary, Workload};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Flags of `leader bench`.
@@ -48,26 +50,55 @@ pub struct BenchArgs {
     /// --in-memory: proposals per batch.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// write, read, mixed (half reads) or mixed=R% (R % reads). A workload that reads first
+    /// writes every key it reads (untimed).
+    #[arg(long, default_value = "write", value_parser = parse_workload)]
+    pub workload: Workload,
+    /// Where reads go (ReadIndex and lease reads; log reads always go to the leader).
+    #[arg(long, value_enum, default_value_t = ReadFromArg::Leader)]
+    pub read_from: ReadFromArg,
+    /// How reads are served: readindex (a leadership check, no log entry), lease (needs
+    /// `"lease_reads": true` in the config the servers run with) or log (an entry, as a write).
+    #[arg(long, value_enum, default_value_t = ReadPathArg::Readindex)]
+    pub read_path: ReadPathArg,
+    /// Run each client as a thread with its own library `Client` (reads by `Client::get_with`,
+    /// writes by `Client::put`) instead of multiplexing them all in one thread: what an
+    /// application gets, client overhead included.
+    #[arg(long)]
+    pub via_client: bool,
     /// Measure the floor of one write on this machine instead: one fdatasync, two concurrent
     /// fdatasyncs, one loopback round trip (in a temp dir under the current directory).
     #[arg(long)]
     pub floor: bool,
 }
 
-/// Resend an operation that got no answer for this long (its server may have died).
-const RESEND_AFTER: Duration = Duration::from_secs(2);
+/// `--read-from`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFromArg {
+    Leader,
+    Followers,
+}
 
-struct Op {
-    seq: u64,
-    request_id: u64,
-    started: Instant,
-    sent: Instant,
-    /// Resend no earlier than this (after a Busy/Dropped/NotLeader answer).
-    retry_at: Option<Instant>,
+/// `--read-path`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPathArg {
+    Readindex,
+    Lease,
+    Log,
+}
+
+impl ReadPathArg {
+    fn path(self) -> ReadPath {
+        match self {
+            ReadPathArg::Readindex => ReadPath::ReadIndex,
+            ReadPathArg::Lease => ReadPath::Lease,
+            ReadPathArg::Log => ReadPath::Log,
+        }
+    }
 }
 
 /// Start the cluster of `config` unless some server already answers.
-fn ensure_cluster(config: &Config) -> Result<Option<ProcessCluster>, i32> {
+pub(super) fn ensure_cluster(config: &Config) -> Result<Option<ProcessCluster>, i32> {
     let mut probe = Client::new(config.clone()).with_timeout(Duration::from_millis(300));
     if probe.status_all().iter().any(|(_, s)| s.is_ok()) {
         return Ok(None);
@@ -88,7 +119,8 @@ fn ensure_cluster(config: &Config) -> Result<Option<ProcessCluster>, i32> {
     Ok(Some(cluster))
 }
 
-fn find_leader(config: &Config) -> Option<NodeId> {
+/// The leader some server reports, waiting up to 15 s for one.
+pub(super) fn find_leader(config: &Config) -> Option<NodeId> {
     let mut client = Client::new(config.clone()).with_timeout(Duration::from_millis(300));
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -101,26 +133,6 @@ fn find_leader(config: &Config) -> Option<NodeId> {
     None
 }
 
-/// N closed-loop clients multiplexed over one DEALER socket per server, in one thread.
-struct Load {
-    config: Config,
-    sockets: HashMap<NodeId, zmq::Socket>,
-    leader: NodeId,
-    ops: Vec<Op>,
-    by_request: HashMap<u64, usize>,
-    next_request_id: u64,
-    client_id_base: u64,
-    value: Vec<u8>,
-    /// `--keys`: distinct keys to cycle through (None: one per client).
-    keys: Option<u64>,
-    latencies_us: Vec<u64>,
-    errors: u64,
-    key: Option<ClusterKey>,
-    /// When the last write was acknowledged, and the longest time between two (a stall).
-    last_ack: Instant,
-    longest_stall: Duration,
-}
-
 /// Leaders seen during a run, from a status poll every 50 ms on a thread of its own: every
 /// (term, pid) that said it leads, and the highest term any server reported.
 struct LeaderWatch {
@@ -129,11 +141,11 @@ struct LeaderWatch {
 }
 
 impl LeaderWatch {
-    fn start(config: Config, key: Option<ClusterKey>) -> LeaderWatch {
+    fn start(config: Config) -> LeaderWatch {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = std::sync::Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
-            let mut client = Client::new(config).with_key(key).with_timeout(Duration::from_millis(200));
+            let mut client = Client::new(config).with_timeout(Duration::from_millis(200));
             let (mut leaders, mut max_term) = (std::collections::BTreeSet::new(), 0);
             while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
                 for status in client.status_all().into_iter().filter_map(|(_, s)| s.ok()) {
@@ -157,216 +169,129 @@ impl LeaderWatch {
     }
 }
 
-impl Load {
-    /// Client `client`'s key for its write `seq`: its own key, or with `--keys N` the next of N
-    /// keys in a sequence the clients interleave (client c writes c, c + clients, …).
-    fn key_for(&self, client: usize, seq: u64) -> String {
-        match self.keys {
-            None => format!("bench-{client}"),
-            Some(n) => format!("bench-{}", (client as u64 + seq * self.ops.len() as u64) % n),
-        }
+/// Refuse flag combinations that would measure something else than asked.
+fn check_args(config: &Config, args: &BenchArgs) -> Result<(), String> {
+    if !args.workload.reads() && (args.read_path != ReadPathArg::Readindex || args.read_from != ReadFromArg::Leader) {
+        return Err("--read-path and --read-from apply to reads: add --workload read or mixed[=R%]".into());
     }
-
-    fn send(&mut self, client: usize) {
-        let key = self.key_for(client, self.ops[client].seq).into_bytes();
-        let op = &mut self.ops[client];
-        let command = KvCommand {
-            client_id: self.client_id_base + client as u64,
-            seq: op.seq,
-            op: KvOp::Put { key, value: self.value.clone() },
-        };
-        let request_id = self.next_request_id;
-        self.next_request_id += 1;
-        self.by_request.remove(&op.request_id);
-        op.request_id = request_id;
-        op.sent = Instant::now();
-        op.retry_at = None;
-        self.by_request.insert(request_id, client);
-        let request = ClientRequest {
-            version: CLIENT_WIRE_VERSION,
-            cluster_id: self.config.cluster_id,
-            request_id,
-            body: Request::Propose { command: encode(&command) },
-        };
-        let socket = &self.sockets[&self.leader];
-        let frame = auth::seal(self.key.as_ref(), encode(&request));
-        if socket.send_multipart([&b""[..], &frame], zmq::DONTWAIT).is_err() {
-            self.errors += 1;
-            self.ops[client].retry_at = Some(Instant::now() + Duration::from_millis(10));
-        }
+    if args.read_path == ReadPathArg::Lease && !config.lease_reads {
+        // The servers would serve them as ReadIndex reads, and the figures would lie.
+        return Err(format!(
+            "--read-path lease needs \"lease_reads\": true in {} (and servers started with it; see the README's clock assumption)",
+            config.path.display()
+        ));
     }
-
-    fn start_next(&mut self, client: usize) {
-        let op = &mut self.ops[client];
-        op.seq += 1;
-        op.started = Instant::now();
-        self.send(client);
+    if args.read_path == ReadPathArg::Log && args.read_from == ReadFromArg::Followers {
+        return Err("--read-path log reads through the leader's log: --read-from followers does not apply".into());
     }
-
-    fn handle(&mut self, frames: Vec<Vec<u8>>) {
-        let Some(frame) = frames.last() else { return };
-        // With a cluster key every response carries a tag: verified and split off first.
-        let Some(body) = auth::open(self.key.as_ref(), frame) else { return };
-        let Ok(response) = decode::<ClientResponse>(body, 1 << 20) else {
-            return;
-        };
-        let Some(&client) = self.by_request.get(&response.request_id) else {
-            return;
-        }; // a late answer
-        match response.body {
-            Response::Applied { .. } => {
-                self.by_request.remove(&response.request_id);
-                self.longest_stall = self.longest_stall.max(self.last_ack.elapsed());
-                self.last_ack = Instant::now();
-                self.latencies_us.push(self.ops[client].started.elapsed().as_micros() as u64);
-                self.start_next(client);
-            }
-            Response::Error(ClientError::NotLeader { leader: Some(l) }) if self.sockets.contains_key(&l) => {
-                self.errors += 1;
-                self.leader = l;
-                self.send(client);
-            }
-            _ => {
-                // Busy, Dropped, no leader yet: retry the same sequence number shortly.
-                self.errors += 1;
-                self.ops[client].retry_at = Some(Instant::now() + Duration::from_millis(10));
-            }
-        }
+    if args.read_from == ReadFromArg::Followers && config.servers.len() < 2 {
+        return Err("--read-from followers needs a cluster of more than one server".into());
     }
-
-    fn resend_due(&mut self) {
-        let now = Instant::now();
-        for client in 0..self.ops.len() {
-            let op = &self.ops[client];
-            let due = op.retry_at.is_some_and(|t| now >= t) || (op.retry_at.is_none() && now - op.sent > RESEND_AFTER);
-            if due {
-                if self.ops[client].retry_at.is_none() {
-                    self.errors += 1; // a timeout: maybe the leader died
-                    if let Some(l) = find_leader(&self.config) {
-                        self.leader = l;
-                    }
-                }
-                self.send(client);
-            }
-        }
-    }
+    Ok(())
 }
 
 /// The network benchmark.
 pub fn run(config: Config, args: &BenchArgs) -> Result<(), i32> {
+    check_args(&config, args).map_err(|e| {
+        eprintln!("leader: bench: {e}");
+        EXIT_CONFIG
+    })?;
     let _cluster = ensure_cluster(&config)?;
     let Some(leader) = find_leader(&config) else {
         eprintln!("leader: bench: no leader within 15 s");
         return Err(EXIT_FAILURE);
     };
-    let ctx = zmq::Context::new();
-    let mut sockets = HashMap::new();
-    for server in &config.servers {
-        let socket = ctx.socket(zmq::DEALER).map_err(|_| EXIT_FAILURE)?;
-        socket.set_linger(0).map_err(|_| EXIT_FAILURE)?;
-        socket.set_sndhwm(0).map_err(|_| EXIT_FAILURE)?;
-        socket.set_rcvhwm(0).map_err(|_| EXIT_FAILURE)?;
-        socket.connect(&server.client_endpoint).map_err(|_| EXIT_FAILURE)?;
-        sockets.insert(server.pid, socket);
-    }
-    let now = Instant::now();
-    let clients = args.clients as usize;
-    let mut load = Load {
-        config,
-        sockets,
-        leader,
-        ops: (0..clients).map(|_| Op { seq: 0, request_id: 0, started: now, sent: now, retry_at: None }).collect(),
-        by_request: HashMap::new(),
-        next_request_id: 1,
-        client_id_base: (rand::random::<u64>() >> 20) << 20 | 1,
-        value: vec![b'x'; args.value_size],
+    let spec = LoadSpec {
+        clients: args.clients as usize,
+        value_size: args.value_size,
         keys: args.keys,
-        latencies_us: Vec::new(),
-        errors: 0,
-        key: None,
-        last_ack: now,
-        longest_stall: Duration::ZERO,
+        workload: args.workload,
+        read_path: args.read_path.path(),
+        read_from: if args.read_from == ReadFromArg::Followers { ReadFrom::Followers } else { ReadFrom::Leader },
     };
-    if let Some(path) = &load.config.cluster_key_file {
-        load.key = Some(ClusterKey::load(path).map_err(|e| {
-            eprintln!("leader: {e}");
-            EXIT_FAILURE
-        })?);
-    }
-    let term_at_start = Client::new(load.config.clone())
-        .with_key(load.key.clone())
+    let duration = Duration::from_secs_f64(args.duration.max(0.1));
+    let term_at_start = Client::new(config.clone())
         .status_all()
         .into_iter()
         .filter_map(|(_, s)| s.ok())
         .map(|s| s.term.0)
         .max()
         .unwrap_or(0);
-    let watch = LeaderWatch::start(load.config.clone(), load.key.clone());
-    let start = Instant::now();
-    load.last_ack = start;
-    for client in 0..clients {
-        load.start_next(client);
+    if args.via_client {
+        let watch = LeaderWatch::start(config.clone());
+        let result = threads::run(&config, &spec, duration, args.count);
+        let (leader_changes, terms) = watch.finish(term_at_start);
+        report(&config, args, &result, leader_changes, terms);
+        return Ok(());
     }
-    let duration = Duration::from_secs_f64(args.duration.max(0.1));
-    let mut last_report = (Instant::now(), 0usize);
-    let pids: Vec<NodeId> = load.sockets.keys().copied().collect();
-    loop {
-        let done = match args.count {
-            Some(count) => load.latencies_us.len() as u64 >= count,
-            None => start.elapsed() >= duration,
-        };
-        if done {
-            break;
-        }
-        let mut items: Vec<zmq::PollItem> = pids.iter().map(|p| load.sockets[p].as_poll_item(zmq::POLLIN)).collect();
-        let _ = zmq::poll(&mut items, 5);
-        let readable: Vec<bool> = items.iter().map(|i| i.is_readable()).collect();
-        for (pid, readable) in pids.iter().zip(readable) {
-            if !readable {
-                continue;
-            }
-            while let Ok(frames) = load.sockets[pid].recv_multipart(zmq::DONTWAIT) {
-                load.handle(frames);
-            }
-        }
-        load.resend_due();
-        if last_report.0.elapsed() >= Duration::from_secs(1) && !args.json {
-            let n = load.latencies_us.len();
-            let rate = (n - last_report.1) as f64 / last_report.0.elapsed().as_secs_f64();
-            eprintln!(
-                "  {:>5.1}s  {:>9.0} ops/s  {:>9} done  {} errors",
-                start.elapsed().as_secs_f64(),
-                rate,
-                n,
-                load.errors
-            );
-            last_report = (Instant::now(), n);
-        }
+    let mut load = Load::new(config.clone(), spec, leader).map_err(|e| {
+        eprintln!("leader: bench: {e}");
+        EXIT_FAILURE
+    })?;
+    if args.workload.reads() {
+        load.prefill();
     }
-    let secs = start.elapsed().as_secs_f64();
-    let longest_stall_ms = load.longest_stall.max(load.last_ack.elapsed()).as_secs_f64() * 1000.0;
+    let watch = LeaderWatch::start(config.clone());
+    let until = match args.count {
+        Some(n) => Until::Acked(n),
+        None => Until::Elapsed(duration),
+    };
+    let result = load.measure(until, !args.json);
     let (leader_changes, terms) = watch.finish(term_at_start);
-    let mut lat: Vec<f64> = load.latencies_us.iter().map(|&us| us as f64 / 1000.0).collect();
-    lat.sort_by(f64::total_cmp);
-    let ops = lat.len();
-    let (p50, p90, p99, max) =
-        (percentile(&lat, 50.0), percentile(&lat, 90.0), percentile(&lat, 99.0), percentile(&lat, 100.0));
-    let ops_per_sec = ops as f64 / secs;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"servers": load.config.servers.len(), "clients": clients, "value_size": args.value_size,
-                "ops": ops, "seconds": secs, "ops_per_sec": ops_per_sec, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99,
-                "max_ms": max, "errors": load.errors, "leader_changes": leader_changes, "terms_moved": terms,
-                "longest_stall_ms": longest_stall_ms})
-        );
-    } else {
-        println!(
-            "{ops} puts of {} bytes by {clients} clients in {secs:.1} s: {ops_per_sec:.0} ops/s; latency p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms; {} errors/retries; {leader_changes} leader changes ({terms} terms moved); longest stall {longest_stall_ms:.1} ms",
-            args.value_size, load.errors
-        );
-    }
+    report(&config, args, &result, leader_changes, terms);
     Ok(())
+}
+
+fn report(config: &Config, args: &BenchArgs, result: &LoadResult, leader_changes: usize, terms: u64) {
+    let secs = result.secs;
+    let writes = Summary::of(&result.write_latencies_us, secs);
+    let reads = Summary::of(&result.read_latencies_us, secs);
+    let stall_ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (write_stall, read_stall) = (stall_ms(result.longest_write_stall), stall_ms(result.longest_read_stall));
+    let clients = args.clients;
+    let read_path = format!("{:?}", args.read_path).to_lowercase();
+    let read_from = format!("{:?}", args.read_from).to_lowercase();
+    if args.json {
+        let mut out = serde_json::json!({"servers": config.servers.len(), "clients": clients,
+            "value_size": args.value_size, "workload": args.workload.to_string(), "seconds": secs,
+            "errors": result.errors, "leader_changes": leader_changes, "terms_moved": terms});
+        if args.workload.writes() {
+            out["writes"] = writes.json();
+            out["writes"]["longest_stall_ms"] = write_stall.into();
+            // The figures of a write-only run at the top level too, as before reads existed.
+            for key in ["ops", "ops_per_sec", "p50_ms", "p90_ms", "p99_ms", "max_ms"] {
+                out[key] = out["writes"][key].clone();
+            }
+            out["longest_stall_ms"] = write_stall.into();
+        }
+        if args.workload.reads() {
+            out["reads"] = reads.json();
+            out["reads"]["longest_stall_ms"] = read_stall.into();
+            out["reads"]["path"] = read_path.into();
+            out["reads"]["from"] = read_from.into();
+            out["reads"]["misses"] = result.read_misses.into();
+        }
+        println!("{out}");
+        return;
+    }
+    let line = |what: &str, s: &Summary, stall: f64| {
+        format!(
+            "{} {what} by {clients} clients in {secs:.1} s: {:.0} ops/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; longest stall {stall:.1} ms",
+            s.ops, s.ops_per_sec, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+        )
+    };
+    println!("workload {}:", args.workload);
+    if args.workload.writes() {
+        println!("  {}", line(&format!("puts of {} bytes", args.value_size), &writes, write_stall));
+    }
+    if args.workload.reads() {
+        let what = format!("{read_path} reads from the {}", if read_from == "leader" { "leader" } else { "followers" });
+        println!("  {}", line(&what, &reads, read_stall));
+        if result.read_misses > 0 {
+            println!("  {} reads found no value (every key read was written first)", result.read_misses);
+        }
+    }
+    println!("  {} errors/retries; {leader_changes} leader changes ({terms} terms moved)", result.errors);
 }
 
 /// The core alone: three cores in one thread, no disk (each core's in-memory log is the only

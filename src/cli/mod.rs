@@ -190,16 +190,10 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Measure failover: start the cluster, SIGKILL the leader ROUNDS times, report the time to
-    /// a new leader (median, p90, p99, max).
-    Failover {
-        /// How many leaders to kill.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-        rounds: u32,
-        /// Print one JSON object with the figures instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Measure failover: start the cluster, stop the leader ROUNDS times (SIGKILL, or SIGTERM
+    /// with --mode term), report the time to a new leader and to the first acknowledged write;
+    /// or --rolling: restart every server in turn under a write load, report the longest stall.
+    Failover(failover::FailoverArgs),
 }
 
 /// Rewrite Go-style single-dash long flags (`-pid=3`, `-config x`) into clap's `--pid=3`.
@@ -310,9 +304,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         (Some(Cmd::Restore { pid: None, data_dir: None, .. }), None) => {
             unreachable!("clap requires --pid or --data-dir")
         }
-        (Some(Cmd::Failover { rounds, json }), None) => {
-            load_config(&cli.config, key_file).and_then(|c| failover::run(&c, rounds, json))
-        }
+        (Some(Cmd::Failover(args)), None) => load_config(&cli.config, key_file).and_then(|c| failover::run(&c, &args)),
         (Some(Cmd::Sim(args)), None) => sim::run_cli(&args),
         (Some(Cmd::Fuzz { target, seconds, seed }), None) => fuzz::run_cli(&target, seconds, seed),
         (Some(Cmd::Bench(args)), None) if args.floor => bench_floor::run(args.json),
