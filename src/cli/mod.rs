@@ -130,7 +130,7 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         deadline_ms: u64,
     },
-    /// Benchmark writes: N concurrent clients doing puts against the cluster of the config
+    /// Benchmark writes, reads or a mix: N concurrent clients against the cluster of the config
     /// (started if not running), or the core alone with --in-memory.
     Bench(bench::BenchArgs),
     /// Fuzz the untrusted-input readers (envelope, client request, storage recovery) and the
@@ -372,11 +372,20 @@ fn run_server(config_path: &PathBuf, key: Option<&PathBuf>, pid: u64, data_dir: 
             _ => EXIT_FAILURE,
         }
     })?;
-    let interrupted = interrupted_flag();
-    // Stopping on a signal is a courtesy (logs "stopped"); SIGKILL is just as safe, because
-    // everything the server promised is already on disk.
-    while !interrupted.load(Ordering::SeqCst) && !server.is_stopped() {
-        std::thread::sleep(Duration::from_millis(50));
+    // Stopping on a signal hands leadership over (if leading) and logs "stopped"; SIGKILL is
+    // just as safe, because everything the server promised is already on disk. The signal
+    // wakes this thread at once: a planned restart should cost the hand-over, not a poll.
+    let (signalled, signal) = std::sync::mpsc::channel();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = signalled.send(());
+    }) {
+        log::warn!("cannot install the SIGTERM/Ctrl-C handler: {e}");
+    }
+    while !server.is_stopped() {
+        match signal.recv_timeout(Duration::from_millis(50)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     server.stop().map_err(|e| {
         eprintln!("leader: server {pid}: {e}");

@@ -529,10 +529,7 @@ impl Raft {
     /// Take the work accumulated since the last call. The caller must handle it completely,
     /// in the order documented on [`Ready`], then call [`Raft::advance`].
     pub fn ready(&mut self) -> Ready {
-        if self.reads.round_wanted && self.role == Role::Leader {
-            // One round for every read that arrived since the last Ready (§6.4: batched).
-            self.send_leader_checks();
-        }
+        self.reads_before_ready();
         // The commit index rides along when the term or vote is saved; on its own it is a
         // hint that costs an fsync per commit, so it is not a reason to save.
         let hard_state = self.term_or_vote_changed().then(|| self.hard_state());

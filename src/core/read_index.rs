@@ -47,11 +47,17 @@ pub(super) struct Reads {
     /// Leader: the highest round a majority (this server included) has answered.
     confirmed: u64,
     /// Leader: a read needs a round that has not been sent yet.
-    pub(super) round_wanted: bool,
+    round_wanted: bool,
     /// Leader: reads waiting for an entry of the term to commit, or for their round.
     waiting: Vec<LeaderRead>,
-    /// Follower: reads asked of the leader, with the ticks since.
-    asked: BTreeMap<u64, u32>,
+    /// Follower: reads to ask the leader for at the next Ready, in one request (a flood of
+    /// reads must not become a flood of messages: a full socket queue drops them).
+    unsent: Vec<u64>,
+    /// Follower: requests sent to the leader, by request id: the reads each covers and the
+    /// ticks since it left.
+    asked: BTreeMap<u64, (Vec<u64>, u32)>,
+    /// Follower: the next request id.
+    next_request: u64,
     /// Outcomes for the next Ready.
     pub(super) done: Vec<ReadState>,
 }
@@ -59,7 +65,7 @@ pub(super) struct Reads {
 impl Reads {
     /// Work for the next Ready: outcomes to hand out or a round to send.
     pub(super) fn has_ready(&self) -> bool {
-        !self.done.is_empty() || self.round_wanted
+        !self.done.is_empty() || self.round_wanted || !self.unsent.is_empty()
     }
 }
 
@@ -71,13 +77,33 @@ impl Raft {
     pub fn read_index(&mut self, id: u64) {
         match (self.role, self.leader_id) {
             (Role::Leader, _) => self.register_read(None, id),
-            (_, Some(leader)) => {
-                self.reads.asked.insert(id, 0);
-                self.send(leader, Message::ReadIndex(ReadIndex { term: self.current_term, id }));
-            }
+            (_, Some(_)) => self.reads.unsent.push(id),
             (_, None) => self.reads.done.push(ReadState { id, index: None }),
         }
         self.assert_invariants();
+    }
+
+    /// Before a Ready: send the round reads wait for (leader), or ask the leader for one read
+    /// index covering every read that arrived since the last Ready (follower).
+    pub(super) fn reads_before_ready(&mut self) {
+        if self.reads.round_wanted && self.role == Role::Leader {
+            // One round for every read that arrived since the last Ready (§6.4: batched).
+            self.send_leader_checks();
+        }
+        if self.reads.unsent.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.reads.unsent);
+        match (self.role, self.leader_id) {
+            (Role::Follower, Some(leader)) => {
+                self.reads.next_request += 1;
+                let id = self.reads.next_request;
+                self.reads.asked.insert(id, (reads, 0));
+                self.send(leader, Message::ReadIndex(ReadIndex { term: self.current_term, id }));
+            }
+            (Role::Leader, _) => reads.into_iter().for_each(|id| self.register_read(None, id)),
+            _ => self.reads.done.extend(reads.into_iter().map(|id| ReadState { id, index: None })),
+        }
     }
 
     /// The highest leadership-check round a majority (this server included) has answered in
@@ -186,17 +212,17 @@ impl Raft {
     /// (same term), our log matches the leader's up to there (Log Matching, §5.3) and it is
     /// committed, so the commit index moves there at once instead of a heartbeat later.
     pub(super) fn handle_read_index_response(&mut self, m: ReadIndexResponse) {
-        if self.reads.asked.remove(&m.id).is_none() {
+        let Some((reads, _)) = self.reads.asked.remove(&m.id) else {
             self.ignored.stale_response += 1;
             return;
-        }
+        };
         let index = (m.index.0 > 0).then_some(m.index);
         if let Some(i) = index {
             if i > self.commit_index && self.log.term_at(i) == Some(m.index_term) {
                 self.commit_index = i;
             }
         }
-        self.reads.done.push(ReadState { id: m.id, index });
+        self.reads.done.extend(reads.into_iter().map(|id| ReadState { id, index }));
     }
 
     /// A leadership check of our term (the term rule done): leader contact, answered.
@@ -225,11 +251,11 @@ impl Raft {
     pub(super) fn tick_reads(&mut self) {
         let limit = self.options.election_ticks;
         let mut expired = Vec::new();
-        self.reads.asked.retain(|&id, ticks| {
+        self.reads.asked.retain(|_, (reads, ticks)| {
             *ticks += 1;
             let keep = *ticks < limit;
             if !keep {
-                expired.push(id);
+                expired.append(reads);
             }
             keep
         });
@@ -243,8 +269,9 @@ impl Raft {
         for read in waiting {
             self.answer_read(read.from, read.id, None);
         }
-        let asked = std::mem::take(&mut self.reads.asked);
-        self.reads.done.extend(asked.into_keys().map(|id| ReadState { id, index: None }));
+        let asked = std::mem::take(&mut self.reads.asked).into_values().flat_map(|(reads, _)| reads);
+        let unsent = std::mem::take(&mut self.reads.unsent);
+        self.reads.done.extend(asked.chain(unsent).map(|id| ReadState { id, index: None }));
         self.reads.round = 0;
         self.reads.confirmed = 0;
         self.reads.round_wanted = false;

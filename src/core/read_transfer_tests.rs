@@ -278,12 +278,18 @@ fn a_follower_read_asks_the_leader_and_commits_from_the_answer() {
     let mut f = follower_of_1(2);
     assert_eq!(f.commit_index(), LogIndex(0));
     f.read_index(5);
-    let ask = Message::ReadIndex(ReadIndex { term: Term(1), id: 5 });
+    f.read_index(6);
+    // One request for the reads of one turn (request ids are the follower's own).
+    let ask = Message::ReadIndex(ReadIndex { term: Term(1), id: 1 });
     assert_eq!(f.ready().messages, vec![Outgoing { to: NodeId(1), message: ask }]);
-    let answer = ReadIndexResponse { term: Term(1), id: 5, index: LogIndex(1), index_term: Term(1) };
-    f.step(NodeId(1), Message::ReadIndexResponse(answer));
+    let answer = ReadIndexResponse { term: Term(1), id: 1, index: LogIndex(1), index_term: Term(1) };
+    f.step(NodeId(1), Message::ReadIndexResponse(answer.clone()));
     assert_eq!(f.commit_index(), LogIndex(1), "it holds entry 1 of term 1: committed");
-    assert_eq!(f.ready().read_states, vec![ReadState { id: 5, index: Some(LogIndex(1)) }]);
+    let index = Some(LogIndex(1));
+    assert_eq!(f.ready().read_states, vec![ReadState { id: 5, index }, ReadState { id: 6, index }]);
+    f.step(NodeId(1), Message::ReadIndexResponse(answer));
+    assert!(f.ready().read_states.is_empty(), "a duplicated answer answers nothing");
+    assert_eq!(f.ignored().stale_response, 1);
 }
 
 #[test]
