@@ -101,21 +101,7 @@ pub struct Load {
 impl Load {
     /// Sockets to every server of `config`; `leader` is where writes go first.
     pub fn new(config: Config, spec: LoadSpec, leader: NodeId) -> Result<Load, String> {
-        let key = match &config.cluster_key_file {
-            Some(path) => Some(ClusterKey::load(path).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let ctx = zmq::Context::new();
-        let mut sockets = HashMap::new();
-        for server in &config.servers {
-            let zmq_err = |e: zmq::Error| format!("socket to {}: {e}", server.client_endpoint);
-            let socket = ctx.socket(zmq::DEALER).map_err(zmq_err)?;
-            socket.set_linger(0).map_err(zmq_err)?;
-            socket.set_sndhwm(0).map_err(zmq_err)?;
-            socket.set_rcvhwm(0).map_err(zmq_err)?;
-            socket.connect(&server.client_endpoint).map_err(zmq_err)?;
-            sockets.insert(server.pid, socket);
-        }
+        let (key, sockets) = dealers(&config, true)?;
         let now = Instant::now();
         let op = || Op {
             kind: Kind::Write,
@@ -395,4 +381,28 @@ fn empty_result() -> LoadResult {
         longest_write_stall: Duration::ZERO,
         longest_read_stall: Duration::ZERO,
     }
+}
+
+/// The cluster key of `config` and one DEALER per server's client endpoint (linger 0; with
+/// `unbounded`, no high-water marks, so a closed loop of many clients never drops a request):
+/// the one place the benchmarks open their client sockets.
+pub fn dealers(config: &Config, unbounded: bool) -> Result<(Option<ClusterKey>, HashMap<NodeId, zmq::Socket>), String> {
+    let key = match &config.cluster_key_file {
+        Some(path) => Some(ClusterKey::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let ctx = zmq::Context::new();
+    let mut sockets = HashMap::new();
+    for server in &config.servers {
+        let zmq_err = |e: zmq::Error| format!("socket to {}: {e}", server.client_endpoint);
+        let socket = ctx.socket(zmq::DEALER).map_err(zmq_err)?;
+        socket.set_linger(0).map_err(zmq_err)?;
+        if unbounded {
+            socket.set_sndhwm(0).map_err(zmq_err)?;
+            socket.set_rcvhwm(0).map_err(zmq_err)?;
+        }
+        socket.connect(&server.client_endpoint).map_err(zmq_err)?;
+        sockets.insert(server.pid, socket);
+    }
+    Ok((key, sockets))
 }

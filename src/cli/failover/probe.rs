@@ -31,19 +31,7 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(config: &Config) -> Result<Probe, String> {
-        let key = match &config.cluster_key_file {
-            Some(path) => Some(ClusterKey::load(path).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let ctx = zmq::Context::new();
-        let mut sockets = HashMap::new();
-        for server in &config.servers {
-            let zmq_err = |e: zmq::Error| format!("socket to {}: {e}", server.client_endpoint);
-            let socket = ctx.socket(zmq::DEALER).map_err(zmq_err)?;
-            socket.set_linger(0).map_err(zmq_err)?;
-            socket.connect(&server.client_endpoint).map_err(zmq_err)?;
-            sockets.insert(server.pid, socket);
-        }
+        let (key, sockets) = crate::cli::bench::load::dealers(config, false)?;
         let client_id = rand::random::<u64>() | 1;
         Ok(Probe { config: config.clone(), key, sockets, client_id, seq: 0, next_request_id: 1 })
     }
