@@ -876,18 +876,24 @@ class Peer:
             return
         self.become_candidate(now, transfer=True)
 
-    def on_leader_check(self, frm: int, m: w.LeaderCheck, now: float) -> None:
-        """Rule 11: a LeaderCheck of our term is leader contact, as an AppendEntries is."""
-        if self.role == LEADER:
-            self.drops["conflicting_leader"] += 1
-            print(f"peer: LeaderCheck from {frm} claims leadership of my term {self.term}", file=sys.stderr)
-            return
+    def hear_from_leader(self, frm, now):
+        """Contact from the leader of our term (AppendEntries, InstallSnapshot, LeaderCheck):
+        follow it (a candidate or pre-candidate stops campaigning) and reset the election timer
+        (it counts as leader contact for stickiness, rule 7)."""
         if self.role == CANDIDATE:
             self.become_follower(self.term, frm, now)
         self.pre_votes = None
         self.leader_id = frm
         self.leader_contact = (self.term, now)
         self.reset_election_timer(now)
+
+    def on_leader_check(self, frm: int, m: w.LeaderCheck, now: float) -> None:
+        """Rule 11: a LeaderCheck of our term is leader contact, as an AppendEntries is."""
+        if self.role == LEADER:
+            self.drops["conflicting_leader"] += 1
+            print(f"peer: LeaderCheck from {frm} claims leadership of my term {self.term}", file=sys.stderr)
+            return
+        self.hear_from_leader(frm, now)
         self.send(frm, w.LeaderCheckResponse(self.term, m.round))  # nothing to fsync but a term
 
     def hears_from_leader(self, now: float) -> bool:
@@ -996,12 +1002,7 @@ class Peer:
                   file=sys.stderr)
             return
         # Contact from the leader of our term, as an AppendEntries is.
-        if self.role == CANDIDATE:
-            self.become_follower(self.term, frm, now)
-        self.pre_votes = None
-        self.leader_id = frm
-        self.leader_contact = (self.term, now)
-        self.reset_election_timer(now)
+        self.hear_from_leader(frm, now)
         if m.last_index <= self.commit_index:
             # We hold it already (committed, in the log or our snapshot): say our log matches.
             self.send(frm, w.AppendEntriesResponse(self.term, True, m.last_index, 0, 0))

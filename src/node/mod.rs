@@ -383,7 +383,17 @@ impl Server {
         timeout: Duration,
     ) -> Result<(crate::core::LogIndex, Vec<u8>), ProposeFailure> {
         let (reply, outcome) = mpsc::channel();
-        self.commands.send(Command::Propose { command, reply }).map_err(|_| ProposeFailure::Stopped)?;
+        self.call(Command::Propose { command, reply }, &outcome, timeout)
+    }
+
+    /// Hand `command` to the runtime and wait up to `timeout` for its answer on `outcome`.
+    fn call<T>(
+        &self,
+        command: Command,
+        outcome: &mpsc::Receiver<Result<T, ClientError>>,
+        timeout: Duration,
+    ) -> Result<T, ProposeFailure> {
+        self.commands.send(command).map_err(|_| ProposeFailure::Stopped)?;
         self.wake();
         match outcome.recv_timeout(timeout) {
             Ok(result) => result.map_err(ProposeFailure::Refused),
@@ -399,13 +409,7 @@ impl Server {
     /// (`Refused(Unavailable(..))`).
     pub fn transfer_leadership(&self, to: Option<NodeId>, timeout: Duration) -> Result<(NodeId, Term), ProposeFailure> {
         let (reply, outcome) = mpsc::channel();
-        self.commands.send(Command::Transfer { to, reply }).map_err(|_| ProposeFailure::Stopped)?;
-        self.wake();
-        match outcome.recv_timeout(timeout) {
-            Ok(result) => result.map_err(ProposeFailure::Refused),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(ProposeFailure::TimedOut),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ProposeFailure::Stopped),
-        }
+        self.call(Command::Transfer { to, reply }, &outcome, timeout)
     }
 
     /// The next application message from another server, waiting up to `timeout`
