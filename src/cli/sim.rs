@@ -31,6 +31,14 @@ pub struct SimArgs {
     /// leader must never change): 100 to sweep that mode alone, 0 to skip it.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=100))]
     pub stability_percent: u64,
+    /// Percent of seeds with lease reads on (clocks then keep to the lease's assumption; in
+    /// half of them at its extremes, with the lease attack).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub lease_percent: u64,
+    /// Percent of the seeds without lease reads (and not stability runs) whose clocks run far
+    /// outside the assumption (rates 0.5-2.0).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub wild_clock_percent: u64,
     /// Worker threads for a sweep (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -43,6 +51,8 @@ fn options(args: &SimArgs, seed: u64) -> SimOptions {
         faults: !args.no_faults,
         clients: args.clients,
         stability_percent: args.stability_percent,
+        lease_percent: args.lease_percent,
+        wild_clock_percent: args.wild_clock_percent,
         ..SimOptions::new(seed)
     }
 }
@@ -79,6 +89,19 @@ pub fn run_cli(args: &SimArgs) -> Result<(), i32> {
             report.committed,
             report.trace_hash,
             report.events as f64 / secs
+        );
+        let c = &report.counts;
+        println!(
+            "  lease reads {}, clocks {:?}; reads: {} through the log, {} ReadIndex on the leader, {} by followers, {} from a lease; {} transfers ({} done), {} lease attacks",
+            if report.lease { "on" } else { "off" },
+            report.clocks,
+            c.log_reads,
+            c.leader_reads,
+            c.follower_reads,
+            c.lease_reads,
+            c.transfers,
+            c.transfers_done,
+            c.lease_cuts
         );
         if report.violation.is_some() {
             print_failure(&report);

@@ -3,8 +3,12 @@
 //! TigerBeetle-style). Faults: message drop, duplication, reordering and delay; symmetric,
 //! asymmetric and partial partitions; crashes that lose every unsynced write (torn writes,
 //! and crashes between the log sync and the hard-state save); process pauses (inputs queue up
-//! and are handled at resume). Some seeds are stability runs: only one follower at a time is
-//! faulted, and the stable leader must never be deposed.
+//! and are handled at resume); leadership transfers. Every server's clock runs at a rate of its
+//! own (within the lease's clock assumption, at its extremes, or — in runs without lease reads —
+//! far outside it). Clients read through the log, with ReadIndex on the leader, from
+//! followers, and in lease runs with leases; a targeted fault cuts a leader with a slow clock
+//! off right after it renewed its lease. Some seeds are stability runs: only one follower at a
+//! time is faulted, and the stable leader must never be deposed.
 //! Safety properties are checked after every event ([`checker`]); client histories are checked
 //! for linearizability at the end ([`linearizability`]); then faults stop and the cluster must
 //! make progress within a bounded virtual time (liveness).
@@ -17,6 +21,7 @@ mod world;
 
 use crate::core::PlantedBugs;
 pub use checker::Violation;
+pub use world::Clocks;
 
 /// One simulation run's settings.
 #[derive(Clone, Debug)]
@@ -39,6 +44,12 @@ pub struct SimOptions {
     /// partitions of a single follower at a time, no message loss, and the stable leader
     /// must never change (see [`checker::Checker::with_stability`]). 0: never; 100: always.
     pub stability_percent: u64,
+    /// Percent of seeds with lease reads on (every server's driver holds a lease and leaders
+    /// check leadership every heartbeat); clocks then keep to the assumption.
+    pub lease_percent: u64,
+    /// Percent of the other seeds (no lease, not stability runs) whose clocks run far outside
+    /// the assumption (rates 0.5–2.0).
+    pub wild_clock_percent: u64,
 }
 
 impl SimOptions {
@@ -54,6 +65,8 @@ impl SimOptions {
             bugs: PlantedBugs::NONE,
             keep_trace: false,
             stability_percent: 25,
+            lease_percent: 50,
+            wild_clock_percent: 30,
         }
     }
 }
@@ -81,6 +94,31 @@ pub struct SimReport {
     pub leader_terms: usize,
     /// Highest committed index.
     pub committed: u64,
+    /// Lease reads were on.
+    pub lease: bool,
+    /// What the clocks did.
+    pub clocks: Clocks,
+    /// What happened, counted.
+    pub counts: Counts,
+}
+
+/// Counts of what a run did, so tests can show the fault space covers it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Gets acknowledged through the log.
+    pub log_reads: u64,
+    /// ReadIndex reads acknowledged, asked of the leader.
+    pub leader_reads: u64,
+    /// Reads answered by a follower (it asked the leader for the read index).
+    pub follower_reads: u64,
+    /// Reads the leader answered from its lease.
+    pub lease_reads: u64,
+    /// Leadership transfers started (the nemesis asked the leader to hand over).
+    pub transfers: u64,
+    /// Transfers whose target won the next term.
+    pub transfers_done: u64,
+    /// Lease attacks: a leader with a slow clock cut off right after it renewed its lease.
+    pub lease_cuts: u64,
 }
 
 /// Run one seed. A panic inside the core (a broken assertion) is reported as a violation.
@@ -99,6 +137,9 @@ pub fn run(options: &SimOptions) -> SimReport {
             ops_indeterminate: 0,
             leader_terms: 0,
             committed: 0,
+            lease: false,
+            clocks: Clocks::Within,
+            counts: Counts::default(),
         }
     })
 }

@@ -9,17 +9,21 @@
 //!
 //! A paused process handles nothing: what reaches it (messages, client requests, fsync
 //! completions) waits in [`Pause`] until it resumes, then is handled at once, in arrival order.
+//!
+//! Each server has its own clock ([`Clock`]): what [`Io::now`] returns (and so what a lease is
+//! measured with) runs at the server's rate, not at virtual time's; a pause stops the process,
+//! not its clock.
 
 use super::events::Time;
 use crate::core::{
     Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, RaftLog, SnapshotChunk, Term,
 };
-use crate::driver::{image_len, Driver, Io, Outcome, SnapshotPolicy, WriteRequest};
+use crate::driver::{image_len, Driver, Io, Lease, Outcome, SnapshotPolicy, WriteRequest};
 use crate::kv::{KvStore, SnapshotJob, StateMachine};
 use crate::storage::{
     decode_snapshot_image, encode_snapshot_image, MemStorage, Snapshot, SnapshotMeta, SnapshotSource, Storage,
 };
-use crate::transport::client_wire::ClientError;
+use crate::transport::client_wire::{ClientError, ReadMode};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
@@ -29,6 +33,26 @@ const ROUNDS_MAX: usize = usize::MAX;
 
 /// A proposal's token: (client, attempt).
 type Token = (usize, u64);
+
+/// A server's clock: `offset + rate × virtual time` (ms). The rate is fixed per run; the clock
+/// is the machine's monotonic clock, so it runs on while the process is paused or down.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clock {
+    /// Local milliseconds per virtual (real) millisecond.
+    pub rate: f64,
+    /// The clock's reading at virtual time 0 (any origin: only differences are used).
+    pub offset_ms: f64,
+}
+
+impl Clock {
+    /// A clock that keeps real time.
+    pub const REAL: Clock = Clock { rate: 1.0, offset_ms: 0.0 };
+
+    /// The reading at virtual time `now`.
+    pub fn at(&self, now: Time) -> std::time::Duration {
+        std::time::Duration::from_secs_f64((self.offset_ms + self.rate * now as f64) / 1000.0)
+    }
+}
 
 /// Hash of an entry's identity and content (FNV-1a), chained along the log: equal chain
 /// values at an index mean equal logs up to it (Log Matching in one comparison).
@@ -138,6 +162,10 @@ pub struct SimNode {
     /// The state machine of the last incarnation (kept only by a planted bug).
     crashed_state_machine: Option<KvStore>,
     options: Options,
+    /// Its clock.
+    pub clock: Clock,
+    /// The lease its driver serves lease reads with (every incarnation), if any.
+    lease: Option<Lease>,
 }
 
 /// What the driver hands back to the simulation after an input.
@@ -156,8 +184,10 @@ pub struct Effects {
     pub dropped: Vec<Token>,
     /// Client proposals refused by a follower, with its leader hint.
     pub redirected: Vec<(usize, u64, Option<NodeId>)>,
-    /// Client proposals answered: (client, attempt, response).
+    /// Client proposals and reads answered: (client, attempt, response).
     pub answered: Vec<(usize, u64, Vec<u8>)>,
+    /// Reads answered at once from the lease (no round, no wait: [`SimNode::read`]).
+    pub lease_reads: usize,
 }
 
 /// The simulated world as the driver sees it for one input.
@@ -173,6 +203,8 @@ struct SimIo<'a> {
     apply_error: &'a mut Option<(LogIndex, usize)>,
     effects: Effects,
     now: Time,
+    /// This server's clock reading now.
+    clock: std::time::Duration,
     latency: &'a mut dyn FnMut() -> Time,
 }
 
@@ -215,8 +247,9 @@ impl Io<Token> for SimIo<'_> {
         self.writes.push_back(request.hard_state);
     }
 
+    /// The server's own clock, not virtual time: leases are measured with it.
     fn now(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.now)
+        self.clock
     }
 
     fn answer(&mut self, (client, attempt): Token, outcome: Outcome) {
@@ -294,6 +327,16 @@ impl SimNode {
             apply_error: None,
             crashed_state_machine: None,
             options,
+            clock: Clock::REAL,
+            lease: None,
+        }
+    }
+
+    /// Serve lease reads with `lease` (and keep doing so after restarts); `None`: no lease.
+    pub fn set_lease(&mut self, lease: Option<Lease>) {
+        self.lease = lease;
+        if let Some(driver) = self.driver.as_mut() {
+            driver.set_lease(lease);
         }
     }
 
@@ -374,7 +417,9 @@ impl SimNode {
                 kv
             }
         };
-        self.driver = Some(Driver::new(raft, state_machine, self.policy));
+        let mut driver = Driver::new(raft, state_machine, self.policy);
+        driver.set_lease(self.lease);
+        self.driver = Some(driver);
     }
 
     /// Entries appended but not yet synced.
@@ -405,6 +450,7 @@ impl SimNode {
         f: impl FnOnce(&mut Driver<KvStore, Token>, &mut SimIo<'_>),
     ) -> Effects {
         let Some(driver) = self.driver.as_mut() else { return Effects::default() };
+        let clock = self.clock.at(now);
         let mut io = SimIo {
             storage: &mut self.storage,
             view: &mut self.view,
@@ -417,6 +463,7 @@ impl SimNode {
             apply_error: &mut self.apply_error,
             effects: Effects::default(),
             now,
+            clock,
             latency,
         };
         f(driver, &mut io);
@@ -433,6 +480,24 @@ impl SimNode {
     pub fn propose(&mut self, now: Time, latency: &mut dyn FnMut() -> Time, token: Token, command: Vec<u8>) -> Effects {
         self.with_driver(now, latency, |driver, io| {
             driver.propose(vec![(token, command)], io);
+            driver.drive(io, ROUNDS_MAX);
+        })
+    }
+
+    /// A client's read without the log (attempt `attempt` of client `client`): `query` is an
+    /// encoded Get command. A read the lease answers is answered inside `Driver::read`, before
+    /// any Ready: those are counted in [`Effects::lease_reads`].
+    pub fn read(
+        &mut self,
+        now: Time,
+        latency: &mut dyn FnMut() -> Time,
+        token: Token,
+        query: Vec<u8>,
+        mode: ReadMode,
+    ) -> Effects {
+        self.with_driver(now, latency, |driver, io| {
+            driver.read(token, query, mode, io);
+            io.effects.lease_reads = io.effects.answered.len();
             driver.drive(io, ROUNDS_MAX);
         })
     }

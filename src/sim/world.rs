@@ -1,7 +1,9 @@
 //! The simulated world: servers, network, disks' fsync latency, clients, faults, and the loop
 //! that runs events in virtual-time order and checks every property after each one.
 
+mod attack;
 mod clients;
+mod clocks;
 mod faults;
 #[cfg(test)]
 mod tests;
@@ -10,12 +12,16 @@ use super::checker::{Checker, Violation};
 use super::events::{ClientOutcome, Event, Queue, Time, Trace};
 use super::linearizability::{self, Operation};
 use super::node::{Effects, Inbound, SimNode, SnapshotViews};
-use super::{SimOptions, SimReport};
+use super::{Counts, SimOptions, SimReport};
 use crate::core::{LogIndex, Message, NodeId, Options, Role, SplitMix64};
 use crate::driver::SnapshotPolicy;
+use clients::Current;
+pub use clocks::Clocks;
+use clocks::Profile;
 use std::collections::BTreeSet;
 
-/// A tick every 10 ms; elections after 100–200 ms; heartbeats every 20 ms.
+/// A tick every 10 ms; elections after 100–200 ms (300–600 ms in lease-attack runs);
+/// heartbeats every 20 ms.
 const TICK_MS: Time = 10;
 const ELECTION_TICKS: u32 = 10;
 const HEARTBEAT_TICKS: u32 = 2;
@@ -48,8 +54,8 @@ struct SimClient {
     /// operation can never be taken for the answer to a later one (the linearizability checker
     /// caught exactly that mix-up in this simulator once).
     next_attempt: u64,
-    /// The operation in progress: index in the history, its command, current attempt.
-    current: Option<(usize, Vec<u8>, u64)>,
+    /// The operation in progress.
+    current: Option<Current>,
     leader_guess: Option<NodeId>,
 }
 
@@ -84,6 +90,15 @@ pub(super) struct World {
     /// Term in which each server was last seen leading: a new leader is noticed once.
     led: BTreeSet<(NodeId, u64)>,
     liveness_deadline: Option<Time>,
+    /// Clocks, lease reads, the lease attack.
+    profile: Profile,
+    /// Exact virtual time of each server's last tick (server `i + 1` at `i`).
+    tick_at: Vec<f64>,
+    /// The lease attack's state (attack runs only).
+    attack: attack::Phase,
+    /// A transfer asked for: (target, term it was asked in).
+    transfer_to: Option<(NodeId, u64)>,
+    counts: Counts,
 }
 
 impl World {
@@ -96,7 +111,11 @@ impl World {
         // Pre-vote is off in some chaos runs: the core supports both, and without it every
         // timeout is a real election, which is where voting bugs show (pre-vote's own log
         // check hides a broken one in RequestVote). Stability runs need it on.
-        let pre_vote = stability || rng.range(0, 100) >= PRE_VOTE_OFF_PERCENT;
+        let profile = Profile::draw(&opts, stability);
+        // Wild clocks need pre-vote (as every production server has): without it a server
+        // whose log is behind and whose clock runs twice as fast times out first every time,
+        // and each of its terms resets everyone else's election timer — no leader, ever.
+        let pre_vote = rng.range(0, 100) >= PRE_VOTE_OFF_PERCENT || stability || profile.clocks == Clocks::Wild;
         // Snapshots every few dozen entries, keeping a few behind (or none), in most runs:
         // transfers, compaction and restarts from snapshots are everywhere. A third of the runs
         // snapshot rarely, so the log-only interleavings (Figure 8's long divergent logs) stay
@@ -108,20 +127,28 @@ impl World {
             .iter()
             .map(|&id| {
                 let peers = ids.iter().copied().filter(|p| *p != id).collect();
-                let mut options = Options::new(id, peers, ELECTION_TICKS, HEARTBEAT_TICKS, rng.next_u64());
+                let mut options = Options::new(id, peers, profile.election_ticks, HEARTBEAT_TICKS, rng.next_u64());
                 options.planted = opts.bugs;
                 options.pre_vote = pre_vote;
                 // Flow-control limits vary by seed, so small messages and short windows (and
                 // the acknowledgements of partial batches they cause) are explored too.
                 options.entries_per_message_max = limits.0;
                 options.in_flight_max = limits.1;
-                SimNode::new(id, options, policy, views.clone())
+                // A lease is renewed only by a confirmed round: one every heartbeat.
+                options.leader_check_every_heartbeat = profile.lease;
+                let mut node = SimNode::new(id, options, policy, views.clone());
+                node.clock = profile.clock[id.0 as usize - 1];
+                node.set_lease(profile.lease.then(|| clocks::lease(profile.election_ticks)));
+                node
             })
             .collect();
         let clients = (0..opts.clients)
             .map(|c| SimClient { client_id: c as u64 + 1, seq: 0, next_attempt: 0, current: None, leader_guess: None })
             .collect();
         let loss_percent = [0, 2, 5, 10, 20][rng.range(0, 5) as usize];
+        // The attack needs the majority to elect and commit within a lease's drift margin:
+        // a fast network without loss (a LAN).
+        let loss_percent = if profile.attack { 0 } else { loss_percent };
         World {
             tear_rng: SplitMix64::new(opts.seed ^ 0x7ea2_70a2),
             loss_percent: if stability { 0 } else { loss_percent },
@@ -143,6 +170,11 @@ impl World {
             events: 0,
             led: BTreeSet::new(),
             liveness_deadline: None,
+            tick_at: vec![0.0; profile.clock.len()],
+            profile,
+            attack: attack::Phase::Idle { until: 0 },
+            transfer_to: None,
+            counts: Counts::default(),
         }
     }
 
@@ -162,6 +194,7 @@ impl World {
     fn start(&mut self) {
         for i in 0..self.nodes.len() {
             let at = self.rng.range(0, TICK_MS);
+            self.tick_at[i] = at as f64;
             self.queue.push(at, Event::Tick(NodeId(i as u64 + 1)));
         }
         for client in 0..self.clients.len() {
@@ -194,6 +227,9 @@ impl World {
             ops_indeterminate: self.history.iter().filter(|o| o.complete.is_none()).count(),
             leader_terms: self.checker.leader_terms(),
             committed: self.checker.committed_len(),
+            lease: self.profile.lease,
+            clocks: self.profile.clocks,
+            counts: self.counts,
         }
     }
 
@@ -291,7 +327,10 @@ impl World {
     fn handle(&mut self, event: Event) -> Result<Option<NodeId>, Violation> {
         match event {
             Event::Tick(id) => {
-                self.queue.push(self.now + TICK_MS, Event::Tick(id));
+                // Every TICK_MS of the server's own clock.
+                let next = self.profile.next_tick(id, self.tick_at[id.0 as usize - 1]);
+                self.tick_at[id.0 as usize - 1] = next;
+                self.queue.push(next.ceil() as Time, Event::Tick(id));
                 let node = self.node(id);
                 if !node.is_up() || node.is_paused() {
                     return Ok(None); // a paused process's ticks are skipped, not replayed
@@ -375,6 +414,8 @@ impl World {
                 if self.faults_on {
                     if self.stability {
                         self.stability_fault();
+                    } else if self.profile.attack {
+                        self.attack_fault()?;
                     } else {
                         self.inject_fault()?;
                     }
@@ -423,6 +464,7 @@ impl World {
         let effects = self.nodes[to.0 as usize - 1].step(now, &mut || disk_latency(rng), from, message);
         self.apply_effects(to, effects)?;
         self.maybe_kill_new_leader(to);
+        self.attack_after_step(to);
         Ok(Some(to))
     }
 
@@ -444,11 +486,16 @@ impl World {
     fn maybe_kill_new_leader(&mut self, id: NodeId) {
         let node = &self.nodes[id.0 as usize - 1];
         let Some(raft) = node.raft() else { return };
-        if !self.faults_on
-            || self.stability
-            || raft.role() != Role::Leader
-            || !self.led.insert((id, raft.current_term().0))
-        {
+        if raft.role() != Role::Leader || !self.led.insert((id, raft.current_term().0)) {
+            return;
+        }
+        let term = raft.current_term().0;
+        self.trace.line(|| format!("{:>7} {id} leads term {term}", self.now));
+        if self.transfer_to.take().is_some_and(|(to, asked)| to == id && term == asked + 1) {
+            self.counts.transfers_done += 1;
+        }
+        // An attack run needs its leaders alive (the attack is the fault).
+        if !self.faults_on || self.stability || self.profile.attack {
             return;
         }
         let incarnation = node.incarnation;
@@ -486,7 +533,9 @@ impl World {
             let at = self.now + disk_latency(&mut self.rng);
             self.queue.push(at, Event::SnapshotTaken { node: id, incarnation, meta, len });
         }
+        self.counts.lease_reads += effects.lease_reads as u64;
         for (client, attempt, response) in effects.answered {
+            self.count_answer(id, client, attempt);
             let at = self.now + self.rng.range(1, 5);
             self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::Applied(response) });
         }
@@ -509,10 +558,13 @@ impl World {
 
     /// The network: delay always; with faults, loss, duplication and long delays (reordering)
     /// — except in stability runs, whose network only delays (the stability rule is fair only
-    /// if the healthy servers can hear each other).
+    /// if the healthy servers can hear each other), and in lease-attack runs, a LAN.
     fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
         let mut delay = self.rng.range(1, 8);
-        if self.faults_on && !self.stability {
+        if self.profile.attack {
+            delay = 1 + delay % 2; // a LAN: the same draws, 1-2 ms, in order
+        }
+        if self.faults_on && !self.stability && !self.profile.attack {
             if self.chance(self.loss_percent) {
                 return; // lost
             }

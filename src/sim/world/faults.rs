@@ -1,5 +1,5 @@
-//! The nemeses: the random one (crashes, restarts, partitions, heals, process pauses, and a
-//! crash between a log sync and the hard-state save) and, for stability runs, one that only
+//! The nemeses: the random one (crashes, restarts, partitions, heals, process pauses,
+//! leadership transfers, and a crash between a log sync and the hard-state save) and, for stability runs, one that only
 //! ever faults a single follower at a time.
 
 use super::{World, ELECTION_TICKS, TICK_MS};
@@ -48,6 +48,9 @@ impl World {
     pub(super) fn maybe_crash_before_hard_state(&mut self, id: NodeId) -> bool {
         if !self.faults_on || self.stability || !self.nodes[id.0 as usize - 1].next_write_saves_hard_state() {
             return false;
+        }
+        if self.attacked().is_some() {
+            return false; // the lease attack needs its majority up
         }
         if !self.may_crash_one() || !self.chance(SYNC_THEN_CRASH_PERCENT) {
             return false;
@@ -130,6 +133,12 @@ impl World {
             75..=84 => {
                 let until = self.now + self.rng.range(50, 400);
                 self.pause(id, until);
+            }
+            // The leader hands over, to the server it finds most up to date or to any server
+            // (even one that is down, cut off or behind: then the transfer is abandoned).
+            85..=90 if leader.is_some() => {
+                let to = self.chance(50).then(|| self.random_node());
+                self.transfer(leader.expect("a leader"), to)?;
             }
             _ => {}
         }
