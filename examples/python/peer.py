@@ -816,7 +816,7 @@ class Peer:
                 self.vote_counts["transfer_vote_refused" if isinstance(m, w.TransferVote) else "vote_refused"] += 1
                 self.send(frm, w.RequestVoteResponse(self.term, False))
             elif isinstance(m, w.LeaderCheck):
-                self.send(frm, w.LeaderCheckResponse(self.term, m.round))  # so that it steps down
+                self.send(frm, w.LeaderCheckResponse(self.term, 0))  # it steps down; round 0 acknowledges none
             elif isinstance(m, w.ReadIndex):
                 self.send(frm, w.ReadIndexResponse(self.term, m.id, 0, 0))
             elif isinstance(m, w.AppendEntries):

@@ -247,8 +247,8 @@ class FollowerTests(PeerBase):
 
     def test_leader_check_terms(self):
         p = self.make()
-        p.step(1, w.LeaderCheck(4, 1, 7), now=100.0)  # a stale leader: told our term
-        self.assertEqual(self.sent(p), [(1, w.LeaderCheckResponse(5, 7))])
+        p.step(1, w.LeaderCheck(4, 1, 7), now=100.0)  # a stale leader: told our term, round 0
+        self.assertEqual(self.sent(p), [(1, w.LeaderCheckResponse(5, 0))])
         p.step(1, w.LeaderCheck(8, 1, 2), now=100.0)  # a later term: adopted, then answered
         self.assertEqual(self.sent(p), [(1, w.LeaderCheckResponse(8, 2))])
         self.assertEqual((p.term, p.voted_for, p.leader_id), (8, None, 1))

@@ -429,8 +429,10 @@ impl Raft {
             Message::RequestVote(_) | Message::TransferVote(_) => {
                 self.send(from, Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: false }));
             }
-            Message::LeaderCheck(m) => {
-                let reply = super::message::LeaderCheckResponse { term, round: m.round };
+            Message::LeaderCheck(_) => {
+                // Round 0 (never sent): the sender learns our term, and if it leads that term
+                // later this answer cannot pass for an acknowledgement of one of its rounds.
+                let reply = super::message::LeaderCheckResponse { term, round: 0 };
                 self.send(from, Message::LeaderCheckResponse(reply));
             }
             Message::ReadIndex(m) => {

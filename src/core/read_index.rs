@@ -121,8 +121,14 @@ impl Raft {
     /// everything any earlier leader committed), and has not started handing over in this term
     /// (a TimeoutNow makes its target campaign without waiting out anyone's election timeout,
     /// which is what the lease counts on).
+    /// The lease also needs pre-vote and leader stickiness on: without pre-vote a follower can
+    /// adopt a later term from a stale message, forget its leader and vote inside the lease.
     pub fn lease_allowed(&self) -> bool {
-        self.role == Role::Leader && self.committed_in_term() && !self.lease_revoked
+        self.role == Role::Leader
+            && self.committed_in_term()
+            && !self.lease_revoked
+            && self.options.pre_vote
+            && self.options.leader_stickiness
     }
 
     /// §6.4 step 1: until an entry of its own term is committed, a new leader does not know

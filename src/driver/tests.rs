@@ -180,12 +180,22 @@ fn a_busy_driver_refuses_and_a_follower_redirects() {
 /// Server 1 of three, leading with its no-op committed and applied, lease checks every
 /// heartbeat (one tick) and lease reads on with a 100 ms base.
 fn lease_leader(io: &mut Recorder) -> Driver<KvStore, u32> {
+    // Pre-vote on: a lease needs it (`Raft::lease_allowed`).
     let mut options = Options::new(NodeId(1), vec![NodeId(2), NodeId(3)], 4, 1, 11);
-    options.pre_vote = false;
     options.leader_check_every_heartbeat = true;
     let mut d = Driver::new(Raft::new(options, HardState::default()), KvStore::new(), SnapshotPolicy::default());
     d.set_lease(Some(Lease { election_min: std::time::Duration::from_millis(100) }));
-    elect(&mut d, io);
+    while d.raft.role() != crate::core::Role::Candidate {
+        d.raft.tick();
+        let pre_vote = RequestVoteResponse { term: Term(d.raft.current_term().0 + 1), vote_granted: true };
+        d.raft.step(NodeId(2), Message::PreVoteResponse(pre_vote));
+    }
+    d.drive(io, 8);
+    d.write_done(io, 8);
+    let term = d.raft.current_term();
+    d.raft.step(NodeId(2), Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: true }));
+    d.drive(io, 8);
+    io.events.clear();
     d.write_done(io, 8);
     let ack = AppendEntriesResponse {
         term: d.raft.current_term(),

@@ -24,15 +24,31 @@ fn a_few_seeds_run_clean_and_make_progress() {
 
 /// Events per bug-hunting run. 8,000 rather than 4,000 since heartbeat acknowledgements
 /// leave before unrelated fsyncs (the driver): Figure 8's interleaving became rarer per event
-/// (first found at seed 943 with 4,000 events, at 55 with 8,000).
-const HUNT_EVENTS: u64 = 8000;
+/// (first found at seed 943 with 4,000 events, at 55 with 8,000). 16,000 since reads without
+/// the log, transfers and drifting clocks joined the fault space: Figure 8 was then found in
+/// 11 of seeds 1–3,000 with 8,000 events (first at 1,045), 22 with 16,000 (first at 5).
+const HUNT_EVENTS: u64 = 16_000;
 
 /// Sweep seeds with one planted bug until a run fails; the first failing seed. Bug hunting
 /// uses 3 servers: a majority of two makes the races behind these bugs (an acknowledgement
 /// racing an fsync, Figure 8's interleaving) far more likely.
+/// A lease bug is hunted in lease runs, every other bug in runs without leases (whose reads
+/// are ReadIndex, follower and log reads) and with clocks within the bound: the lease attack's
+/// LAN settings, and the pre-vote that lease and wild-clock runs need, would otherwise take
+/// most seeds from the log bugs' interleavings (Figure 8 needs elections without pre-vote).
+/// Other tests cover leases and wild clocks without planted bugs.
 fn seeds_to_find(bugs: crate::core::PlantedBugs, limit: u64) -> Option<(u64, Violation)> {
+    let lease_percent = if bugs.lease_without_drift_margin { 100 } else { 0 };
     (1..=limit).find_map(|seed| {
-        run(&SimOptions { bugs, servers: 3, events: HUNT_EVENTS, ..SimOptions::new(seed) }).violation.map(|v| (seed, v))
+        let options = SimOptions {
+            bugs,
+            servers: 3,
+            events: HUNT_EVENTS,
+            lease_percent,
+            wild_clock_percent: 0,
+            ..SimOptions::new(seed)
+        };
+        run(&options).violation.map(|v| (seed, v))
     })
 }
 
@@ -153,7 +169,14 @@ fn a_lease_without_the_drift_margin_serves_a_stale_read_and_the_real_lease_does_
     let bugs = crate::core::PlantedBugs { lease_without_drift_margin: true, ..crate::core::PlantedBugs::NONE };
     let (seed, violation) = seeds_to_find(bugs, 1000).expect("the planted lease bug is found");
     assert_eq!(violation.property, "linearizability", "seed {seed}: {}", violation.detail);
-    let fixed = run(&SimOptions { servers: 3, events: HUNT_EVENTS, ..SimOptions::new(seed) });
+    let hunted = SimOptions {
+        servers: 3,
+        events: HUNT_EVENTS,
+        lease_percent: 100,
+        wild_clock_percent: 0,
+        ..SimOptions::new(seed)
+    };
+    let fixed = run(&hunted);
     assert!(fixed.violation.is_none(), "seed {seed} without the bug: {:?}", fixed.violation);
     assert!(fixed.lease && fixed.counts.lease_cuts > 0 && fixed.counts.lease_reads > 0, "{:?}", fixed.counts);
 }

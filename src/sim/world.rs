@@ -115,7 +115,9 @@ impl World {
         // Wild clocks need pre-vote (as every production server has): without it a server
         // whose log is behind and whose clock runs twice as fast times out first every time,
         // and each of its terms resets everyone else's election timer — no leader, ever.
-        let pre_vote = rng.range(0, 100) >= PRE_VOTE_OFF_PERCENT || stability || profile.clocks == Clocks::Wild;
+        // Lease runs too: a lease holds only with pre-vote on (`Raft::lease_allowed`).
+        let pre_vote =
+            rng.range(0, 100) >= PRE_VOTE_OFF_PERCENT || stability || profile.clocks == Clocks::Wild || profile.lease;
         // Snapshots every few dozen entries, keeping a few behind (or none), in most runs:
         // transfers, compaction and restarts from snapshots are everywhere. A third of the runs
         // snapshot rarely, so the log-only interleavings (Figure 8's long divergent logs) stay
