@@ -247,6 +247,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         (None, Some(_)) => "info",
         // Recovery warnings on every mutated file would drown the report.
         (Some(Cmd::Fuzz { .. }), _) => "off",
+        // Simulated servers log like real ones (a transfer abandoned, an invalid message):
+        // thousands of lines per sweep; a failure prints its own trace.
+        (Some(Cmd::Sim(_)), _) => "error",
         _ => "warn",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
