@@ -53,7 +53,7 @@ fn seed_format_loads_unchanged_with_defaults() {
 #[test]
 fn servers_are_sorted_and_optional_fields_apply() {
     let extra = r#""election_timeout_ms": 300, "heartbeat_ms": 30, "data_dir": "/var/x",
-                     "cluster_id": 42, "future_field": {"a": 1},"#;
+                     "cluster_id": 42,"#;
     let servers = [r#""mypid": 7, "url": "tcp://h-2.example:9000""#, r#""mypid": 2, "url": "[::1]:9001""#];
     let c = Config::parse(&with(extra, &servers), "/etc/leader/config.json").unwrap();
     assert_eq!(c.pids(), vec![NodeId(2), NodeId(7)]);
@@ -310,4 +310,29 @@ fn snapshot_keys_must_be_non_negative_integers() {
         let text = with(&format!(r#""{key}": -1,"#), &[r#""mypid": 1, "url": "127.0.0.1:7001""#]);
         rejects(&text, &[&format!("object.{key}"), "-1"]);
     }
+}
+
+#[test]
+fn a_misspelt_key_is_refused_with_the_closest_known_one() {
+    let servers = [r#""mypid": 1, "url": "127.0.0.1:7001""#];
+    rejects(
+        &with(r#""electon_timeout_ms": 500,"#, &servers),
+        &[
+            "object.electon_timeout_ms",
+            "not a known key (did you mean election_timeout_ms?)",
+            "known keys: total, Servers",
+        ],
+    );
+    rejects(
+        &with("", &[r#""mypid": 1, "url": "127.0.0.1:7001", "clienturl": "127.0.0.1:9001""#]),
+        &["object.Servers[0].clienturl", "did you mean client_url?"],
+    );
+    rejects(
+        r#"{"object": {"total": 1, "Servers": [{"mypid": 1, "url": "127.0.0.1:7001"}]}, "extra": 1}"#,
+        &["config.json: extra is not a known key; known keys: object"],
+    );
+    // Every documented key loads.
+    let all = r#""election_timeout_ms": 500, "heartbeat_ms": 50, "data_dir": "d", "cluster_id": 7,
+        "snapshot_entries": 10, "snapshot_bytes": 0, "snapshot_trailing_entries": 1, "lease_reads": true,"#;
+    assert!(parse(&with(all, &servers)).lease_reads);
 }
