@@ -23,13 +23,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `leader --version`: the build and the formats it speaks and writes (a unit test keeps the
+/// numbers equal to the constants).
+const VERSION_TEXT: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (peer wire 1, client protocol 1, KV snapshot 1; storage: WAL format 2, hard state 1, snapshot file 1)"
+);
+
 /// Exit code for a bad config file or bad arguments.
 pub const EXIT_CONFIG: i32 = 2;
 /// Exit code for a runtime failure (storage, sockets, unreachable cluster).
 pub const EXIT_FAILURE: i32 = 1;
 
 #[derive(Parser, Debug)]
-#[command(name = "leader", version, about = "Raft consensus over ZeroMQ: one process per server")]
+#[command(name = "leader", version = VERSION_TEXT, about = "Raft consensus over ZeroMQ: one process per server")]
 struct Cli {
     /// Run server PID of the config file (the original's `leader -pid=N`).
     #[arg(long, value_name = "PID")]
@@ -275,6 +282,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         (None, Some(pid)) => run_server(&cli.config, key_file, pid, cli.data_dir),
         (None, None) => {
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
             eprintln!("leader: nothing to do: give --pid N to run a server, or a command (see leader --help)");
             Err(EXIT_CONFIG)
         }
@@ -410,6 +418,23 @@ fn die_quietly_on_closed_pipe() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_names_the_formats_this_build_speaks_and_writes() {
+        use leader::storage::{HARD_STATE_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION, WAL_FORMAT_VERSION};
+        use leader::transport::client_wire::CLIENT_WIRE_VERSION;
+        let wants = [
+            format!("peer wire {}", leader::transport::WIRE_VERSION),
+            format!("client protocol {CLIENT_WIRE_VERSION}"),
+            format!("KV snapshot {}", leader::kv::KV_SNAPSHOT_VERSION),
+            format!("WAL format {WAL_FORMAT_VERSION}"),
+            format!("hard state {HARD_STATE_FORMAT_VERSION}"),
+            format!("snapshot file {SNAPSHOT_FORMAT_VERSION}"),
+        ];
+        for want in wants {
+            assert!(VERSION_TEXT.contains(&want), "{VERSION_TEXT:?} lacks {want:?}");
+        }
+    }
 
     #[test]
     fn go_style_flags_are_accepted() {

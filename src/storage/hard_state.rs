@@ -31,7 +31,7 @@ pub const HARD_STATE_TMP_FILE: &str = "hardstate.tmp";
 /// First bytes of the file: tells a hard state record from any other file put there by mistake.
 const MAGIC: &[u8; 4] = b"LDHS";
 /// Bumped whenever the layout changes; an unknown version is refused, never guessed at.
-const VERSION: u8 = 1;
+pub const VERSION: u8 = 1;
 
 // Field offsets, named once so that the encoder, the decoder and the error offsets agree.
 const OFFSET_VERSION: usize = 4;

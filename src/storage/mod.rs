@@ -54,11 +54,17 @@ use std::path::{Path, PathBuf};
 use crate::core::{Entry, HardState, LogIndex, Term};
 
 pub use error::StorageError;
+/// Format version of the hard-state file (docs/storage.md).
+pub use hard_state::VERSION as HARD_STATE_FORMAT_VERSION;
 pub use hard_state::{read_hard_state, HARD_STATE_LEN, HARD_STATE_TMP_FILE};
 pub use install::SnapshotSource;
 pub use mem::MemStorage;
 pub use record::{ENTRY_DATA_BYTES_MAX, RECORD_BYTES_MAX};
 pub use segment::SEGMENT_HEADER_LEN;
+/// Format version of WAL segment files (docs/storage.md).
+pub use segment::VERSION as WAL_FORMAT_VERSION;
+/// Format version of snapshot files (docs/storage.md, "Snapshots").
+pub use snapshot::VERSION as SNAPSHOT_FORMAT_VERSION;
 pub use snapshot::{
     decode_snapshot_image, encode_snapshot_image, incoming_snapshot_path, read_snapshot, snapshot_dir,
     snapshot_file_name, write_snapshot_tmp, Snapshot, SnapshotMeta, SNAPSHOT_CONFIG_BYTES_MAX, SNAPSHOT_HEADER_LEN,

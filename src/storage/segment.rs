@@ -28,7 +28,7 @@ pub const SEGMENT_HEADER_LEN: usize = 17;
 const MAGIC: &[u8; 4] = b"LDWL";
 /// Bumped whenever the segment or record layout changes. Version 2: the record CRC covers the
 /// frame, and sync markers tell synced bytes from unsynced ones.
-pub(super) const VERSION: u8 = 2;
+pub const VERSION: u8 = 2;
 pub(super) const OFFSET_VERSION: usize = 4;
 pub(super) const OFFSET_FIRST_INDEX: usize = 5;
 const OFFSET_CRC: usize = 13;

@@ -38,7 +38,7 @@ pub const SNAPSHOT_CONFIG_BYTES_MAX: usize = 1 << 20;
 
 const MAGIC: &[u8; 4] = b"LDSN";
 /// Bumped whenever the layout changes; an unknown version is refused, never guessed at.
-const VERSION: u8 = 1;
+pub const VERSION: u8 = 1;
 const CRC_LEN: usize = 4;
 const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".snap";
