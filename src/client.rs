@@ -14,7 +14,8 @@ use crate::core::{LogIndex, NodeId, Term};
 use crate::kv::{KvCommand, KvOp, KvResponse};
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, ReadMode, Request, Response, Status, CLIENT_WIRE_VERSION,
+    ClientError, ClientRequest, ClientResponse, ReadMode, Request, Response, Status, CLIENT_REQUEST_BYTES_MAX,
+    CLIENT_WIRE_VERSION,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,6 +48,14 @@ pub enum CallError {
     Timeout,
     /// A read found no server that would answer it before its deadline (nothing was changed).
     ReadTimeout,
+    /// The request is larger than a server accepts ([`CLIENT_REQUEST_BYTES_MAX`]): refused
+    /// before anything is sent, so nothing was changed.
+    TooLarge {
+        /// Its encoded size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// How [`Client::get`] reads.
@@ -99,6 +108,12 @@ impl fmt::Display for CallError {
                 f.write_str("timed out: no leader applied the operation in time (it may still apply)")
             }
             CallError::ReadTimeout => f.write_str("timed out: no server answered the read in time"),
+            CallError::TooLarge { bytes, limit } => write!(
+                f,
+                "request too large: {bytes} bytes encoded, the limit is {limit} (key and value together \
+                 must stay under about {} bytes)",
+                limit - 64
+            ),
         }
     }
 }
@@ -191,7 +206,12 @@ impl Client {
         let request =
             ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: self.config.cluster_id, request_id, body };
         let key = self.key.as_ref().map_err(|e| CallError::Local(e.clone()))?;
-        let frame = auth::seal(key.as_ref(), encode(&request));
+        let bytes = encode(&request);
+        if bytes.len() > CLIENT_REQUEST_BYTES_MAX {
+            // The server would drop it undecoded and the caller would wait out its deadline.
+            return Err(CallError::TooLarge { bytes: bytes.len(), limit: CLIENT_REQUEST_BYTES_MAX });
+        }
+        let frame = auth::seal(key.as_ref(), bytes);
         let socket = self.socket(&server)?;
         // Queued until the connection is up; the deadline covers a server that never appears.
         socket

@@ -493,6 +493,16 @@ fn kv_commands_against_no_cluster_fail_after_their_deadline() {
     assert_eq!(put.code, Some(1));
     assert!(put.stderr.contains("timed out"), "{}", put.stderr);
     assert!(started.elapsed() >= Duration::from_millis(1500), "it tried until its deadline");
+    // A value over the request limit is refused before anything is sent: a usage error, not a
+    // timeout (even with no cluster to time out against).
+    let big = "x".repeat(70_000);
+    let put = kv_command(dir, &test.path, "put-big", &["put", "k", &big, "--deadline-ms", "60000"]);
+    assert_eq!(put.code, Some(2), "{}", put.stderr);
+    assert!(
+        put.stderr.contains("request too large: 700") && put.stderr.contains("the limit is 65536"),
+        "{}",
+        put.stderr
+    );
 }
 
 /// `leader bench --floor --json` measures the machine's floor (no timing is asserted: a

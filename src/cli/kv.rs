@@ -27,7 +27,11 @@ pub fn run(config: Config, command: KvCli, deadline: Duration) -> Result<(), i32
     let mut client = Client::new(config).with_timeout(Duration::from_millis(1000)).with_operation_deadline(deadline);
     let fail = |e: leader::client::CallError| {
         eprintln!("leader: {e}");
-        EXIT_FAILURE
+        match e {
+            // Bad input, refused before anything was sent.
+            leader::client::CallError::TooLarge { .. } => super::EXIT_CONFIG,
+            _ => EXIT_FAILURE,
+        }
     };
     match command {
         KvCli::Put { key, value } => {
