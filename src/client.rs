@@ -147,7 +147,7 @@ impl Client {
         };
         Client {
             key,
-            ctx: zmq::Context::new(),
+            ctx: crate::transport::zmq_transport::context_for(&config),
             config,
             timeout: DEFAULT_TIMEOUT,
             operation_deadline: DEFAULT_OPERATION_DEADLINE,

@@ -85,3 +85,28 @@ fn every_server_applies_every_write_in_the_same_order() {
     assert!(statuses.iter().all(|s| s.last_applied == LogIndex(53) && s.last_index == LogIndex(53)));
     cluster.finish();
 }
+
+#[test]
+fn servers_and_clients_in_one_process_reach_each_other_over_inproc() {
+    // inproc endpoints exist only within one ZeroMQ context: servers and clients of such a
+    // config share one per process.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let tag = rand::random::<u32>();
+    let servers: Vec<String> =
+        (1..=3).map(|p| format!(r#"{{"mypid": {p}, "url": "inproc://kv-{tag}-{p}"}}"#)).collect();
+    let json = format!(r#"{{"object": {{"total": 3, "Servers": [{}]}}}}"#, servers.join(","));
+    std::fs::write(&path, json).unwrap();
+    let config = leader::config::Config::load(&path).unwrap();
+    let running: Vec<leader::node::Server> = config
+        .pids()
+        .into_iter()
+        .map(|pid| leader::node::Server::start_with(&config, pid, Default::default()).expect("start"))
+        .collect();
+    wait_for(TOLERANCE, "a leader elected over inproc", || {
+        running.iter().find(|s| s.role() == leader::core::Role::Leader).map(|_| ())
+    });
+    let mut client = Client::new(config.clone());
+    client.put(b"over", b"inproc").expect("a write over inproc");
+    assert_eq!(client.get(b"over").expect("a read over inproc"), Some(b"inproc".to_vec()));
+}

@@ -259,7 +259,7 @@ impl Server {
             stop: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
-        let ctx = zmq::Context::new();
+        let ctx = crate::transport::zmq_transport::context_for(config);
         let (wake, wake_endpoint) = runtime::wake_pair(&ctx, pid)?;
         let (commands_tx, commands_rx) = mpsc::channel();
         let (inbox_tx, inbox_rx) = mpsc::sync_channel(options.inbox_capacity.unwrap_or(INBOX_CAPACITY));

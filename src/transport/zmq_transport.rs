@@ -46,6 +46,23 @@ impl std::error::Error for TransportError {
     }
 }
 
+/// The ZeroMQ context for the servers and clients of `config`: `inproc://` endpoints reach only
+/// sockets of the same context, so a config that uses any shares one context per process (its
+/// servers and clients in this process then reach each other); otherwise a context of its own
+/// (its own I/O thread: one cluster's load does not delay another's).
+pub fn context_for(config: &crate::config::Config) -> zmq::Context {
+    static SHARED: std::sync::OnceLock<zmq::Context> = std::sync::OnceLock::new();
+    let inproc = config
+        .servers
+        .iter()
+        .any(|s| s.endpoint.starts_with("inproc://") || s.client_endpoint.starts_with("inproc://"));
+    if inproc {
+        SHARED.get_or_init(zmq::Context::new).clone()
+    } else {
+        zmq::Context::new()
+    }
+}
+
 /// Attach a description to a zmq result.
 pub(crate) fn context<T>(result: zmq::Result<T>, action: impl FnOnce() -> String) -> Result<T, TransportError> {
     result.map_err(|source| TransportError { action: action(), source })
