@@ -48,6 +48,13 @@ pub enum CallError {
     Timeout,
     /// A read found no server that would answer it before its deadline (nothing was changed).
     ReadTimeout,
+    /// No server answered anything before the deadline: none is running or reachable, or
+    /// this client lacks the cluster key (servers drop unauthenticated requests unanswered). A
+    /// write may still apply if a server received it.
+    NoAnswer {
+        /// The operation was a write (it may still apply).
+        write: bool,
+    },
     /// The request is larger than a server accepts ([`CLIENT_REQUEST_BYTES_MAX`]): refused
     /// before anything is sent, so nothing was changed.
     TooLarge {
@@ -108,6 +115,12 @@ impl fmt::Display for CallError {
                 f.write_str("timed out: no leader applied the operation in time (it may still apply)")
             }
             CallError::ReadTimeout => f.write_str("timed out: no server answered the read in time"),
+            CallError::NoAnswer { write } => write!(
+                f,
+                "timed out: no server answered at all (are they running and reachable? does this client \
+                 have the cluster key: cluster_key_file in the config, or --cluster-key?){}",
+                if *write { "; the write may still apply if a server received it" } else { "" }
+            ),
             CallError::TooLarge { bytes, limit } => write!(
                 f,
                 "request too large: {bytes} bytes encoded, the limit is {limit} (key and value together \
@@ -383,6 +396,7 @@ impl Client {
         let deadline = Instant::now() + self.operation_deadline;
         let pids = self.config.pids();
         let mut next_guess = 0;
+        let mut answered = false;
         while Instant::now() < deadline {
             let target = match from {
                 ReadFrom::Server(pid) => pid,
@@ -401,7 +415,9 @@ impl Client {
                     pick
                 }
             };
-            match attempt(self, target) {
+            let outcome = attempt(self, target);
+            answered |= !matches!(outcome, Err(CallError::Unreachable));
+            match outcome {
                 Ok(result) => {
                     if from == ReadFrom::Leader {
                         self.leader_hint = Some(target);
@@ -421,7 +437,11 @@ impl Client {
                 Err(other) => return Err(other),
             }
         }
-        Err(timeout)
+        if answered {
+            Err(timeout)
+        } else {
+            Err(CallError::NoAnswer { write: timeout == CallError::Timeout })
+        }
     }
 
     /// Read with `query` (for the key-value store: an encoded `KvCommand` with a `Get`) without

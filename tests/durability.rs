@@ -54,7 +54,7 @@ fn acknowledged_writes_survive_leader_kills_and_a_full_restart() {
             let entry = history.entry(key.clone()).or_default();
             match client.put(key.as_bytes(), value.as_bytes()) {
                 Ok(_) => *entry = KeyHistory { acked: Some(value), maybe: vec![] },
-                Err(CallError::Timeout) => entry.maybe.push(value),
+                Err(CallError::Timeout | CallError::NoAnswer { write: true }) => entry.maybe.push(value),
                 Err(e) => panic!("put {key}: {e}"),
             }
             let _ = progress_tx.send(i + 1);
