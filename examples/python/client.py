@@ -203,6 +203,20 @@ class Client:
             raise Refused(answer)
         return answer
 
+    def _targets(self, deadline, server=None):
+        """The servers to try, one per attempt, until `deadline`: `server` alone if given, else
+        the leader hint, else round-robin in pid order from the second (docs/wire.md)."""
+        pids = self.config.pids()
+        next_guess = 0
+        while time.monotonic() < deadline:
+            if server is not None:
+                yield server
+            elif self.leader_hint is not None:
+                yield self.leader_hint
+            else:
+                next_guess += 1
+                yield pids[next_guess % len(pids)]
+
     def read(self, key: bytes, mode=w.ReadMode.READ_INDEX, server=None):
         """A linearizable read without a log entry (Request tag 5, docs/wire.md §5): a Read
         whose query is a KvCommand Get (client_id and seq 0: reads need no session). From
@@ -212,15 +226,7 @@ class Client:
         query = w.encode_kv_command(w.KvCommand(0, 0, w.Get(key)))
         deadline = time.monotonic() + self.deadline_s
         pids = self.config.pids()
-        next_guess = 0
-        while time.monotonic() < deadline:
-            if server is not None:
-                target = server
-            elif self.leader_hint is not None:
-                target = self.leader_hint
-            else:
-                next_guess += 1
-                target = pids[next_guess % len(pids)]
+        for target in self._targets(deadline, server):
             try:
                 body = self._request(target, w.Read(query, w.ReadMode(mode)), deadline)
             except Refused as e:
@@ -257,17 +263,11 @@ class Client:
         Transferred answer. Refused(Unavailable) when the leader abandoned the transfer. No
         answer is not retried: a second request could move leadership again."""
         deadline = time.monotonic() + self.deadline_s
-        pids = self.config.pids()
         # The leader answers once the new leader leads: allow it its election timeouts (as the
         # Rust client: the per-request timeout + 4 election timeouts).
         wait = self.timeout_s + 4 * self.config.election_timeout_ms / 1000
-        next_guess = 0
-        while time.monotonic() < deadline:
-            if self.leader_hint is not None:
-                target = self.leader_hint
-            else:
-                next_guess += 1
-                target = pids[next_guess % len(pids)]
+        pids = self.config.pids()
+        for target in self._targets(deadline):
             try:
                 body = self._request(target, w.TransferLeadership(to), deadline, wait)
             except Refused as e:
@@ -336,13 +336,7 @@ class Client:
         command = w.encode_kv_command(w.KvCommand(self.client_id, self.seq, op))
         deadline = time.monotonic() + self.deadline_s
         pids = self.config.pids()
-        next_guess = 0
-        while time.monotonic() < deadline:
-            if self.leader_hint is not None:
-                target = self.leader_hint
-            else:
-                next_guess += 1
-                target = pids[next_guess % len(pids)]
+        for target in self._targets(deadline):
             try:
                 index, result = self.propose_to(target, command, deadline)
             except Refused as e:
