@@ -416,20 +416,6 @@ impl Checker<'_> {
         }
     }
 
-    /// A misspelt key would be silently ignored and its default used (`electon_timeout_ms`):
-    /// refuse any key not in `known`, naming it, the closest known one, and all of them. No
-    /// file of the original's format breaks: it has only `object`, `total`, `Servers`,
-    /// `mypid` and `url`.
-    fn known_keys(&self, obj: &Map<String, Value>, at: &str, known: &[&str]) -> Result<(), ConfigError> {
-        let Some(unknown) = obj.keys().find(|k| !known.contains(&k.as_str())) else {
-            return Ok(());
-        };
-        let closest = known.iter().min_by_key(|k| edit_distance(unknown, k)).filter(|k| edit_distance(unknown, k) <= 3);
-        let hint = closest.map_or(String::new(), |k| format!(" (did you mean {k}?)"));
-        Err(self
-            .invalid(format!("{at}{unknown}"), format!("is not a known key{hint}; known keys: {}", known.join(", "))))
-    }
-
     fn optional_bool(&self, obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, ConfigError> {
         match obj.get(key) {
             None => Ok(None),
@@ -449,7 +435,7 @@ impl Checker<'_> {
             other => return Err(self.wrong_type("object", "an object", other)),
         };
         self.known_keys(root, "", &["object"])?;
-        self.known_keys(obj, "object.", OBJECT_KEYS)?;
+        self.known_keys(obj, "object.", keys::OBJECT_KEYS)?;
         let total_v = self.required(obj, "total", "object.total", "it must give the number of servers")?;
         let total =
             total_v.as_u64().ok_or_else(|| self.wrong_type("object.total", "a non-negative integer", total_v))?;
@@ -551,7 +537,7 @@ impl Checker<'_> {
             let Value::Object(obj) = v else {
                 return Err(self.wrong_type(&at, "an object like {\"mypid\": 1, \"url\": \"127.0.0.1:7001\"}", v));
             };
-            self.known_keys(obj, &format!("{at}."), SERVER_KEYS)?;
+            self.known_keys(obj, &format!("{at}."), keys::SERVER_KEYS)?;
             let pid = self.pid(obj, &at)?;
             if let Some(first) = pid_index.insert(pid, i) {
                 return Err(self.invalid(
@@ -604,39 +590,6 @@ impl Checker<'_> {
     }
 }
 
+mod keys;
 #[cfg(test)]
 mod tests;
-
-/// The keys `object` may hold.
-const OBJECT_KEYS: &[&str] = &[
-    "total",
-    "Servers",
-    "election_timeout_ms",
-    "heartbeat_ms",
-    "data_dir",
-    "cluster_id",
-    "cluster_key_file",
-    "snapshot_entries",
-    "snapshot_bytes",
-    "snapshot_trailing_entries",
-    "lease_reads",
-];
-
-/// The keys a server of `object.Servers` may hold.
-const SERVER_KEYS: &[&str] = &["mypid", "url", "client_url"];
-
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
