@@ -539,3 +539,26 @@ fn a_closed_output_pipe_ends_status_quietly() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "ended by SIGPIPE: {:?}", out.status);
 }
+
+#[test]
+fn health_exits_0_for_a_healthy_cluster_and_1_naming_the_server_that_is_down() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
+    for pid in test.config.pids() {
+        cluster.start(pid).expect("start server");
+    }
+    let health = |name: &str| {
+        let args = ["health", "--timeout-ms", STATUS_TIMEOUT_MS, "--config", path_str(&test.path)];
+        run_to_exit(leader(dir, &args), dir, name)
+    };
+    let healthy = wait_for(DEADLINE, "a healthy cluster", || Some(health("health-ok")).filter(|e| e.code == Some(0)));
+    assert!(healthy.stdout.starts_with("healthy: server "), "{}", healthy.stdout);
+    let (_, lines) = status_json(dir, &test.path);
+    let leader = agreed_leader(&lines, 3).expect("a leader").0;
+    let follower = test.config.pids().into_iter().find(|p| p.0 != leader).expect("a follower");
+    cluster.kill(follower).expect("kill a follower");
+    let sick = health("health-down");
+    assert_eq!(sick.code, Some(1), "{}", sick.stdout);
+    assert!(sick.stdout.contains(&format!("server {follower}: unreachable")), "{}", sick.stdout);
+}

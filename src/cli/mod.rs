@@ -4,6 +4,7 @@ mod bench;
 mod bench_floor;
 mod failover;
 mod fuzz;
+mod health;
 mod kv;
 mod restore;
 mod sim;
@@ -73,6 +74,16 @@ enum Cmd {
         /// How long to wait for each server's answer, in ms.
         #[arg(long, default_value_t = 500)]
         timeout_ms: u64,
+    },
+    /// Exit 0 when every server answers, all follow one leader in one term and none lags by more
+    /// than --max-lag entries; else exit 1 with one line per problem.
+    Health {
+        /// How long to wait for each server's answer, in ms.
+        #[arg(long, default_value_t = 500)]
+        timeout_ms: u64,
+        /// Entries a server may have applied fewer than the leader committed.
+        #[arg(long, default_value_t = 1000)]
+        max_lag: u64,
     },
     /// Store VALUE under KEY (through the leader; follows redirects, retries on leader change).
     Put {
@@ -302,6 +313,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         },
         (Some(Cmd::Status { json, timeout_ms }), None) => {
             load_config(&cli.config, key_file).and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms)))
+        }
+        (Some(Cmd::Health { timeout_ms, max_lag }), None) => {
+            load_config(&cli.config, key_file).and_then(|c| health::run(c, Duration::from_millis(timeout_ms), max_lag))
         }
         (Some(Cmd::Snapshot { pid, timeout_ms }), None) => load_config(&cli.config, key_file)
             .and_then(|c| snapshot::run_snapshot(c, pid, Duration::from_millis(timeout_ms))),
