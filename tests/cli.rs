@@ -562,3 +562,23 @@ fn health_exits_0_for_a_healthy_cluster_and_1_naming_the_server_that_is_down() {
     assert_eq!(sick.code, Some(1), "{}", sick.stdout);
     assert!(sick.stdout.contains(&format!("server {follower}: unreachable")), "{}", sick.stdout);
 }
+
+#[test]
+fn failover_beside_a_running_cluster_refuses_up_front_with_the_cause() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
+    for pid in test.config.pids() {
+        cluster.start(pid).expect("start server");
+    }
+    wait_for(DEADLINE, "the cluster to answer", || {
+        let (_, lines) = status_json(dir, &test.path);
+        agreed_leader(&lines, 3)
+    });
+    let args = ["failover", "--rounds", "1", "--config", path_str(&test.path)];
+    let exit = run_to_exit(leader(dir, &args), dir, "failover-beside");
+    assert_eq!(exit.code, Some(1), "{}", exit.stderr);
+    assert!(exit.stderr.contains("already answers") && exit.stderr.contains("a cluster is running"), "{}", exit.stderr);
+    let (_, lines) = status_json(dir, &test.path);
+    assert!(agreed_leader(&lines, 3).is_some(), "the running cluster was left alone");
+}

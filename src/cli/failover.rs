@@ -73,6 +73,18 @@ fn wait_for_leader(client: &mut Client, not: Option<NodeId>, after: Term) -> Opt
 
 /// Start every server of `config` as a child process.
 fn start_cluster(config: &Config) -> Result<ProcessCluster, i32> {
+    // Its own servers would fail to bind (or to lock their data directories) and only say so
+    // in their logs; the benchmark would then report "no new leader". Say it up front.
+    let mut probe = Client::new(config.clone()).with_timeout(Duration::from_millis(200));
+    if let Some((pid, _)) = probe.status_all().into_iter().find(|(_, answer)| answer.is_ok()) {
+        let endpoint = config.server(pid).map(|s| s.client_endpoint.clone()).unwrap_or_default();
+        return Err(fail(format!(
+            "server {pid} of {} already answers at {endpoint}: a cluster is running on these ports. \
+             failover starts (and kills) servers of its own: stop that cluster, or use a config with \
+             other ports and another data_dir",
+            config.path.display()
+        )));
+    }
     let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| fail(format!("create {}: {e}", config.data_dir.display())))?;
