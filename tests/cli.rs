@@ -582,3 +582,34 @@ fn failover_beside_a_running_cluster_refuses_up_front_with_the_cause() {
     let (_, lines) = status_json(dir, &test.path);
     assert!(agreed_leader(&lines, 3).is_some(), "the running cluster was left alone");
 }
+
+#[test]
+fn binary_values_round_trip_through_a_file_stdin_and_raw_output() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let dir = test.dir.path();
+    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
+    for pid in test.config.pids() {
+        cluster.start(pid).expect("start server");
+    }
+    let bytes: Vec<u8> = (0..=255u8).chain([0, b'\n', 0xff, 0xfe]).collect();
+    let file = dir.join("value.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let config = path_str(&test.path);
+    let put = leader(dir, &["put", "from-file", "--value-file", path_str(&file), "--config", config]).output().unwrap();
+    assert!(put.status.success(), "{put:?}");
+    let mut put = leader(dir, &["put", "from-stdin", "--value-file", "-", "--config", config])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut put.stdin.take().unwrap(), &bytes[..100]).unwrap();
+    assert!(put.wait().unwrap().success());
+    let get = |key: &str| leader(dir, &["get", key, "--raw", "--config", config]).output().unwrap();
+    assert_eq!(get("from-file").stdout, bytes, "every byte back, no newline added");
+    assert_eq!(get("from-stdin").stdout, bytes[..100].to_vec());
+    let missing = leader(dir, &["put", "k", "--value-file", "/nonexistent/v", "--config", config]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--value-file /nonexistent/v"), "{missing:?}");
+    let neither = leader(dir, &["put", "k", "--config", config]).output().unwrap();
+    assert_eq!(neither.status.code(), Some(2), "a value or --value-file is required");
+}

@@ -12,9 +12,9 @@ pub const EXIT_NOT_FOUND: i32 = 1;
 #[derive(Debug)]
 pub enum KvCli {
     /// Store a value.
-    Put { key: String, value: String },
-    /// Print a value.
-    Get { key: String, path: ReadPath, from: ReadFrom },
+    Put { key: String, value: Vec<u8> },
+    /// Print a value (as UTF-8 with a newline, or `raw` bytes).
+    Get { key: String, path: ReadPath, from: ReadFrom, raw: bool },
     /// Remove a key.
     Delete { key: String },
     /// Compare-and-set.
@@ -35,10 +35,18 @@ pub fn run(config: Config, command: KvCli, deadline: Duration) -> Result<(), i32
     };
     match command {
         KvCli::Put { key, value } => {
-            client.put(key.as_bytes(), value.as_bytes()).map_err(fail)?;
+            client.put(key.as_bytes(), &value).map_err(fail)?;
             println!("OK");
         }
-        KvCli::Get { key, path, from } => match client.get_with(key.as_bytes(), path, from).map_err(fail)? {
+        KvCli::Get { key, path, from, raw } => match client.get_with(key.as_bytes(), path, from).map_err(fail)? {
+            Some(value) if raw => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                out.write_all(&value).and_then(|()| out.flush()).map_err(|e| {
+                    eprintln!("leader: writing the value: {e}");
+                    EXIT_FAILURE
+                })?;
+            }
             Some(value) => println!("{}", String::from_utf8_lossy(&value)),
             None => {
                 eprintln!("leader: {key}: not found");
@@ -63,4 +71,26 @@ pub fn run(config: Config, command: KvCli, deadline: Duration) -> Result<(), i32
         }
     }
     Ok(())
+}
+
+/// The value of `put`: the command-line string, or the bytes of `file` (`-`: standard input),
+/// unchanged (binary-safe).
+pub fn value_bytes(value: Option<String>, file: Option<&std::path::Path>) -> Result<Vec<u8>, i32> {
+    use std::io::Read;
+    match (value, file) {
+        (Some(value), None) => Ok(value.into_bytes()),
+        (None, Some(path)) if path == std::path::Path::new("-") => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).map_err(|e| {
+                eprintln!("leader: --value-file -: reading standard input: {e}");
+                EXIT_FAILURE
+            })?;
+            Ok(bytes)
+        }
+        (None, Some(path)) => std::fs::read(path).map_err(|e| {
+            eprintln!("leader: --value-file {}: {e}", path.display());
+            super::EXIT_CONFIG
+        }),
+        _ => unreachable!("clap requires exactly one of VALUE and --value-file"),
+    }
 }

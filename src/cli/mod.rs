@@ -85,12 +85,17 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         max_lag: u64,
     },
-    /// Store VALUE under KEY (through the leader; follows redirects, retries on leader change).
+    /// Store VALUE (or the bytes of --value-file) under KEY (through the leader; follows
+    /// redirects, retries on leader change).
+    #[command(group(clap::ArgGroup::new("input").required(true).args(["value", "value_file"])))]
     Put {
         /// The key.
         key: String,
-        /// The value.
-        value: String,
+        /// The value (the command-line string's UTF-8 bytes).
+        value: Option<String>,
+        /// Read the value from FILE, byte for byte (`-`: standard input).
+        #[arg(long, value_name = "FILE")]
+        value_file: Option<PathBuf>,
         /// Give up after this long (ms).
         #[arg(long, default_value_t = 10_000)]
         deadline_ms: u64,
@@ -111,6 +116,9 @@ enum Cmd {
         /// README's clock assumption).
         #[arg(long, conflicts_with = "via_log")]
         lease: bool,
+        /// Print the value's bytes exactly as stored (no newline, no UTF-8 replacement).
+        #[arg(long)]
+        raw: bool,
         /// Give up after this long (ms).
         #[arg(long, default_value_t = 10_000)]
         deadline_ms: u64,
@@ -335,17 +343,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
         (Some(Cmd::Bench(args)), None) if args.floor => bench_floor::run(args.json),
         (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
         (Some(Cmd::Bench(args)), None) => load_config(&cli.config, key_file).and_then(|c| bench::run(c, &args)),
-        (Some(Cmd::Put { key, value, deadline_ms }), None) => {
-            run_kv(&cli.config, key_file, kv::KvCli::Put { key, value }, deadline_ms)
-        }
-        (Some(Cmd::Get { key, from, via_log, lease, deadline_ms }), None) => {
+        (Some(Cmd::Put { key, value, value_file, deadline_ms }), None) => kv::value_bytes(value, value_file.as_deref())
+            .and_then(|value| run_kv(&cli.config, key_file, kv::KvCli::Put { key, value }, deadline_ms)),
+        (Some(Cmd::Get { key, from, via_log, lease, raw, deadline_ms }), None) => {
             let path = match (via_log, lease) {
                 (true, _) => ReadPath::Log,
                 (false, true) => ReadPath::Lease,
                 (false, false) => ReadPath::ReadIndex,
             };
             let from = from.map_or(ReadFrom::Leader, |pid| ReadFrom::Server(NodeId(pid)));
-            run_kv(&cli.config, key_file, kv::KvCli::Get { key, path, from }, deadline_ms)
+            run_kv(&cli.config, key_file, kv::KvCli::Get { key, path, from, raw }, deadline_ms)
         }
         (Some(Cmd::Transfer { to, deadline_ms }), None) => load_config(&cli.config, key_file)
             .and_then(|c| transfer::run(c, to.map(NodeId), Duration::from_millis(deadline_ms))),
