@@ -14,10 +14,12 @@ use crate::core::{LogIndex, NodeId, Term};
 use crate::kv::{KvCommand, KvOp, KvResponse};
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, ReadMode, Request, Response, Status, CLIENT_REQUEST_BYTES_MAX,
-    CLIENT_WIRE_VERSION,
+    ClientRequest, ClientResponse, ReadMode, Request, Response, Status, CLIENT_REQUEST_BYTES_MAX, CLIENT_WIRE_VERSION,
 };
 use std::collections::BTreeMap;
+
+/// Why a server refused a request (the answers `CallError::Refused` carries).
+pub use crate::transport::client_wire::ClientError;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -371,6 +373,15 @@ impl Client {
             Response::Error(e) => Err(CallError::Refused(e)),
             other => Err(CallError::BadResponse(format!("{other:?} to a proposal"))),
         }
+    }
+
+    /// Propose a command of your own state machine through the leader: follow redirects and
+    /// retry across leader changes until the operation deadline, like the key-value calls.
+    /// A command that got no answer is sent again, so it may apply twice unless the state
+    /// machine detects duplicates (the built-in store does, with a client id and sequence
+    /// number in each command: thesis §6.3; do the same in yours to get exactly-once).
+    pub fn propose(&mut self, command: Vec<u8>) -> Result<(LogIndex, Vec<u8>), CallError> {
+        self.retry(ReadFrom::Leader, CallError::Timeout, |client, target| client.propose_to(target, command.clone()))
     }
 
     /// Run one key-value operation through the leader: follow redirects, retry across leader

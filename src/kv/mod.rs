@@ -17,6 +17,18 @@ use std::collections::BTreeMap;
 pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
 
 /// A deterministic state machine fed with committed commands.
+///
+/// - **Its state is rebuilt, not stored by it**: after a restart the server calls
+///   [`restore`](StateMachine::restore) with its latest snapshot (if any) and then `apply`
+///   with every committed entry after it, again; a follower far behind is sent a snapshot and
+///   restored from it. So `apply` must be deterministic — the same commands in the same order
+///   give the same state and responses on every server, every time — and have no side effects
+///   outside the state (no I/O, clocks, randomness, global state).
+/// - **Exactly-once needs client sessions** (thesis §6.3): a client that got no answer sends
+///   the command again, so a command can be committed twice. Put a client id and a sequence
+///   number in each command and keep the last of each client (with its response) in the state,
+///   and in the snapshot, as [`KvStore`] does; then a retry is answered, not applied again.
+/// - Reads without the log call [`query`](StateMachine::query) once the read index is applied.
 pub trait StateMachine: Send {
     /// Apply the command committed at `index` and return the response for its proposer.
     /// Must be deterministic: every server applies the same commands in the same order and
