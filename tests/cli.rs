@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{wait_for, TestConfig};
+use common::{start_all, wait_for, TestConfig};
 use leader::client::Client;
 use leader::core::NodeId;
-use leader::process::{ChildLogs, ProcessCluster};
 use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -245,10 +244,7 @@ fn go_style_flags_run_a_server_that_status_reports() {
 fn status_json_and_table_on_a_running_cluster() {
     let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
     let dir = test.dir.path();
-    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
-    for pid in test.config.pids() {
-        cluster.start(pid).expect("start server");
-    }
+    let _cluster = start_all(&test);
 
     let lines = wait_for(DEADLINE, "one leader all three agree on", || {
         let (_, lines) = status_json(dir, &test.path);
@@ -443,10 +439,7 @@ fn kv_command(dir: &Path, config: &Path, name: &str, args: &[&str]) -> Exit {
 fn put_get_delete_and_cas_from_the_command_line() {
     let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
     let dir = test.dir.path();
-    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
-    for pid in test.config.pids() {
-        cluster.start(pid).expect("start server");
-    }
+    let _cluster = start_all(&test);
     // The CLI finds the leader by itself (redirects, retries while the election runs).
     let put = kv_command(dir, &test.path, "put", &["put", "greeting", "hello world"]);
     assert_eq!((put.code, put.stdout.trim()), (Some(0), "OK"), "{}", put.stderr);
@@ -544,10 +537,7 @@ fn a_closed_output_pipe_ends_status_quietly() {
 fn health_exits_0_for_a_healthy_cluster_and_1_naming_the_server_that_is_down() {
     let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
     let dir = test.dir.path();
-    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
-    for pid in test.config.pids() {
-        cluster.start(pid).expect("start server");
-    }
+    let mut cluster = start_all(&test);
     let health = |name: &str| {
         let args = ["health", "--timeout-ms", STATUS_TIMEOUT_MS, "--config", path_str(&test.path)];
         run_to_exit(leader(dir, &args), dir, name)
@@ -567,10 +557,7 @@ fn health_exits_0_for_a_healthy_cluster_and_1_naming_the_server_that_is_down() {
 fn failover_beside_a_running_cluster_refuses_up_front_with_the_cause() {
     let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
     let dir = test.dir.path();
-    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
-    for pid in test.config.pids() {
-        cluster.start(pid).expect("start server");
-    }
+    let _cluster = start_all(&test);
     wait_for(DEADLINE, "the cluster to answer", || {
         let (_, lines) = status_json(dir, &test.path);
         agreed_leader(&lines, 3)
@@ -587,10 +574,7 @@ fn failover_beside_a_running_cluster_refuses_up_front_with_the_cause() {
 fn binary_values_round_trip_through_a_file_stdin_and_raw_output() {
     let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
     let dir = test.dir.path();
-    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(dir.to_path_buf()));
-    for pid in test.config.pids() {
-        cluster.start(pid).expect("start server");
-    }
+    let _cluster = start_all(&test);
     let bytes: Vec<u8> = (0..=255u8).chain([0, b'\n', 0xff, 0xfe]).collect();
     let file = dir.join("value.bin");
     std::fs::write(&file, &bytes).unwrap();
