@@ -36,8 +36,29 @@ pub const EXIT_CONFIG: i32 = 2;
 /// Exit code for a runtime failure (storage, sockets, unreachable cluster).
 pub const EXIT_FAILURE: i32 = 1;
 
+/// The exit codes, the same for every command (docs/cli.md).
+macro_rules! exit_codes {
+    () => {
+        "Exit codes: 0 ok; 1 a runtime failure or a negative answer (no server answered, a data \
+         directory in use, a port taken, an fsync failed; get: not found; cas: not swapped; health: \
+         unhealthy); 2 bad configuration or arguments."
+    };
+}
+
+/// A command's `--help` ends with an example and the exit codes.
+macro_rules! help_tail {
+    ($example:literal) => {
+        concat!("Example:\n  ", $example, "\n\n", exit_codes!())
+    };
+}
+
 #[derive(Parser, Debug)]
-#[command(name = "leader", version = VERSION_TEXT, about = "Raft consensus over ZeroMQ: one process per server")]
+#[command(
+    name = "leader",
+    version = VERSION_TEXT,
+    about = "Raft consensus over ZeroMQ: one process per server",
+    after_help = concat!("Example:\n  leader up\n  leader --pid 1 --config config.json\n\n", exit_codes!())
+)]
 struct Cli {
     /// Run server PID of the config file (the original's `leader -pid=N`).
     #[arg(long, value_name = "PID")]
@@ -59,14 +80,17 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Start every server of the config as its own process; Ctrl-C stops them all.
+    #[command(after_help = help_tail!("leader up --config config.json"))]
     Up,
     /// Write a new random cluster key (hex, mode 0600) for `cluster_key_file`/--cluster-key.
+    #[command(after_help = help_tail!("leader keygen --out cluster.key"))]
     Keygen {
         /// Where to write it (never overwritten).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
     /// Show each server's role, term and leader.
+    #[command(after_help = help_tail!("leader status --json"))]
     Status {
         /// One JSON object per line per server instead of a table.
         #[arg(long)]
@@ -77,6 +101,7 @@ enum Cmd {
     },
     /// Exit 0 when every server answers, all follow one leader in one term and none lags by more
     /// than --max-lag entries; else exit 1 with one line per problem.
+    #[command(after_help = help_tail!("leader health --max-lag 500"))]
     Health {
         /// How long to wait for each server's answer, in ms.
         #[arg(long, default_value_t = 500)]
@@ -87,6 +112,7 @@ enum Cmd {
     },
     /// Store VALUE (or the bytes of --value-file) under KEY (through the leader; follows
     /// redirects, retries on leader change).
+    #[command(after_help = help_tail!("leader put greeting \"hello world\"\n  leader put blob --value-file photo.jpg"))]
     #[command(group(clap::ArgGroup::new("input").required(true).args(["value", "value_file"])))]
     Put {
         /// The key.
@@ -102,6 +128,7 @@ enum Cmd {
     },
     /// Print the value of KEY (linearizable; by default a ReadIndex read from the leader,
     /// which costs no log entry). Missing: exit 1.
+    #[command(after_help = help_tail!("leader get greeting --from 3"))]
     Get {
         /// The key.
         key: String,
@@ -125,6 +152,7 @@ enum Cmd {
     },
     /// Hand leadership over (Raft thesis §3.10) to --to PID, or to the most up-to-date
     /// follower; prints the new leader.
+    #[command(after_help = help_tail!("leader transfer --to 2"))]
     Transfer {
         /// The server to hand over to.
         #[arg(long, value_name = "PID")]
@@ -134,6 +162,7 @@ enum Cmd {
         deadline_ms: u64,
     },
     /// Remove KEY.
+    #[command(after_help = help_tail!("leader delete greeting"))]
     Delete {
         /// The key.
         key: String,
@@ -143,6 +172,7 @@ enum Cmd {
     },
     /// Compare-and-set: store --new (or delete without it) if KEY holds --expected (or is
     /// absent without it). Exit 1 when it did not swap.
+    #[command(after_help = help_tail!("leader cas greeting --expected \"hello world\" --new hi"))]
     Cas {
         /// The key.
         key: String,
@@ -158,10 +188,12 @@ enum Cmd {
     },
     /// Benchmark writes, reads or a mix: N concurrent clients against the cluster of the config
     /// (started if not running), or the core alone with --in-memory.
+    #[command(after_help = help_tail!("leader bench --clients 256 --duration 10 --workload mixed=90%"))]
     Bench(bench::BenchArgs),
     /// Fuzz the untrusted-input readers (envelope, client request, storage recovery) and the
     /// core (adversarial decodable messages) for a while; a panic, a broken check or a hang
     /// fails.
+    #[command(after_help = help_tail!("leader fuzz --target core --seconds 60"))]
     Fuzz {
         /// envelope, client-request, storage, core, or all.
         #[arg(long, default_value = "all")]
@@ -175,9 +207,11 @@ enum Cmd {
     },
     /// Deterministic simulation: one seed (--seed S) or a sweep (--seeds A..B); a failure
     /// prints the seed, the property and the last events, and replays from the seed.
+    #[command(after_help = help_tail!("leader sim --seeds 1..10001"))]
     Sim(sim::SimArgs),
     /// Ask servers to take a snapshot now (and compact their logs behind it); one line per
     /// server. Exit 1 if any took none.
+    #[command(after_help = help_tail!("leader snapshot --pid 1"))]
     Snapshot {
         /// Only server PID (default: every server of the config).
         #[arg(long, value_name = "PID")]
@@ -188,6 +222,7 @@ enum Cmd {
     },
     /// Write a backup: a fresh snapshot of the leader (or of --pid), checked, to FILE (durably;
     /// never over an existing file without --force).
+    #[command(after_help = help_tail!("leader backup --out cluster.backup"))]
     Backup {
         /// The backup file to write.
         #[arg(long, value_name = "FILE")]
@@ -204,6 +239,7 @@ enum Cmd {
     },
     /// Seed a NEW server's data directory from a backup (run it once per server of a new
     /// cluster); refuses a directory that already holds state.
+    #[command(after_help = help_tail!("leader restore cluster.backup --pid 1"))]
     #[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "data_dir"])))]
     Restore {
         /// The backup file (written by `leader backup`).
@@ -219,6 +255,7 @@ enum Cmd {
     /// Measure failover: start the cluster, stop the leader ROUNDS times (SIGKILL, or SIGTERM
     /// with --mode term), report the time to a new leader and to the first acknowledged write;
     /// or --rolling: restart every server in turn under a write load, report the longest stall.
+    #[command(after_help = help_tail!("leader failover --rounds 100 --mode term"))]
     Failover(failover::FailoverArgs),
 }
 
@@ -439,6 +476,18 @@ fn die_quietly_on_closed_pipe() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_commands_help_has_an_example_and_the_exit_codes() {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        let top = command.render_long_help().to_string();
+        assert!(top.contains("Example:") && top.contains("Exit codes:"), "{top}");
+        for sub in command.get_subcommands_mut().filter(|c| c.get_name() != "help") {
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains("Example:\n  leader "), "leader {} --help lacks an example", sub.get_name());
+            assert!(help.contains("Exit codes: 0 ok"), "leader {} --help lacks the exit codes", sub.get_name());
+        }
+    }
 
     #[test]
     fn the_version_names_the_formats_this_build_speaks_and_writes() {
