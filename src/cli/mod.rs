@@ -255,6 +255,12 @@ enum Cmd {
     /// Measure failover: start the cluster, stop the leader ROUNDS times (SIGKILL, or SIGTERM
     /// with --mode term), report the time to a new leader and to the first acknowledged write;
     /// or --rolling: restart every server in turn under a write load, report the longest stall.
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(after_help = help_tail!("leader completions bash > ~/.local/share/bash-completion/completions/leader"))]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     #[command(after_help = help_tail!("leader failover --rounds 100 --mode term"))]
     Failover(failover::FailoverArgs),
 }
@@ -327,6 +333,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 | Cmd::Cas { .. }
                 | Cmd::Sim(_)
                 | Cmd::Snapshot { .. }
+                | Cmd::Completions { .. }
         )
     ) {
         die_quietly_on_closed_pipe();
@@ -376,6 +383,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         (Some(Cmd::Failover(args)), None) => load_config(&cli.config, key_file).and_then(|c| failover::run(&c, &args)),
         (Some(Cmd::Sim(args)), None) => sim::run_cli(&args),
+        (Some(Cmd::Completions { shell }), None) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "leader", &mut std::io::stdout());
+            Ok(())
+        }
         (Some(Cmd::Fuzz { target, seconds, seed }), None) => fuzz::run_cli(&target, seconds, seed),
         (Some(Cmd::Bench(args)), None) if args.floor => bench_floor::run(args.json),
         (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
@@ -486,6 +498,17 @@ mod tests {
             let help = sub.render_long_help().to_string();
             assert!(help.contains("Example:\n  leader "), "leader {} --help lacks an example", sub.get_name());
             assert!(help.contains("Exit codes: 0 ok"), "leader {} --help lacks the exit codes", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn completions_cover_every_command() {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        let mut script = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut command, "leader", &mut script);
+        let script = String::from_utf8(script).unwrap();
+        for sub in <Cli as clap::CommandFactory>::command().get_subcommands() {
+            assert!(script.contains(sub.get_name()), "the bash completion lacks {}", sub.get_name());
         }
     }
 
