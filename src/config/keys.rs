@@ -52,3 +52,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+/// True when binding both rendered endpoints would clash: the same endpoint, or TCP on one port
+/// with hosts that name the same interface (`localhost` is `127.0.0.1`) or a wildcard (`*`,
+/// `0.0.0.0`, `[::]`) that takes the port on every interface.
+pub(super) fn same_bind(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let (Some((host_a, port_a)), Some((host_b, port_b))) = (tcp_host_port(a), tcp_host_port(b)) else {
+        return false;
+    };
+    let host = |h: &str| if h.eq_ignore_ascii_case("localhost") { "127.0.0.1".to_string() } else { h.to_lowercase() };
+    let wildcard = |h: &str| matches!(h, "*" | "0.0.0.0" | "[::]");
+    port_a == port_b && (host(host_a) == host(host_b) || wildcard(host_a) || wildcard(host_b))
+}
+
+fn tcp_host_port(endpoint: &str) -> Option<(&str, &str)> {
+    endpoint.strip_prefix("tcp://").and_then(|hp| hp.rsplit_once(':'))
+}

@@ -531,7 +531,7 @@ impl Checker<'_> {
         let mut pid_index: HashMap<u64, usize> = HashMap::new();
         // Every endpoint any server binds, with the field that asked for it: two binds of one
         // endpoint would fail at start-up, so report it now with both fields named.
-        let mut bound: HashMap<String, String> = HashMap::new();
+        let mut bound: Vec<(String, String)> = Vec::new();
         for (i, v) in list.iter().enumerate() {
             let at = format!("object.Servers[{i}]");
             let Value::Object(obj) = v else {
@@ -556,12 +556,14 @@ impl Checker<'_> {
             };
             let (endpoint, client_endpoint) = (endpoint.render(), client.render());
             for (field, ep) in [(format!("{at}.url"), &endpoint), (client_field, &client_endpoint)] {
-                if let Some(first) = bound.get(ep) {
-                    return Err(
-                        self.invalid(field, format!("endpoint {ep} is already used by {first}; each must be distinct"))
-                    );
+                if let Some((other, first)) = bound.iter().find(|(b, _)| keys::same_bind(b, ep)) {
+                    let same = if other == ep { String::new() } else { format!(" (as {other})") };
+                    return Err(self.invalid(
+                        field,
+                        format!("endpoint {ep} is already used by {first}{same}; each must be distinct"),
+                    ));
                 }
-                bound.insert(ep.clone(), field);
+                bound.push((ep.clone(), field));
             }
             servers.push(ServerConfig { pid: NodeId(pid), url, endpoint, client_endpoint });
         }

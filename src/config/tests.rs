@@ -336,3 +336,21 @@ fn a_misspelt_key_is_refused_with_the_closest_known_one() {
         "snapshot_entries": 10, "snapshot_bytes": 0, "snapshot_trailing_entries": 1, "lease_reads": true,"#;
     assert!(parse(&with(all, &servers)).lease_reads);
 }
+
+#[test]
+fn localhost_and_wildcards_clash_with_the_same_port_on_127_0_0_1() {
+    let two = |a: &str, b: &str| {
+        with("", &[&format!(r#""mypid": 1, "url": "{a}""#), &format!(r#""mypid": 2, "url": "{b}""#)])
+    };
+    rejects(
+        &two("127.0.0.1:7001", "localhost:7001"),
+        &[
+            "object.Servers[1].url",
+            "endpoint tcp://localhost:7001 is already used by object.Servers[0].url (as tcp://127.0.0.1:7001)",
+        ],
+    );
+    rejects(&two("*:7001", "127.0.0.1:7001"), &["object.Servers[1].url", "already used by object.Servers[0].url"]);
+    // Another port, or another interface, is another endpoint.
+    assert_eq!(parse(&two("127.0.0.1:7001", "localhost:7002")).servers.len(), 2);
+    assert_eq!(parse(&two("127.0.0.1:7001", "127.0.0.2:7001")).servers.len(), 2);
+}
