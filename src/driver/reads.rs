@@ -145,9 +145,12 @@ impl<M: StateMachine, T> Driver<M, T> {
                 None => io.answer(token, Err(ClientError::NotLeader { leader: self.raft.leader_id() })),
             }
         }
-        // Rounds before the confirmed one will never be asked about again.
+        // Rounds before the confirmed one will never be asked about again (checked cheaply
+        // first: this runs for every Ready, reads or not).
         let confirmed = self.raft.leader_check_confirmed();
-        self.reads.sent = self.reads.sent.split_off(&confirmed);
+        if self.reads.sent.first_key_value().is_some_and(|(&round, _)| round < confirmed) {
+            self.reads.sent = self.reads.sent.split_off(&confirmed);
+        }
         self.serve_reads(io);
     }
 

@@ -39,6 +39,8 @@ mod snapshot_store;
 mod wal;
 
 #[cfg(test)]
+mod snapshot_file_tests;
+#[cfg(test)]
 mod snapshot_storage_tests;
 #[cfg(test)]
 mod wal_crash_tests;
