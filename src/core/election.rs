@@ -6,15 +6,22 @@ use super::progress::Progress;
 use super::raft::Raft;
 use super::ready::Role;
 use super::types::{LogIndex, NodeId, Term};
+use super::vote_log::{VoteKind, VoteVerdict};
 
 impl Raft {
     /// §5.2 + §5.4.1: one vote per term, first come first served, and only for a candidate
     /// whose log is at least as up-to-date as ours.
-    pub(super) fn handle_request_vote(&mut self, from: NodeId, m: RequestVote) {
+    pub(super) fn handle_request_vote(&mut self, from: NodeId, m: RequestVote, kind: VoteKind) {
         let can_vote = self.voted_for.is_none() || self.voted_for == Some(m.candidate_id);
         let up_to_date =
             self.log.is_up_to_date(m.last_log_index, m.last_log_term) || self.bugs().vote_without_log_check;
         let vote_granted = can_vote && up_to_date && m.candidate_id == from;
+        let verdict = match (self.voted_for, up_to_date) {
+            _ if vote_granted => VoteVerdict::Granted,
+            (Some(other), _) if !can_vote => VoteVerdict::AlreadyVoted(other),
+            _ => VoteVerdict::StaleLog,
+        };
+        self.votes.push(from, m.term, kind, verdict);
         if vote_granted {
             self.voted_for = Some(m.candidate_id);
             // Figure 2: granting a vote resets the election timer.
@@ -126,7 +133,14 @@ impl Raft {
     /// §9.6: would we vote for `from` in `m.term`? Answered without changing our term, vote or
     /// election timer, so a pre-vote can never disrupt anything.
     pub(super) fn handle_pre_vote(&mut self, from: NodeId, m: RequestVote) {
-        let vote_granted = m.term > self.current_term && self.log.is_up_to_date(m.last_log_index, m.last_log_term);
+        let ahead = m.term > self.current_term;
+        let vote_granted = ahead && self.log.is_up_to_date(m.last_log_index, m.last_log_term);
+        let verdict = match (vote_granted, ahead) {
+            (true, _) => VoteVerdict::Granted,
+            (false, true) => VoteVerdict::StaleLog,
+            (false, false) => VoteVerdict::TermNotAhead,
+        };
+        self.votes.push(from, m.term, VoteKind::PreVote, verdict);
         let term = if vote_granted { m.term } else { self.current_term };
         log::debug!("{}: pre-vote for {from} in term {}: {vote_granted}", self.id, m.term);
         self.send(from, Message::PreVoteResponse(RequestVoteResponse { term, vote_granted }));

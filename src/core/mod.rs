@@ -7,6 +7,7 @@
 mod election;
 mod invariants;
 mod message;
+mod options;
 mod planted;
 mod progress;
 mod raft;
@@ -29,6 +30,9 @@ mod types;
 mod validate;
 #[cfg(test)]
 mod validate_tests;
+mod vote_log;
+#[cfg(test)]
+mod vote_log_tests;
 
 pub use message::{
     snapshot_chunk_len, AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse,
@@ -45,3 +49,4 @@ pub use rng::SplitMix64;
 pub use snapshot::{SnapshotInfo, SNAPSHOT_CHUNKS_IN_FLIGHT};
 pub use transfer::TransferError;
 pub use types::{HardState, LogIndex, NodeId, Term};
+pub use vote_log::{VoteKind, VoteRecord, VoteVerdict, VOTE_LOG_LEN};

@@ -16,83 +16,9 @@ use super::rng::SplitMix64;
 use super::snapshot::{Incoming, SnapshotInfo};
 use super::transfer::Transfer;
 use super::types::{HardState, LogIndex, NodeId, Term};
+use super::vote_log::{VoteKind, VoteLog, VoteVerdict};
+pub use super::options::{Options, INDEX_MAX, TERM_MAX};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The largest term a message may carry. Terms grow by one per election; 2^63 elections would
-/// take longer than any cluster lives, so a term above this is forged or corrupt, and adopting
-/// it (u64::MAX) would make the next election overflow.
-pub const TERM_MAX: Term = Term(u64::MAX / 2);
-
-/// The largest log index a snapshot may claim: a log grows one entry at a time, so 2^63 is
-/// never reached; a snapshot claiming more is forged, and installing it would overflow the
-/// index arithmetic that follows it.
-pub const INDEX_MAX: LogIndex = LogIndex(u64::MAX / 2);
-
-/// Configuration of one core. Time is in ticks; the runtime decides how long a tick is.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// This server.
-    pub id: NodeId,
-    /// Every other voting server of the cluster.
-    pub peers: Vec<NodeId>,
-    /// Base election timeout; the real one is drawn from `[election_ticks, 2 * election_ticks)`
-    /// at every reset so that split votes are rare (§5.2).
-    pub election_ticks: u32,
-    /// Leader heartbeat interval; must be well below `election_ticks` (§5.6: broadcastTime ≪
-    /// electionTimeout).
-    pub heartbeat_ticks: u32,
-    /// Seed of the core's PRNG: the same seed and inputs give the same outputs.
-    pub seed: u64,
-    /// A leader that has not heard from a majority for an election timeout steps down (thesis
-    /// §6.2), so a partitioned leader stops claiming leadership instead of lingering.
-    pub check_quorum: bool,
-    /// Before raising its term, a would-be candidate asks whether it could win (thesis §9.6),
-    /// so a server that was paused, restarted or cut off does not depose a healthy leader by
-    /// coming back with a higher term.
-    pub pre_vote: bool,
-    /// A server that heard from a current leader within the minimum election timeout (or is
-    /// the leader) ignores (pre-)votes for a later term (thesis §4.2.3): the leader is alive,
-    /// so a vote request can only come from a server that lost touch with it.
-    pub leader_stickiness: bool,
-    /// Appends in flight per follower in Replicate state: bounds the leader's buffering per
-    /// follower while keeping the pipe full over a round trip plus a follower fsync.
-    pub in_flight_max: usize,
-    /// Entries per AppendEntries: bounds the message size and the follower's work per message.
-    pub entries_per_message_max: usize,
-    /// Data bytes per AppendEntries (at least one entry is always sent); keep well below the
-    /// transport's envelope limit.
-    pub bytes_per_message_max: usize,
-    /// Committed entries handed out per `Ready`, so a long replay after restart does not
-    /// stall the loop.
-    pub committed_per_ready_max: usize,
-    /// Send a round of leadership checks with every heartbeat, not only when reads wait for
-    /// one: what keeps a lease (§6.4.1) renewed for lease reads.
-    pub leader_check_every_heartbeat: bool,
-    /// Known bugs to plant (simulator tests only; inert outside test builds).
-    pub planted: PlantedBugs,
-}
-
-impl Options {
-    /// Defaults for everything but identity and timing.
-    pub fn new(id: NodeId, peers: Vec<NodeId>, election_ticks: u32, heartbeat_ticks: u32, seed: u64) -> Self {
-        Options {
-            id,
-            peers,
-            election_ticks,
-            heartbeat_ticks,
-            seed,
-            check_quorum: true,
-            pre_vote: true,
-            leader_stickiness: true,
-            in_flight_max: 64,
-            entries_per_message_max: 4096,
-            bytes_per_message_max: 512 << 10,
-            committed_per_ready_max: 8192,
-            leader_check_every_heartbeat: false,
-            planted: PlantedBugs::NONE,
-        }
-    }
-}
 
 /// One Raft server's protocol state.
 #[derive(Debug)]
@@ -144,6 +70,8 @@ pub struct Raft {
     /// Within the first election timeout after a start, this server cannot know whether a
     /// leader it followed before is alive: it treats it as alive for leader stickiness.
     pub(super) just_started: bool,
+    /// Recent decisions on vote requests, with their reasons (vote_log.rs).
+    pub(super) votes: VoteLog,
     /// The vote of each term seen by the invariant checker; one vote per term (§5.2).
     #[cfg(any(test, debug_assertions))]
     pub(super) vote_seen: Option<(Term, NodeId)>,
@@ -213,6 +141,7 @@ impl Raft {
             lease_revoked: false,
             reads: Reads::default(),
             just_started: true,
+            votes: VoteLog::default(),
             #[cfg(any(test, debug_assertions))]
             vote_seen: hard_state.voted_for.map(|v| (hard_state.current_term, v)),
             options,
@@ -302,6 +231,7 @@ impl Raft {
 
     /// Advance logical time by one tick.
     pub fn tick(&mut self) {
+        self.votes.tick();
         self.election_elapsed += 1;
         if self.election_elapsed >= self.options.election_ticks {
             self.just_started = false;
@@ -365,6 +295,7 @@ impl Raft {
         }
         if self.is_sticky_to_leader(&message) {
             self.ignored.leader_sticky += 1;
+            self.note_vote(from, &message, VoteVerdict::LeaderAlive);
             log::debug!("{}: ignoring {} from {from}: the leader of term {} is alive", self.id, message.kind(), term);
             return;
         }
@@ -404,7 +335,7 @@ impl Raft {
             self.recent_active.insert(from);
         }
         match message {
-            Message::RequestVote(m) => self.handle_request_vote(from, m),
+            Message::RequestVote(m) => self.handle_request_vote(from, m, VoteKind::Vote),
             Message::RequestVoteResponse(m) => self.handle_request_vote_response(from, m),
             Message::AppendEntries(m) => self.handle_append_entries(from, m),
             Message::AppendEntriesResponse(m) => self.handle_append_entries_response(from, m),
@@ -412,7 +343,7 @@ impl Raft {
             Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
             Message::InstallSnapshotResponse(m) => self.handle_install_snapshot_response(from, m),
             Message::TimeoutNow(m) => self.handle_timeout_now(from, m),
-            Message::TransferVote(m) => self.handle_request_vote(from, m),
+            Message::TransferVote(m) => self.handle_request_vote(from, m, VoteKind::Transfer),
             Message::LeaderCheck(m) => self.handle_leader_check(from, m),
             Message::LeaderCheckResponse(m) => self.handle_leader_check_response(from, m),
             Message::ReadIndex(m) => self.handle_read_index(from, m),
@@ -427,6 +358,7 @@ impl Raft {
         let term = self.current_term;
         match message {
             Message::RequestVote(_) | Message::TransferVote(_) => {
+                self.note_vote(from, message, VoteVerdict::StaleTerm);
                 self.send(from, Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: false }));
             }
             Message::LeaderCheck(_) => {
