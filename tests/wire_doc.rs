@@ -4,11 +4,12 @@
 use leader::codec::encode;
 use leader::core::{
     AppendEntries, AppendEntriesResponse, Entry, LeaderCheck, LeaderCheckResponse, LogIndex, Message, NodeId,
-    ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, Role, Term, TimeoutNow,
+    ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, Role, Term, TimeoutNow, VoteKind, VoteVerdict,
 };
 use leader::kv::{KvCommand, KvOp, KvResponse};
 use leader::transport::client_wire::{
-    ClientError, ClientRequest, ClientResponse, ReadMode, Request, Response, Status, CLIENT_WIRE_VERSION,
+    ClientError, ClientRequest, ClientResponse, Counter, Inspection, PeerContact, ReadMode, Request, Response, Status,
+    VoteSeen, CLIENT_WIRE_VERSION,
 };
 use leader::transport::{AppMessage, Body, Envelope, WIRE_VERSION};
 use std::fmt::Write;
@@ -22,6 +23,9 @@ const SNAPSHOT_END: &str = "<!-- END SNAPSHOT REQUEST EXAMPLES -->";
 /// Transfer and read messages (issue 12), at the end of §7.
 const TRANSFER_BEGIN: &str = "<!-- BEGIN TRANSFER AND READ EXAMPLES -->";
 const TRANSFER_END: &str = "<!-- END TRANSFER AND READ EXAMPLES -->";
+/// The Inspect request and its answer (issue 13), after the transfer examples.
+const INSPECT_BEGIN: &str = "<!-- BEGIN INSPECT EXAMPLES -->";
+const INSPECT_END: &str = "<!-- END INSPECT EXAMPLES -->";
 const CLUSTER: u64 = 0x1122_3344_5566_7788;
 
 fn envelope(body: Body) -> Envelope {
@@ -176,6 +180,57 @@ fn transfer_read_examples() -> Vec<(&'static str, String, Vec<u8>)> {
     out
 }
 
+/// docs/wire.md §7's examples of Request tag 7 and Response tag 7; examples/python/
+/// test_inspect.py (run by tests/interop.rs) decodes the same bytes with leader_wire.py.
+fn inspect_examples() -> Vec<(&'static str, String, Vec<u8>)> {
+    let inspect =
+        ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: CLUSTER, request_id: 9, body: Request::Inspect };
+    let status = Status {
+        pid: NodeId(2),
+        role: Role::Follower,
+        term: Term(5),
+        leader: None,
+        voted_for: Some(NodeId(3)),
+        commit_index: LogIndex(12),
+        last_applied: LogIndex(12),
+        last_index: LogIndex(13),
+    };
+    let inspection = Inspection {
+        status,
+        os_pid: 4242,
+        uptime_ms: 60_000,
+        votes: vec![
+            VoteSeen {
+                candidate: NodeId(3),
+                term: Term(5),
+                kind: VoteKind::Vote,
+                verdict: VoteVerdict::Granted,
+                ms_ago: 900,
+            },
+            VoteSeen {
+                candidate: NodeId(1),
+                term: Term(5),
+                kind: VoteKind::PreVote,
+                verdict: VoteVerdict::AlreadyVoted(NodeId(3)),
+                ms_ago: 300,
+            },
+        ],
+        last_contact: vec![PeerContact { pid: NodeId(3), ms_ago: 40 }],
+        elections_started: 1,
+        elections_won: 0,
+        counters: vec![Counter { name: "bad_mac".into(), value: 2 }],
+    };
+    let answer = ClientResponse {
+        version: CLIENT_WIRE_VERSION,
+        request_id: 9,
+        body: Response::Inspection(Box::new(inspection)),
+    };
+    vec![
+        ("ClientRequest: Inspect", format!("{inspect:?}"), encode(&inspect)),
+        ("ClientResponse: Inspection", format!("{answer:?}"), encode(&answer)),
+    ]
+}
+
 /// Examples under `heading`: title, the value as Rust prints it, its bytes in rows of 16.
 fn render(heading: &str, examples: Vec<(&'static str, String, Vec<u8>)>) -> String {
     let mut text = String::new();
@@ -221,6 +276,11 @@ fn wire_md_snapshot_request_examples_match_the_encoding() {
 #[test]
 fn wire_md_transfer_and_read_examples_match_the_encoding() {
     check_block(TRANSFER_BEGIN, TRANSFER_END, render("####", transfer_read_examples()));
+}
+
+#[test]
+fn wire_md_inspect_examples_match_the_encoding() {
+    check_block(INSPECT_BEGIN, INSPECT_END, render("####", inspect_examples()));
 }
 
 #[test]

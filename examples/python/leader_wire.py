@@ -31,6 +31,7 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
       body (Request)     StatusRequest() | Propose(command) | CountersRequest()   tags 0, 1, 2
                          | SnapshotRequest() | FetchSnapshot(index, term, offset)  tags 3, 4
                          | Read(query, mode) | TransferLeadership(to)            tags 5, 6
+                         | InspectRequest()                                     tag 7
     ClientResponse(version, request_id, body)
       body (Response)    Status(pid, role, term, leader, voted_for, commit_index,
                                 last_applied, last_index)                   tag 0
@@ -42,6 +43,9 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
                          Snapshot(index, term, total_len)                    tag 4
                          SnapshotChunk(index, term, total_len, offset, data) tag 5
                          Transferred(leader, term)                           tag 6
+                         Inspection(status, os_pid, uptime_ms, votes: [VoteSeen],
+                                last_contact: [PeerContact], elections_started,
+                                elections_won, counters)                     tag 7 (decode only)
       Role               IntEnum: FOLLOWER=0, CANDIDATE=1, LEADER=2
       ReadMode           IntEnum: READ_INDEX=0, LEASE=1
 
@@ -327,7 +331,13 @@ class TransferLeadership:     # Request tag 6: hand leadership to `to` (None: th
     to: Optional[int] = None
 
 
-Request = Union[StatusRequest, Propose, CountersRequest, SnapshotRequest, FetchSnapshot, Read, TransferLeadership]
+@dataclass(frozen=True)
+class InspectRequest:         # Request tag 7: why the server is where it is (answered by Inspection)
+    pass
+
+
+Request = Union[StatusRequest, Propose, CountersRequest, SnapshotRequest, FetchSnapshot, Read, TransferLeadership,
+                InspectRequest]
 
 
 @dataclass(frozen=True)
@@ -435,7 +445,53 @@ class Transferred:            # Response tag 6: `leader` now leads in `term`
     term: int
 
 
-Response = Union[Status, ClientError, Applied, Counters, Snapshot, SnapshotChunk, Transferred]
+class VoteKind(enum.IntEnum):  # VoteSeen.kind (enum, no fields)
+    VOTE = 0                  # RequestVote
+    PRE_VOTE = 1
+    TRANSFER = 2              # TransferVote
+
+
+@dataclass(frozen=True)
+class VoteVerdict:            # VoteSeen.verdict (enum; variants only appended)
+    tag: int                  # 0 granted, 1 stale term, 2 already voted (for `voted_for`),
+    voted_for: Optional[int] = None  # 3 stale log, 4 leader alive, 5 term not ahead
+
+    NAMES = ("granted", "refused: stale term", "refused: already voted for {}",
+             "refused: candidate's log is behind ours", "ignored: the leader is still alive",
+             "refused: term not ahead of ours")
+
+    def __str__(self) -> str:
+        return self.NAMES[self.tag].format(self.voted_for)
+
+
+@dataclass(frozen=True)
+class VoteSeen:               # one decision on a vote request
+    candidate: int
+    term: int                 # the term asked for
+    kind: VoteKind
+    verdict: VoteVerdict
+    ms_ago: int
+
+
+@dataclass(frozen=True)
+class PeerContact:
+    pid: int
+    ms_ago: int               # since the peer's last authentic, decodable envelope
+
+
+@dataclass(frozen=True)
+class Inspection:             # Response tag 7: answer to InspectRequest
+    status: Status
+    os_pid: int               # u32
+    uptime_ms: int
+    votes: List[VoteSeen]     # oldest first, at most 8
+    last_contact: List[PeerContact]
+    elections_started: int
+    elections_won: int
+    counters: List[Counter]
+
+
+Response = Union[Status, ClientError, Applied, Counters, Snapshot, SnapshotChunk, Transferred, Inspection]
 
 
 @dataclass(frozen=True)
@@ -961,6 +1017,8 @@ def encode_client_request(req: ClientRequest) -> bytes:
     elif isinstance(req.body, TransferLeadership):
         w.u32(6)
         w.option_u64(req.body.to)
+    elif isinstance(req.body, InspectRequest):
+        w.u32(7)
     else:
         raise TypeError(f"not a Request: {req.body!r}")
     return w.done()
@@ -970,7 +1028,7 @@ def decode_client_request(data: bytes, limit: int = CLIENT_REQUEST_BYTES_MAX) ->
     r = Reader(data, limit)
     version, cluster_id, request_id = r.u16(), r.u64(), r.u64()
     body: Request
-    tag = r.tag("Request", 7)
+    tag = r.tag("Request", 8)
     if tag == 0:
         body = StatusRequest()
     elif tag == 1:
@@ -983,8 +1041,10 @@ def decode_client_request(data: bytes, limit: int = CLIENT_REQUEST_BYTES_MAX) ->
         body = FetchSnapshot(index=r.u64(), term=r.u64(), offset=r.u64())
     elif tag == 5:
         body = Read(query=r.bytes(), mode=ReadMode(r.tag("ReadMode", 2)))
-    else:
+    elif tag == 6:
         body = TransferLeadership(to=r.option_u64())
+    else:
+        body = InspectRequest()
     r.end()
     return ClientRequest(version, cluster_id, request_id, body)
 
@@ -1040,13 +1100,10 @@ def encode_client_response(resp: ClientResponse) -> bytes:
 def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> ClientResponse:
     r = Reader(data, limit)
     version, request_id = r.u16(), r.u64()
-    tag = r.tag("Response", 7)
+    tag = r.tag("Response", 8)
     body: Response
     if tag == 0:
-        pid = r.u64()
-        role = Role(r.tag("Role", 3))
-        body = Status(pid, role, term=r.u64(), leader=r.option_u64(), voted_for=r.option_u64(),
-                      commit_index=r.u64(), last_applied=r.u64(), last_index=r.u64())
+        body = _decode_status(r)
     elif tag == 1:
         etag = r.tag("ClientError", 6)
         if etag == 0:
@@ -1070,10 +1127,38 @@ def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> Clie
         body = Snapshot(index=r.u64(), term=r.u64(), total_len=r.u64())
     elif tag == 5:
         body = SnapshotChunk(index=r.u64(), term=r.u64(), total_len=r.u64(), offset=r.u64(), data=r.bytes())
-    else:
+    elif tag == 6:
         body = Transferred(leader=r.u64(), term=r.u64())
+    else:
+        body = _decode_inspection(r)
     r.end()
     return ClientResponse(version, request_id, body)
+
+
+def _decode_status(r: "Reader") -> Status:
+    pid = r.u64()
+    role = Role(r.tag("Role", 3))
+    return Status(pid, role, term=r.u64(), leader=r.option_u64(), voted_for=r.option_u64(),
+                  commit_index=r.u64(), last_applied=r.u64(), last_index=r.u64())
+
+
+_VOTE_SEEN_MIN_SIZE = 8 + 8 + 4 + 4 + 8
+_PEER_CONTACT_SIZE = 8 + 8
+
+
+def _decode_inspection(r: "Reader") -> Inspection:
+    status = _decode_status(r)
+    os_pid, uptime_ms = r.u32(), r.u64()
+    votes = []
+    for _ in range(r.count(_VOTE_SEEN_MIN_SIZE)):
+        candidate, term, kind = r.u64(), r.u64(), VoteKind(r.tag("VoteKind", 3))
+        vtag = r.tag("VoteVerdict", 6)
+        verdict = VoteVerdict(vtag, r.u64() if vtag == 2 else None)
+        votes.append(VoteSeen(candidate, term, kind, verdict, ms_ago=r.u64()))
+    contacts = [PeerContact(pid=r.u64(), ms_ago=r.u64()) for _ in range(r.count(_PEER_CONTACT_SIZE))]
+    started, won = r.u64(), r.u64()
+    counters = [Counter(name=r.string(), value=r.u64()) for _ in range(r.count(_COUNTER_MIN_SIZE))]
+    return Inspection(status, os_pid, uptime_ms, votes, contacts, started, won, counters)
 
 
 def encode_kv_command(cmd: KvCommand) -> bytes:

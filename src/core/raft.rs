@@ -7,6 +7,7 @@
 
 use super::message::Entry;
 use super::message::{AppendEntriesResponse, Message, Outgoing, RequestVoteResponse};
+pub use super::options::{Options, INDEX_MAX, TERM_MAX};
 use super::planted::PlantedBugs;
 use super::progress::Progress;
 use super::raft_log::RaftLog;
@@ -17,7 +18,6 @@ use super::snapshot::{Incoming, SnapshotInfo};
 use super::transfer::Transfer;
 use super::types::{HardState, LogIndex, NodeId, Term};
 use super::vote_log::{VoteKind, VoteLog, VoteVerdict};
-pub use super::options::{Options, INDEX_MAX, TERM_MAX};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One Raft server's protocol state.

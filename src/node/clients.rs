@@ -66,10 +66,12 @@ pub(super) struct SnapshotWaiter {
     target: LogIndex,
 }
 
-/// A status request to answer after the turn's Ready is handled.
+/// A status or inspect request to answer after the turn's Ready is handled.
 pub(super) struct StatusRequest {
     route: Vec<Vec<u8>>,
     request_id: u64,
+    /// `Inspect` rather than `Status`.
+    inspect: bool,
 }
 
 impl Runtime {
@@ -91,7 +93,10 @@ impl Runtime {
             };
             match self.check_request(body) {
                 Ok(ClientRequest { request_id, body: Request::Status, .. }) => {
-                    statuses.push(StatusRequest { route: frames, request_id })
+                    statuses.push(StatusRequest { route: frames, request_id, inspect: false })
+                }
+                Ok(ClientRequest { request_id, body: Request::Inspect, .. }) => {
+                    statuses.push(StatusRequest { route: frames, request_id, inspect: true })
                 }
                 Ok(ClientRequest { request_id, body: Request::Propose { command }, .. }) => {
                     proposals.push((Replier::Client { route: frames, request_id }, command))
@@ -227,8 +232,12 @@ impl Runtime {
 
     pub(super) fn answer_statuses(&mut self, statuses: Vec<StatusRequest>) {
         let status = self.status();
-        for StatusRequest { route, request_id } in statuses {
-            let response = ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body: Response::Status(status) };
+        for StatusRequest { route, request_id, inspect } in statuses {
+            let body = match inspect {
+                false => Response::Status(status),
+                true => Response::Inspection(Box::new(self.inspection())),
+            };
+            let response = ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body };
             send_response(&self.client, route, response);
         }
     }

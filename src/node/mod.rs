@@ -7,6 +7,7 @@
 //! and `ServerStopped()` is [`Server::stop`] (which waits) and [`Server::is_stopped`].
 
 mod clients;
+mod inspect;
 mod runtime;
 mod snapshots;
 mod transfers;

@@ -120,7 +120,7 @@ pub(super) struct Runtime {
     /// The election timeout in ticks (the core's minimum).
     pub(super) election_ticks: u32,
     /// What `Io::now` counts from.
-    epoch: Instant,
+    pub(super) epoch: Instant,
     /// The disk, on its own thread. Declared after the sockets it wakes: dropped last but one.
     writer: Writer,
     // Keeps the sockets' context alive for as long as the sockets.
@@ -154,7 +154,7 @@ pub(super) struct NodeIo<'a> {
     snapshots: &'a mut SnapshotFiles,
     client: &'a ClientEndpoint,
     shared: &'a Shared,
-    epoch: Instant,
+    pub(super) epoch: Instant,
 }
 
 impl Io<Replier> for NodeIo<'_> {

@@ -4,7 +4,7 @@
 //! frame); the server answers with one [`ClientResponse`] carrying the same `request_id`.
 //! Byte layout: docs/wire.md. Variants are only ever appended.
 
-use crate::core::{LogIndex, NodeId, Role, Term};
+use crate::core::{LogIndex, NodeId, Role, Term, VoteKind, VoteVerdict};
 use serde::{Deserialize, Serialize};
 
 /// Version of the client protocol; the first two bytes of every request and response.
@@ -81,6 +81,11 @@ pub enum Request {
         /// The server to hand over to.
         to: Option<NodeId>,
     },
+    /// Everything an operator asks when something is wrong (answered with
+    /// [`Response::Inspection`]): the [`Status`], the OS process id, the last decisions on vote
+    /// requests with their reasons, the last contact with each peer, election counts and every
+    /// counter. Any server; `leader status --verbose` and `leader top` use it.
+    Inspect,
 }
 
 /// How a [`Request::Read`] finds its read index.
@@ -160,6 +165,54 @@ pub enum Response {
         /// Its term.
         term: Term,
     },
+    /// Answer to [`Request::Inspect`].
+    Inspection(Box<Inspection>),
+}
+
+/// A server's answer to [`Request::Inspect`]: why it is in the state it is in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspection {
+    /// What [`Request::Status`] answers.
+    pub status: Status,
+    /// The server's OS process id (for `kill`; in-process servers share one).
+    pub os_pid: u32,
+    /// Milliseconds since the server started.
+    pub uptime_ms: u64,
+    /// Its recent decisions on vote requests, oldest first (at most
+    /// [`VOTE_LOG_LEN`](crate::core::VOTE_LOG_LEN)).
+    pub votes: Vec<VoteSeen>,
+    /// For each peer heard from: milliseconds since its last authentic, decodable envelope.
+    pub last_contact: Vec<PeerContact>,
+    /// Elections this server started (as a candidate, after its pre-vote if any).
+    pub elections_started: u64,
+    /// Elections this server won.
+    pub elections_won: u64,
+    /// What [`Request::Counters`] answers.
+    pub counters: Vec<Counter>,
+}
+
+/// One decision on a vote request, as [`Inspection::votes`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteSeen {
+    /// The candidate.
+    pub candidate: NodeId,
+    /// The term it asked for.
+    pub term: Term,
+    /// Vote, pre-vote or transfer vote.
+    pub kind: VoteKind,
+    /// Granted, or why not.
+    pub verdict: VoteVerdict,
+    /// Milliseconds since the decision (to the tick).
+    pub ms_ago: u64,
+}
+
+/// The last contact with one peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerContact {
+    /// The peer.
+    pub pid: NodeId,
+    /// Milliseconds since its last authentic, decodable envelope arrived.
+    pub ms_ago: u64,
 }
 
 /// One named counter.

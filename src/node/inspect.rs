@@ -1,0 +1,30 @@
+//! The answer to a client's `Inspect` request: what `leader status --verbose` shows when an
+//! operator asks why there is no leader.
+
+use super::runtime::Runtime;
+use crate::transport::client_wire::{Counter, Inspection, VoteSeen};
+
+impl Runtime {
+    /// Everything [`Inspection`] reports, from this turn's state.
+    pub(super) fn inspection(&self) -> Inspection {
+        let tick_ms = self.tick.as_millis() as u64;
+        let votes = self.driver.raft.vote_log().into_iter().map(|v| VoteSeen {
+            candidate: v.candidate,
+            term: v.term,
+            kind: v.kind,
+            verdict: v.verdict,
+            ms_ago: v.ticks_ago.saturating_mul(tick_ms),
+        });
+        let counters = super::lock(&self.shared.drops).by_name();
+        Inspection {
+            status: self.status(),
+            os_pid: std::process::id(),
+            uptime_ms: self.epoch.elapsed().as_millis() as u64,
+            votes: votes.collect(),
+            last_contact: Vec::new(),
+            elections_started: 0,
+            elections_won: 0,
+            counters: counters.into_iter().map(|(n, value)| Counter { name: n.into(), value }).collect(),
+        }
+    }
+}
