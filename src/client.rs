@@ -14,7 +14,8 @@ use crate::core::{LogIndex, NodeId, Term};
 use crate::kv::{KvCommand, KvOp, KvResponse};
 use crate::transport::auth::{self, ClusterKey};
 use crate::transport::client_wire::{
-    ClientRequest, ClientResponse, ReadMode, Request, Response, Status, CLIENT_REQUEST_BYTES_MAX, CLIENT_WIRE_VERSION,
+    ClientRequest, ClientResponse, Inspection, ReadMode, Request, Response, Status, CLIENT_REQUEST_BYTES_MAX,
+    CLIENT_WIRE_VERSION,
 };
 use std::collections::BTreeMap;
 
@@ -260,6 +261,22 @@ impl Client {
                 });
                 (pid, answer)
             })
+            .collect()
+    }
+
+    /// Ask every server to [`Request::Inspect`] itself, all at once; answers in pid order.
+    pub fn inspect_all(&mut self) -> Vec<(NodeId, Result<Inspection, CallError>)> {
+        let pids = self.config.pids();
+        let sent: Vec<(NodeId, Result<u64, CallError>)> =
+            pids.iter().map(|&p| (p, self.send(p, Request::Inspect))).collect();
+        let deadline = Instant::now() + self.timeout;
+        let answer = |body| match body {
+            Response::Inspection(inspection) => Ok(*inspection),
+            Response::Error(e) => Err(CallError::Refused(e)),
+            other => Err(CallError::BadResponse(format!("{other:?} to an inspect request"))),
+        };
+        sent.into_iter()
+            .map(|(pid, id)| (pid, id.and_then(|id| self.receive(pid, id, deadline)).and_then(answer)))
             .collect()
     }
 

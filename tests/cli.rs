@@ -274,8 +274,9 @@ fn status_json_and_table_on_a_running_cluster() {
     for (row, pid) in rows.iter().zip(1..) {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cells.first(), Some(&pid.to_string().as_str()), "{row:?}");
+        assert!(cells.get(1).is_some_and(|c| c.parse::<u32>().is_ok()), "an OS pid: {row:?}");
         assert!(
-            matches!(cells.get(1), Some(&("leader" | "follower" | "candidate"))),
+            matches!(cells.get(2), Some(&("leader" | "follower" | "candidate"))),
             "server {pid} did not answer: {row:?}"
         );
     }

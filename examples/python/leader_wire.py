@@ -45,7 +45,7 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
                          Transferred(leader, term)                           tag 6
                          Inspection(status, os_pid, uptime_ms, votes: [VoteSeen],
                                 last_contact: [PeerContact], elections_started,
-                                elections_won, counters)                     tag 7 (decode only)
+                                elections_won, counters)                     tag 7
       Role               IntEnum: FOLLOWER=0, CANDIDATE=1, LEADER=2
       ReadMode           IntEnum: READ_INDEX=0, LEASE=1
 
@@ -1056,9 +1056,7 @@ def encode_client_response(resp: ClientResponse) -> bytes:
     b = resp.body
     if isinstance(b, Status):
         w.u32(0)
-        w.u64(b.pid); w.u32(int(b.role)); w.u64(b.term)
-        w.option_u64(b.leader); w.option_u64(b.voted_for)
-        w.u64(b.commit_index); w.u64(b.last_applied); w.u64(b.last_index)
+        _encode_status(w, b)
     elif isinstance(b, Applied):
         w.u32(2)
         w.u64(b.index)
@@ -1078,6 +1076,24 @@ def encode_client_response(resp: ClientResponse) -> bytes:
     elif isinstance(b, Transferred):
         w.u32(6)
         w.u64(b.leader); w.u64(b.term)
+    elif isinstance(b, Inspection):
+        w.u32(7)
+        _encode_status(w, b.status)
+        w.u32(b.os_pid); w.u64(b.uptime_ms)
+        w.u64(len(b.votes))
+        for v in b.votes:
+            w.u64(v.candidate); w.u64(v.term); w.u32(int(v.kind)); w.u32(v.verdict.tag)
+            if v.verdict.tag == 2:
+                w.u64(v.verdict.voted_for)
+            w.u64(v.ms_ago)
+        w.u64(len(b.last_contact))
+        for c in b.last_contact:
+            w.u64(c.pid); w.u64(c.ms_ago)
+        w.u64(b.elections_started); w.u64(b.elections_won)
+        w.u64(len(b.counters))
+        for c in b.counters:
+            w.string(c.name)
+            w.u64(c.value)
     else:
         w.u32(1)
         if isinstance(b, BadRequest):
@@ -1133,6 +1149,12 @@ def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> Clie
         body = _decode_inspection(r)
     r.end()
     return ClientResponse(version, request_id, body)
+
+
+def _encode_status(w: "Writer", b: Status) -> None:
+    w.u64(b.pid); w.u32(int(b.role)); w.u64(b.term)
+    w.option_u64(b.leader); w.option_u64(b.voted_for)
+    w.u64(b.commit_index); w.u64(b.last_applied); w.u64(b.last_index)
 
 
 def _decode_status(r: "Reader") -> Status:

@@ -507,7 +507,8 @@ class Peer:
         self.heartbeat_due = self.quorum_check_due = now
 
         self.outbox = []            # (to, Message): sent only after the state is synced
-        self.pending_status = []    # ROUTER routes waiting for a Status answer
+        self.pending_status = []    # ROUTER routes waiting for a Status (or Inspection) answer
+        self.started = time.monotonic()
         self.printed = None         # the last (role, term) printed
         self.next_msg_id = 1
         self.drops = {k: 0 for k in ("oversize", "truncated", "garbage", "wrong_version", "wrong_cluster",
@@ -1148,8 +1149,8 @@ class Peer:
                     f"client protocol version {req.version} (this server speaks {w.CLIENT_WIRE_VERSION})"))
             elif req.cluster_id != self.config.cluster_id:
                 self.answer(route, req.request_id, w.WrongCluster(self.config.cluster_id))
-            elif isinstance(req.body, w.StatusRequest):
-                self.pending_status.append((route, req.request_id))
+            elif isinstance(req.body, (w.StatusRequest, w.InspectRequest)):
+                self.pending_status.append((route, req.request_id, isinstance(req.body, w.InspectRequest)))
             elif isinstance(req.body, w.CountersRequest):
                 # Its own counters (those of the stdin command `drops`), not the Rust names.
                 counts = dict(self.drops, send_dropped=self.send_dropped)
@@ -1173,6 +1174,14 @@ class Peer:
                 else:
                     leader = self.leader_id if self.leader_id != self.me else None
                 self.answer(route, req.request_id, w.NotLeader(leader))
+
+    def inspection(self, status):
+        """Request tag 7: our status, OS pid, uptime and counters (this peer keeps no vote log
+        nor per-peer contact times: those lists are empty)."""
+        counts = dict(self.drops, send_dropped=self.send_dropped)
+        uptime_ms = int((time.monotonic() - self.started) * 1000)
+        return w.Inspection(status, os.getpid(), uptime_ms, [], [], 0, 0,
+                            [w.Counter(k, v) for k, v in counts.items()])
 
     def snapshot_answer(self):
         """Request tag 3: we apply nothing, so there is nothing to snapshot; the latest
@@ -1258,8 +1267,8 @@ class Peer:
             self.send_envelope(to, m)
         if self.pending_status:
             status = self.status()
-            for route, request_id in self.pending_status:
-                self.answer(route, request_id, status)
+            for route, request_id, inspect in self.pending_status:
+                self.answer(route, request_id, self.inspection(status) if inspect else status)
             self.pending_status = []
         self.print_role()
 

@@ -50,6 +50,10 @@ class InspectWire(unittest.TestCase):
         self.assertEqual((i.elections_started, i.elections_won), (1, 0))
         self.assertEqual(i.counters, [w.Counter("bad_mac", 2)])
 
+    def test_inspection_encodes_back_to_the_documented_bytes(self):
+        data = doc_hex("ClientResponse: Inspection")
+        self.assertEqual(w.encode_client_response(w.decode_client_response(data)), data)
+
     def test_a_truncated_inspection_is_refused(self):
         data = doc_hex("ClientResponse: Inspection")
         for cut in (20, 100, len(data) - 1):

@@ -89,12 +89,24 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Show each server's role, term and leader.
-    #[command(after_help = help_tail!("leader status --json"))]
+    /// Show each server's role, term, leader and OS pid; --verbose says why (vote decisions with
+    /// reasons, last contact with each peer, dropped input).
+    #[command(after_help = help_tail!("leader status --verbose\n  leader status --json\n  leader status --health"))]
     Status {
-        /// One JSON object per line per server instead of a table.
+        /// One JSON object per line per server instead of a table (with everything --verbose shows).
         #[arg(long)]
         json: bool,
+        /// After the table: each server's recent vote decisions and why, its last contact with
+        /// each peer, and its non-zero counters of dropped or ignored input.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Also check health as `leader health` does: exit 1 (with the problems on stderr) when
+        /// there is no leader, a server is unreachable or one lags by more than --max-lag.
+        #[arg(long)]
+        health: bool,
+        /// With --health: entries a server may have applied fewer than the leader committed.
+        #[arg(long, default_value_t = 1000, requires = "health")]
+        max_lag: u64,
         /// How long to wait for each server's answer, in ms.
         #[arg(long, default_value_t = 500)]
         timeout_ms: u64,
@@ -363,8 +375,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 Err(EXIT_FAILURE)
             }
         },
-        (Some(Cmd::Status { json, timeout_ms }), None) => {
-            load_config(&cli.config, key_file).and_then(|c| status::run(c, json, Duration::from_millis(timeout_ms)))
+        (Some(Cmd::Status { json, verbose, health, max_lag, timeout_ms }), None) => {
+            let options = status::Options {
+                json,
+                verbose,
+                health: health.then_some(max_lag),
+                timeout: Duration::from_millis(timeout_ms),
+            };
+            load_config(&cli.config, key_file).and_then(|c| status::run(c, options))
         }
         (Some(Cmd::Health { timeout_ms, max_lag }), None) => {
             load_config(&cli.config, key_file).and_then(|c| health::run(c, Duration::from_millis(timeout_ms), max_lag))

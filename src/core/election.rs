@@ -69,6 +69,7 @@ impl Raft {
         self.votes_granted.insert(self.id);
         self.reset_reads();
         self.reset_election_timer();
+        self.votes.elections_started += 1;
         log::debug!("{}: campaigning in term {}", self.id, self.current_term);
         if self.votes_granted.len() >= self.quorum() {
             self.become_leader();
@@ -94,6 +95,7 @@ impl Raft {
     /// §5.2: a winner asserts leadership at once. §8: it appends a no-op entry of its term, so
     /// entries of earlier terms become committed as soon as that one is (§5.4.2).
     pub(super) fn become_leader(&mut self) {
+        self.votes.elections_won += 1;
         assert_eq!(self.role, Role::Candidate, "only a candidate can win an election");
         self.role = Role::Leader;
         self.leader_id = Some(self.id);

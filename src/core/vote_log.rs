@@ -75,6 +75,10 @@ pub(super) struct VoteLog {
     records: VecDeque<VoteRecord>,
     /// Ticks since this core started.
     now: u64,
+    /// Elections this core started (as a candidate, §5.2).
+    pub(super) elections_started: u64,
+    /// Elections this core won.
+    pub(super) elections_won: u64,
 }
 
 impl VoteLog {
@@ -101,6 +105,11 @@ impl Raft {
             _ => return,
         };
         self.votes.push(from, m.term, kind, verdict);
+    }
+
+    /// Elections this core started (it became a candidate, §5.2) and won, since it started.
+    pub fn elections(&self) -> (u64, u64) {
+        (self.votes.elections_started, self.votes.elections_won)
     }
 
     /// This server's recent decisions on vote requests, oldest first, with their reasons.

@@ -82,3 +82,17 @@ fn the_log_keeps_only_the_latest_decisions() {
     assert_eq!(log[0].term, Term(4), "the oldest three were dropped");
     assert!(log.iter().all(|v| v.verdict == VoteVerdict::Granted));
 }
+
+#[test]
+fn elections_started_and_won_are_counted() {
+    let mut r = server(1, false, false, RaftLog::default());
+    assert_eq!(r.elections(), (0, 0));
+    while r.role() != Role::Candidate {
+        r.tick();
+    }
+    assert_eq!(r.elections(), (1, 0));
+    let granted = Message::RequestVoteResponse(RequestVoteResponse { term: r.current_term(), vote_granted: true });
+    r.step(NodeId(2), granted);
+    assert_eq!(r.role(), Role::Leader);
+    assert_eq!(r.elections(), (1, 1));
+}

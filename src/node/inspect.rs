@@ -16,14 +16,15 @@ impl Runtime {
             ms_ago: v.ticks_ago.saturating_mul(tick_ms),
         });
         let counters = super::lock(&self.shared.drops).by_name();
+        let (elections_started, elections_won) = self.driver.raft.elections();
         Inspection {
             status: self.status(),
             os_pid: std::process::id(),
             uptime_ms: self.epoch.elapsed().as_millis() as u64,
             votes: votes.collect(),
             last_contact: Vec::new(),
-            elections_started: 0,
-            elections_won: 0,
+            elections_started,
+            elections_won,
             counters: counters.into_iter().map(|(n, value)| Counter { name: n.into(), value }).collect(),
         }
     }

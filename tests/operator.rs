@@ -1,0 +1,91 @@
+//! What an operator asks when something is wrong, on a real cluster of processes: `leader
+//! status` shows every server's OS pid; `--verbose` and `--json` say why each server is where
+//! it is (its vote decisions with reasons, last contact with each peer, counters); `--health`
+//! exits 1 naming the problem.
+//!
+//! Every process is owned by a `ProcessCluster` that kills and reaps it by pid on drop; own
+//! loopback ports and temp directories.
+
+mod common;
+
+use common::{start_all, wait_for, TestConfig};
+use leader::core::NodeId;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_leader");
+const ELECTION_MS: u64 = 300;
+const HEARTBEAT_MS: u64 = 50;
+const DEADLINE: Duration = Duration::from_secs(15);
+
+fn leader(config: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).args(["--timeout-ms", "500", "--config"]).arg(config);
+    command.env_remove("RUST_LOG").stdin(Stdio::null()).output().expect("run leader")
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+}
+
+/// The leader's pid and term once all lines agree on one.
+fn agreed(lines: &[Value]) -> Option<(u64, u64)> {
+    let leader = lines.iter().find(|l| l["state"] == "leader")?;
+    let (pid, term) = (leader["pid"].as_u64()?, leader["term"].as_u64()?);
+    lines.iter().all(|l| l["leader"].as_u64() == Some(pid) && l["term"].as_u64() == Some(term)).then_some((pid, term))
+}
+
+#[test]
+fn status_shows_os_pids_vote_reasons_and_contact_and_health_fails_on_a_dead_server() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let mut cluster = start_all(&test);
+    let (lines, (leader_pid, term)) = wait_for(DEADLINE, "a leader every server follows", || {
+        let lines = json_lines(&leader(&test.path, &["status", "--json"]));
+        agreed(&lines).filter(|_| lines.len() == 3).map(|l| (lines, l))
+    });
+    for line in &lines {
+        let pid = NodeId(line["pid"].as_u64().unwrap());
+        assert_eq!(line["os_pid"].as_u64(), cluster.os_pid(pid).map(u64::from), "the OS pid of server {pid}: {line}");
+        assert!(line["uptime_ms"].as_u64().is_some(), "{line}");
+    }
+    // The leader won an election: it started one and won it, and a majority granted it votes
+    // in its term, each recorded with the reason "granted".
+    let leader_line = lines.iter().find(|l| l["pid"] == leader_pid).unwrap();
+    assert!(leader_line["elections_won"].as_u64() >= Some(1), "{leader_line}");
+    let granted_by = lines
+        .iter()
+        .filter(|l| {
+            l["votes"].as_array().unwrap().iter().any(|v| {
+                v["candidate"] == leader_pid && v["term"] == term && v["kind"] == "Vote" && v["reason"] == "granted"
+            })
+        })
+        .count();
+    assert!(granted_by >= 1, "no follower recorded its granted vote for {leader_pid} in term {term}: {lines:?}");
+    // A follower has heard from the leader recently (heartbeats every 50 ms).
+    let heard = wait_for(DEADLINE, "recent contact with the leader", || {
+        let lines = json_lines(&leader(&test.path, &["status", "--json"]));
+        let follower = lines.iter().find(|l| l["state"] == "follower")?.clone();
+        let ms = follower["last_contact_ms"][leader_pid.to_string()].as_u64()?;
+        (ms < 5_000).then_some(ms)
+    });
+    assert!(heard < 5_000);
+
+    let verbose = leader(&test.path, &["status", "--verbose"]);
+    let text = String::from_utf8_lossy(&verbose.stdout);
+    assert_eq!(verbose.status.code(), Some(0), "{text}");
+    assert!(text.lines().next().unwrap().contains("OS_PID"), "{text}");
+    assert!(text.contains(&format!("vote for {leader_pid} in term {term}: granted")), "{text}");
+    assert!(text.contains("last contact: "), "{text}");
+
+    let healthy = leader(&test.path, &["status", "--health"]);
+    assert_eq!(healthy.status.code(), Some(0), "{}", String::from_utf8_lossy(&healthy.stderr));
+    let follower = test.config.pids().into_iter().find(|p| p.0 != leader_pid).unwrap();
+    cluster.kill(follower).expect("kill a follower");
+    let sick = leader(&test.path, &["status", "--health"]);
+    let stderr = String::from_utf8_lossy(&sick.stderr);
+    assert_eq!(sick.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("server {follower}: unreachable")), "{stderr}");
+}
