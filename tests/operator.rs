@@ -89,3 +89,109 @@ fn status_shows_os_pids_vote_reasons_and_contact_and_health_fails_on_a_dead_serv
     assert_eq!(sick.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("server {follower}: unreachable")), "{stderr}");
 }
+
+/// `leader up` with its stdin and stdout piped: the lines it prints, read on a thread.
+struct Up {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Up {
+    fn start(config: &Path, args: &[&str]) -> Up {
+        let mut command = Command::new(BIN);
+        command.arg("up").args(args).arg("--config").arg(config).env_remove("RUST_LOG");
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = command.spawn().expect("spawn leader up");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Up { child, lines, seen: Vec::new() }
+    }
+
+    fn until(&mut self, what: &str) -> String {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(line) if line.contains(what) => {
+                    self.seen.push(line.clone());
+                    return line;
+                }
+                Ok(line) => self.seen.push(line),
+                Err(e) => panic!("no line with {what:?} ({e}): {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.child.stdin.as_mut().expect("piped stdin"), "{line}").expect("write to up");
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        // Its servers die with it (PR_SET_PDEATHSIG), so killing `up` by pid stops them all.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `P` from `server N: os pid P, ...` or `server N: restarted, os pid P`.
+fn os_pid_after(line: &str) -> u32 {
+    let rest = line.split("os pid ").nth(1).unwrap_or_else(|| panic!("no os pid in {line:?}"));
+    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn up_says_how_to_restart_a_server_that_exited_and_restarts_it_on_r_n() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let mut up = Up::start(&test.path, &[]);
+    let first = os_pid_after(&up.until("server 2: os pid "));
+    up.until("leader: server ");
+    // SAFETY: kill(2) on a live grandchild: `up` reaps it only after the signal.
+    assert_eq!(unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) }, 0);
+    let exited = up.until("server 2 exited");
+    assert!(exited.contains("type `r 2` + Enter to restart it"), "{exited}");
+    up.type_line("r 9");
+    assert!(up.until("pid 9").contains("pid 9 is not in"));
+    up.type_line("r 2");
+    let second = os_pid_after(&up.until("server 2: restarted, os pid "));
+    assert_ne!(second, first);
+    // The restarted server answers, with the new OS pid.
+    wait_for(DEADLINE, "server 2 answering with its new OS pid", || {
+        let lines = json_lines(&leader(&test.path, &["status", "--json"]));
+        lines.iter().any(|l| l["pid"] == 2 && l["os_pid"] == second).then_some(())
+    });
+    up.type_line("r 2");
+    assert!(up.until("server 2 is running").contains(&format!("os pid {second}")));
+    up.type_line("q");
+    up.until("all servers stopped");
+    let status = wait_for(DEADLINE, "`up` to exit after q", || up.child.try_wait().expect("try_wait"));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn up_with_restart_starts_a_crashed_server_again_by_itself() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let mut up = Up::start(&test.path, &["--restart"]);
+    let first = os_pid_after(&up.until("server 3: os pid "));
+    up.until("leader: server ");
+    // SAFETY: kill(2) on a live grandchild: `up` reaps it only after the signal.
+    assert_eq!(unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) }, 0);
+    let again = up.until("server 3 exited");
+    assert!(again.contains("restarted (--restart)"), "{again}");
+    let second = os_pid_after(&again);
+    assert_ne!(second, first);
+    wait_for(DEADLINE, "server 3 answering with its new OS pid", || {
+        let lines = json_lines(&leader(&test.path, &["status", "--json"]));
+        lines.iter().any(|l| l["pid"] == 3 && l["os_pid"] == second).then_some(())
+    });
+}

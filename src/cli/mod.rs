@@ -79,9 +79,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Start every server of the config as its own process; Ctrl-C stops them all.
-    #[command(after_help = help_tail!("leader up --config config.json"))]
-    Up,
+    /// Start every server of the config as its own process; Ctrl-C stops them all. While it
+    /// runs, type `r N` (restart server N), `k N` (kill it), `t N` (stop it) or `q` + Enter.
+    #[command(after_help = help_tail!("leader up --config config.json\n  leader up --restart"))]
+    Up {
+        /// Restart every server that exits on its own (a crash, a kill -9), at once.
+        #[arg(long)]
+        restart: bool,
+    },
     /// Write a new random cluster key (hex, mode 0600) for `cluster_key_file`/--cluster-key.
     #[command(after_help = help_tail!("leader keygen --out cluster.key"))]
     Keygen {
@@ -361,7 +366,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             eprintln!("leader: nothing to do: give --pid N to run a server, or a command (see leader --help)");
             Err(EXIT_CONFIG)
         }
-        (Some(Cmd::Up), None) => load_config(&cli.config, key_file).and_then(|c| up::run(&c)),
+        (Some(Cmd::Up { restart }), None) => load_config(&cli.config, key_file).and_then(|c| up::run(&c, restart)),
         (Some(Cmd::Keygen { out }), None) => match leader::transport::auth::ClusterKey::generate(&out) {
             Ok(()) => {
                 println!(
