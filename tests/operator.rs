@@ -195,3 +195,65 @@ fn up_with_restart_starts_a_crashed_server_again_by_itself() {
         lines.iter().any(|l| l["pid"] == 3 && l["os_pid"] == second).then_some(())
     });
 }
+
+#[test]
+fn top_prints_a_row_per_server_within_the_width_and_quits_on_q_in_a_terminal() {
+    let test = TestConfig::new(3, ELECTION_MS, HEARTBEAT_MS);
+    let _cluster = start_all(&test);
+    wait_for(DEADLINE, "a leader", || agreed(&json_lines(&leader(&test.path, &["status", "--json"]))));
+    // Not a terminal: frames in turn, each within $COLUMNS.
+    let mut command = Command::new(BIN);
+    command.args(["top", "--count", "2", "--interval-ms", "200", "--config"]).arg(&test.path);
+    let out = command.env("COLUMNS", "44").env_remove("RUST_LOG").stdin(Stdio::null()).output().expect("run top");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let frames: Vec<&str> = text.split("\n\n").filter(|f| !f.trim().is_empty()).collect();
+    assert_eq!(frames.len(), 2, "{text}");
+    for frame in frames {
+        let lines: Vec<&str> = frame.lines().collect();
+        assert!(lines[0].starts_with("leader top"), "{frame}");
+        assert!(lines[1].starts_with("PID") && lines[1].contains("STATE"), "{frame}");
+        assert_eq!(lines.len(), 5, "title, header, three servers: {frame}");
+        assert_eq!(lines.iter().filter(|l| l.contains(" leader ")).count(), 1, "{frame}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 44), "{frame}");
+    }
+    // In a terminal (a pseudo-terminal from util-linux's script(1)): it draws in place and
+    // `q` ends it at once, restoring the terminal.
+    let top = format!("{BIN} top --interval-ms 200 --config {}", test.path.display());
+    let mut script = Command::new("script");
+    script.args(["-qec", &top, "/dev/null"]).env_remove("RUST_LOG");
+    let mut guard = KillOnDrop(
+        script.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("script(1)"),
+    );
+    let stdout = guard.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdout = stdout;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    wait_for(DEADLINE, "a frame on the terminal", || {
+        seen.extend(rx.try_recv().ok()?);
+        String::from_utf8_lossy(&seen).contains("q quits").then_some(())
+    });
+    use std::io::Write;
+    guard.0.stdin.as_mut().unwrap().write_all(b"q").unwrap();
+    let status = wait_for(DEADLINE, "top to quit on q", || guard.0.try_wait().expect("try_wait"));
+    assert!(status.success(), "{status}");
+}
+
+/// A child killed (SIGKILL) and reaped by pid when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -10,6 +10,7 @@ mod restore;
 mod sim;
 mod snapshot;
 mod status;
+mod top;
 mod transfer;
 mod up;
 
@@ -115,6 +116,17 @@ enum Cmd {
         /// How long to wait for each server's answer, in ms.
         #[arg(long, default_value_t = 500)]
         timeout_ms: u64,
+    },
+    /// A live view, one row per server (role, term, leader, lag, writes/s, last contact,
+    /// indexes), redrawn in place; q or Ctrl-C quits. Not a terminal: prints frames in turn.
+    #[command(after_help = help_tail!("leader top --interval-ms 500"))]
+    Top {
+        /// Time between frames, in ms.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..))]
+        interval_ms: u64,
+        /// Stop after this many frames (default: until q or Ctrl-C).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
     },
     /// Exit 0 when every server answers, all follow one leader in one term and none lags by more
     /// than --max-lag entries; else exit 1 with one line per problem.
@@ -388,6 +400,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 timeout: Duration::from_millis(timeout_ms),
             };
             load_config(&cli.config, key_file).and_then(|c| status::run(c, options))
+        }
+        (Some(Cmd::Top { interval_ms, count }), None) => {
+            load_config(&cli.config, key_file).and_then(|c| top::run(c, Duration::from_millis(interval_ms), count))
         }
         (Some(Cmd::Health { timeout_ms, max_lag }), None) => {
             load_config(&cli.config, key_file).and_then(|c| health::run(c, Duration::from_millis(timeout_ms), max_lag))
