@@ -189,6 +189,12 @@ impl SessionResponse {
 }
 
 /// A state machine with client sessions: applies each (client, seq) once (see the module).
+///
+/// Per client it keeps only the last command's sequence number and response, so a client has
+/// one command outstanding at a time (as [`SessionClient`] does). Memory: each remembered
+/// session holds a copy of its last response, so up to the bound times (response + ~80
+/// bytes); snapshots hold it too. Freezing the table for a snapshot clones 1024 shard `Arc`s
+/// on the loop thread, whatever its size, as the built-in store does.
 pub struct Sessions<S> {
     inner: S,
     /// The inner machine's responses by client.
