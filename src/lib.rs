@@ -92,6 +92,7 @@ pub mod fuzz;
 pub mod kv;
 pub mod node;
 pub mod process;
+pub mod session;
 pub mod sim;
 pub mod storage;
 pub mod transport;

@@ -8,9 +8,9 @@
 
 use crate::codec::{decode, encode};
 use crate::core::LogIndex;
+use crate::session::table::{SessionMap, SessionTable, Verdict};
 use serde::{Deserialize, Serialize};
 use sharded::Sharded;
-use std::collections::BTreeMap;
 
 /// What [`StateMachine::snapshot`] returns: run off the loop thread, it produces the snapshot
 /// bytes of the state frozen when `snapshot` was called.
@@ -179,17 +179,12 @@ pub enum KvResponse {
 /// first write to it after a snapshot copies.
 const DATA_SHARD_BITS: u32 = 12;
 
-/// Session shards: 2^10 = 1024. At [`SESSIONS_MAX`] sessions a shard holds about 98.
-const SESSION_SHARD_BITS: u32 = 10;
-
-/// A client's session: (last seq, its response, index it was applied at).
-type Session = (u64, KvResponse, LogIndex);
-
 /// The keys and values, in copy-on-write shards.
 type Data = Sharded<Vec<u8>, Vec<u8>, DATA_SHARD_BITS>;
 
-/// The sessions by client id, in copy-on-write shards.
-type Sessions = Sharded<u64, Session, SESSION_SHARD_BITS>;
+/// The sessions by client id (in copy-on-write shards) and their eviction order: the table
+/// the [`Sessions`](crate::session::Sessions) wrapper uses too.
+type Sessions = SessionTable<KvResponse>;
 
 /// The replicated key-value store.
 ///
@@ -221,14 +216,17 @@ type Sessions = Sharded<u64, Session, SESSION_SHARD_BITS>;
 /// Equality compares everything a snapshot holds: every key and every client session. A key
 /// is in the same shard in every store, so comparing shard by shard compares contents,
 /// whatever order the keys were written in.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct KvStore {
     data: Data,
-    /// client id -> its session
+    /// client id -> its session, bounded by [`SESSIONS_MAX`]
     sessions: Sessions,
-    /// index of a session's last use -> client id, to forget the least recently used. Not
-    /// in the snapshot (each session carries its index), so not shared: changed in place.
-    session_order: BTreeMap<LogIndex, u64>,
+}
+
+impl Default for KvStore {
+    fn default() -> Self {
+        KvStore { data: Data::default(), sessions: Sessions::new(SESSIONS_MAX) }
+    }
 }
 
 impl KvStore {
@@ -260,19 +258,14 @@ impl KvStore {
 
     /// Apply one decoded command (see [`StateMachine::apply`]).
     pub fn apply_command(&mut self, index: LogIndex, command: KvCommand) -> KvResponse {
-        if command.client_id != 0 {
-            if let Some((last, response, _)) = self.sessions.get(&command.client_id) {
-                if command.seq == *last {
-                    return response.clone(); // a retry of the last write: same answer, no effect
-                }
-                if command.seq < *last {
-                    return KvResponse::StaleSequence { last: *last };
-                }
-            }
+        match self.sessions.check(command.client_id, command.seq) {
+            Verdict::Duplicate(response) => return response.clone(), // a retry: same answer, no effect
+            Verdict::Stale { last } => return KvResponse::StaleSequence { last },
+            Verdict::Apply => {}
         }
         let response = self.execute(command.op);
         if command.client_id != 0 {
-            self.remember(index, command.client_id, command.seq, response.clone());
+            self.sessions.remember(index, command.client_id, command.seq, response.clone());
         }
         response
     }
@@ -306,18 +299,6 @@ impl KvStore {
             }
         }
     }
-
-    fn remember(&mut self, index: LogIndex, client_id: u64, seq: u64, response: KvResponse) {
-        if let Some((_, _, old_index)) = self.sessions.insert(client_id, (seq, response, index)) {
-            self.session_order.remove(&old_index);
-        }
-        self.session_order.insert(index, client_id);
-        // Eviction depends only on the log, so every server forgets the same sessions.
-        while self.sessions.len() > SESSIONS_MAX {
-            let (_, oldest) = self.session_order.pop_first().expect("order tracks every session");
-            self.sessions.remove(&oldest);
-        }
-    }
 }
 
 impl StateMachine for KvStore {
@@ -332,7 +313,7 @@ impl StateMachine for KvStore {
     fn snapshot(&self) -> SnapshotJob {
         // Shallow clones (one `Arc` per shard): the loop's whole cost. Writes from now on copy
         // the shards they touch, so these stay as they are now.
-        let (data, sessions) = (self.data.clone(), self.sessions.clone());
+        let (data, sessions): (Data, SessionMap<KvResponse>) = (self.data.clone(), self.sessions.frozen());
         Box::new(move || snapshot::encode(&data, &sessions))
     }
 
@@ -356,7 +337,7 @@ impl StateMachine for KvStore {
     }
 }
 
-mod sharded;
+pub(crate) mod sharded;
 mod snapshot;
 
 pub use snapshot::KV_SNAPSHOT_VERSION;

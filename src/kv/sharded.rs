@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// What a sharded map needs of its keys (implemented alike for a key type and the type it
 /// is looked up by, as `Hash` is for `Borrow`).
-pub(super) trait ShardKey {
+pub(crate) trait ShardKey {
     /// A fixed, process-independent hash used only to pick a shard; its top bits choose the
     /// shard, so they must be well mixed.
     fn shard_hash(&self) -> u64;
@@ -85,7 +85,7 @@ impl ShardKey for u64 {
 /// `Clone` is shallow (one `Arc` clone per shard) and is how a snapshot freezes the map: both
 /// copies then share every shard until one of them writes to it. Equality compares contents.
 #[derive(Clone, PartialEq, Eq)]
-pub(super) struct Sharded<K, V, const BITS: u32> {
+pub(crate) struct Sharded<K, V, const BITS: u32> {
     shards: Vec<Arc<BTreeMap<K, V>>>,
     /// Entries over all shards, kept so that `len` does not visit every shard.
     len: usize,
@@ -93,14 +93,14 @@ pub(super) struct Sharded<K, V, const BITS: u32> {
 
 impl<K: Ord + Clone + ShardKey, V: Clone, const BITS: u32> Sharded<K, V, BITS> {
     /// Number of shards.
-    pub(super) const SHARDS: usize = {
+    pub(crate) const SHARDS: usize = {
         assert!(BITS >= 1 && BITS <= 24, "between 2 and 16 M shards");
         1 << BITS
     };
 
     /// An empty map. Every shard starts as the same empty `Arc`, so an empty store is one
     /// allocation plus the vector, not one per shard (tests and restores build many).
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let empty = Arc::new(BTreeMap::new());
         Self { shards: (0..Self::SHARDS).map(|_| Arc::clone(&empty)).collect(), len: 0 }
     }
@@ -110,12 +110,12 @@ impl<K: Ord + Clone + ShardKey, V: Clone, const BITS: u32> Sharded<K, V, BITS> {
     }
 
     /// Entries in the map.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// The value of `key`.
-    pub(super) fn get<Q>(&self, key: &Q) -> Option<&V>
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Ord + ShardKey + ?Sized,
@@ -125,7 +125,7 @@ impl<K: Ord + Clone + ShardKey, V: Clone, const BITS: u32> Sharded<K, V, BITS> {
 
     /// Sets `key` to `value`, returning the old value. Copies the key's shard if a snapshot
     /// still shares it.
-    pub(super) fn insert(&mut self, key: K, value: V) -> Option<V> {
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         let old = Arc::make_mut(&mut self.shards[Self::shard_of(&key)]).insert(key, value);
         if old.is_none() {
             self.len += 1;
@@ -135,7 +135,7 @@ impl<K: Ord + Clone + ShardKey, V: Clone, const BITS: u32> Sharded<K, V, BITS> {
 
     /// Removes `key`, returning its value. An absent key copies nothing: a delete of a missing
     /// key after a snapshot costs no more than a read.
-    pub(super) fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Ord + ShardKey + ?Sized,
@@ -150,13 +150,13 @@ impl<K: Ord + Clone + ShardKey, V: Clone, const BITS: u32> Sharded<K, V, BITS> {
     }
 
     /// Every entry, in no particular order across shards (each shard in key order).
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards.iter().flat_map(|shard| shard.iter())
     }
 
     /// Every entry in ascending key order. Allocates and sorts: for snapshots (off the loop
     /// thread) and `Debug`, not for the write path.
-    pub(super) fn sorted(&self) -> Vec<(&K, &V)> {
+    pub(crate) fn sorted(&self) -> Vec<(&K, &V)> {
         let mut entries: Vec<(u64, &K, &V)> = Vec::with_capacity(self.len);
         entries.extend(self.iter().map(|(key, value)| (key.sort_prefix(), key, value)));
         // Keys are unique, so an unstable sort gives the one sorted order. Comparing the
@@ -171,7 +171,7 @@ impl<K: Ord + Clone + ShardKey, V: Clone, const BITS: u32> Sharded<K, V, BITS> {
     /// restore validates the order before building). Each shard is bulk-built from its keys,
     /// which arrive in order, instead of inserting one key at a time into shards all over
     /// memory.
-    pub(super) fn from_sorted(entries: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub(crate) fn from_sorted(entries: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut buckets: Vec<Vec<(K, V)>> = (0..Self::SHARDS).map(|_| Vec::new()).collect();
         let mut len = 0;
         for (key, value) in entries {
@@ -188,7 +188,7 @@ impl<K: Ord + Clone + ShardKey, V: Clone, const BITS: u32> Sharded<K, V, BITS> {
 
     /// The shards, for tests that check what a write copied.
     #[cfg(test)]
-    pub(super) fn shards(&self) -> &[Arc<BTreeMap<K, V>>] {
+    pub(crate) fn shards(&self) -> &[Arc<BTreeMap<K, V>>] {
         &self.shards
     }
 }

@@ -22,9 +22,8 @@
 
 use super::{Data, KvResponse, KvStore, Sessions, SESSIONS_MAX};
 use crate::codec::{self, DecodeError};
-use crate::core::LogIndex;
+use crate::session::table::SessionMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The first byte of every KV snapshot. Bumped whenever the layout changes; restore refuses
 /// any other value rather than guess.
@@ -79,14 +78,19 @@ struct Session {
 
 /// A frozen store (its shards, see [`KvStore`]) as snapshot bytes, in the canonical order
 /// described in the module header. Runs in the snapshot job, off the loop thread.
-pub(super) fn encode(data: &Data, sessions: &Sessions) -> Vec<u8> {
+pub(super) fn encode(data: &Data, sessions: &SessionMap<KvResponse>) -> Vec<u8> {
     // Sharding is by hash, so the shards must be merged into key order here: the bytes
     // depend on the contents only, never on how they are spread over shards.
     let data = data.sorted().into_iter().map(|(key, value)| PairRef { key, value }).collect();
     let sessions = sessions
         .sorted()
         .into_iter()
-        .map(|(&client_id, (seq, response, index))| SessionRef { client_id, seq: *seq, index: index.0, response })
+        .map(|(&client_id, session)| SessionRef {
+            client_id,
+            seq: session.seq,
+            index: session.index.0,
+            response: &session.response,
+        })
         .collect();
     let mut bytes = vec![KV_SNAPSHOT_VERSION];
     bytes.extend_from_slice(&codec::encode(&BodyRef { data, sessions }));
@@ -117,39 +121,15 @@ pub(super) fn decode(bytes: &[u8]) -> Result<KvStore, String> {
     }
     let data = Data::from_sorted(body.data.into_iter().map(|pair| (pair.key, pair.value)));
 
-    if body.sessions.len() > SESSIONS_MAX {
-        return Err(format!("KV snapshot has {} sessions, more than {SESSIONS_MAX}", body.sessions.len()));
-    }
-    let mut sessions = Sessions::new();
-    let mut session_order = BTreeMap::new();
-    let mut previous_client = 0;
-    for session in body.sessions {
-        let client = session.client_id;
-        // Client 0 means "no session" and is never remembered; ids are sorted, hence unique.
-        if client <= previous_client {
-            return Err(format!(
-                "KV snapshot session of client {client} is out of order or client 0 (ids must be sorted, unique, non-zero)"
-            ));
-        }
-        previous_client = client;
-        if session.index == 0 {
-            return Err(format!("KV snapshot session of client {client} was last used at index 0"));
-        }
-        // Only an executed operation is remembered (see `KvStore::apply_command`); anything
-        // else here was not written by `encode`.
-        if matches!(session.response, KvResponse::StaleSequence { .. } | KvResponse::BadCommand) {
-            return Err(format!("KV snapshot session of client {client} remembers a response that is never stored"));
-        }
-        // One log index applies one command, so two sessions cannot share their last use.
-        if let Some(other) = session_order.insert(LogIndex(session.index), client) {
-            return Err(format!(
-                "KV snapshot sessions of clients {other} and {client} were both last used at index {}",
-                session.index
-            ));
-        }
-        sessions.insert(client, (session.seq, session.response, LogIndex(session.index)));
-    }
-    Ok(KvStore { data, sessions, session_order })
+    // Only an executed operation is remembered (see `KvStore::apply_command`): a stale or
+    // undecodable command's answer in a session was not written by `encode`.
+    let sessions = Sessions::from_snapshot(
+        "KV snapshot",
+        SESSIONS_MAX,
+        body.sessions.into_iter().map(|s| (s.client_id, s.seq, s.index, s.response)),
+        |response| matches!(response, KvResponse::StaleSequence { .. } | KvResponse::BadCommand),
+    )?;
+    Ok(KvStore { data, sessions })
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 
 use super::*;
 use crate::codec;
+use crate::core::LogIndex;
 use crate::core::SplitMix64;
 use crate::kv::{KvCommand, KvOp, StateMachine};
+use crate::session::table::Session;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -51,7 +53,7 @@ fn restore_gives_back_every_key_and_every_session() {
     // Spelled out, in case equality ever stops covering a field.
     assert_eq!(copy.data, original.data);
     assert_eq!(copy.sessions, original.sessions);
-    assert_eq!(copy.session_order, original.session_order);
+    assert_eq!(copy.sessions.order(), original.sessions.order());
     assert_eq!(copy.get(b"a"), Some(&b"3"[..]));
     assert_eq!(copy.get(b""), Some(&b""[..]));
     assert_eq!(copy.get(b"b"), None);
@@ -242,12 +244,12 @@ fn random_mutations_are_refused_or_restore_exactly_what_they_encode() {
 /// merged by the code under test).
 fn reference_bytes(kv: &KvStore) -> Vec<u8> {
     let data: BTreeMap<&[u8], &[u8]> = kv.data.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-    let sessions: BTreeMap<u64, &(u64, KvResponse, LogIndex)> = kv.sessions.iter().map(|(c, s)| (*c, s)).collect();
+    let sessions: BTreeMap<u64, &Session<KvResponse>> = kv.sessions.iter().map(|(c, s)| (*c, s)).collect();
     let body = BodyRef {
         data: data.into_iter().map(|(key, value)| PairRef { key, value }).collect(),
         sessions: sessions
             .into_iter()
-            .map(|(client_id, (seq, response, index))| SessionRef { client_id, seq: *seq, index: index.0, response })
+            .map(|(client_id, s)| SessionRef { client_id, seq: s.seq, index: s.index.0, response: &s.response })
             .collect(),
     };
     let mut bytes = vec![KV_SNAPSHOT_VERSION];
