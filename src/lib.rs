@@ -59,14 +59,16 @@
 //!   `apply` must therefore be deterministic and free of side effects outside the state.
 //! - **Exactly-once needs sessions**: a client that got no answer retries, so a command can be
 //!   committed twice. The built-in store ([`kv::KvStore`]) keeps a client id and sequence number
-//!   per client and applies a retry once; a custom state machine must do the same (put both
-//!   in each command and remember the last per client, in the snapshot too) to be exactly-once.
+//!   per client and applies a retry once; a custom state machine gets the same by being
+//!   wrapped in [`session::Sessions`] and proposed to with [`session::SessionClient`] (or must
+//!   put both in each command and remember the last per client, in the snapshot too).
 //!
 //! # The parts
 //! - [`node`]: the server (`Server`), its options, leadership transfer, application messages.
 //! - [`client`]: the client protocol from anywhere (`propose`, `read`, the key-value calls,
 //!   `transfer_leadership`, status); [`client::ClientError`] is what a server refuses with.
 //! - [`kv`]: the [`kv::StateMachine`] trait and the built-in key-value store.
+//! - [`session`]: exactly-once for any state machine (`Sessions`, `SessionClient`).
 //! - [`core`]: the sans-IO Raft state machine (`Raft`: `step`, `tick`, `ready`), usable alone.
 //! - [`config`], [`storage`] (WAL, snapshots, the `Storage` trait), [`transport`] (the wire).
 //! - Tools, public so the `leader` binary and the tests can use them, not for embedding:

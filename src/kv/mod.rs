@@ -28,6 +28,9 @@ pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
 ///   the command again, so a command can be committed twice. Put a client id and a sequence
 ///   number in each command and keep the last of each client (with its response) in the state,
 ///   and in the snapshot, as [`KvStore`] does; then a retry is answered, not applied again.
+///   For exactly-once without writing it yourself, wrap your state machine in
+///   [`Sessions`](crate::session::Sessions) and propose with
+///   [`SessionClient`](crate::session::SessionClient) (see [`crate::session`]).
 /// - Reads without the log call [`query`](StateMachine::query) once the read index is applied.
 pub trait StateMachine: Send {
     /// Apply the command committed at `index` and return the response for its proposer.
