@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch. Protocol logic lives in the library, not here.
 
+mod args;
 mod bench;
 mod bench_floor;
 mod failover;
@@ -14,7 +15,8 @@ mod top;
 mod transfer;
 mod up;
 
-use clap::{Parser, Subcommand};
+use args::{Cli, Cmd};
+use clap::Parser;
 use leader::client::{ReadFrom, ReadPath};
 use leader::config::Config;
 use leader::core::NodeId;
@@ -25,274 +27,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `leader --version`: the build and the formats it speaks and writes (a unit test keeps the
-/// numbers equal to the constants).
-const VERSION_TEXT: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (peer wire 1, client protocol 1, KV snapshot 1; storage: WAL format 2, hard state 1, snapshot file 1)"
-);
-
 /// Exit code for a bad config file or bad arguments.
 pub const EXIT_CONFIG: i32 = 2;
 /// Exit code for a runtime failure (storage, sockets, unreachable cluster).
 pub const EXIT_FAILURE: i32 = 1;
-
-/// The exit codes, the same for every command (docs/cli.md).
-macro_rules! exit_codes {
-    () => {
-        "Exit codes: 0 ok; 1 a runtime failure or a negative answer (no server answered, a data \
-         directory in use, a port taken, an fsync failed; get: not found; cas: not swapped; health: \
-         unhealthy); 2 bad configuration or arguments."
-    };
-}
-
-/// A command's `--help` ends with an example and the exit codes.
-macro_rules! help_tail {
-    ($example:literal) => {
-        concat!("Example:\n  ", $example, "\n\n", exit_codes!())
-    };
-}
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "leader",
-    version = VERSION_TEXT,
-    about = "Raft consensus over ZeroMQ: one process per server",
-    after_help = concat!("Example:\n  leader up\n  leader --pid 1 --config config.json\n\n", exit_codes!())
-)]
-struct Cli {
-    /// Run server PID of the config file (the original's `leader -pid=N`).
-    #[arg(long, value_name = "PID")]
-    pid: Option<u64>,
-    /// The cluster's config.json.
-    #[arg(long, global = true, default_value = "config.json", value_name = "FILE")]
-    config: PathBuf,
-    /// This server's data directory (default: the config's data_dir/<pid>).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// The cluster key file (default: the config's cluster_key_file, if any): every message is
-    /// authenticated with it (see docs/security.md).
-    #[arg(long, global = true, value_name = "FILE")]
-    cluster_key: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Option<Cmd>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Start every server of the config as its own process; Ctrl-C stops them all. While it
-    /// runs, type `r N` (restart server N), `k N` (kill it), `t N` (stop it) or `q` + Enter.
-    #[command(after_help = help_tail!("leader up --config config.json\n  leader up --restart"))]
-    Up {
-        /// Restart every server that exits on its own (a crash, a kill -9), at once.
-        #[arg(long)]
-        restart: bool,
-    },
-    /// Write a new random cluster key (hex, mode 0600) for `cluster_key_file`/--cluster-key.
-    #[command(after_help = help_tail!("leader keygen --out cluster.key"))]
-    Keygen {
-        /// Where to write it (never overwritten).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
-    /// Show each server's role, term, leader and OS pid; --verbose says why (vote decisions with
-    /// reasons, last contact with each peer, dropped input).
-    #[command(after_help = help_tail!("leader status --verbose\n  leader status --json\n  leader status --health"))]
-    Status {
-        /// One JSON object per line per server instead of a table (with everything --verbose shows).
-        #[arg(long)]
-        json: bool,
-        /// After the table: each server's recent vote decisions and why, its last contact with
-        /// each peer, and its non-zero counters of dropped or ignored input.
-        #[arg(long, short)]
-        verbose: bool,
-        /// Also check health as `leader health` does: exit 1 (with the problems on stderr) when
-        /// there is no leader, a server is unreachable or one lags by more than --max-lag.
-        #[arg(long)]
-        health: bool,
-        /// With --health: entries a server may have applied fewer than the leader committed.
-        #[arg(long, default_value_t = 1000, requires = "health")]
-        max_lag: u64,
-        /// How long to wait for each server's answer, in ms.
-        #[arg(long, default_value_t = 500)]
-        timeout_ms: u64,
-    },
-    /// A live view, one row per server (role, term, leader, lag, writes/s, last contact,
-    /// indexes), redrawn in place; q or Ctrl-C quits. Not a terminal: prints frames in turn.
-    #[command(after_help = help_tail!("leader top --interval-ms 500"))]
-    Top {
-        /// Time between frames, in ms.
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..))]
-        interval_ms: u64,
-        /// Stop after this many frames (default: until q or Ctrl-C).
-        #[arg(long, value_name = "N")]
-        count: Option<u64>,
-    },
-    /// Exit 0 when every server answers, all follow one leader in one term and none lags by more
-    /// than --max-lag entries; else exit 1 with one line per problem.
-    #[command(after_help = help_tail!("leader health --max-lag 500"))]
-    Health {
-        /// How long to wait for each server's answer, in ms.
-        #[arg(long, default_value_t = 500)]
-        timeout_ms: u64,
-        /// Entries a server may have applied fewer than the leader committed.
-        #[arg(long, default_value_t = 1000)]
-        max_lag: u64,
-    },
-    /// Store VALUE (or the bytes of --value-file) under KEY (through the leader; follows
-    /// redirects, retries on leader change).
-    #[command(after_help = help_tail!("leader put greeting \"hello world\"\n  leader put blob --value-file photo.jpg"))]
-    #[command(group(clap::ArgGroup::new("input").required(true).args(["value", "value_file"])))]
-    Put {
-        /// The key.
-        key: String,
-        /// The value (the command-line string's UTF-8 bytes).
-        value: Option<String>,
-        /// Read the value from FILE, byte for byte (`-`: standard input).
-        #[arg(long, value_name = "FILE")]
-        value_file: Option<PathBuf>,
-        /// Give up after this long (ms).
-        #[arg(long, default_value_t = 10_000)]
-        deadline_ms: u64,
-    },
-    /// Print the value of KEY (linearizable; by default a ReadIndex read from the leader,
-    /// which costs no log entry). Missing: exit 1.
-    #[command(after_help = help_tail!("leader get greeting --from 3"))]
-    Get {
-        /// The key.
-        key: String,
-        /// Read from server PID (a follower read when it follows: it asks the leader for the
-        /// read index and answers from its own state).
-        #[arg(long, value_name = "PID", conflicts_with = "via_log")]
-        from: Option<u64>,
-        /// Read through the log (an entry and an fsync on a majority, as a write).
-        #[arg(long)]
-        via_log: bool,
-        /// A lease read (served so only by a leader with `lease_reads` in config.json; see the
-        /// README's clock assumption).
-        #[arg(long, conflicts_with = "via_log")]
-        lease: bool,
-        /// Print the value's bytes exactly as stored (no newline, no UTF-8 replacement).
-        #[arg(long)]
-        raw: bool,
-        /// Give up after this long (ms).
-        #[arg(long, default_value_t = 10_000)]
-        deadline_ms: u64,
-    },
-    /// Hand leadership over (Raft thesis §3.10) to --to PID, or to the most up-to-date
-    /// follower; prints the new leader.
-    #[command(after_help = help_tail!("leader transfer --to 2"))]
-    Transfer {
-        /// The server to hand over to.
-        #[arg(long, value_name = "PID")]
-        to: Option<u64>,
-        /// Give up after this long (ms).
-        #[arg(long, default_value_t = 10_000)]
-        deadline_ms: u64,
-    },
-    /// Remove KEY.
-    #[command(after_help = help_tail!("leader delete greeting"))]
-    Delete {
-        /// The key.
-        key: String,
-        /// Give up after this long (ms).
-        #[arg(long, default_value_t = 10_000)]
-        deadline_ms: u64,
-    },
-    /// Compare-and-set: store --new (or delete without it) if KEY holds --expected (or is
-    /// absent without it). Exit 1 when it did not swap.
-    #[command(after_help = help_tail!("leader cas greeting --expected \"hello world\" --new hi"))]
-    Cas {
-        /// The key.
-        key: String,
-        /// The value KEY must hold; omit to require that KEY is absent.
-        #[arg(long)]
-        expected: Option<String>,
-        /// The value to store; omit to delete.
-        #[arg(long)]
-        new: Option<String>,
-        /// Give up after this long (ms).
-        #[arg(long, default_value_t = 10_000)]
-        deadline_ms: u64,
-    },
-    /// Benchmark writes, reads or a mix: N concurrent clients against the cluster of the config
-    /// (started if not running), or the core alone with --in-memory.
-    #[command(after_help = help_tail!("leader bench --clients 256 --duration 10 --workload mixed=90%"))]
-    Bench(bench::BenchArgs),
-    /// Fuzz the untrusted-input readers (envelope, client request, storage recovery) and the
-    /// core (adversarial decodable messages) for a while; a panic, a broken check or a hang
-    /// fails.
-    #[command(after_help = help_tail!("leader fuzz --target core --seconds 60"))]
-    Fuzz {
-        /// envelope, client-request, storage, core, or all.
-        #[arg(long, default_value = "all")]
-        target: String,
-        /// Seconds per target.
-        #[arg(long, default_value_t = 60)]
-        seconds: u64,
-        /// PRNG seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
-    /// Deterministic simulation: one seed (--seed S) or a sweep (--seeds A..B); a failure
-    /// prints the seed, the property and the last events, and replays from the seed.
-    #[command(after_help = help_tail!("leader sim --seeds 1..10001"))]
-    Sim(sim::SimArgs),
-    /// Ask servers to take a snapshot now (and compact their logs behind it); one line per
-    /// server. Exit 1 if any took none.
-    #[command(after_help = help_tail!("leader snapshot --pid 1"))]
-    Snapshot {
-        /// Only server PID (default: every server of the config).
-        #[arg(long, value_name = "PID")]
-        pid: Option<u64>,
-        /// How long to wait for each server's snapshot to be durable, in ms.
-        #[arg(long, default_value_t = 10_000)]
-        timeout_ms: u64,
-    },
-    /// Write a backup: a fresh snapshot of the leader (or of --pid), checked, to FILE (durably;
-    /// never over an existing file without --force).
-    #[command(after_help = help_tail!("leader backup --out cluster.backup"))]
-    Backup {
-        /// The backup file to write.
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-        /// Back up server PID instead of the leader.
-        #[arg(long, value_name = "PID")]
-        pid: Option<u64>,
-        /// Replace FILE if it exists.
-        #[arg(long)]
-        force: bool,
-        /// How long to wait for the snapshot and for each chunk of it, in ms.
-        #[arg(long, default_value_t = 10_000)]
-        timeout_ms: u64,
-    },
-    /// Seed a NEW server's data directory from a backup (run it once per server of a new
-    /// cluster); refuses a directory that already holds state.
-    #[command(after_help = help_tail!("leader restore cluster.backup --pid 1"))]
-    #[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "data_dir"])))]
-    Restore {
-        /// The backup file (written by `leader backup`).
-        file: PathBuf,
-        /// Seed server PID's data directory (the config's data_dir/<PID>).
-        #[arg(long, value_name = "PID")]
-        pid: Option<u64>,
-        /// Seed this directory (a server's own directory, as `leader --pid N --data-dir DIR`
-        /// uses it); reads no config.
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-    },
-    /// Measure failover: start the cluster, stop the leader ROUNDS times (SIGKILL, or SIGTERM
-    /// with --mode term), report the time to a new leader and to the first acknowledged write;
-    /// or --rolling: restart every server in turn under a write load, report the longest stall.
-    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) on stdout.
-    #[command(after_help = help_tail!("leader completions bash > ~/.local/share/bash-completion/completions/leader"))]
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
-    #[command(after_help = help_tail!("leader failover --rounds 100 --mode term"))]
-    Failover(failover::FailoverArgs),
-}
 
 /// Rewrite Go-style single-dash long flags (`-pid=3`, `-config x`) into clap's `--pid=3`.
 fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
@@ -351,7 +89,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
         _ => "warn",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
-    let key_file = cli.cluster_key.as_ref();
+    let (config_path, key) = match args::resolve_cluster(&cli) {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            eprintln!("leader: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let (config_path, key_file) = (&config_path, key.as_ref());
     if matches!(
         cli.command,
         Some(
@@ -372,13 +117,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
             eprintln!("leader: --pid runs one server; it cannot be combined with a command");
             Err(EXIT_CONFIG)
         }
-        (None, Some(pid)) => run_server(&cli.config, key_file, pid, cli.data_dir),
+        (None, Some(pid)) => run_server(config_path, key_file, pid, cli.data_dir),
         (None, None) => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             eprintln!("leader: nothing to do: give --pid N to run a server, or a command (see leader --help)");
             Err(EXIT_CONFIG)
         }
-        (Some(Cmd::Up { restart }), None) => load_config(&cli.config, key_file).and_then(|c| up::run(&c, restart)),
+        (Some(Cmd::Up { restart, .. }), None) => load_config(config_path, key_file).and_then(|c| up::run(&c, restart)),
         (Some(Cmd::Keygen { out }), None) => match leader::transport::auth::ClusterKey::generate(&out) {
             Ok(()) => {
                 println!(
@@ -392,34 +137,36 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 Err(EXIT_FAILURE)
             }
         },
-        (Some(Cmd::Status { json, verbose, health, max_lag, timeout_ms }), None) => {
+        (Some(Cmd::Status { json, verbose, health, max_lag, timeout_ms, .. }), None) => {
             let options = status::Options {
                 json,
                 verbose,
                 health: health.then_some(max_lag),
                 timeout: Duration::from_millis(timeout_ms),
             };
-            load_config(&cli.config, key_file).and_then(|c| status::run(c, options))
+            load_config(config_path, key_file).and_then(|c| status::run(c, options))
         }
-        (Some(Cmd::Top { interval_ms, count }), None) => {
-            load_config(&cli.config, key_file).and_then(|c| top::run(c, Duration::from_millis(interval_ms), count))
+        (Some(Cmd::Top { interval_ms, count, .. }), None) => {
+            load_config(config_path, key_file).and_then(|c| top::run(c, Duration::from_millis(interval_ms), count))
         }
-        (Some(Cmd::Health { timeout_ms, max_lag }), None) => {
-            load_config(&cli.config, key_file).and_then(|c| health::run(c, Duration::from_millis(timeout_ms), max_lag))
+        (Some(Cmd::Health { timeout_ms, max_lag, .. }), None) => {
+            load_config(config_path, key_file).and_then(|c| health::run(c, Duration::from_millis(timeout_ms), max_lag))
         }
-        (Some(Cmd::Snapshot { pid, timeout_ms }), None) => load_config(&cli.config, key_file)
+        (Some(Cmd::Snapshot { pid, timeout_ms, .. }), None) => load_config(config_path, key_file)
             .and_then(|c| snapshot::run_snapshot(c, pid, Duration::from_millis(timeout_ms))),
-        (Some(Cmd::Backup { out, pid, force, timeout_ms }), None) => load_config(&cli.config, key_file)
+        (Some(Cmd::Backup { out, pid, force, timeout_ms, .. }), None) => load_config(config_path, key_file)
             .and_then(|c| snapshot::run_backup(c, &out, pid, force, Duration::from_millis(timeout_ms))),
         (Some(Cmd::Restore { file, data_dir: Some(dir), .. }), None) => restore::run(&file, &dir),
-        (Some(Cmd::Restore { file, pid: Some(pid), data_dir: None }), None) => load_config(&cli.config, key_file)
+        (Some(Cmd::Restore { file, pid: Some(pid), data_dir: None, .. }), None) => load_config(config_path, key_file)
             .and_then(|c| {
                 snapshot::pids_of(&c, Some(pid)).and_then(|_| restore::run(&file, &c.data_dir_for(NodeId(pid))))
             }),
         (Some(Cmd::Restore { pid: None, data_dir: None, .. }), None) => {
             unreachable!("clap requires --pid or --data-dir")
         }
-        (Some(Cmd::Failover(args)), None) => load_config(&cli.config, key_file).and_then(|c| failover::run(&c, &args)),
+        (Some(Cmd::Failover { args, .. }), None) => {
+            load_config(config_path, key_file).and_then(|c| failover::run(&c, &args))
+        }
         (Some(Cmd::Sim(args)), None) => sim::run_cli(&args),
         (Some(Cmd::Completions { shell }), None) => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -427,27 +174,29 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Ok(())
         }
         (Some(Cmd::Fuzz { target, seconds, seed }), None) => fuzz::run_cli(&target, seconds, seed),
-        (Some(Cmd::Bench(args)), None) if args.floor => bench_floor::run(args.json),
-        (Some(Cmd::Bench(args)), None) if args.in_memory => bench::run_in_memory(&args),
-        (Some(Cmd::Bench(args)), None) => load_config(&cli.config, key_file).and_then(|c| bench::run(c, &args)),
-        (Some(Cmd::Put { key, value, value_file, deadline_ms }), None) => kv::value_bytes(value, value_file.as_deref())
-            .and_then(|value| run_kv(&cli.config, key_file, kv::KvCli::Put { key, value }, deadline_ms)),
-        (Some(Cmd::Get { key, from, via_log, lease, raw, deadline_ms }), None) => {
+        (Some(Cmd::Bench { args, .. }), None) if args.floor => bench_floor::run(args.json),
+        (Some(Cmd::Bench { args, .. }), None) if args.in_memory => bench::run_in_memory(&args),
+        (Some(Cmd::Bench { args, .. }), None) => load_config(config_path, key_file).and_then(|c| bench::run(c, &args)),
+        (Some(Cmd::Put { key, value, value_file, deadline_ms, .. }), None) => {
+            kv::value_bytes(value, value_file.as_deref())
+                .and_then(|value| run_kv(config_path, key_file, kv::KvCli::Put { key, value }, deadline_ms))
+        }
+        (Some(Cmd::Get { key, from, via_log, lease, raw, deadline_ms, .. }), None) => {
             let path = match (via_log, lease) {
                 (true, _) => ReadPath::Log,
                 (false, true) => ReadPath::Lease,
                 (false, false) => ReadPath::ReadIndex,
             };
             let from = from.map_or(ReadFrom::Leader, |pid| ReadFrom::Server(NodeId(pid)));
-            run_kv(&cli.config, key_file, kv::KvCli::Get { key, path, from, raw }, deadline_ms)
+            run_kv(config_path, key_file, kv::KvCli::Get { key, path, from, raw }, deadline_ms)
         }
-        (Some(Cmd::Transfer { to, deadline_ms }), None) => load_config(&cli.config, key_file)
+        (Some(Cmd::Transfer { to, deadline_ms, .. }), None) => load_config(config_path, key_file)
             .and_then(|c| transfer::run(c, to.map(NodeId), Duration::from_millis(deadline_ms))),
-        (Some(Cmd::Delete { key, deadline_ms }), None) => {
-            run_kv(&cli.config, key_file, kv::KvCli::Delete { key }, deadline_ms)
+        (Some(Cmd::Delete { key, deadline_ms, .. }), None) => {
+            run_kv(config_path, key_file, kv::KvCli::Delete { key }, deadline_ms)
         }
-        (Some(Cmd::Cas { key, expected, new, deadline_ms }), None) => {
-            run_kv(&cli.config, key_file, kv::KvCli::Cas { key, expected, new }, deadline_ms)
+        (Some(Cmd::Cas { key, expected, new, deadline_ms, .. }), None) => {
+            run_kv(config_path, key_file, kv::KvCli::Cas { key, expected, new }, deadline_ms)
         }
     };
     match result {
@@ -526,6 +275,7 @@ fn die_quietly_on_closed_pipe() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use args::VERSION_TEXT;
 
     #[test]
     fn every_commands_help_has_an_example_and_the_exit_codes() {
@@ -574,6 +324,6 @@ mod tests {
         assert_eq!(got, args(&["leader", "--pid=3", "--config", "c.json", "-h", "status", "--json"]));
         let cli = Cli::try_parse_from(normalize_go_flags(args(&["leader", "-pid=3"]))).unwrap();
         assert_eq!(cli.pid, Some(3));
-        assert_eq!(cli.config, PathBuf::from("config.json"));
+        assert_eq!(args::resolve_cluster(&cli).unwrap().0, PathBuf::from("config.json"));
     }
 }
