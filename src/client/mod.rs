@@ -379,10 +379,7 @@ impl Client {
 
     /// Propose raw `command` bytes to server `pid` once; the answer or why there is none.
     pub fn propose_to(&mut self, pid: NodeId, command: Vec<u8>) -> Result<(LogIndex, Vec<u8>), CallError> {
-        if command.len() > COMMAND_BYTES_MAX {
-            // The leader would refuse it; say so before sending 1.5 MiB for nothing.
-            return Err(CallError::TooLarge { what: "command", bytes: command.len(), limit: COMMAND_BYTES_MAX });
-        }
+        check_command_size(&command)?;
         let request_id = self.send(pid, Request::Propose { command })?;
         let deadline = Instant::now() + self.timeout;
         match self.receive(pid, request_id, deadline)? {
@@ -398,6 +395,7 @@ impl Client {
     /// machine detects duplicates (the built-in store does, with a client id and sequence
     /// number in each command: thesis §6.3; do the same in yours to get exactly-once).
     pub fn propose(&mut self, command: Vec<u8>) -> Result<(LogIndex, Vec<u8>), CallError> {
+        check_command_size(&command)?;
         self.retry(ReadFrom::Leader, true, |client, target| client.propose_to(target, command.clone()))
     }
 
@@ -506,6 +504,14 @@ impl Client {
             other => Err(CallError::BadResponse(format!("{other:?} to a cas"))),
         }
     }
+}
+
+/// Refuse a command the leader would refuse, before sending 1.5 MiB for nothing.
+fn check_command_size(command: &[u8]) -> Result<(), CallError> {
+    if command.len() > COMMAND_BYTES_MAX {
+        return Err(CallError::TooLarge { what: "command", bytes: command.len(), limit: COMMAND_BYTES_MAX });
+    }
+    Ok(())
 }
 
 /// Refuse a key-value operation over [`KV_DATA_BYTES_MAX`] before anything is sent.
