@@ -323,8 +323,19 @@ class Client:
     def status_all(self):
         """[(pid, Status or CallError)] for every server, asked all at once."""
         deadline = time.monotonic() + self.timeout_s
-        up = self._connected(self.config.pids(), self.timeout_s, any_one=False)
-        sent = [(pid, self._send(pid, w.StatusRequest()) if pid in up else None) for pid in self.config.pids()]
+        # Send to each server as soon as its connection is up, all within one deadline.
+        ids, waiting = {}, list(self.config.pids())
+        while waiting:
+            up = self._connected(waiting, max(0.0, deadline - time.monotonic()))
+            if not up:
+                break
+            for pid in up:
+                try:
+                    ids[pid] = self._send(pid, w.StatusRequest(), 0)
+                except NotConnected:
+                    ids[pid] = None
+            waiting = [p for p in waiting if p not in ids]
+        sent = [(pid, ids.get(pid)) for pid in self.config.pids()]
         answers = []
         for pid, request_id in sent:
             try:

@@ -249,16 +249,29 @@ impl Client {
     /// Ask the servers `pids` for their status, all at once; answers in the order given.
     pub fn status_of(&mut self, pids: &[NodeId]) -> Vec<(NodeId, Result<Status, CallError>)> {
         let deadline = Instant::now() + self.timeout;
-        // Wait for the connections together, then send to each: one deadline for the lot.
-        let up = self.wait_connected(pids, deadline, false);
-        let sent: Vec<(NodeId, Result<u64, CallError>)> = pids
-            .iter()
-            .map(|&p| match self.config.server(p) {
-                Err(e) => (p, Err(CallError::Local(e.to_string()))),
-                Ok(_) if up.contains(&p) => (p, self.send(p, Request::Status)),
-                Ok(_) => (p, Err(CallError::Unreachable)),
-            })
-            .collect();
+        // Send to each server as soon as its connection is up, all within one deadline, so a
+        // server that is down costs the others nothing.
+        let mut sent: BTreeMap<NodeId, Result<u64, CallError>> = BTreeMap::new();
+        let mut waiting: Vec<NodeId> = Vec::new();
+        for &pid in pids {
+            match self.config.server(pid) {
+                Err(e) => drop(sent.insert(pid, Err(CallError::Local(e.to_string())))),
+                Ok(_) => waiting.push(pid),
+            }
+        }
+        while !waiting.is_empty() {
+            let up = self.wait_connected(&waiting, deadline, true);
+            if up.is_empty() {
+                break;
+            }
+            for pid in up {
+                let request_id = self.send(pid, Request::Status);
+                sent.insert(pid, request_id);
+            }
+            waiting.retain(|p| !sent.contains_key(p));
+        }
+        let sent: Vec<(NodeId, Result<u64, CallError>)> =
+            pids.iter().map(|p| (*p, sent.remove(p).unwrap_or(Err(CallError::Unreachable)))).collect();
         sent.into_iter()
             .map(|(pid, request_id)| {
                 let answer = request_id.and_then(|id| self.receive(pid, id, deadline)).and_then(|body| match body {

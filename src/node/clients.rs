@@ -86,8 +86,8 @@ impl Runtime {
             let Some(frame) = frames.pop() else { continue };
             // With a cluster key, an unauthenticated request is not decoded; it is answered
             // with one small unsealed frame, so that a client without the key (or with another)
-            // can tell "wrong key" from "no server" (docs/security.md: bounded, never larger
-            // than 24 bytes, only to the connection that sent it).
+            // can tell "wrong key" from "no server" (docs/security.md: bounded, 18 bytes,
+            // one per request, only to the connection that sent it).
             let Some(body) = auth::open(self.client.key.as_ref(), &frame) else {
                 super::lock(&self.shared.drops).count(crate::transport::DropReason::BadMac);
                 frames.push(encode(&ClientResponse {
