@@ -5,12 +5,14 @@ mod common;
 
 use common::{wait_for, InProcessCluster, TestConfig, TOLERANCE};
 use leader::client::{CallError, Client};
-use leader::codec::encode;
+use leader::codec::{decode, encode};
 use leader::core::{AppendEntries, Entry, LogIndex, Message, NodeId, RequestVote, Role, Term};
 use leader::kv::{KvCommand, KvOp};
 use leader::node::{NodeOptions, Server};
 use leader::transport::auth::ClusterKey;
-use leader::transport::client_wire::{ClientRequest, Request, CLIENT_WIRE_VERSION};
+use leader::transport::client_wire::{
+    ClientError, ClientRequest, ClientResponse, Request, Response, CLIENT_WIRE_VERSION,
+};
 use leader::transport::{Body, Envelope, WIRE_VERSION};
 use std::time::Duration;
 
@@ -80,7 +82,16 @@ fn a_rogue_without_the_key_cannot_move_terms_steal_leadership_or_write() {
         });
         dealer.send_multipart([&b""[..], &request], 0).unwrap();
         dealer.send_multipart([&b""[..], &wrong.seal(request)], 0).unwrap();
-        assert_eq!(dealer.poll(zmq::POLLIN, 300).unwrap(), 0, "a forged request gets no answer");
+        // Each forged request gets one small unsealed `Unauthenticated`, nothing else.
+        for _ in 0..2 {
+            assert_eq!(dealer.poll(zmq::POLLIN, 2000).unwrap(), 1, "an unauthenticated request is answered");
+            let frames = dealer.recv_multipart(0).unwrap();
+            let answer: ClientResponse = decode(frames.last().unwrap(), 1024).expect("an unsealed ClientResponse");
+            assert_eq!(answer.request_id, 0);
+            assert_eq!(answer.body, Response::Error(ClientError::Unauthenticated));
+            assert!(frames.last().unwrap().len() <= 24, "bounded: {} bytes", frames.last().unwrap().len());
+        }
+        assert_eq!(dealer.poll(zmq::POLLIN, 100).unwrap(), 0, "one answer per forged request");
     }
     wait_for(TOLERANCE, "every forged frame to be dropped", || {
         let dropped: u64 = cluster.servers.values().map(|s| s.drop_counts().bad_mac).sum();
@@ -93,12 +104,11 @@ fn a_rogue_without_the_key_cannot_move_terms_steal_leadership_or_write() {
     let mut client = Client::new(config.clone()).with_key(Some(key));
     assert_eq!(client.get(b"owned").unwrap(), None, "no forged write was applied");
     client.put(b"real", b"1").unwrap();
-    // A client without the key (or with another) gets no answer at all.
-    let mut keyless = Client::new(config.clone()).with_key(None).with_operation_deadline(Duration::from_millis(800));
-    assert_eq!(keyless.get(b"real"), Err(CallError::NoAnswer { write: false }));
-    let put = keyless.put(b"real", b"2");
-    assert_eq!(put, Err(CallError::NoAnswer { write: true }));
-    assert!(put.unwrap_err().to_string().contains("does this client have the cluster key"), "the hint");
+    // A client without the key is told so; nothing it sent was applied.
+    let mut keyless = Client::new(config.clone()).with_key(None);
+    assert!(matches!(keyless.get(b"real"), Err(CallError::Unauthenticated { .. })));
+    assert!(matches!(keyless.put(b"real", b"2"), Err(CallError::Unauthenticated { .. })));
+    assert_eq!(client.get(b"real").unwrap().as_deref(), Some(&b"1"[..]));
     cluster.finish();
 }
 
@@ -147,5 +157,82 @@ fn the_benchmark_writes_to_a_keyed_cluster() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let figures: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert!(figures["ops"].as_u64() >= Some(50), "{figures}");
+    cluster.finish();
+}
+
+/// `leader ARGS` against `config`: its exit code, stderr, and how long it took.
+fn cli(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String, Duration) {
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leader"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run leader");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), start.elapsed())
+}
+
+/// Each way a client's key can disagree with the servers' gets its own message from `get` and
+/// `put`, well before the 10 s deadline, and exit 1: none looks like a dead cluster.
+fn assert_key_mismatch(config: &std::path::Path, extra: &[&str], expected: &str) {
+    for op in [&["get", "k"][..], &["put", "k", "v"][..]] {
+        let args: Vec<&str> = op.iter().chain(extra).copied().collect();
+        let (code, stderr, took) = cli(config, &args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("may still apply"), "{args:?}: {stderr}");
+        assert!(took < Duration::from_secs(3), "{args:?} took {took:?}");
+    }
+}
+
+#[test]
+fn a_keyless_client_of_a_keyed_cluster_is_told_it_lacks_the_key() {
+    let (mut cluster, _) = keyed_cluster();
+    // The same servers (so the same cluster id) without `cluster_key_file`.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cluster.test.path).unwrap()).unwrap();
+    json["object"].as_object_mut().unwrap().remove("cluster_key_file");
+    let keyless = cluster.test.dir.path().join("keyless.json");
+    std::fs::write(&keyless, json.to_string()).unwrap();
+    assert_key_mismatch(
+        &keyless,
+        &[],
+        "requires the cluster key (cluster_key_file / --cluster-key); this client has none",
+    );
+    let before: u64 = cluster.servers.values().map(|s| s.drop_counts().bad_mac).sum();
+    assert!(before >= 2, "the servers count what they refused ({before})");
+    cluster.wait_leader("after the keyless client");
+    cluster.finish();
+}
+
+#[test]
+fn a_client_with_another_key_is_told_its_key_differs() {
+    let (mut cluster, _) = keyed_cluster();
+    let other = cluster.test.dir.path().join("other.key");
+    ClusterKey::generate(&other).unwrap();
+    let path = cluster.test.path.clone();
+    assert_key_mismatch(
+        &path,
+        &["--cluster-key", other.to_str().unwrap()],
+        "no server answered; 3 servers answered frames with a bad MAC: this client's cluster key differs",
+    );
+    cluster.wait_leader("after the client with another key");
+    cluster.finish();
+}
+
+#[test]
+fn a_keyed_client_of_a_keyless_cluster_is_told_its_key_differs() {
+    let mut cluster = InProcessCluster::start(3, 200, 50);
+    cluster.wait_leader("first election");
+    let key = cluster.test.dir.path().join("client.key");
+    ClusterKey::generate(&key).unwrap();
+    let path = cluster.test.path.clone();
+    assert_key_mismatch(
+        &path,
+        &["--cluster-key", key.to_str().unwrap()],
+        "answered frames with a bad MAC: this client's cluster key differs from the servers'",
+    );
     cluster.finish();
 }

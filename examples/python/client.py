@@ -55,6 +55,8 @@ except ImportError:  # pragma: no cover
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 PER_REQUEST_TIMEOUT_S = 1.0   # the Rust CLI's per-request timeout for key-value commands
+CONNECT_WAIT_S = 1.0          # as the Rust client: no connection to any server within this: fail
+ATTEMPT_CONNECT_WAIT_S = 0.1  # one attempt waits this long for its target's connection
 
 
 class CallError(Exception):
@@ -83,6 +85,8 @@ class Refused(CallError):
             return "dropped by a leader change (outcome unknown)"
         if isinstance(e, w.Unavailable):
             return f"unavailable: {e.reason}"
+        if isinstance(e, w.Unauthenticated):
+            return "the server requires the cluster key (cluster_key_file / --cluster-key)"
         return "server busy"
 
 
@@ -94,6 +98,139 @@ class BadResponse(CallError):
 class Timeout(CallError):
     def __str__(self) -> str:
         return "timed out: no leader applied the operation in time (it may still apply)"
+
+
+class NotConnected(Unreachable):
+    """No connection to the server (ZMQ_IMMEDIATE): nothing was sent."""
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+class ReadTimeout(CallError):
+    def __str__(self) -> str:
+        return "timed out: no server answered the read in time (nothing was changed)"
+
+
+class NoAnswer(CallError):
+    def __init__(self, write: bool):
+        super().__init__()
+        self.write = write
+
+    def __str__(self) -> str:
+        tail = "; the write may still apply if a server received it" if self.write else ""
+        return "timed out: servers accepted connections but none answered (stuck or overloaded?)" + tail
+
+
+class NothingReachable(CallError):
+    def __init__(self, servers: int):
+        super().__init__()
+        self.servers = servers
+
+    def __str__(self) -> str:
+        return (f"nothing reachable: none of the {_plural(self.servers, 'server', 'servers')} accepts "
+                "connections (are they running? check the config's client_url); nothing was sent")
+
+
+class NoLeader(CallError):
+    def __init__(self, servers: int, said):
+        super().__init__()
+        self.servers, self.said = servers, said
+
+    def __str__(self) -> str:
+        verb = "answers" if len(self.said) == 1 else "answer"
+        what = "; ".join(f"server {pid}: {s}" for pid, s in self.said)
+        return (f"no leader: {len(self.said)} of {self.servers} servers {verb}, none leads: no quorum? "
+                f"({what}); nothing was changed")
+
+
+class Unauthenticated(CallError):
+    def __init__(self, server: int):
+        super().__init__()
+        self.server = server
+
+    def __str__(self) -> str:
+        return (f"server {self.server} requires the cluster key (cluster_key_file / --cluster-key); "
+                "this client has none")
+
+
+class BadKey(CallError):
+    def __init__(self, servers: int):
+        super().__init__()
+        self.servers = servers
+
+    def __str__(self) -> str:
+        return (f"no server answered; {_plural(self.servers, 'server', 'servers')} answered frames with a "
+                "bad MAC: this client's cluster key differs from the servers' (cluster_key_file / "
+                "--cluster-key)")
+
+
+class TooLarge(CallError):
+    """Refused before anything is sent (exit 2)."""
+
+    def __init__(self, what: str, size: int, limit: int):
+        super().__init__()
+        self.what, self.size, self.limit = what, size, limit
+
+    def __str__(self) -> str:
+        human = f"{self.limit / (1 << 20):g} MiB" if self.limit % (1 << 19) == 0 else f"{self.limit >> 10} KiB"
+        if self.what == "key and value":
+            return f"value too large: key and value are {self.size} bytes (limit {self.limit}, {human})"
+        return f"{self.what} too large: {self.size} bytes (limit {self.limit}, {human})"
+
+
+def _data_len(op) -> int:
+    """Bytes of key and value(s) of a KvOp: what KV_DATA_BYTES_MAX bounds."""
+    return sum(len(getattr(op, f, None) or b"") for f in ("key", "value", "expected", "new"))
+
+
+class _Attempts:
+    """What one operation's attempts saw, and the error it ends with (the Rust client's rules,
+    src/client/attempts.rs)."""
+
+    def __init__(self, targets, write: bool):
+        self.targets, self.write = set(targets), write
+        self.tried, self.connected, self.bad_mac = set(), set(), set()
+        self.said = {}
+        self.maybe_applied = self.read_lost = False
+
+    def record(self, pid: int, error: CallError) -> None:
+        self.tried.add(pid)
+        if isinstance(error, NotConnected):
+            return
+        self.connected.add(pid)
+        if isinstance(error, Unreachable):
+            if self.write:
+                self.maybe_applied = True
+            else:
+                self.read_lost = True
+        elif isinstance(error, BadKey):
+            self.bad_mac.add(pid)
+        elif isinstance(error, Refused):
+            if isinstance(error.error, w.Dropped) and self.write:
+                self.maybe_applied = True
+            self.said[pid] = str(error)
+        else:
+            self.said[pid] = str(error)
+
+    def conclusive(self):
+        if self.targets <= self.tried and self.bad_mac and not self.said and not self.maybe_applied:
+            return BadKey(len(self.bad_mac))
+        return None
+
+    def verdict(self) -> CallError:
+        if self.maybe_applied:
+            return Timeout() if self.said else NoAnswer(True)
+        if self.said:
+            return NoLeader(len(self.targets), sorted(self.said.items()))
+        if self.bad_mac:
+            return BadKey(len(self.bad_mac))
+        if self.read_lost:
+            return NoAnswer(False)
+        if not self.connected:
+            return NothingReachable(len(self.targets))
+        return NoAnswer(False) if self.write else ReadTimeout()
 
 
 class Client:
@@ -118,19 +255,42 @@ class Client:
         if pid not in self.sockets:
             s = self.ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.IMMEDIATE, 1)  # send only over a completed connection
+            s.setsockopt(zmq.MAXMSGSIZE, w.RESPONSE_BYTES_MAX + w.TAG_BYTES)
             s.connect(self.config.server(pid).client_endpoint)
             self.sockets[pid] = s
         return self.sockets[pid]
 
-    def _send(self, pid: int, body) -> int:
+    def _connected(self, pids, wait_s: float, any_one: bool = True):
+        """The servers among `pids` with a completed connection within `wait_s`."""
+        poller = zmq.Poller()
+        for pid in pids:
+            poller.register(self._socket(pid), zmq.POLLOUT)
+        deadline, up = time.monotonic() + wait_s, set()
+        while True:
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            ready = dict(poller.poll(left_ms))
+            for pid in pids:
+                if pid not in up and ready.get(self.sockets[pid], 0) & zmq.POLLOUT:
+                    up.add(pid)
+                    poller.unregister(self.sockets[pid])
+            if time.monotonic() >= deadline or (any_one and up) or len(up) == len(pids):
+                return up
+
+    def _send(self, pid: int, body, connect_wait_s=None) -> int:
         request_id = self.next_request_id
         self.next_request_id += 1
         request = w.ClientRequest(w.CLIENT_WIRE_VERSION, self.config.cluster_id, request_id, body)
+        frame = w.seal(self.key, w.encode_client_request(request))
+        if len(frame) > w.CLIENT_REQUEST_BYTES_MAX:
+            raise TooLarge("request", len(frame), w.CLIENT_REQUEST_BYTES_MAX)
+        wait = self.timeout_s if connect_wait_s is None else connect_wait_s
+        if not self._connected([pid], wait):
+            raise NotConnected()
         try:
-            frame = w.seal(self.key, w.encode_client_request(request))
             self._socket(pid).send_multipart([b"", frame], zmq.DONTWAIT)
         except zmq.Again:
-            pass  # nothing queued: the deadline will report the server unreachable
+            raise NotConnected() from None
         return request_id
 
     def _receive(self, pid: int, request_id: int, deadline: float):
@@ -144,13 +304,17 @@ class Client:
                 continue
             message = w.unseal(self.key, s.recv_multipart()[-1])
             if message is None:
-                raise BadResponse("the response's MAC does not verify: wrong cluster key?")
+                # An unsealed Unauthenticated under another key, or a keyless server's
+                # BadRequest to a tagged request (docs/security.md).
+                raise BadKey(1)
             try:
                 response = w.decode_client_response(message)
             except w.WireError as e:
                 raise BadResponse(str(e)) from None
             if response.version != w.CLIENT_WIRE_VERSION:
                 raise BadResponse(f"protocol version {response.version}")
+            if isinstance(response.body, w.Unauthenticated):
+                raise Unauthenticated(pid)
             # request_id 0: the server could not decode our request (BadRequest).
             if response.request_id in (request_id, 0):
                 return response.body
@@ -158,11 +322,25 @@ class Client:
 
     def status_all(self):
         """[(pid, Status or CallError)] for every server, asked all at once."""
-        sent = [(pid, self._send(pid, w.StatusRequest())) for pid in self.config.pids()]
         deadline = time.monotonic() + self.timeout_s
+        # Send to each server as soon as its connection is up, all within one deadline.
+        ids, waiting = {}, list(self.config.pids())
+        while waiting:
+            up = self._connected(waiting, max(0.0, deadline - time.monotonic()))
+            if not up:
+                break
+            for pid in up:
+                try:
+                    ids[pid] = self._send(pid, w.StatusRequest(), 0)
+                except NotConnected:
+                    ids[pid] = None
+            waiting = [p for p in waiting if p not in ids]
+        sent = [(pid, ids.get(pid)) for pid in self.config.pids()]
         answers = []
         for pid, request_id in sent:
             try:
+                if request_id is None:
+                    raise Unreachable()
                 body = self._receive(pid, request_id, deadline)
                 if isinstance(body, w.Status):
                     answers.append((pid, body))
@@ -185,8 +363,10 @@ class Client:
             raise BadResponse(f"{body!r} to a counters request")
         raise Refused(body)
 
-    def propose_to(self, pid: int, command: bytes, give_up_at: float = float("inf")):
-        request_id = self._send(pid, w.Propose(command))
+    def propose_to(self, pid: int, command: bytes, give_up_at: float = float("inf"), connect_wait_s=None):
+        if len(command) > w.COMMAND_BYTES_MAX:
+            raise TooLarge("command", len(command), w.COMMAND_BYTES_MAX)
+        request_id = self._send(pid, w.Propose(command), connect_wait_s)
         body = self._receive(pid, request_id, min(time.monotonic() + self.timeout_s, give_up_at))
         if isinstance(body, w.Applied):
             return body.index, body.result
@@ -194,18 +374,19 @@ class Client:
             raise BadResponse(f"{body!r} to a proposal")
         raise Refused(body)
 
-    def _request(self, pid: int, body, give_up_at: float = float("inf"), timeout_s=None):
+    def _request(self, pid: int, body, give_up_at: float = float("inf"), timeout_s=None, connect_wait_s=None):
         """One request to `pid`; its answer's body, or Refused for a ClientError."""
-        request_id = self._send(pid, body)
+        request_id = self._send(pid, body, connect_wait_s)
         wait = self.timeout_s if timeout_s is None else timeout_s
         answer = self._receive(pid, request_id, min(time.monotonic() + wait, give_up_at))
         if isinstance(answer, (w.BadRequest, w.WrongCluster, w.NotLeader, w.Dropped, w.Busy, w.Unavailable)):
             raise Refused(answer)
         return answer
 
-    def _targets(self, deadline, server=None):
+    def _targets(self, deadline, server=None, seen=None):
         """The servers to try, one per attempt, until `deadline`: `server` alone if given, else
-        the leader hint, else round-robin in pid order from the second (docs/wire.md)."""
+        the leader hint, else round-robin in pid order from the second (docs/wire.md),
+        skipping servers whose answers failed the MAC check."""
         pids = self.config.pids()
         next_guess = 0
         while time.monotonic() < deadline:
@@ -215,6 +396,10 @@ class Client:
                 yield self.leader_hint
             else:
                 next_guess += 1
+                for _ in pids:
+                    if seen is None or pids[next_guess % len(pids)] not in seen.bad_mac:
+                        break
+                    next_guess += 1
                 yield pids[next_guess % len(pids)]
 
     def read(self, key: bytes, mode=w.ReadMode.READ_INDEX, server=None):
@@ -223,13 +408,18 @@ class Client:
         the leader (following redirects as `execute` does), or, with `server`, from that server
         only (a follower read: it asks the leader for a read index). (read index, KvResponse)
         or CallError. A read changes nothing, so every retry is safe."""
+        if len(key) > w.KV_DATA_BYTES_MAX:
+            raise TooLarge("key and value", len(key), w.KV_DATA_BYTES_MAX)
         query = w.encode_kv_command(w.KvCommand(0, 0, w.Get(key)))
         deadline = time.monotonic() + self.deadline_s
         pids = self.config.pids()
-        for target in self._targets(deadline, server):
+        seen = self._start([server] if server is not None else pids, False, deadline)
+        for target in self._targets(deadline, server, seen):
             try:
-                body = self._request(target, w.Read(query, w.ReadMode(mode)), deadline)
+                body = self._request(target, w.Read(query, w.ReadMode(mode)), deadline,
+                                     connect_wait_s=ATTEMPT_CONNECT_WAIT_S)
             except Refused as e:
+                seen.record(target, e)
                 if isinstance(e.error, w.NotLeader):
                     if server is not None:
                         time.sleep(0.02)  # it knows no leader to ask for a read index: wait
@@ -243,9 +433,12 @@ class Client:
                 else:
                     raise  # BadRequest, WrongCluster, Unavailable: retrying cannot help
                 continue
-            except (Unreachable, BadResponse):
+            except (Unreachable, BadResponse, BadKey) as e:
+                seen.record(target, e)
                 if server is None:
                     self.leader_hint = None
+                if seen.conclusive():
+                    raise seen.conclusive() from None
                 continue
             if not isinstance(body, w.Applied):
                 raise BadResponse(f"{body!r} to a read")
@@ -255,7 +448,17 @@ class Client:
                 return body.index, w.decode_kv_response(body.result, w.RESPONSE_BYTES_MAX)
             except w.WireError as e:
                 raise BadResponse(str(e)) from None
-        raise Timeout()
+        raise seen.verdict()
+
+    def _start(self, targets, write: bool, deadline: float) -> _Attempts:
+        """An operation's first step: wait up to CONNECT_WAIT_S for any connection; fail fast
+        with NothingReachable when none comes."""
+        seen = _Attempts(targets, write)
+        up = self._connected(targets, max(0.0, min(CONNECT_WAIT_S, deadline - time.monotonic())))
+        if not up:
+            raise NothingReachable(len(targets))
+        seen.connected |= up
+        return seen
 
     def transfer(self, to=None):
         """Hand leadership over (Request tag 6) to server `to`, or to the leader's choice:
@@ -332,14 +535,18 @@ class Client:
 
     def execute(self, op):
         """Run one KvOp through the leader; (index, KvResponse) or CallError."""
+        if _data_len(op) > w.KV_DATA_BYTES_MAX:
+            raise TooLarge("key and value", _data_len(op), w.KV_DATA_BYTES_MAX)
         self.seq += 1
         command = w.encode_kv_command(w.KvCommand(self.client_id, self.seq, op))
         deadline = time.monotonic() + self.deadline_s
         pids = self.config.pids()
-        for target in self._targets(deadline):
+        seen = self._start(pids, True, deadline)
+        for target in self._targets(deadline, seen=seen):
             try:
-                index, result = self.propose_to(target, command, deadline)
+                index, result = self.propose_to(target, command, deadline, ATTEMPT_CONNECT_WAIT_S)
             except Refused as e:
+                seen.record(target, e)
                 if isinstance(e.error, w.NotLeader):
                     self.leader_hint = e.error.leader if e.error.leader != target else None
                     if self.leader_hint is None:
@@ -351,15 +558,18 @@ class Client:
                 else:
                     raise  # BadRequest, WrongCluster: retrying cannot help
                 continue
-            except (Unreachable, BadResponse):
+            except (Unreachable, BadResponse, BadKey) as e:
+                seen.record(target, e)
                 self.leader_hint = None
+                if seen.conclusive():
+                    raise seen.conclusive() from None
                 continue
             self.leader_hint = target
             try:
                 return index, w.decode_kv_response(result, w.RESPONSE_BYTES_MAX)
             except w.WireError as e:
                 raise BadResponse(str(e)) from None
-        raise Timeout()
+        raise seen.verdict()
 
 
 def status_json_line(pid: int, answer, dropped=None) -> str:
@@ -570,6 +780,9 @@ def main(argv) -> int:
                 print(f"leader: {args.key}: not swapped; current value {current}", file=sys.stderr)
                 return EXIT_FAILURE
             print(f"swapped; now {current}")
+    except TooLarge as e:
+        print(f"leader: {e}", file=sys.stderr)
+        return EXIT_CONFIG  # bad input, refused before anything was sent
     except CallError as e:
         print(f"leader: {e}", file=sys.stderr)
         return EXIT_FAILURE

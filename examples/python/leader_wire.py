@@ -37,7 +37,7 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
                                 last_applied, last_index)                   tag 0
                          a ClientError: BadRequest(reason) | WrongCluster(expected) |
                                 NotLeader(leader) | Dropped() | Busy() |
-                                Unavailable(reason)                          tag 1
+                                Unavailable(reason) | Unauthenticated()      tag 1
                          Applied(index, result)                              tag 2
                          Counters(counters: [Counter(name, value)])          tag 3
                          Snapshot(index, term, total_len)                    tag 4
@@ -62,7 +62,7 @@ API
     encode_client_request(req)             decode_client_request(data, limit=CLIENT_REQUEST_BYTES_MAX)
     encode_client_response(resp)           decode_client_response(data, limit=RESPONSE_BYTES_MAX)
     encode_kv_command(cmd)                 decode_kv_command(data, limit=KV_BYTES_MAX)
-    encode_kv_response(resp)              decode_kv_response(data, limit=KV_BYTES_MAX)
+    encode_kv_response(resp)              decode_kv_response(data, limit=RESPONSE_BYTES_MAX)
     encode_entry(entry)                    decode_entry(data, limit=ENVELOPE_BYTES_MAX)
     encode_snapshot_image(SnapshotImage)   decode_snapshot_image(image, last_index=None, last_term=None)
     decode_snapshot_header(image)          (the LDSN snapshot file of docs/storage.md; SnapshotImageError)
@@ -111,12 +111,15 @@ from typing import List, Optional, Sequence, Union
 
 WIRE_VERSION = 1                    # Envelope.version
 CLIENT_WIRE_VERSION = 1             # ClientRequest.version / ClientResponse.version
-ENVELOPE_BYTES_MAX = 1 << 20        # 1 MiB: the PULL socket's ZMQ_MAXMSGSIZE
-CLIENT_REQUEST_BYTES_MAX = 64 << 10  # 64 KiB
-# Not in docs/wire.md: the Rust client accepts responses up to 16 MiB, and the Rust store
-# decodes KvCommands up to 1 MiB. We use the same figures.
+# Size limits (docs/wire.md §2; every frame limit counts the tag when a key is set).
+COMMAND_BYTES_MAX = (3 << 19) + 1024  # 1.5 MiB + 1 KiB: the largest command a leader appends
+ENVELOPE_BYTES_MAX = 2 << 20        # 2 MiB: the PULL socket's ZMQ_MAXMSGSIZE
+CLIENT_REQUEST_BYTES_MAX = COMMAND_BYTES_MAX + 1024  # 1.5 MiB + 2 KiB: the ROUTER's ZMQ_MAXMSGSIZE
+KV_DATA_BYTES_MAX = 3 << 19         # 1.5 MiB: key and value(s) of one KV operation together
+# The Rust client accepts responses up to 16 MiB, and the Rust store decodes KvCommands up to
+# COMMAND_BYTES_MAX. We use the same figures.
 RESPONSE_BYTES_MAX = 16 << 20
-KV_BYTES_MAX = 1 << 20
+KV_BYTES_MAX = COMMAND_BYTES_MAX
 # Not in docs/wire.md: Rust servers ignore Raft messages whose term is above this (u64::MAX / 2).
 TERM_MAX = (1 << 63) - 1
 TAG_BYTES = 32                      # HMAC-SHA256 tag appended to every frame when a key is set
@@ -399,7 +402,13 @@ class Unavailable:            # ClientError tag 5: not served now (an abandoned 
     reason: str
 
 
-ClientError = Union[BadRequest, WrongCluster, NotLeader, Dropped, Busy, Unavailable]  # Response tag 1
+@dataclass(frozen=True)
+class Unauthenticated:        # ClientError tag 6: the server requires the cluster key; sent
+    pass                      # unsealed with request_id 0 to a frame whose tag did not verify
+
+
+ClientError = Union[BadRequest, WrongCluster, NotLeader, Dropped, Busy, Unavailable,
+                    Unauthenticated]  # Response tag 1
 
 
 @dataclass(frozen=True)
@@ -1108,6 +1117,8 @@ def encode_client_response(resp: ClientResponse) -> bytes:
             w.u32(4)
         elif isinstance(b, Unavailable):
             w.u32(5); w.string(b.reason)
+        elif isinstance(b, Unauthenticated):
+            w.u32(6)
         else:
             raise TypeError(f"not a Response: {b!r}")
     return w.done()
@@ -1121,7 +1132,7 @@ def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> Clie
     if tag == 0:
         body = _decode_status(r)
     elif tag == 1:
-        etag = r.tag("ClientError", 6)
+        etag = r.tag("ClientError", 7)
         if etag == 0:
             body = BadRequest(r.string())
         elif etag == 1:
@@ -1132,8 +1143,10 @@ def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> Clie
             body = Dropped()
         elif etag == 4:
             body = Busy()
-        else:
+        elif etag == 5:
             body = Unavailable(r.string())
+        else:
+            body = Unauthenticated()
     elif tag == 2:
         body = Applied(index=r.u64(), result=r.bytes())
     elif tag == 3:
@@ -1237,7 +1250,7 @@ def encode_kv_response(resp: KvResponse) -> bytes:
     return w.done()
 
 
-def decode_kv_response(data: bytes, limit: int = KV_BYTES_MAX) -> KvResponse:
+def decode_kv_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> KvResponse:
     r = Reader(data, limit)
     tag = r.tag("KvResponse", 6)
     resp: KvResponse

@@ -75,8 +75,15 @@ pub struct AppendEntriesResponse {
     pub conflict_term: Term,
 }
 
+/// Largest command (an [`Entry`]'s `data`) a leader appends, in bytes: 1.5 MiB + 1 KiB
+/// (1,573,888), so that the key-value store's 1.5 MiB of key and value (etcd's default request
+/// limit) fits with its framing. The driver refuses a larger proposal at once; the envelope
+/// limit is sized so that an AppendEntries carrying one such entry still travels (a message
+/// holds at least one entry, whatever its byte budget).
+pub const COMMAND_BYTES_MAX: usize = (3 << 19) + 1024;
+
 /// Largest chunk of a snapshot image one [`InstallSnapshot`] carries (bytes): well inside the
-/// transport's 1 MiB envelope limit, large enough that a 100 MB snapshot is 400 messages.
+/// transport's 2 MiB envelope limit, large enough that a 100 MB snapshot is 400 messages.
 pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 256 << 10;
 
 /// Length of the chunk of a `total`-byte image that starts at `offset` (every chunk is

@@ -37,7 +37,7 @@ mod vote_log_tests;
 pub use message::{
     snapshot_chunk_len, AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse,
     LeaderCheck, LeaderCheckResponse, Message, Outgoing, ReadIndex, ReadIndexResponse, RequestVote,
-    RequestVoteResponse, TimeoutNow, SNAPSHOT_CHUNK_BYTES_MAX,
+    RequestVoteResponse, TimeoutNow, COMMAND_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
 };
 pub use planted::PlantedBugs;
 pub use progress::{Progress, ProgressState, SnapshotSend};

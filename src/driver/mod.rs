@@ -24,7 +24,7 @@
 
 use crate::core::{
     Entry, HardState, IndexRange, LogIndex, Message, NodeId, Outgoing, PlantedBugs, ProposeError, Raft, Ready, Role,
-    SnapshotChunk, SoftState, Term,
+    SnapshotChunk, SoftState, Term, COMMAND_BYTES_MAX,
 };
 use crate::kv::{SnapshotJob, StateMachine};
 use crate::storage::{Snapshot, SnapshotMeta};
@@ -213,6 +213,17 @@ impl<M: StateMachine, T> Driver<M, T> {
             for (token, _) in proposals {
                 io.answer(token, Err(ClientError::Busy));
             }
+            return;
+        }
+        // A larger entry could not travel in an envelope: refuse it now, not after it is in
+        // the log where no follower could ever receive it.
+        let (proposals, oversize): (Vec<_>, Vec<_>) =
+            proposals.into_iter().partition(|(_, command)| command.len() <= COMMAND_BYTES_MAX);
+        for (token, command) in oversize {
+            let why = format!("command of {} bytes; the limit is {COMMAND_BYTES_MAX}", command.len());
+            io.answer(token, Err(ClientError::BadRequest(why)));
+        }
+        if proposals.is_empty() {
             return;
         }
         let (tokens, commands): (Vec<T>, Vec<Vec<u8>>) = proposals.into_iter().unzip();

@@ -92,14 +92,36 @@ impl<S: StateMachine + ?Sized> StateMachine for Box<S> {
     }
 }
 
-/// Largest key-value command accepted for decoding (bytes): bounds what a malformed entry can
-/// make the state machine allocate.
-pub const KV_COMMAND_BYTES_MAX: usize = 1 << 20;
+/// Largest key-value command accepted for decoding (bytes): the largest command a leader
+/// appends ([`COMMAND_BYTES_MAX`](crate::core::COMMAND_BYTES_MAX)); bounds what a malformed
+/// entry can make the state machine allocate.
+pub const KV_COMMAND_BYTES_MAX: usize = crate::core::COMMAND_BYTES_MAX;
+
+/// Largest key and value(s) of one key-value operation together, in bytes: 1.5 MiB
+/// (1,572,864, etcd's default request limit). A `put`'s key plus value, a `cas`'s key plus
+/// expected plus new value. The client refuses more before sending anything; the command's own
+/// framing (46 bytes at most, a `Cas`) fits in the rest of [`KV_COMMAND_BYTES_MAX`].
+pub const KV_DATA_BYTES_MAX: usize = 3 << 19;
+
+const _: () = assert!(KV_DATA_BYTES_MAX + 64 <= KV_COMMAND_BYTES_MAX);
 
 /// Client sessions remembered for duplicate detection; the least recently used is forgotten
 /// beyond this, so memory stays bounded (a client idle that long gets `UnknownSession`-style
 /// treatment: its retried write would apply again, the documented limit).
 pub const SESSIONS_MAX: usize = 100_000;
+
+impl KvOp {
+    /// Bytes of key and value(s) it carries: what [`KV_DATA_BYTES_MAX`] bounds.
+    pub fn data_len(&self) -> usize {
+        match self {
+            KvOp::Put { key, value } => key.len() + value.len(),
+            KvOp::Get { key } | KvOp::Delete { key } => key.len(),
+            KvOp::Cas { key, expected, new } => {
+                key.len() + expected.as_ref().map_or(0, Vec::len) + new.as_ref().map_or(0, Vec::len)
+            }
+        }
+    }
+}
 
 /// A key-value command: the operation plus its client session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -86,9 +86,20 @@ impl Runtime {
                 break;
             };
             let Some(frame) = frames.pop() else { continue };
-            // With a cluster key, an unauthenticated request is dropped before decoding.
+            // With a cluster key, an unauthenticated request is not decoded; it is answered
+            // with one small unsealed frame, so that a client without the key (or with another)
+            // can tell "wrong key" from "no server" (docs/security.md: bounded, 18 bytes,
+            // one per request, only to the connection that sent it).
             let Some(body) = auth::open(self.client.key.as_ref(), &frame) else {
                 super::lock(&self.shared.drops).count(crate::transport::DropReason::BadMac);
+                frames.push(encode(&ClientResponse {
+                    version: CLIENT_WIRE_VERSION,
+                    request_id: 0,
+                    body: Response::Error(ClientError::Unauthenticated),
+                }));
+                if let Err(e) = self.client.socket.send_multipart(frames, zmq::DONTWAIT) {
+                    log::debug!("unauthenticated answer dropped: {e}");
+                }
                 continue;
             };
             match self.check_request(body) {

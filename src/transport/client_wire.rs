@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 /// Version of the client protocol; the first two bytes of every request and response.
 pub const CLIENT_WIRE_VERSION: u16 = 1;
 
-/// Largest client request accepted (64 KiB): a status request is 20 bytes.
-pub const CLIENT_REQUEST_BYTES_MAX: usize = 64 << 10;
+/// Largest client request frame accepted, tag included: 1.5 MiB + 2 KiB (1,574,912 bytes), so
+/// that a `Propose` carrying the largest command
+/// ([`COMMAND_BYTES_MAX`](crate::core::COMMAND_BYTES_MAX)) fits with its 30 bytes of request
+/// framing and a 32-byte tag. A status request is 20 bytes.
+pub const CLIENT_REQUEST_BYTES_MAX: usize = crate::core::COMMAND_BYTES_MAX + 1024;
 
 /// A request to a server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +251,11 @@ pub enum ClientError {
     /// The request cannot be served now, for the reason given (e.g. a leadership transfer
     /// that was abandoned, or a state machine that answers no queries).
     Unavailable(String),
+    /// The server requires the cluster key and the request's frame did not verify under it
+    /// (no tag, or a tag under another key). Sent unsealed, with `request_id` 0, one small
+    /// frame per such request: a keyless client can read it; a client with another key sees a
+    /// frame that fails its own check, and counts it (docs/security.md).
+    Unauthenticated,
 }
 
 /// One server's view of itself, as `leader status` shows it.

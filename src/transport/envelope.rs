@@ -11,9 +11,20 @@ use serde::{Deserialize, Serialize};
 /// Version of the envelope format; the first two bytes of every envelope (u16 LE).
 pub const WIRE_VERSION: u16 = 1;
 
-/// Default largest envelope accepted: 1 MiB. Heartbeats and votes are ~60 bytes; the limit
-/// bounds what a faulty or hostile sender can make us allocate.
-pub const ENVELOPE_BYTES_MAX: usize = 1 << 20;
+/// Largest envelope frame accepted, tag included: 2 MiB (2,097,152 bytes). Heartbeats and
+/// votes are ~60 bytes; the limit bounds what a faulty or hostile sender can make us allocate,
+/// and must hold the largest AppendEntries a leader sends: either one entry of up to
+/// [`COMMAND_BYTES_MAX`](crate::core::COMMAND_BYTES_MAX) (a message always carries at least
+/// one entry) or up to `Options::bytes_per_message_max` (512 KiB) of smaller ones with their
+/// 24 bytes of framing each (at most 4,096 of them, about 608 KiB in all).
+pub const ENVELOPE_BYTES_MAX: usize = 2 << 20;
+
+/// Room for the envelope's and the AppendEntries' own fields around one entry (they take 106
+/// bytes), and the cluster key's tag.
+const APPEND_FRAMING_BYTES: usize = 1024 + super::auth::TAG_BYTES;
+
+// An AppendEntries carrying the largest command must fit, or a follower could never receive it.
+const _: () = assert!(crate::core::COMMAND_BYTES_MAX + APPEND_FRAMING_BYTES <= ENVELOPE_BYTES_MAX);
 
 /// One message between servers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,25 +7,48 @@
 //! detection applies a retried write at most once. Reads (`get`) cost no log entry by default:
 //! they are ReadIndex reads (thesis §6.4) from the leader, or from followers
 //! ([`Client::with_reads`]); `ReadPath::Log` sends them through the log instead.
+//!
+//! Sockets are `ZMQ_IMMEDIATE`: a request goes out only over a completed connection, so the
+//! client knows whether anything could have received it. An operation first waits up to
+//! [`CONNECT_WAIT`] for any server to take a connection and fails fast when none does; at its
+//! deadline, what the attempts saw decides the error ([`CallError`]): no leader, a cluster key
+//! that differs, or (writes only) an outcome that is unknown.
 
 use crate::codec::{decode, encode};
 use crate::config::{Config, ServerConfig};
+use crate::core::COMMAND_BYTES_MAX;
 use crate::core::{LogIndex, NodeId, Term};
-use crate::kv::{KvCommand, KvOp, KvResponse};
-use crate::transport::auth::{self, ClusterKey};
+use crate::kv::{KvCommand, KvOp, KvResponse, KV_DATA_BYTES_MAX};
+use crate::transport::auth::{self, ClusterKey, TAG_BYTES};
 use crate::transport::client_wire::{
     ClientRequest, ClientResponse, Inspection, ReadMode, Request, Response, Status, CLIENT_REQUEST_BYTES_MAX,
     CLIENT_WIRE_VERSION,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a server refused a request (the answers `CallError::Refused` carries).
 pub use crate::transport::client_wire::ClientError;
-use std::fmt;
+pub use error::CallError;
 use std::time::{Duration, Instant};
 
-/// Largest response accepted (16 MiB): a value is at most a client request (64 KiB) today.
+mod attempts;
+mod error;
+mod retry;
+
+/// Largest response accepted, without its tag (16 MiB): the largest is a `get` of a 1.5 MiB
+/// value ([`KV_DATA_BYTES_MAX`]) or a 1 MiB snapshot chunk, with room to spare. Also the
+/// sockets' `ZMQ_MAXMSGSIZE` (plus the tag), so a hostile server cannot make the client
+/// allocate more.
 pub const RESPONSE_BYTES_MAX: usize = 16 << 20;
+
+/// How long an operation waits for any server to take a connection before it fails with
+/// [`CallError::NothingReachable`]: loopback and LAN connections complete in milliseconds,
+/// and ZeroMQ retries a refused one every 100 ms, so a second is ten tries.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(1);
+
+/// How long one attempt of an operation waits for a connection to its target before it moves
+/// on to another server (a server restarting is retried on the next round).
+const ATTEMPT_CONNECT_WAIT: Duration = Duration::from_millis(100);
 
 /// Default deadline for one request to one server: long enough for a busy loopback server,
 /// short enough that `leader status` on a half-dead cluster answers at once.
@@ -34,39 +57,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default deadline for a whole key-value operation, across redirects, retries and leader
 /// changes: a few election timeouts.
 pub const DEFAULT_OPERATION_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Why a call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallError {
-    /// No answer before the deadline (server down, partitioned, or overloaded).
-    Unreachable,
-    /// The server answered with an error.
-    Refused(ClientError),
-    /// The answer did not decode or did not match the request.
-    BadResponse(String),
-    /// A local ZeroMQ error (socket creation, connect) or a pid not in the config.
-    Local(String),
-    /// A key-value operation found no leader that would apply it before its deadline; it may
-    /// or may not have been applied.
-    Timeout,
-    /// A read found no server that would answer it before its deadline (nothing was changed).
-    ReadTimeout,
-    /// No server answered anything before the deadline: none is running or reachable, or
-    /// this client lacks the cluster key (servers drop unauthenticated requests unanswered). A
-    /// write may still apply if a server received it.
-    NoAnswer {
-        /// The operation was a write (it may still apply).
-        write: bool,
-    },
-    /// The request is larger than a server accepts ([`CLIENT_REQUEST_BYTES_MAX`]): refused
-    /// before anything is sent, so nothing was changed.
-    TooLarge {
-        /// Its encoded size.
-        bytes: usize,
-        /// The limit.
-        limit: usize,
-    },
-}
 
 /// How [`Client::get`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -97,45 +87,6 @@ pub enum ReadFrom {
     Server(NodeId),
 }
 
-impl fmt::Display for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CallError::Unreachable => f.write_str("unreachable"),
-            CallError::Refused(ClientError::BadRequest(why)) => write!(f, "bad request: {why}"),
-            CallError::Refused(ClientError::WrongCluster { expected }) => {
-                write!(f, "wrong cluster: the server belongs to cluster {expected}; check --config")
-            }
-            CallError::Refused(ClientError::NotLeader { leader: Some(l) }) => {
-                write!(f, "not the leader (server {l} is)")
-            }
-            CallError::Refused(ClientError::NotLeader { leader: None }) => f.write_str("not the leader (none known)"),
-            CallError::Refused(ClientError::Dropped) => f.write_str("dropped by a leader change (outcome unknown)"),
-            CallError::Refused(ClientError::Busy) => f.write_str("server busy"),
-            CallError::BadResponse(why) => write!(f, "bad response: {why}"),
-            CallError::Local(why) => write!(f, "{why}"),
-            CallError::Refused(ClientError::Unavailable(why)) => write!(f, "unavailable: {why}"),
-            CallError::Timeout => {
-                f.write_str("timed out: no leader applied the operation in time (it may still apply)")
-            }
-            CallError::ReadTimeout => f.write_str("timed out: no server answered the read in time"),
-            CallError::NoAnswer { write } => write!(
-                f,
-                "timed out: no server answered at all (are they running and reachable? does this client \
-                 have the cluster key: cluster_key_file in the config, or --cluster-key?){}",
-                if *write { "; the write may still apply if a server received it" } else { "" }
-            ),
-            CallError::TooLarge { bytes, limit } => write!(
-                f,
-                "request too large: {bytes} bytes encoded, the limit is {limit} (key and value together \
-                 must stay under about {} bytes)",
-                limit - 64
-            ),
-        }
-    }
-}
-
-impl std::error::Error for CallError {}
-
 /// A client of one cluster.
 pub struct Client {
     ctx: zmq::Context,
@@ -152,6 +103,12 @@ pub struct Client {
     /// The cluster key (from the config's `cluster_key_file` or [`Client::with_key`]), or why
     /// it could not be loaded (then every call fails with that reason).
     key: Result<Option<ClusterKey>, String>,
+    /// Whether the last [`Client::send`] put its request on a connection (else nothing could
+    /// have received it): how the retry loop tells a silent server from an absent one.
+    sent: bool,
+    /// Inside an operation's retry loop: a send waits [`ATTEMPT_CONNECT_WAIT`] for its
+    /// connection, not the per-request timeout.
+    in_retry: bool,
 }
 
 impl Client {
@@ -173,6 +130,8 @@ impl Client {
             seq: 0,
             leader_hint: None,
             reads: (ReadPath::ReadIndex, ReadFrom::Leader),
+            sent: false,
+            in_retry: false,
         }
     }
 
@@ -209,31 +168,72 @@ impl Client {
             let local = |e: zmq::Error| CallError::Local(format!("client socket for {}: {e}", server.client_endpoint));
             let socket = self.ctx.socket(zmq::DEALER).map_err(local)?;
             socket.set_linger(0).map_err(local)?;
+            // Requests go only over a completed connection (see the module docs).
+            socket.set_immediate(true).map_err(local)?;
+            socket.set_maxmsgsize((RESPONSE_BYTES_MAX + TAG_BYTES) as i64).map_err(local)?;
             socket.connect(&server.client_endpoint).map_err(local)?;
             self.sockets.insert(server.pid, socket);
         }
         Ok(&self.sockets[&server.pid])
     }
 
+    /// Until `deadline`, wait for connections to the servers `pids` (all of them, or `any`
+    /// one); the ones that have one.
+    fn wait_connected(&mut self, pids: &[NodeId], deadline: Instant, any: bool) -> BTreeSet<NodeId> {
+        let mut sockets = Vec::new();
+        for &pid in pids {
+            let Ok(server) = self.config.server(pid).cloned() else { continue };
+            if self.socket(&server).is_ok() {
+                sockets.push(pid);
+            }
+        }
+        let mut up = BTreeSet::new();
+        loop {
+            let waiting: Vec<NodeId> = sockets.iter().copied().filter(|p| !up.contains(p)).collect();
+            let mut items: Vec<zmq::PollItem> =
+                waiting.iter().map(|p| self.sockets[p].as_poll_item(zmq::POLLOUT)).collect();
+            let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i64;
+            if items.is_empty() || zmq::poll(&mut items, left).is_err() {
+                return up;
+            }
+            up.extend(waiting.iter().zip(&items).filter(|(_, i)| i.is_writable()).map(|(p, _)| *p));
+            if Instant::now() >= deadline || (any && !up.is_empty()) || up.len() == sockets.len() {
+                return up;
+            }
+        }
+    }
+
+    /// Send `body` to `pid` once a connection to it is up (waiting for one until the
+    /// per-request timeout, or [`ATTEMPT_CONNECT_WAIT`] inside an operation); its request id.
+    /// [`CallError::Unreachable`] with `self.sent` false when there was no connection.
     fn send(&mut self, pid: NodeId, body: Request) -> Result<u64, CallError> {
+        self.sent = false;
         let server = self.config.server(pid).map_err(|e| CallError::Local(e.to_string()))?.clone();
         let request_id = self.next_request_id;
         self.next_request_id += 1;
         let request =
             ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: self.config.cluster_id, request_id, body };
         let key = self.key.as_ref().map_err(|e| CallError::Local(e.clone()))?;
-        let bytes = encode(&request);
-        if bytes.len() > CLIENT_REQUEST_BYTES_MAX {
-            // The server would drop it undecoded and the caller would wait out its deadline.
-            return Err(CallError::TooLarge { bytes: bytes.len(), limit: CLIENT_REQUEST_BYTES_MAX });
+        let frame = auth::seal(key.as_ref(), encode(&request));
+        if frame.len() > CLIENT_REQUEST_BYTES_MAX {
+            // libzmq would drop it at the server and the caller would wait out its deadline.
+            // The limit counts the whole frame, tag included (docs/wire.md §2).
+            return Err(CallError::TooLarge { what: "request", bytes: frame.len(), limit: CLIENT_REQUEST_BYTES_MAX });
         }
-        let frame = auth::seal(key.as_ref(), bytes);
-        let socket = self.socket(&server)?;
-        // Queued until the connection is up; the deadline covers a server that never appears.
-        socket
-            .send_multipart([&b""[..], &frame], zmq::DONTWAIT)
-            .map_err(|e| CallError::Local(format!("send to server {pid}: {e}")))?;
-        Ok(request_id)
+        let wait = if self.in_retry { ATTEMPT_CONNECT_WAIT } else { self.timeout };
+        self.socket(&server)?;
+        if self.wait_connected(&[pid], Instant::now() + wait, true).is_empty() {
+            return Err(CallError::Unreachable);
+        }
+        match self.sockets[&pid].send_multipart([&b""[..], &frame], zmq::DONTWAIT) {
+            Ok(()) => {
+                self.sent = true;
+                Ok(request_id)
+            }
+            // The connection went away or its queue is full: as if there were none.
+            Err(zmq::Error::EAGAIN) => Err(CallError::Unreachable),
+            Err(e) => Err(CallError::Local(format!("send to server {pid}: {e}"))),
+        }
     }
 
     /// Ask server `pid` for its status.
@@ -249,9 +249,30 @@ impl Client {
 
     /// Ask the servers `pids` for their status, all at once; answers in the order given.
     pub fn status_of(&mut self, pids: &[NodeId]) -> Vec<(NodeId, Result<Status, CallError>)> {
-        let sent: Vec<(NodeId, Result<u64, CallError>)> =
-            pids.iter().map(|&p| (p, self.send(p, Request::Status))).collect();
         let deadline = Instant::now() + self.timeout;
+        // Send to each server as soon as its connection is up, all within one deadline, so a
+        // server that is down costs the others nothing.
+        let mut sent: BTreeMap<NodeId, Result<u64, CallError>> = BTreeMap::new();
+        let mut waiting: Vec<NodeId> = Vec::new();
+        for &pid in pids {
+            match self.config.server(pid) {
+                Err(e) => drop(sent.insert(pid, Err(CallError::Local(e.to_string())))),
+                Ok(_) => waiting.push(pid),
+            }
+        }
+        while !waiting.is_empty() {
+            let up = self.wait_connected(&waiting, deadline, true);
+            if up.is_empty() {
+                break;
+            }
+            for pid in up {
+                let request_id = self.send(pid, Request::Status);
+                sent.insert(pid, request_id);
+            }
+            waiting.retain(|p| !sent.contains_key(p));
+        }
+        let sent: Vec<(NodeId, Result<u64, CallError>)> =
+            pids.iter().map(|p| (*p, sent.remove(p).unwrap_or(Err(CallError::Unreachable)))).collect();
         sent.into_iter()
             .map(|(pid, request_id)| {
                 let answer = request_id.and_then(|id| self.receive(pid, id, deadline)).and_then(|body| match body {
@@ -367,12 +388,17 @@ impl Client {
             let frame = frames.last().ok_or_else(|| CallError::BadResponse("empty message".into()))?;
             let key = self.key.as_ref().ok().and_then(Option::as_ref);
             let Some(body) = auth::open(key, frame) else {
-                return Err(CallError::BadResponse("the response's MAC does not verify: wrong cluster key?".into()));
+                // An unsealed `Unauthenticated` under another key, or a keyless server's
+                // `BadRequest` to a tagged request (docs/security.md).
+                return Err(CallError::BadKey { servers: 1 });
             };
             let response: ClientResponse =
                 decode(body, RESPONSE_BYTES_MAX).map_err(|e| CallError::BadResponse(format!("{e:?}")))?;
             if response.version != CLIENT_WIRE_VERSION {
                 return Err(CallError::BadResponse(format!("protocol version {}", response.version)));
+            }
+            if response.body == Response::Error(ClientError::Unauthenticated) {
+                return Err(CallError::Unauthenticated { server: pid });
             }
             if response.request_id == request_id || response.request_id == 0 {
                 return Ok(response.body);
@@ -383,6 +409,7 @@ impl Client {
 
     /// Propose raw `command` bytes to server `pid` once; the answer or why there is none.
     pub fn propose_to(&mut self, pid: NodeId, command: Vec<u8>) -> Result<(LogIndex, Vec<u8>), CallError> {
+        check_command_size(&command)?;
         let request_id = self.send(pid, Request::Propose { command })?;
         let deadline = Instant::now() + self.timeout;
         match self.receive(pid, request_id, deadline)? {
@@ -398,78 +425,19 @@ impl Client {
     /// machine detects duplicates (the built-in store does, with a client id and sequence
     /// number in each command: thesis §6.3; do the same in yours to get exactly-once).
     pub fn propose(&mut self, command: Vec<u8>) -> Result<(LogIndex, Vec<u8>), CallError> {
-        self.retry(ReadFrom::Leader, CallError::Timeout, |client, target| client.propose_to(target, command.clone()))
+        check_command_size(&command)?;
+        self.retry(ReadFrom::Leader, true, |client, target| client.propose_to(target, command.clone()))
     }
 
     /// Run one key-value operation through the leader: follow redirects, retry across leader
     /// changes with the same sequence number, give up at the operation deadline.
     pub fn execute(&mut self, op: KvOp) -> Result<(LogIndex, KvResponse), CallError> {
+        check_kv_size(&op)?;
         self.seq += 1;
         let command = encode(&KvCommand { client_id: self.client_id, seq: self.seq, op });
-        let (index, result) = self
-            .retry(ReadFrom::Leader, CallError::Timeout, |client, target| client.propose_to(target, command.clone()))?;
+        let (index, result) =
+            self.retry(ReadFrom::Leader, true, |client, target| client.propose_to(target, command.clone()))?;
         Ok((index, decode_kv(&result)?))
-    }
-
-    /// Send attempts to the servers `from` names until one succeeds or the operation deadline
-    /// passes (then `timeout`): follow `NotLeader` redirects, pause while an election is under
-    /// way, move on from a server that does not answer. The one retry policy of the client
-    /// (docs/wire.md, "Client behaviour").
-    fn retry<R>(
-        &mut self,
-        from: ReadFrom,
-        timeout: CallError,
-        mut attempt: impl FnMut(&mut Client, NodeId) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
-        let deadline = Instant::now() + self.operation_deadline;
-        let pids = self.config.pids();
-        let mut next_guess = 0;
-        let mut answered = false;
-        while Instant::now() < deadline {
-            let target = match from {
-                ReadFrom::Server(pid) => pid,
-                ReadFrom::Leader => self.leader_hint.unwrap_or_else(|| {
-                    next_guess += 1;
-                    pids[next_guess % pids.len()]
-                }),
-                ReadFrom::Followers => {
-                    // Round-robin over the servers, skipping the leader while there is another.
-                    next_guess += 1;
-                    let mut pick = pids[next_guess % pids.len()];
-                    if Some(pick) == self.leader_hint && pids.len() > 1 {
-                        next_guess += 1;
-                        pick = pids[next_guess % pids.len()];
-                    }
-                    pick
-                }
-            };
-            let outcome = attempt(self, target);
-            answered |= !matches!(outcome, Err(CallError::Unreachable));
-            match outcome {
-                Ok(result) => {
-                    if from == ReadFrom::Leader {
-                        self.leader_hint = Some(target);
-                    }
-                    return Ok(result);
-                }
-                Err(CallError::Refused(ClientError::NotLeader { leader })) => {
-                    self.leader_hint = leader.filter(|l| *l != target);
-                    if self.leader_hint.is_none() || from != ReadFrom::Leader {
-                        std::thread::sleep(Duration::from_millis(20)); // an election is under way
-                    }
-                }
-                Err(CallError::Refused(ClientError::Dropped | ClientError::Busy)) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(CallError::Unreachable | CallError::BadResponse(_)) => self.leader_hint = None,
-                Err(other) => return Err(other),
-            }
-        }
-        if answered {
-            Err(timeout)
-        } else {
-            Err(CallError::NoAnswer { write: timeout == CallError::Timeout })
-        }
     }
 
     /// Read with `query` (for the key-value store: an encoded `KvCommand` with a `Get`) without
@@ -477,7 +445,7 @@ impl Client {
     /// state machine's answer. Linearizable (ReadIndex; Lease under the README's clock
     /// assumption).
     pub fn read(&mut self, query: Vec<u8>, mode: ReadMode, from: ReadFrom) -> Result<(LogIndex, Vec<u8>), CallError> {
-        self.retry(from, CallError::ReadTimeout, |client, target| {
+        self.retry(from, false, |client, target| {
             let request_id = client.send(target, Request::Read { query: query.clone(), mode })?;
             match client.receive(target, request_id, Instant::now() + client.timeout)? {
                 Response::Applied { index, result } => Ok((index, result)),
@@ -498,7 +466,7 @@ impl Client {
     pub fn transfer_leadership(&mut self, to: Option<NodeId>) -> Result<(NodeId, Term), CallError> {
         // The leader answers once the new leader is known: within an election timeout or so.
         let wait = self.timeout + Duration::from_millis(self.config.election_timeout_ms * 4);
-        let (leader, term) = self.retry(ReadFrom::Leader, CallError::Timeout, |client, target| {
+        let (leader, term) = self.retry(ReadFrom::Leader, true, |client, target| {
             let request_id = client.send(target, Request::TransferLeadership { to })?;
             match client.receive(target, request_id, Instant::now() + wait)? {
                 Response::Transferred { leader, term } => Ok((leader, term)),
@@ -529,6 +497,7 @@ impl Client {
     /// [`ReadPath::Log`]: only the leader appends).
     pub fn get_with(&mut self, key: &[u8], path: ReadPath, from: ReadFrom) -> Result<Option<Vec<u8>>, CallError> {
         let op = KvOp::Get { key: key.to_vec() };
+        check_kv_size(&op)?;
         let response = match path {
             ReadPath::Log => self.execute(op)?.1,
             ReadPath::ReadIndex | ReadPath::Lease => {
@@ -565,6 +534,23 @@ impl Client {
             other => Err(CallError::BadResponse(format!("{other:?} to a cas"))),
         }
     }
+}
+
+/// Refuse a command the leader would refuse, before sending 1.5 MiB for nothing.
+fn check_command_size(command: &[u8]) -> Result<(), CallError> {
+    if command.len() > COMMAND_BYTES_MAX {
+        return Err(CallError::TooLarge { what: "command", bytes: command.len(), limit: COMMAND_BYTES_MAX });
+    }
+    Ok(())
+}
+
+/// Refuse a key-value operation over [`KV_DATA_BYTES_MAX`] before anything is sent.
+fn check_kv_size(op: &KvOp) -> Result<(), CallError> {
+    let bytes = op.data_len();
+    if bytes > KV_DATA_BYTES_MAX {
+        return Err(CallError::TooLarge { what: "key and value", bytes, limit: KV_DATA_BYTES_MAX });
+    }
+    Ok(())
 }
 
 fn decode_kv(result: &[u8]) -> Result<KvResponse, CallError> {
