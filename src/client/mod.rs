@@ -249,6 +249,29 @@ impl Client {
 
     /// Ask the servers `pids` for their status, all at once; answers in the order given.
     pub fn status_of(&mut self, pids: &[NodeId]) -> Vec<(NodeId, Result<Status, CallError>)> {
+        self.ask_each(pids, Request::Status, |body| match body {
+            Response::Status(status) => Ok(status),
+            other => Err(other),
+        })
+    }
+
+    /// Ask every server to [`Request::Inspect`] itself, all at once; answers in pid order.
+    pub fn inspect_all(&mut self) -> Vec<(NodeId, Result<Inspection, CallError>)> {
+        let pids = self.config.pids();
+        self.ask_each(&pids, Request::Inspect, |body| match body {
+            Response::Inspection(inspection) => Ok(*inspection),
+            other => Err(other),
+        })
+    }
+
+    /// Send `request` to each of `pids` and collect the answers `take` accepts, all within one
+    /// timeout; answers in the order given.
+    fn ask_each<T>(
+        &mut self,
+        pids: &[NodeId],
+        request: Request,
+        take: impl Fn(Response) -> Result<T, Response>,
+    ) -> Vec<(NodeId, Result<T, CallError>)> {
         let deadline = Instant::now() + self.timeout;
         // Send to each server as soon as its connection is up, all within one deadline, so a
         // server that is down costs the others nothing.
@@ -266,7 +289,7 @@ impl Client {
                 break;
             }
             for pid in up {
-                let request_id = self.send(pid, Request::Status);
+                let request_id = self.send(pid, request.clone());
                 sent.insert(pid, request_id);
             }
             waiting.retain(|p| !sent.contains_key(p));
@@ -275,29 +298,14 @@ impl Client {
             pids.iter().map(|p| (*p, sent.remove(p).unwrap_or(Err(CallError::Unreachable)))).collect();
         sent.into_iter()
             .map(|(pid, request_id)| {
-                let answer = request_id.and_then(|id| self.receive(pid, id, deadline)).and_then(|body| match body {
-                    Response::Status(status) => Ok(status),
-                    Response::Error(e) => Err(CallError::Refused(e)),
-                    other => Err(CallError::BadResponse(format!("{other:?} to a status request"))),
+                let answer = request_id.and_then(|id| self.receive(pid, id, deadline)).and_then(|body| {
+                    take(body).map_err(|other| match other {
+                        Response::Error(e) => CallError::Refused(e),
+                        other => CallError::BadResponse(format!("{other:?} to a {request:?} request")),
+                    })
                 });
                 (pid, answer)
             })
-            .collect()
-    }
-
-    /// Ask every server to [`Request::Inspect`] itself, all at once; answers in pid order.
-    pub fn inspect_all(&mut self) -> Vec<(NodeId, Result<Inspection, CallError>)> {
-        let pids = self.config.pids();
-        let sent: Vec<(NodeId, Result<u64, CallError>)> =
-            pids.iter().map(|&p| (p, self.send(p, Request::Inspect))).collect();
-        let deadline = Instant::now() + self.timeout;
-        let answer = |body| match body {
-            Response::Inspection(inspection) => Ok(*inspection),
-            Response::Error(e) => Err(CallError::Refused(e)),
-            other => Err(CallError::BadResponse(format!("{other:?} to an inspect request"))),
-        };
-        sent.into_iter()
-            .map(|(pid, id)| (pid, id.and_then(|id| self.receive(pid, id, deadline)).and_then(answer)))
             .collect()
     }
 
