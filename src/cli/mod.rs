@@ -69,6 +69,10 @@ struct Cli {
     /// This server's data directory (default: the config's data_dir/<pid>).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (host:port; default: the server's
+    /// metrics_url in the config, if any; see docs/metrics.md).
+    #[arg(long, value_name = "ADDR", requires = "pid", value_parser = leader::config::parse_metrics_url)]
+    metrics: Option<String>,
     /// The cluster key file (default: the config's cluster_key_file, if any): every message is
     /// authenticated with it (see docs/security.md).
     #[arg(long, global = true, value_name = "FILE")]
@@ -343,7 +347,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             eprintln!("leader: --pid runs one server; it cannot be combined with a command");
             Err(EXIT_CONFIG)
         }
-        (None, Some(pid)) => run_server(&cli.config, key_file, pid, cli.data_dir),
+        (None, Some(pid)) => run_server(
+            &cli.config,
+            key_file,
+            pid,
+            NodeOptions { data_dir: cli.data_dir, metrics_url: cli.metrics, ..NodeOptions::default() },
+        ),
         (None, None) => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             eprintln!("leader: nothing to do: give --pid N to run a server, or a command (see leader --help)");
@@ -442,9 +451,8 @@ fn interrupted_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn run_server(config_path: &PathBuf, key: Option<&PathBuf>, pid: u64, data_dir: Option<PathBuf>) -> Result<(), i32> {
+fn run_server(config_path: &PathBuf, key: Option<&PathBuf>, pid: u64, options: NodeOptions) -> Result<(), i32> {
     let config = load_config(config_path, key)?;
-    let options = NodeOptions { data_dir, ..NodeOptions::default() };
     // The server loads the key from config.cluster_key_file (which --cluster-key overrides).
     let server = Server::start_with(&config, NodeId(pid), options).map_err(|e| {
         eprintln!("leader: server {pid}: {e}");

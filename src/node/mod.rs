@@ -7,8 +7,10 @@
 //! and `ServerStopped()` is [`Server::stop`] (which waits) and [`Server::is_stopped`].
 
 mod clients;
+mod metrics;
 mod runtime;
 mod snapshots;
+mod stats;
 mod transfers;
 mod writer;
 
@@ -46,6 +48,10 @@ pub struct NodeOptions {
     pub inbox_capacity: Option<usize>,
     /// Cluster key; default: the config's `cluster_key_file`, if any.
     pub cluster_key: Option<ClusterKey>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (`host:port` or `http://host:port`,
+    /// checked like config.json's; errors name `--metrics`); default: the server's
+    /// `metrics_url`, if any. See docs/metrics.md.
+    pub metrics_url: Option<String>,
 }
 
 /// Where an application message goes.
@@ -136,6 +142,7 @@ struct Shared {
     blocked: Mutex<BTreeSet<NodeId>>,
     drops: Mutex<DropCounts>,
     inbox_dropped: AtomicU64,
+    stats: stats::Stats,
     stop: AtomicBool,
     stopped: AtomicBool,
 }
@@ -256,6 +263,7 @@ impl Server {
             blocked: Mutex::new(BTreeSet::new()),
             drops: Mutex::new(DropCounts::default()),
             inbox_dropped: AtomicU64::new(0),
+            stats: stats::Stats::new(&peers, hard_state.current_term),
             stop: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
@@ -276,6 +284,7 @@ impl Server {
             inbox: inbox_tx,
             key,
             snapshot_dir,
+            metrics_url: options.metrics_url.clone(),
         })?;
         // inproc needs the runtime's PULL bound (done in Runtime::new) before we connect.
         let wake_endpoint = runtime.wake_endpoint().to_string();
