@@ -286,3 +286,51 @@ impl Collector for NodeCollector {
         histogram(&mut e, "leader_append_round_trip_seconds", help, &stats.append_round_trip_seconds)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair on loopback: (the client's end, the server's end).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (client, listener.accept().unwrap().0)
+    }
+
+    #[test]
+    fn a_head_past_the_bound_is_refused_without_reading_the_rest() {
+        let (mut client, mut server) = pair();
+        // More than the bound, never ending: the reader must stop at the bound, not at the
+        // deadline (the client stays connected) nor when memory runs out.
+        client.write_all(&vec![b'A'; 4 * REQUEST_HEAD_BYTES_MAX]).unwrap();
+        let started = Instant::now();
+        assert!(matches!(read_head(&mut server), Err(HeadError::TooLarge)));
+        assert!(started.elapsed() < CLIENT_DEADLINE);
+    }
+
+    #[test]
+    fn a_client_that_stalls_is_given_up_on_at_the_deadline() {
+        let (mut client, mut server) = pair();
+        client.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap(); // no blank line
+        let started = Instant::now();
+        assert!(matches!(read_head(&mut server), Err(HeadError::Gone)));
+        let took = started.elapsed();
+        assert!(took >= CLIENT_DEADLINE && took < CLIENT_DEADLINE * 3, "{took:?}");
+    }
+
+    #[test]
+    fn only_get_metrics_is_answered_with_the_metrics() {
+        let registry = Registry::default();
+        let status = |head: &[u8]| respond(head, &registry).0;
+        assert_eq!(status(b"GET /metrics HTTP/1.1\r\nHost: x"), "200 OK");
+        assert_eq!(status(b"GET /metrics?name[]=up HTTP/1.0"), "200 OK");
+        assert_eq!(respond(b"GET /metrics HTTP/1.1", &registry).1, "text/plain; version=0.0.4; charset=utf-8");
+        assert_eq!(status(b"HEAD /metrics HTTP/1.1"), "404 Not Found");
+        assert_eq!(status(b"GET /metrics/ HTTP/1.1"), "404 Not Found");
+        assert_eq!(status(b"GET /metrics HTTP/1.1 extra"), "400 Bad Request");
+        assert_eq!(status(b"GET /metrics"), "400 Bad Request");
+        assert_eq!(status(b""), "400 Bad Request");
+        assert_eq!(status(&[0xff, 0xfe, b' ', b'/', b' ', b'H']), "400 Bad Request");
+    }
+}
