@@ -51,9 +51,11 @@ impl MetricsServer {
     /// A bind failure is reported like the other sockets' (the server does not start).
     pub(super) fn start(pid: u64, addr: &str, shared: Arc<Shared>) -> Result<MetricsServer, TransportError> {
         let action = || format!("bind {addr} (metrics endpoint of server {pid})");
-        let io_error = |e: std::io::Error| TransportError {
-            action: format!("{}: {e}", action()),
-            source: zmq::Error::from_raw(e.raw_os_error().unwrap_or(libc::EINVAL)),
+        // Reported as the other sockets' bind errors are: the OS error's text, once (one
+        // without an errno, a failed name lookup, keeps its own text in the action).
+        let io_error = |e: std::io::Error| match e.raw_os_error() {
+            Some(errno) => TransportError { action: action(), source: zmq::Error::from_raw(errno) },
+            None => TransportError { action: format!("{}: {e}", action()), source: zmq::Error::EINVAL },
         };
         let listener = TcpListener::bind(addr).map_err(io_error)?;
         let bound = listener.local_addr().map_err(io_error)?;
