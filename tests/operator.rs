@@ -238,10 +238,13 @@ fn top_prints_a_row_per_server_within_the_width_and_quits_on_q_in_a_terminal() {
         }
     });
     let mut seen = Vec::new();
-    wait_for(DEADLINE, "a frame on the terminal", || {
-        seen.extend(rx.try_recv().ok()?);
-        String::from_utf8_lossy(&seen).contains("q quits").then_some(())
-    });
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !String::from_utf8_lossy(&seen).contains("q quits") {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(bytes) => seen.extend(bytes),
+            Err(e) => panic!("no frame on the terminal ({e}); it showed {:?}", String::from_utf8_lossy(&seen)),
+        }
+    }
     use std::io::Write;
     guard.0.stdin.as_mut().unwrap().write_all(b"q").unwrap();
     let status = wait_for(DEADLINE, "top to quit on q", || guard.0.try_wait().expect("try_wait"));

@@ -47,6 +47,10 @@ pub struct Cli {
     /// This server's data directory (default: the config's data_dir/<pid>).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (host:port; default: the server's
+    /// metrics_url in the config, if any; see docs/metrics.md).
+    #[arg(long, value_name = "ADDR", requires = "pid", value_parser = leader::config::parse_metrics_url)]
+    pub metrics: Option<String>,
     /// The cluster key file (default: the config's cluster_key_file, if any): every message is
     /// authenticated with it (see docs/security.md).
     #[arg(long, value_name = "FILE")]

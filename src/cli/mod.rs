@@ -117,7 +117,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             eprintln!("leader: --pid runs one server; it cannot be combined with a command");
             Err(EXIT_CONFIG)
         }
-        (None, Some(pid)) => run_server(config_path, key_file, pid, cli.data_dir),
+        (None, Some(pid)) => run_server(
+            config_path,
+            key_file,
+            pid,
+            NodeOptions { data_dir: cli.data_dir, metrics_url: cli.metrics, ..NodeOptions::default() },
+        ),
         (None, None) => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             eprintln!("leader: nothing to do: give --pid N to run a server, or a command (see leader --help)");
@@ -229,9 +234,8 @@ fn interrupted_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn run_server(config_path: &PathBuf, key: Option<&PathBuf>, pid: u64, data_dir: Option<PathBuf>) -> Result<(), i32> {
+fn run_server(config_path: &PathBuf, key: Option<&PathBuf>, pid: u64, options: NodeOptions) -> Result<(), i32> {
     let config = load_config(config_path, key)?;
-    let options = NodeOptions { data_dir, ..NodeOptions::default() };
     // The server loads the key from config.cluster_key_file (which --cluster-key overrides).
     let server = Server::start_with(&config, NodeId(pid), options).map_err(|e| {
         eprintln!("leader: server {pid}: {e}");

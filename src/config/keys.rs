@@ -35,7 +35,7 @@ pub(super) const OBJECT_KEYS: &[&str] = &[
 ];
 
 /// The keys a server of `object.Servers` may hold.
-pub(super) const SERVER_KEYS: &[&str] = &["mypid", "url", "client_url"];
+pub(super) const SERVER_KEYS: &[&str] = &["mypid", "url", "client_url", "metrics_url"];
 
 /// Levenshtein distance, for "did you mean".
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -13,10 +13,11 @@
 
 use crate::core::NodeId;
 use crate::driver::SnapshotPolicy;
+pub use endpoint::parse_metrics_url;
+use endpoint::{default_client, parse_endpoint, Endpoint};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 /// Default election timeout base; the real timeout is randomized in `[base, 2*base)` (§5.2).
@@ -45,6 +46,9 @@ pub struct ServerConfig {
     /// ZeroMQ endpoint of the server's client (ROUTER) socket: `client_url`, or derived
     /// from `url` when absent (tcp port + 1000, `ipc://PATH.client`, `inproc://NAME.client`).
     pub client_endpoint: String,
+    /// `metrics_url` as `host:port`: where the server serves Prometheus metrics over HTTP
+    /// (`GET /metrics`). `None`: no metrics endpoint (the default).
+    pub metrics_url: Option<String>,
 }
 
 /// A validated cluster configuration.
@@ -279,108 +283,6 @@ fn describe(v: &Value) -> String {
     }
 }
 
-/// A parsed `url` or `client_url`.
-enum Endpoint {
-    /// `tcp://host:port`; `host` as written (IPv6 keeps its brackets).
-    Tcp { host: String, port: u16 },
-    /// `ipc://path`.
-    Ipc(String),
-    /// `inproc://name`.
-    Inproc(String),
-}
-
-impl Endpoint {
-    fn render(&self) -> String {
-        match self {
-            Endpoint::Tcp { host, port } => format!("tcp://{host}:{port}"),
-            Endpoint::Ipc(p) => format!("ipc://{p}"),
-            Endpoint::Inproc(n) => format!("inproc://{n}"),
-        }
-    }
-}
-
-/// Parses `host:port`, `tcp://host:port`, `ipc://path` or `inproc://name`; the error says
-/// what is wrong without the field name or value (the caller adds them).
-fn parse_endpoint(url: &str) -> Result<Endpoint, String> {
-    let hostport = if let Some(rest) = url.strip_prefix("tcp://") {
-        rest
-    } else if let Some(path) = url.strip_prefix("ipc://") {
-        if path.is_empty() {
-            return Err("ipc:// needs a path, e.g. ipc:///tmp/leader-1.sock".to_string());
-        }
-        return Ok(Endpoint::Ipc(path.to_string()));
-    } else if let Some(name) = url.strip_prefix("inproc://") {
-        if name.is_empty() {
-            return Err("inproc:// needs a name, e.g. inproc://server-1".to_string());
-        }
-        return Ok(Endpoint::Inproc(name.to_string()));
-    } else if let Some((scheme, _)) = url.split_once("://") {
-        return Err(format!(
-            "unsupported transport \"{scheme}\" (expected host:port, tcp://host:port, \
-             ipc://path or inproc://name)"
-        ));
-    } else {
-        url
-    };
-    let Some((host, port)) = hostport.rsplit_once(':') else {
-        return Err("expected host:port (e.g. 127.0.0.1:7001), tcp://host:port, ipc://path \
-                    or inproc://name"
-            .to_string());
-    };
-    check_host(host)?;
-    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("port \"{port}\" is not a number (expected 1-65535)"));
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p >= 1 => Ok(Endpoint::Tcp { host: host.to_string(), port: p }),
-        _ => Err(format!("port {port} is out of range (1-65535)")),
-    }
-}
-
-fn check_host(host: &str) -> Result<(), String> {
-    if host.is_empty() {
-        return Err("the host is empty (expected e.g. 127.0.0.1:7001)".to_string());
-    }
-    if host == "*" {
-        return Ok(()); // bind to every interface
-    }
-    if let Some(inner) = host.strip_prefix('[') {
-        let ok = inner.strip_suffix(']').is_some_and(|a| a.parse::<Ipv6Addr>().is_ok());
-        return if ok { Ok(()) } else { Err(format!("host {host} is not a valid IPv6 address")) };
-    }
-    if host.contains(':') {
-        return Err(format!("IPv6 host {host} must be in brackets, e.g. [::1]:7001"));
-    }
-    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return match host.parse::<Ipv4Addr>() {
-            Ok(_) => Ok(()),
-            Err(_) => Err(format!("host {host} is not a valid IPv4 address")),
-        };
-    }
-    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
-        return Err(format!("host \"{host}\" is not a valid hostname (letters, digits, '.', '-')"));
-    }
-    Ok(())
-}
-
-/// The client endpoint used when `client_url` is absent.
-fn default_client(endpoint: &Endpoint) -> Result<Endpoint, String> {
-    Ok(match endpoint {
-        Endpoint::Tcp { host, port } => {
-            let client = u32::from(*port) + CLIENT_PORT_OFFSET;
-            let port = u16::try_from(client).map_err(|_| {
-                format!(
-                    "absent, and the default (url port {port} + {CLIENT_PORT_OFFSET} = \
-                     {client}) would be out of range (1-65535); set client_url explicitly"
-                )
-            })?;
-            Endpoint::Tcp { host: host.clone(), port }
-        }
-        Endpoint::Ipc(p) => Endpoint::Ipc(format!("{p}.client")),
-        Endpoint::Inproc(n) => Endpoint::Inproc(format!("{n}.client")),
-    })
-}
-
 /// Walks the JSON tree, producing errors that name the config file.
 struct Checker<'a> {
     path: &'a Path,
@@ -555,17 +457,20 @@ impl Checker<'_> {
                 Some(other) => return Err(self.wrong_type(&client_field, "a string", other)),
             };
             let (endpoint, client_endpoint) = (endpoint.render(), client.render());
-            for (field, ep) in [(format!("{at}.url"), &endpoint), (client_field, &client_endpoint)] {
-                if let Some((other, first)) = bound.iter().find(|(b, _)| keys::same_bind(b, ep)) {
-                    let same = if other == ep { String::new() } else { format!(" (as {other})") };
+            let metrics_url = self.metrics_url(obj, &at)?;
+            let metrics = metrics_url.as_ref().map(|m| (format!("{at}.metrics_url"), format!("tcp://{m}")));
+            let zmq = [(format!("{at}.url"), endpoint.clone()), (client_field, client_endpoint.clone())];
+            for (field, ep) in zmq.into_iter().chain(metrics) {
+                if let Some((other, first)) = bound.iter().find(|(b, _)| keys::same_bind(b, &ep)) {
+                    let same = if *other == ep { String::new() } else { format!(" (as {other})") };
                     return Err(self.invalid(
                         field,
                         format!("endpoint {ep} is already used by {first}{same}; each must be distinct"),
                     ));
                 }
-                bound.push((ep.clone(), field));
+                bound.push((ep, field));
             }
-            servers.push(ServerConfig { pid: NodeId(pid), url, endpoint, client_endpoint });
+            servers.push(ServerConfig { pid: NodeId(pid), url, endpoint, client_endpoint, metrics_url });
         }
         Ok(servers)
     }
@@ -592,6 +497,8 @@ impl Checker<'_> {
     }
 }
 
+mod endpoint;
 mod keys;
+mod metrics;
 #[cfg(test)]
 mod tests;

@@ -354,3 +354,80 @@ fn localhost_and_wildcards_clash_with_the_same_port_on_127_0_0_1() {
     assert_eq!(parse(&two("127.0.0.1:7001", "localhost:7002")).servers.len(), 2);
     assert_eq!(parse(&two("127.0.0.1:7001", "127.0.0.2:7001")).servers.len(), 2);
 }
+
+#[test]
+fn metrics_url_is_optional_and_takes_host_port_with_or_without_http() {
+    let s1 = r#""mypid": 1, "url": "127.0.0.1:7001", "metrics_url": "127.0.0.1:9101""#;
+    let s2 = r#""mypid": 2, "url": "127.0.0.1:7002", "metrics_url": "http://localhost:9102""#;
+    let s3 = r#""mypid": 3, "url": "127.0.0.1:7003""#;
+    let c = parse(&with("", &[s1, s2, s3]));
+    let urls: Vec<Option<&str>> = c.servers.iter().map(|s| s.metrics_url.as_deref()).collect();
+    assert_eq!(urls, [Some("127.0.0.1:9101"), Some("localhost:9102"), None]);
+    assert_eq!(parse(SEED).servers[0].metrics_url, None, "off when absent");
+}
+
+#[test]
+fn bad_metrics_url_names_the_field_the_value_and_what_was_expected() {
+    let one = |m: &str| with("", &[&format!(r#""mypid": 1, "url": "127.0.0.1:7001", "metrics_url": {m}"#)]);
+    let field = "object.Servers[0].metrics_url: ";
+    rejects(&one("9101"), &[field, "expected a string like \"127.0.0.1:9101\", found number 9101"]);
+    rejects(
+        &one(r#""https://127.0.0.1:9101""#),
+        &[field, "\"https://127.0.0.1:9101\"", "unsupported scheme \"https\""],
+    );
+    rejects(&one(r#""tcp://127.0.0.1:9101""#), &[field, "unsupported scheme \"tcp\"", "expected host:port or http://"]);
+    rejects(&one(r#""http://127.0.0.1:9101/metrics""#), &[field, "has a path; the path is always /metrics"]);
+    rejects(&one(r#""127.0.0.1""#), &[field, "\"127.0.0.1\": expected host:port or http://host:port"]);
+    rejects(&one(r#""127.0.0.1:0""#), &[field, "port \"0\" is not a number in 1-65535"]);
+    rejects(&one(r#""127.0.0.1:http""#), &[field, "port \"http\" is not a number"]);
+    rejects(&one(r#""*:9101""#), &[field, "host * is not an address; 0.0.0.0 or [::]"]);
+    rejects(&one(r#""::1:9101""#), &[field, "must be in brackets"]);
+    rejects(&one(r#""[::1]:+9101""#), &[field, "port \"+9101\""]);
+    assert_eq!(parse(&one(r#""[::1]:9101""#)).servers[0].metrics_url.as_deref(), Some("[::1]:9101"));
+}
+
+#[test]
+fn metrics_url_on_a_peer_or_client_port_is_a_bind_conflict() {
+    let servers = [
+        r#""mypid": 1, "url": "127.0.0.1:7001", "metrics_url": "127.0.0.1:9101""#,
+        r#""mypid": 2, "url": "127.0.0.1:7002", "metrics_url": "localhost:8001""#,
+    ];
+    rejects(
+        &with("", &servers),
+        &["object.Servers[1].metrics_url: endpoint tcp://localhost:8001 is already used by object.Servers[0].client_url"],
+    );
+    let servers = [
+        r#""mypid": 1, "url": "127.0.0.1:7001", "metrics_url": "0.0.0.0:9101""#,
+        r#""mypid": 2, "url": "127.0.0.1:9101""#,
+    ];
+    rejects(&with("", &servers), &["object.Servers[1].url", "already used by object.Servers[0].metrics_url"]);
+}
+
+#[test]
+fn the_metrics_flag_overrides_the_file_and_is_checked_like_it() {
+    let servers = [
+        r#""mypid": 1, "url": "127.0.0.1:7001", "metrics_url": "127.0.0.1:9101""#,
+        r#""mypid": 2, "url": "127.0.0.1:7002", "metrics_url": "127.0.0.1:9102""#,
+    ];
+    let c = parse(&with("", &servers));
+    assert_eq!(c.metrics_url_for(NodeId(1), None).unwrap().as_deref(), Some("127.0.0.1:9101"));
+    assert_eq!(c.metrics_url_for(NodeId(1), Some("http://127.0.0.1:9201")).unwrap().as_deref(), Some("127.0.0.1:9201"));
+    // Its own file value is what it replaces, not a clash.
+    assert_eq!(c.metrics_url_for(NodeId(1), Some("127.0.0.1:9101")).unwrap().as_deref(), Some("127.0.0.1:9101"));
+    let clash = |given: &str| c.metrics_url_for(NodeId(1), Some(given)).unwrap_err().to_string();
+    let msg = clash("localhost:9102");
+    assert!(
+        msg.starts_with(
+            "config.json: --metrics: endpoint tcp://localhost:9102 is already used by the metrics_url of server 2"
+        ),
+        "{msg}"
+    );
+    assert!(clash("127.0.0.1:8002").contains("the client_url of server 2 (as tcp://127.0.0.1:8002)"));
+    assert!(clash("127.0.0.1:7001").contains("the url of server 1"));
+    let msg = clash("ftp://x:1");
+    assert!(msg.contains("--metrics: \"ftp://x:1\": unsupported scheme \"ftp\""), "{msg}");
+    assert_eq!(
+        c.metrics_url_for(NodeId(9), None).unwrap_err().to_string(),
+        "config.json: pid 9 is not in object.Servers (pids: 1, 2)"
+    );
+}

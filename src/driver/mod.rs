@@ -141,6 +141,8 @@ pub struct Driver<M, T> {
     received: Option<Snapshot>,
     /// Reads without the log, waiting for a read index or for it to be applied.
     reads: reads::Reads<T>,
+    /// Proposals handed to [`Driver::propose`] since start, refused ones included (metrics).
+    proposals: u64,
 }
 
 impl<M: StateMachine, T> Driver<M, T> {
@@ -162,6 +164,7 @@ impl<M: StateMachine, T> Driver<M, T> {
             applied,
             received: None,
             reads: reads::Reads::new(),
+            proposals: 0,
         }
     }
 
@@ -187,6 +190,11 @@ impl<M: StateMachine, T> Driver<M, T> {
         self.pending.len()
     }
 
+    /// Proposals handed to [`Driver::propose`] since start, refused ones included.
+    pub fn proposals_received(&self) -> u64 {
+        self.proposals
+    }
+
     /// Writes submitted and not yet reported durable.
     pub fn writes_in_flight(&self) -> usize {
         self.waiting.iter().filter(|w| w.submitted).count()
@@ -209,6 +217,7 @@ impl<M: StateMachine, T> Driver<M, T> {
         if proposals.is_empty() {
             return;
         }
+        self.proposals += proposals.len() as u64;
         if self.pending.len() + proposals.len() > PENDING_MAX {
             for (token, _) in proposals {
                 io.answer(token, Err(ClientError::Busy));

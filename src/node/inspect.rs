@@ -2,7 +2,7 @@
 //! operator asks why there is no leader.
 
 use super::runtime::Runtime;
-use crate::transport::client_wire::{Counter, Inspection, VoteSeen};
+use crate::transport::client_wire::{Counter, Inspection, PeerContact, VoteSeen};
 
 impl Runtime {
     /// Everything [`Inspection`] reports, from this turn's state.
@@ -17,12 +17,14 @@ impl Runtime {
         });
         let counters = super::lock(&self.shared.drops).by_name();
         let (elections_started, elections_won) = self.driver.raft.elections();
+        let contact = self.shared.stats.last_contact().into_iter();
+        let last_contact = contact.map(|(pid, ago)| PeerContact { pid, ms_ago: ago.as_millis() as u64 });
         Inspection {
             status: self.status(),
             os_pid: std::process::id(),
             uptime_ms: self.epoch.elapsed().as_millis() as u64,
             votes: votes.collect(),
-            last_contact: Vec::new(),
+            last_contact: last_contact.collect(),
             elections_started,
             elections_won,
             counters: counters.into_iter().map(|(n, value)| Counter { name: n.into(), value }).collect(),

@@ -8,8 +8,10 @@
 
 mod clients;
 mod inspect;
+mod metrics;
 mod runtime;
 mod snapshots;
+mod stats;
 mod transfers;
 mod writer;
 
@@ -47,6 +49,10 @@ pub struct NodeOptions {
     pub inbox_capacity: Option<usize>,
     /// Cluster key; default: the config's `cluster_key_file`, if any.
     pub cluster_key: Option<ClusterKey>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (`host:port` or `http://host:port`,
+    /// checked like config.json's; errors name `--metrics`); default: the server's
+    /// `metrics_url`, if any. See docs/metrics.md.
+    pub metrics_url: Option<String>,
 }
 
 /// Where an application message goes.
@@ -137,6 +143,7 @@ struct Shared {
     blocked: Mutex<BTreeSet<NodeId>>,
     drops: Mutex<DropCounts>,
     inbox_dropped: AtomicU64,
+    stats: stats::Stats,
     stop: AtomicBool,
     stopped: AtomicBool,
 }
@@ -257,6 +264,7 @@ impl Server {
             blocked: Mutex::new(BTreeSet::new()),
             drops: Mutex::new(DropCounts::default()),
             inbox_dropped: AtomicU64::new(0),
+            stats: stats::Stats::new(&peers, hard_state.current_term),
             stop: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
@@ -277,6 +285,7 @@ impl Server {
             inbox: inbox_tx,
             key,
             snapshot_dir,
+            metrics_url: options.metrics_url.clone(),
         })?;
         // inproc needs the runtime's PULL bound (done in Runtime::new) before we connect.
         let wake_endpoint = runtime.wake_endpoint().to_string();

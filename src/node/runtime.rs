@@ -12,7 +12,9 @@
 //! view (a reply never shows a term or vote that is not yet on disk).
 
 use super::clients::{ClientEndpoint, Replier, SnapshotWaiter};
+use super::metrics::MetricsServer;
 use super::snapshots::SnapshotFiles;
+use super::stats::AppendTimer;
 use super::transfers::{TransferReply, TransferWaiter};
 use super::writer::{Write, Writer};
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
@@ -94,6 +96,8 @@ pub(super) struct RuntimeParts<'a> {
     pub key: Option<ClusterKey>,
     /// Where snapshot images live (`<data dir>/snap`); `None`: in memory.
     pub snapshot_dir: Option<std::path::PathBuf>,
+    /// `NodeOptions::metrics_url`: overrides the config's `metrics_url` for this server.
+    pub metrics_url: Option<String>,
 }
 
 /// One server's loop state.
@@ -123,6 +127,8 @@ pub(super) struct Runtime {
     pub(super) epoch: Instant,
     /// The disk, on its own thread. Declared after the sockets it wakes: dropped last but one.
     writer: Writer,
+    /// The metrics endpoint, if configured (stopped with the loop).
+    metrics: Option<MetricsServer>,
     // Keeps the sockets' context alive for as long as the sockets.
     _ctx: zmq::Context,
 }
@@ -135,12 +141,20 @@ struct Net {
     me: NodeId,
     /// This turn's copy of the peers the handle has blocked (simulated partitions).
     blocked: std::collections::BTreeSet<NodeId>,
+    /// Messages sent are counted in `shared.stats`.
+    shared: Arc<Shared>,
+    /// The leader's AppendEntries round trips in flight.
+    appends: AppendTimer,
 }
 
 impl Net {
     fn send(&mut self, to: NodeId, body: Body) {
         if self.blocked.contains(&to) {
             return;
+        }
+        self.shared.stats.sent(&body);
+        if let Body::Raft(Message::AppendEntries(m)) = &body {
+            self.appends.sent(to, m, Instant::now());
         }
         let envelope = Envelope { version: WIRE_VERSION, cluster_id: self.cluster_id, from: self.me, to, body };
         self.transport.send(to, &auth::seal(self.key.as_ref(), encode(&envelope)));
@@ -189,7 +203,14 @@ impl Io<Replier> for NodeIo<'_> {
     fn answer(&mut self, token: Replier, outcome: Outcome) {
         token.reply(self.client, outcome);
     }
+    fn restored(&mut self, _meta: &SnapshotMeta) {
+        self.shared.stats.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+    }
     fn soft_state(&mut self, soft: SoftState) {
+        self.shared.stats.role_published(soft);
+        if soft.role != Role::Leader {
+            self.net.appends.clear();
+        }
         let id = self.net.me;
         let leader = soft.leader_id.map_or("none".to_string(), |l| l.to_string());
         log::info!("server {id}: {} in term {} (leader: {leader})", soft.role, soft.term);
@@ -213,8 +234,13 @@ impl Runtime {
             inbox,
             key,
             snapshot_dir,
+            metrics_url,
         } = parts;
         let pid = me.pid;
+        let metrics = match config.metrics_url_for(pid, metrics_url.as_deref())? {
+            Some(addr) => Some(MetricsServer::start(pid.0, &addr, Arc::clone(&shared))?),
+            None => None,
+        };
         let peers: Vec<(NodeId, String)> = config.peers(pid).map(|s| (s.pid, s.endpoint.clone())).collect();
         let transport = ZmqTransport::new(&ctx, pid, &me.endpoint, &peers, ENVELOPE_BYTES_MAX)?;
         let client = context(ctx.socket(zmq::ROUTER), || "create client ROUTER socket".into())?;
@@ -258,7 +284,7 @@ impl Runtime {
             hard_state.current_term,
             log.last_index()
         );
-        let writer = Writer::spawn(pid.0, storage, &ctx, &wake_endpoint)?;
+        let writer = Writer::spawn(pid.0, storage, &ctx, &wake_endpoint, shared.stats.fsync_seconds.clone())?;
         let mut raft = Raft::restore(options, hard_state, log);
         if let Some(s) = &snapshot {
             raft.set_snapshot(base, base_term, image_len(&s.meta, s.data.len()));
@@ -281,8 +307,11 @@ impl Runtime {
                 cluster_id: config.cluster_id,
                 me: pid,
                 blocked: Default::default(),
+                shared: Arc::clone(&shared),
+                appends: AppendTimer::default(),
             },
             writer,
+            metrics,
             receiver,
             client: ClientEndpoint { socket: client, key: key.clone() },
             key,
@@ -312,8 +341,10 @@ impl Runtime {
         self.fail_transfers();
         let (driver, mut io) = self.io();
         driver.fail_all(crate::transport::client_wire::ClientError::Dropped, &mut io);
-        // The writer finishes what it was handed before the server reports stopped.
+        // The writer finishes what it was handed before the server reports stopped, and the
+        // metrics port is free again (a restart in the same process binds it).
         drop(self.writer);
+        drop(self.metrics);
         self.shared.stopped.store(true, Ordering::Release);
         log::info!("server {id}: stopped");
         result
@@ -379,6 +410,7 @@ impl Runtime {
     /// stops the server (fail-stop).
     fn take_completions(&mut self) -> Result<(), NodeError> {
         for (meta, image_len) in self.snapshots.completions()? {
+            self.shared.stats.snapshots_taken.fetch_add(1, Ordering::Relaxed);
             let (driver, mut io) = self.io();
             driver.snapshot_taken(meta, image_len, &mut io);
         }
@@ -446,13 +478,25 @@ impl Runtime {
                 Ok(envelope) if self.net.blocked.contains(&envelope.from) => Err(DropReason::Blocked),
                 other => other,
             };
-            match envelope {
+            let Envelope { from, body, .. } = match envelope {
                 Err(reason) => {
                     log::debug!("server {id}: dropped a {}-byte envelope: {reason:?}", bytes.len());
                     lock(&self.shared.drops).count(reason);
+                    continue;
                 }
-                Ok(Envelope { from, body: Body::Raft(message), .. }) => self.driver.step(from, message),
-                Ok(Envelope { from, body: Body::App(app), .. }) => self.deliver(from, app),
+                Ok(envelope) => envelope,
+            };
+            self.shared.stats.received(from, &body);
+            match body {
+                Body::Raft(message) => {
+                    if let Message::AppendEntriesResponse(m) = &message {
+                        if let Some(rtt) = self.net.appends.answered(from, m, Instant::now()) {
+                            self.shared.stats.append_round_trip_seconds.observe(rtt.as_secs_f64());
+                        }
+                    }
+                    self.driver.step(from, message)
+                }
+                Body::App(app) => self.deliver(from, app),
             }
         }
         // What the core dropped or ignored shows in drop_counts() and `leader status --json`.
@@ -493,6 +537,15 @@ impl Runtime {
     }
 
     fn publish_status(&mut self) {
-        *lock(&self.shared.status) = self.status();
+        let status = self.status();
+        let stats = &self.shared.stats;
+        stats.proposals.store(self.driver.proposals_received(), Ordering::Relaxed);
+        let (started, won) = self.driver.raft.elections();
+        stats.elections_started.store(started, Ordering::Relaxed);
+        stats.elections_won.store(won, Ordering::Relaxed);
+        let mut published = lock(&self.shared.status);
+        let committed = status.commit_index.0.saturating_sub(published.commit_index.0);
+        stats.entries_committed.fetch_add(committed, Ordering::Relaxed);
+        *published = status;
     }
 }

@@ -16,6 +16,7 @@ use super::TransportError;
 use crate::driver::WriteRequest;
 use crate::storage::{SnapshotSource, Storage, StorageError};
 use crate::transport::zmq_transport::context;
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -44,12 +45,14 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Start the writer thread of server `pid` owning `storage`; it wakes the loop through the
-    /// inproc `wake_endpoint` of `ctx` after each batch.
+    /// inproc `wake_endpoint` of `ctx` after each batch, and records each sync's duration in
+    /// `fsync_seconds` (the metrics' histogram: its lock is never held by the loop thread).
     pub(super) fn spawn(
         pid: u64,
         mut storage: Box<dyn Storage + Send>,
         ctx: &zmq::Context,
         wake_endpoint: &str,
+        fsync_seconds: Histogram,
     ) -> Result<Writer, TransportError> {
         let wake = context(ctx.socket(zmq::PUSH), || "create the writer's wake socket".into())?;
         context(wake.set_linger(0), || "configure the writer's wake socket".into())?;
@@ -62,7 +65,7 @@ impl Writer {
                 while let Some(batch) = next_batch(&inbox) {
                     let started = std::time::Instant::now();
                     let writes = batch.len();
-                    let result = write_batch(storage.as_mut(), batch).map(|()| writes);
+                    let result = write_batch(storage.as_mut(), batch, &fsync_seconds).map(|()| writes);
                     let took = started.elapsed();
                     if took >= SLOW_WRITE {
                         log::warn!("server {pid}: slow disk: {writes} writes took {} ms", took.as_millis());
@@ -119,7 +122,7 @@ fn next_batch(inbox: &mpsc::Receiver<Write>) -> Option<Vec<Write>> {
     Some(batch)
 }
 
-fn write_batch(storage: &mut dyn Storage, batch: Vec<Write>) -> Result<(), StorageError> {
+fn write_batch(storage: &mut dyn Storage, batch: Vec<Write>, fsync_seconds: &Histogram) -> Result<(), StorageError> {
     let sync = batch.iter().any(|w| w.request.sync);
     let hard_state = batch.iter().rev().find_map(|w| w.request.hard_state);
     let compact_to = batch.iter().rev().find_map(|w| w.request.compact_to);
@@ -136,7 +139,9 @@ fn write_batch(storage: &mut dyn Storage, batch: Vec<Write>) -> Result<(), Stora
         }
     }
     if sync {
+        let started = std::time::Instant::now();
         storage.sync()?;
+        fsync_seconds.observe(started.elapsed().as_secs_f64());
     }
     if let Some(hard_state) = hard_state {
         storage.save_hard_state(&hard_state)?;
