@@ -229,8 +229,8 @@ fn the_python_client_writes_and_reads_through_a_rust_cluster() {
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
     assert!(lines.iter().any(|l| l["state"] == "leader" && l["pid"] == leader.0));
-    // Each line's "dropped" (a Counters request, Request tag 2 / Response tag 3) has the keys
-    // of the Rust CLI's `leader status --json` for the same server; the values may differ.
+    // Each line (an Inspect request, Request tag 7 / Response tag 7) has the keys of the Rust
+    // CLI's `leader status --json` for the same server, "dropped" included; values may differ.
     let rust_cli = Command::new(env!("CARGO_BIN_EXE_leader"))
         .args(["status", "--json", "--timeout-ms", "2000", "--config"])
         .arg(&config)

@@ -15,8 +15,10 @@ Output and exit codes are those of the Rust CLI (`leader put|get|delete|cas|stat
 answering status); 2 bad configuration or arguments. Go-style flags (`-config x`) work too.
 One difference: `status` prints the JSON lines of `leader status --json` by default (--json is
 accepted and changes nothing); `--table` prints the Rust CLI's table instead. As in the Rust
-CLI, each answering server's JSON line has "dropped": its counters of dropped and ignored input
-({name: value}, from a Counters request; null if that request failed).
+CLI, each answering server's JSON line has what Inspect (Request tag 7) answers: "os_pid",
+"votes" (its recent vote decisions with the reason), "last_contact_ms", "dropped" (its counters
+of dropped and ignored input, {name: value}) and more; a server that does not serve Inspect
+gets a Status request, and its line has only the status keys.
 `--cluster-key FILE` (anywhere on the line) overrides the config's cluster_key_file; with a
 key, every request and response carries an HMAC-SHA256 tag (see leader_wire.py).
 
@@ -322,30 +324,48 @@ class Client:
 
     def status_all(self):
         """[(pid, Status or CallError)] for every server, asked all at once."""
+        return self._ask_all(w.StatusRequest(), w.Status, "status")
+
+    def inspect_all(self):
+        """[(pid, (Status, Inspection or None) or CallError)] for every server, asked all at
+        once (Request tag 7); a server that does not serve Inspect (BadRequest) is asked for
+        its plain status instead, as the Rust CLI does."""
+        answers = []
+        for pid, a in self._ask_all(w.InspectRequest(), w.Inspection, "inspect"):
+            if isinstance(a, w.Inspection):
+                a = (a.status, a)
+            elif isinstance(a, Refused) and isinstance(a.error, w.BadRequest):
+                plain = self._ask_all(w.StatusRequest(), w.Status, "status", [pid])[0][1]
+                a = (plain, None) if isinstance(plain, w.Status) else plain
+            answers.append((pid, a))
+        return answers
+
+    def _ask_all(self, request, answer_type, what, pids=None):
+        """[(pid, answer_type or CallError)] for `pids` (default every server), all at once."""
+        pids = list(self.config.pids()) if pids is None else pids
         deadline = time.monotonic() + self.timeout_s
         # Send to each server as soon as its connection is up, all within one deadline.
-        ids, waiting = {}, list(self.config.pids())
+        ids, waiting = {}, list(pids)
         while waiting:
             up = self._connected(waiting, max(0.0, deadline - time.monotonic()))
             if not up:
                 break
             for pid in up:
                 try:
-                    ids[pid] = self._send(pid, w.StatusRequest(), 0)
+                    ids[pid] = self._send(pid, request, 0)
                 except NotConnected:
                     ids[pid] = None
             waiting = [p for p in waiting if p not in ids]
-        sent = [(pid, ids.get(pid)) for pid in self.config.pids()]
         answers = []
-        for pid, request_id in sent:
+        for pid in pids:
             try:
-                if request_id is None:
+                if ids.get(pid) is None:
                     raise Unreachable()
-                body = self._receive(pid, request_id, deadline)
-                if isinstance(body, w.Status):
+                body = self._receive(pid, ids[pid], deadline)
+                if isinstance(body, answer_type):
                     answers.append((pid, body))
-                elif isinstance(body, (w.Applied, w.Counters)):
-                    answers.append((pid, BadResponse(f"{body!r} to a status request")))
+                elif isinstance(body, (w.Status, w.Applied, w.Counters, w.Inspection)):
+                    answers.append((pid, BadResponse(f"{body!r} to a {what} request")))
                 else:
                     answers.append((pid, Refused(body)))
             except CallError as e:
@@ -572,36 +592,56 @@ class Client:
         raise seen.verdict()
 
 
-def status_json_line(pid: int, answer, dropped=None) -> str:
-    """The line `leader status --json` prints (serde_json: keys sorted, compact). `dropped`:
-    the server's counters as [(name, value)], or None when asking for them failed (null)."""
-    if isinstance(answer, w.Status):
+def status_json_line(pid: int, answer) -> str:
+    """The line `leader status --json` prints (serde_json: keys sorted, compact); `answer` is
+    (Status, Inspection or None) or a CallError."""
+    if isinstance(answer, tuple):
+        s, i = answer
         value = {
-            "pid": answer.pid,
-            "state": str(answer.role),
-            "term": answer.term,
-            "leader": answer.leader,
-            "voted_for": answer.voted_for,
-            "commit_index": answer.commit_index,
-            "last_applied": answer.last_applied,
-            "last_index": answer.last_index,
-            "dropped": None if dropped is None else {name: value for name, value in dropped},
+            "pid": s.pid,
+            "state": str(s.role),
+            "term": s.term,
+            "leader": s.leader,
+            "voted_for": s.voted_for,
+            "commit_index": s.commit_index,
+            "last_applied": s.last_applied,
+            "last_index": s.last_index,
         }
+        if i is not None:
+            value.update({
+                "os_pid": i.os_pid,
+                "uptime_ms": i.uptime_ms,
+                "elections_started": i.elections_started,
+                "elections_won": i.elections_won,
+                "votes": [{"candidate": v.candidate, "term": v.term, "kind": _VOTE_KINDS[v.kind],
+                           "granted": v.verdict.tag == 0, "reason": str(v.verdict), "ms_ago": v.ms_ago}
+                          for v in i.votes],
+                "last_contact_ms": {str(c.pid): c.ms_ago for c in i.last_contact},
+                "dropped": {c.name: c.value for c in i.counters},
+            })
     else:
         value = {"pid": pid, "error": str(answer)}
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+_VOTE_KINDS = {w.VoteKind.VOTE: "Vote", w.VoteKind.PRE_VOTE: "PreVote", w.VoteKind.TRANSFER: "Transfer"}
+
+
 def status_table(config: w.Config, answers) -> str:
-    out = f"{'PID':<5} {'STATE':<10} {'TERM':>6} {'LEADER':>6} {'VOTED_FOR':>9} {'COMMIT':>7}  URL\n"
+    """The table `leader status` prints, from inspect_all's answers."""
+    def row(cells, url):
+        return (f"{cells[0]:<5} {cells[1]:>7} {cells[2]:<10} {cells[3]:>6} {cells[4]:>6} {cells[5]:>9} "
+                f"{cells[6]:>7} {cells[7]:>7}  {url}\n")
+    out = row(["PID", "OS_PID", "STATE", "TERM", "LEADER", "VOTED_FOR", "COMMIT", "APPLIED"], "URL")
     opt = lambda v: "-" if v is None else str(v)  # noqa: E731
     for pid, a in answers:
         url = config.server(pid).endpoint
-        if isinstance(a, w.Status):
-            out += (f"{pid:<5} {str(a.role):<10} {a.term:>6} {opt(a.leader):>6} {opt(a.voted_for):>9} "
-                    f"{a.commit_index:>7}  {url}\n")
+        if isinstance(a, tuple):
+            s, i = a
+            out += row([pid, opt(i and i.os_pid), str(s.role), s.term, opt(s.leader), opt(s.voted_for),
+                        s.commit_index, s.last_applied], url)
         else:
-            out += f"{pid:<5} {str(a):<10} {'-':>6} {'-':>6} {'-':>9} {'-':>7}  {url}\n"
+            out += row([pid, "-", str(a), "-", "-", "-", "-", "-"], url)
     return out
 
 
@@ -680,18 +720,8 @@ def main(argv) -> int:
     if args.command == "status":
         client = Client(config, args.timeout_ms / 1000)
         try:
-            answers = client.status_all()
-            lines = []
-            if not args.table:
-                # As the Rust CLI: each answering server is then asked for its counters.
-                for pid, a in answers:
-                    dropped = None
-                    if isinstance(a, w.Status):
-                        try:
-                            dropped = client.counters(pid)
-                        except CallError:
-                            pass
-                    lines.append(status_json_line(pid, a, dropped))
+            answers = client.inspect_all()
+            lines = [status_json_line(pid, a) for pid, a in answers]
         finally:
             client.close()
         if args.table:
@@ -700,7 +730,7 @@ def main(argv) -> int:
             for line in lines:
                 print(line)
         sys.stdout.flush()
-        if not any(isinstance(a, w.Status) for _, a in answers):
+        if not any(isinstance(a, tuple) for _, a in answers):
             print(f"leader: no server of {config.path} answered", file=sys.stderr)
             return EXIT_FAILURE
         return 0

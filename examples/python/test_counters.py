@@ -79,7 +79,7 @@ class WireTests(unittest.TestCase):
             return cm.exception.reason
         req = w.encode_client_request(w.ClientRequest(1, CLUSTER, 3, w.CountersRequest()))
         self.assertEqual(reason(w.decode_client_request, req + b"\0"), "garbage")          # trailing byte
-        self.assertEqual(reason(w.decode_client_request, req[:-4] + b"\x07\0\0\0"), "garbage")  # unknown tag
+        self.assertEqual(reason(w.decode_client_request, req[:-4] + b"\x08\0\0\0"), "garbage")  # unknown tag
         self.assertEqual(reason(w.decode_client_request, req[:-1]), "truncated")
         resp = w.encode_client_response(w.ClientResponse(1, 3, w.Counters([w.Counter("bad_mac", 2)])))
         dec = w.decode_client_response
@@ -107,16 +107,24 @@ class StatusJsonTests(unittest.TestCase):
             self.skipTest(str(e))
         self.client = client
 
-    def test_dropped_is_an_object_with_sorted_keys(self):
-        line = self.client.status_json_line(1, status_body(1), [("truncated", 0), ("bad_mac", 3)])
-        self.assertEqual(line, '{"commit_index":8,"dropped":{"bad_mac":3,"truncated":0},"last_applied":8,'
-                               '"last_index":9,"leader":1,"pid":1,"state":"leader","term":5,"voted_for":1}')
+    def test_an_inspection_line_has_the_rust_cli_keys_sorted(self):
+        i = w.Inspection(status_body(1), 4242, 60000,
+                         [w.VoteSeen(2, 5, w.VoteKind.PRE_VOTE, w.VoteVerdict(3), 40)],
+                         [w.PeerContact(2, 7)], 1, 1, [w.Counter("truncated", 0), w.Counter("bad_mac", 3)])
+        line = self.client.status_json_line(1, (status_body(1), i))
+        self.assertEqual(line, '{"commit_index":8,"dropped":{"bad_mac":3,"truncated":0},"elections_started":1,'
+                               '"elections_won":1,"last_applied":8,"last_contact_ms":{"2":7},"last_index":9,'
+                               '"leader":1,"os_pid":4242,"pid":1,"state":"leader","term":5,"uptime_ms":60000,'
+                               '"voted_for":1,"votes":[{"candidate":2,"granted":false,"kind":"PreVote",'
+                               '"ms_ago":40,"reason":"refused: candidate\'s log is behind ours","term":5}]}')
 
-    def test_dropped_is_null_when_the_counters_failed(self):
-        self.assertEqual(json.loads(self.client.status_json_line(2, status_body(2), None))["dropped"], None)
+    def test_a_plain_status_line_has_only_the_status_keys(self):
+        line = json.loads(self.client.status_json_line(2, (status_body(2), None)))
+        self.assertEqual(sorted(line), ["commit_index", "last_applied", "last_index", "leader", "pid", "state",
+                                        "term", "voted_for"])
 
     def test_an_error_line_has_no_dropped(self):
-        line = self.client.status_json_line(3, self.client.Unreachable(), None)
+        line = self.client.status_json_line(3, self.client.Unreachable())
         self.assertEqual(line, '{"error":"unreachable","pid":3}')
 
 
@@ -155,7 +163,8 @@ class FakeServer:
 
 
 class ClientTests(unittest.TestCase):
-    """client.py against two fake servers: 1 answers everything, 2 never answers Counters."""
+    """client.py against two fake servers: 1 answers everything (Inspect too), 2 is an older
+    server: it never answers Counters and refuses Inspect as a BadRequest."""
 
     def setUp(self):
         try:
@@ -176,6 +185,10 @@ class ClientTests(unittest.TestCase):
             def reply(req):
                 if isinstance(req.body, w.StatusRequest):
                     return status_body(pid)
+                if isinstance(req.body, w.InspectRequest):
+                    if not counters:
+                        return w.BadRequest("request is not a valid ClientRequest")
+                    return w.Inspection(status_body(pid), 4000 + pid, 1000, [], [], 0, 0, self.counters)
                 if isinstance(req.body, w.CountersRequest):
                     return w.Counters(self.counters) if counters else None
                 return w.NotLeader(None)
@@ -199,7 +212,7 @@ class ClientTests(unittest.TestCase):
             c.close()
         self.assertIsInstance(self.servers[0].requests[0].body, w.CountersRequest)
 
-    def test_status_json_carries_dropped_like_the_rust_cli(self):
+    def test_status_json_carries_the_inspection_like_the_rust_cli(self):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = self.client_mod.main(["--config", self.config_path, "status", "--timeout-ms", "200"])
@@ -209,22 +222,25 @@ class ClientTests(unittest.TestCase):
         self.assertEqual(lines[0]["dropped"], {"oversize": 0, "bad_mac": 4, "invalid_entries_not_contiguous": 1})
         self.assertIn('"dropped":{"bad_mac":4,"invalid_entries_not_contiguous":1,"oversize":0}',
                       out.getvalue().splitlines()[0])
-        self.assertIsNone(lines[1]["dropped"])
+        self.assertEqual(lines[0]["os_pid"], 4001)
+        self.assertNotIn("dropped", lines[1])  # the older server: its plain status only
+        self.assertEqual(lines[1]["state"], "leader")
         self.assertEqual(lines[2], {"pid": 3, "error": "unreachable"})
-        # The unreachable server is not asked for its counters; the others are, once each.
-        for s in self.servers:
-            self.assertEqual([type(r.body) for r in s.requests], [w.StatusRequest, w.CountersRequest])
+        # One Inspect each; the server that refused it is asked for its plain status.
+        self.assertEqual([type(r.body) for r in self.servers[0].requests], [w.InspectRequest])
+        self.assertEqual([type(r.body) for r in self.servers[1].requests], [w.InspectRequest, w.StatusRequest])
 
-    def test_the_table_is_unchanged_and_asks_no_counters(self):
+    def test_the_table_has_the_rust_cli_columns(self):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = self.client_mod.main(["--config", self.config_path, "status", "--table", "--timeout-ms", "200"])
         self.assertEqual(code, 0)
         self.assertNotIn("dropped", out.getvalue())
-        self.assertEqual(out.getvalue().splitlines()[0].split(), ["PID", "STATE", "TERM", "LEADER", "VOTED_FOR",
-                                                                  "COMMIT", "URL"])
-        for s in self.servers:
-            self.assertEqual([type(r.body) for r in s.requests], [w.StatusRequest])
+        rows = out.getvalue().splitlines()
+        self.assertEqual(rows[0].split(), ["PID", "OS_PID", "STATE", "TERM", "LEADER", "VOTED_FOR", "COMMIT",
+                                           "APPLIED", "URL"])
+        self.assertEqual(rows[1].split()[:3], ["1", "4001", "leader"])
+        self.assertEqual(rows[2].split()[:3], ["2", "-", "leader"])
 
 
 if __name__ == "__main__":
