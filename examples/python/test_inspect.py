@@ -14,18 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import leader_wire as w  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CLUSTER = 0x1122334455667788
-
-
-def doc_hex(title: str) -> bytes:
-    """The bytes of the docs/wire.md §7 example headed `title`."""
-    with open(os.path.join(HERE, "..", "..", "docs", "wire.md"), encoding="utf-8") as f:
-        doc = f.read()
-    rest = doc[doc.index(f" {title}\n"):]
-    block = rest[rest.index("```text\n") + 8:]
-    block = block[:block.index("```")]
-    return bytes.fromhex("".join("".join(line.split()[1:]) for line in block.splitlines()))
+from test_transfer import CLUSTER, doc_hex  # noqa: E402  (the docs/wire.md §7 example reader)
 
 
 class InspectWire(unittest.TestCase):
