@@ -15,9 +15,13 @@ impl Raft {
         let can_vote = self.voted_for.is_none() || self.voted_for == Some(m.candidate_id);
         let up_to_date =
             self.log.is_up_to_date(m.last_log_index, m.last_log_term) || self.bugs().vote_without_log_check;
-        let vote_granted = can_vote && up_to_date && m.candidate_id == from;
+        // Thesis §4.2.1: only voters vote, and only for a voter of the membership in force.
+        let (voter, candidate_votes) = (self.is_voter(), self.membership().is_voter(m.candidate_id));
+        let vote_granted = can_vote && up_to_date && m.candidate_id == from && voter && candidate_votes;
         let verdict = match (self.voted_for, up_to_date) {
             _ if vote_granted => VoteVerdict::Granted,
+            _ if !voter => VoteVerdict::NotAVoter,
+            _ if !candidate_votes => VoteVerdict::CandidateNotVoter,
             (Some(other), _) if !can_vote => VoteVerdict::AlreadyVoted(other),
             _ => VoteVerdict::StaleLog,
         };
@@ -45,8 +49,8 @@ impl Raft {
             return;
         }
         self.votes_granted.insert(from);
-        // §5.2: a candidate wins with votes from a majority of the full cluster.
-        if self.votes_granted.len() >= self.quorum() {
+        // §5.2: a candidate wins with votes from a majority of the voters.
+        if self.count_voters(&self.votes_granted, true) >= self.quorum() {
             self.become_leader();
         }
     }
@@ -71,7 +75,7 @@ impl Raft {
         self.reset_election_timer();
         self.votes.elections_started += 1;
         log::debug!("{}: campaigning in term {}", self.id, self.current_term);
-        if self.votes_granted.len() >= self.quorum() {
+        if self.count_voters(&self.votes_granted, true) >= self.quorum() {
             self.become_leader();
             return;
         }
@@ -87,7 +91,7 @@ impl Raft {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
         };
-        for peer in self.peers.clone() {
+        for peer in self.voter_peers() {
             self.send(peer, wrap(request.clone()));
         }
     }
@@ -136,9 +140,13 @@ impl Raft {
     /// election timer, so a pre-vote can never disrupt anything.
     pub(super) fn handle_pre_vote(&mut self, from: NodeId, m: RequestVote) {
         let ahead = m.term > self.current_term;
-        let vote_granted = ahead && self.log.is_up_to_date(m.last_log_index, m.last_log_term);
+        let (voter, candidate_votes) = (self.is_voter(), self.membership().is_voter(m.candidate_id));
+        let vote_granted =
+            ahead && self.log.is_up_to_date(m.last_log_index, m.last_log_term) && voter && candidate_votes;
         let verdict = match (vote_granted, ahead) {
             (true, _) => VoteVerdict::Granted,
+            _ if !voter => VoteVerdict::NotAVoter,
+            _ if !candidate_votes => VoteVerdict::CandidateNotVoter,
             (false, true) => VoteVerdict::StaleLog,
             (false, false) => VoteVerdict::TermNotAhead,
         };
@@ -154,7 +162,7 @@ impl Raft {
             return;
         }
         self.votes_granted.insert(from);
-        if self.votes_granted.len() >= self.quorum() {
+        if self.count_voters(&self.votes_granted, true) >= self.quorum() {
             self.become_candidate();
         }
     }
@@ -175,7 +183,7 @@ impl Raft {
         self.votes_granted.clear();
         self.votes_granted.insert(self.id);
         self.reset_election_timer();
-        if self.votes_granted.len() >= self.quorum() {
+        if self.count_voters(&self.votes_granted, true) >= self.quorum() {
             self.become_candidate();
             return;
         }

@@ -6,6 +6,8 @@
 
 mod election;
 mod invariants;
+mod membership;
+mod membership_change;
 mod message;
 mod options;
 mod planted;
@@ -34,6 +36,11 @@ mod vote_log;
 #[cfg(test)]
 mod vote_log_tests;
 
+pub use membership::{
+    Member, MemberRole, Membership, MembershipChange, MembershipDecodeError, MEMBERSHIP_MAGIC, MEMBERSHIP_VERSION,
+    MEMBERS_MAX, MEMBER_URL_BYTES_MAX,
+};
+pub use membership_change::MembershipError;
 pub use message::{
     snapshot_chunk_len, AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse,
     LeaderCheck, LeaderCheckResponse, Message, Outgoing, ReadIndex, ReadIndexResponse, RequestVote,

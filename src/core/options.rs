@@ -18,7 +18,8 @@ pub const INDEX_MAX: LogIndex = LogIndex(u64::MAX / 2);
 pub struct Options {
     /// This server.
     pub id: NodeId,
-    /// Every other voting server of the cluster.
+    /// Every other voting server of the bootstrap membership (config.json's servers): the
+    /// membership until the log or a snapshot holds one (thesis §4: membership lives in the log).
     pub peers: Vec<NodeId>,
     /// Base election timeout; the real one is drawn from `[election_ticks, 2 * election_ticks)`
     /// at every reset so that split votes are rare (§5.2).
@@ -53,6 +54,12 @@ pub struct Options {
     /// Send a round of leadership checks with every heartbeat, not only when reads wait for
     /// one: what keeps a lease (§6.4.1) renewed for lease reads.
     pub leader_check_every_heartbeat: bool,
+    /// This server is not in the bootstrap membership (`peers` are the cluster it joins): it
+    /// never campaigns and waits to be added as a learner (thesis §4.2.1).
+    pub joining: bool,
+    /// A learner added with `promote` is made a voter once its log is within this many entries
+    /// of the leader's.
+    pub promote_lag: u64,
     /// Known bugs to plant (simulator tests only; inert outside test builds).
     pub planted: PlantedBugs,
 }
@@ -74,6 +81,8 @@ impl Options {
             bytes_per_message_max: 512 << 10,
             committed_per_ready_max: 8192,
             leader_check_every_heartbeat: false,
+            joining: false,
+            promote_lag: 1000,
             planted: PlantedBugs::NONE,
         }
     }

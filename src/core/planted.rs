@@ -44,6 +44,15 @@ pub struct PlantedBugs {
     /// margin for clock drift: a leader whose clock runs slow serves reads after a follower
     /// whose clock runs fast has voted for a new leader.
     pub lease_without_drift_margin: bool,
+    /// A leader proposes a membership change while the previous one is not committed (thesis
+    /// §4.1: two changes in flight can make disjoint majorities). Not in [`PlantedBugs::each`]
+    /// until the simulator changes membership (issue 14).
+    pub membership_changes_overlap: bool,
+    /// A new leader changes the membership before committing an entry of its term (the bug in
+    /// single-server changes the thesis's §4.1 fix closes).
+    pub membership_before_own_commit: bool,
+    /// The leader counts learners' acknowledgements towards commit.
+    pub learner_counts_towards_commit: bool,
 }
 
 impl PlantedBugs {
@@ -63,6 +72,9 @@ impl PlantedBugs {
         install_older_snapshot: false,
         snapshot_without_sessions: false,
         lease_without_drift_margin: false,
+        membership_changes_overlap: false,
+        membership_before_own_commit: false,
+        learner_counts_towards_commit: false,
     };
 
     /// The switches in effect: as set in test builds, none otherwise.

@@ -5,6 +5,7 @@
 //! in `step` (term rules once, then dispatch on message); `become_*` mutate the role,
 //! `handle_*` (election.rs, replication.rs) answer one message, `send_*` queue messages.
 
+use super::membership::Membership;
 use super::message::Entry;
 use super::message::{AppendEntriesResponse, Message, Outgoing, RequestVoteResponse};
 pub use super::options::{Options, INDEX_MAX, TERM_MAX};
@@ -46,6 +47,12 @@ pub struct Raft {
     pub(super) pre_candidate: bool,
     /// Leader: peers heard from since the last quorum check.
     pub(super) recent_active: BTreeSet<NodeId>,
+    /// Leader: peers heard from in the quorum-check period before (membership changes ask
+    /// who is live over a whole election timeout).
+    pub(super) last_active: BTreeSet<NodeId>,
+    /// The membership of `Options` (config.json), in force until the log or a snapshot holds
+    /// one.
+    pub(super) bootstrap: Membership,
     /// Leader: replication progress per follower (Figure 2 nextIndex/matchIndex).
     pub(super) progress: BTreeMap<NodeId, Progress>,
     rng: SplitMix64,
@@ -92,9 +99,13 @@ impl Raft {
         assert!(options.heartbeat_ticks >= 1, "heartbeat_ticks must be at least 1");
         assert!(options.in_flight_max >= 1 && options.entries_per_message_max >= 1, "limits must allow progress");
         assert!(!options.peers.contains(&options.id), "peers must not contain self");
-        let mut peers = options.peers.clone();
-        peers.sort();
-        peers.dedup();
+        let mut voters = options.peers.clone();
+        if !options.joining {
+            voters.push(options.id);
+        }
+        let bootstrap = Membership::of_voters(voters);
+        let in_force = log.membership().map_or(&bootstrap, |(_, m)| m);
+        let peers: Vec<NodeId> = in_force.members.keys().copied().filter(|p| *p != options.id).collect();
         let soft = SoftState { role: Role::Follower, term: hard_state.current_term, leader_id: None };
         // The commit hint may be ahead of a log that lost an unsynced tail; never overstate it.
         let commit_index = hard_state.commit_index.min(log.last_index()).max(log.compacted().0);
@@ -127,6 +138,8 @@ impl Raft {
             votes_granted: BTreeSet::new(),
             pre_candidate: false,
             recent_active: BTreeSet::new(),
+            last_active: BTreeSet::new(),
+            bootstrap,
             progress: BTreeMap::new(),
             rng: SplitMix64::new(options.seed),
             messages: Vec::new(),
@@ -223,12 +236,6 @@ impl Raft {
         self.options.planted.active()
     }
 
-    /// Majority of the full cluster (peers + self).
-    pub(super) fn quorum(&self) -> usize {
-        let voters = self.peers.len() + 1;
-        voters / 2 + 1
-    }
-
     /// Advance logical time by one tick.
     pub fn tick(&mut self) {
         self.votes.tick();
@@ -240,8 +247,9 @@ impl Raft {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::Candidate => {
                 self.tick_reads();
-                // §5.2: no word from a leader (or a vote granted) within the timeout: campaign.
-                if self.election_elapsed >= self.randomized_election_timeout {
+                // §5.2: no word from a leader (or a vote granted) within the timeout: campaign
+                // — if this server votes (a learner or a server not yet added never does).
+                if self.election_elapsed >= self.randomized_election_timeout && self.is_voter() {
                     if self.options.pre_vote {
                         self.become_pre_candidate();
                     } else {
@@ -260,24 +268,35 @@ impl Raft {
             self.send_heartbeats();
             self.leader_checks_on_heartbeat();
             self.continue_transfer();
+            self.promote_caught_up_learners();
+            self.step_down_if_removed();
+            if self.role != Role::Leader {
+                return;
+            }
         }
         self.tick_transfer();
         self.tick_snapshot_sends();
         if self.election_elapsed >= self.options.election_ticks {
             self.election_elapsed = 0;
             // Thesis §6.2: a leader cut off from a majority steps down rather than serve.
-            if self.options.check_quorum && self.recent_active.len() + 1 < self.quorum() {
+            if self.options.check_quorum && self.count_voters(&self.recent_active, true) < self.quorum() {
                 log::info!("{}: lost contact with a majority in term {}; stepping down", self.id, self.current_term);
                 self.become_follower(self.current_term, None);
             }
-            self.recent_active.clear();
+            self.last_active = std::mem::take(&mut self.recent_active);
         }
     }
 
     /// Handle one message from `from`. Foreign, invalid or forged input is counted and
     /// ignored before it touches any state (validate.rs).
     pub fn step(&mut self, from: NodeId, message: Message) {
-        if !self.peers.contains(&from) {
+        self.step_message(from, message);
+        // The log may hold a new membership now (§4.1: in force once appended).
+        self.sync_membership();
+    }
+
+    fn step_message(&mut self, from: NodeId, message: Message) {
+        if !self.knows(from) {
             self.ignored.unknown_peer += 1;
             log::debug!("{}: ignoring {} from unknown server {}", self.id, message.kind(), from);
             return;

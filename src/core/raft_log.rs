@@ -4,6 +4,7 @@
 //! entries up to `offset` are compacted away, and only the last one's term is kept, for the
 //! consistency check of the entry after it.
 
+use super::membership::Membership;
 use super::message::Entry;
 use super::ready::IndexRange;
 use super::types::{LogIndex, Term};
@@ -24,6 +25,12 @@ pub struct RaftLog {
     persisted: LogIndex,
     /// Lowest index the runtime must truncate from before appending (a conflict, §5.3).
     truncate_from: Option<LogIndex>,
+    /// The membership entries after `offset`, ascending (thesis §4.1: the latest one is in
+    /// force, committed or not; a truncation reverts to the one before).
+    memberships: Vec<(LogIndex, Membership)>,
+    /// The membership as of `offset`: from the snapshot, a compacted entry, or (None) the
+    /// bootstrap configuration the core was given.
+    base_membership: Option<Membership>,
 }
 
 impl RaftLog {
@@ -42,7 +49,38 @@ impl RaftLog {
             assert!(previous <= entry.term, "terms never decrease along the log");
         }
         let last = LogIndex(index.0 + entries.len() as u64);
-        RaftLog { entries, offset: index, offset_term: term, stabled: last, persisted: last, truncate_from: None }
+        let memberships = entries.iter().filter_map(membership_of).collect();
+        RaftLog {
+            entries,
+            offset: index,
+            offset_term: term,
+            stabled: last,
+            persisted: last,
+            truncate_from: None,
+            memberships,
+            base_membership: None,
+        }
+    }
+
+    /// The membership recorded in the snapshot this log starts after (the runtime read it from
+    /// the snapshot file).
+    pub fn set_snapshot_membership(&mut self, membership: Membership) {
+        self.base_membership = Some(membership);
+    }
+
+    /// The latest membership in the log and the index of its entry (0: the snapshot's), or
+    /// None when neither the log nor its snapshot holds one (the bootstrap one is in force).
+    pub fn membership(&self) -> Option<(LogIndex, &Membership)> {
+        match self.memberships.last() {
+            Some((index, m)) => Some((*index, m)),
+            None => self.base_membership.as_ref().map(|m| (LogIndex(0), m)),
+        }
+    }
+
+    /// The membership in force at `index` (for a snapshot taken there), if the log knows one.
+    pub fn membership_at(&self, index: LogIndex) -> Option<&Membership> {
+        let recorded = self.memberships.iter().rev().find(|(i, _)| *i <= index).map(|(_, m)| m);
+        recorded.or(self.base_membership.as_ref())
     }
 
     /// Index of the last entry, 0 when empty.
@@ -103,6 +141,9 @@ impl RaftLog {
         for entry in entries {
             assert_eq!(entry.index.0, self.last_index().0 + 1, "appended entries continue the log");
             assert!(entry.term >= self.last_term(), "terms never decrease along the log");
+            if let Some(m) = membership_of(&entry) {
+                self.memberships.push(m);
+            }
             self.entries.push(entry);
         }
     }
@@ -112,6 +153,7 @@ impl RaftLog {
     pub fn truncate_from(&mut self, from: LogIndex) {
         assert!(from > self.offset && from <= self.last_index(), "truncate inside the log, never compacted entries");
         self.entries.truncate(self.pos(from));
+        self.memberships.retain(|(index, _)| *index < from);
         let kept = LogIndex(from.0 - 1);
         self.stabled = self.stabled.min(kept);
         self.persisted = self.persisted.min(kept);
@@ -200,6 +242,17 @@ impl RaftLog {
         self.entries.drain(..=self.pos(upto));
         self.offset = upto;
         self.offset_term = term;
+        self.compact_memberships(upto, None);
+    }
+
+    /// The memberships up to `upto` are compacted: the latest of them (or `snapshot`'s, when a
+    /// snapshot replaced the log) becomes the base.
+    fn compact_memberships(&mut self, upto: LogIndex, snapshot: Option<Membership>) {
+        let kept = self.memberships.iter().position(|(i, _)| *i > upto).unwrap_or(self.memberships.len());
+        let latest_compacted = self.memberships.drain(..kept).next_back().map(|(_, m)| m);
+        if let Some(m) = snapshot.or(latest_compacted) {
+            self.base_membership = Some(m);
+        }
     }
 
     /// Replace the log's prefix with a snapshot ending at (`index`, `term`) received from the
@@ -208,15 +261,18 @@ impl RaftLog {
     /// after it are kept (returns true); otherwise the whole log is discarded and the snapshot
     /// is all there is (returns false; the storage must discard its log too). Durability is
     /// unchanged: the runtime reports the install's write like any other.
-    pub fn restore_snapshot(&mut self, index: LogIndex, term: Term) -> bool {
+    pub fn restore_snapshot(&mut self, index: LogIndex, term: Term, membership: Membership) -> bool {
         assert!(index > self.offset, "a snapshot older than the log's own start is never installed");
         if self.term_at(index) == Some(term) && index <= self.stabled {
             self.entries.drain(..=self.pos(index));
             self.offset = index;
             self.offset_term = term;
+            self.compact_memberships(index, Some(membership));
             return true;
         }
         self.entries.clear();
+        self.memberships.clear();
+        self.base_membership = Some(membership);
         self.offset = index;
         self.offset_term = term;
         self.stabled = index;
@@ -227,4 +283,11 @@ impl RaftLog {
         self.truncate_from = None;
         false
     }
+}
+
+/// The (index, membership) of a membership entry; None for any other entry (a command whose
+/// data is not a valid membership is never one: validate.rs drops such entries from peers,
+/// and the leader refuses commands that start with the magic).
+fn membership_of(entry: &Entry) -> Option<(LogIndex, Membership)> {
+    Membership::decode(&entry.data).and_then(Result::ok).map(|m| (entry.index, m))
 }

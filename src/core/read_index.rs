@@ -177,10 +177,14 @@ impl Raft {
     /// §6.4 step 3: the highest round answered by a majority confirms every read waiting for
     /// it or an earlier one.
     fn confirm_rounds(&mut self) {
-        let mut rounds: Vec<u64> = self.peers.iter().map(|p| self.reads.acked.get(p).copied().unwrap_or(0)).collect();
-        rounds.push(self.reads.round);
+        // Voters only; this leader's own round only while it votes (thesis §4.2.2).
+        let mut rounds: Vec<u64> =
+            self.voter_peers().iter().map(|p| self.reads.acked.get(p).copied().unwrap_or(0)).collect();
+        if self.is_voter() {
+            rounds.push(self.reads.round);
+        }
         rounds.sort_unstable_by(|a, b| b.cmp(a));
-        self.reads.confirmed = rounds[self.quorum() - 1];
+        self.reads.confirmed = rounds.get(self.quorum() - 1).copied().unwrap_or(0);
         let confirmed = self.reads.confirmed;
         let (ready, waiting): (Vec<LeaderRead>, Vec<LeaderRead>) = std::mem::take(&mut self.reads.waiting)
             .into_iter()

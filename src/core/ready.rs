@@ -264,11 +264,14 @@ pub enum Invalid {
     SnapshotImageInvalid,
     /// LeaderCheckResponse to the leader of its term naming a round it never sent.
     LeaderCheckRoundInvalid,
+    /// AppendEntries carrying a membership entry (data starting with the magic) that does not
+    /// decode, or one that changes more than one server (thesis §4.1).
+    MembershipEntryInvalid,
 }
 
 impl Invalid {
     /// Every reason, in counter order.
-    pub const ALL: [Invalid; 12] = [
+    pub const ALL: [Invalid; 13] = [
         Invalid::LeaderIdMismatch,
         Invalid::CandidateIdMismatch,
         Invalid::LogPositionInvalid,
@@ -281,6 +284,7 @@ impl Invalid {
         Invalid::SnapshotChunkChecksum,
         Invalid::SnapshotImageInvalid,
         Invalid::LeaderCheckRoundInvalid,
+        Invalid::MembershipEntryInvalid,
     ];
 
     /// Stable snake_case name (status output, logs).
@@ -298,6 +302,7 @@ impl Invalid {
             Invalid::SnapshotChunkChecksum => "invalid_snapshot_chunk_checksum",
             Invalid::SnapshotImageInvalid => "invalid_snapshot_image",
             Invalid::LeaderCheckRoundInvalid => "invalid_leader_check_round",
+            Invalid::MembershipEntryInvalid => "invalid_membership_entry",
         }
     }
 }
@@ -317,4 +322,7 @@ pub enum ProposeError {
         /// The server it hands over to.
         to: NodeId,
     },
+    /// The command starts with [`MEMBERSHIP_MAGIC`](super::MEMBERSHIP_MAGIC): reserved for
+    /// membership entries, so a command can never be taken for a membership change.
+    Reserved,
 }

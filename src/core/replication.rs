@@ -26,6 +26,9 @@ impl Raft {
         if commands.iter().any(Vec::is_empty) {
             return Err(ProposeError::Empty);
         }
+        if commands.iter().any(|c| c.starts_with(&super::MEMBERSHIP_MAGIC)) {
+            return Err(ProposeError::Reserved);
+        }
         let first = LogIndex(self.log.last_index().0 + 1);
         let term = self.current_term;
         let entries =
@@ -289,10 +292,20 @@ impl Raft {
     /// §5.3/§5.4.2: the highest index stored on a majority (the leader counting only what it
     /// has persisted) is committed, if its entry is of the current term.
     pub(super) fn maybe_commit(&mut self) {
-        let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.match_index).collect();
+        // Voters only (thesis §4.2.1: a learner's acknowledgement counts for nothing), and the
+        // leader itself only while it is a voter (§4.2.2: a leader being removed replicates the
+        // change without counting itself).
+        let counts = |p: &NodeId| self.membership().is_voter(*p) || self.bugs().learner_counts_towards_commit;
+        let mut matched: Vec<LogIndex> =
+            self.progress.iter().filter(|(p, _)| counts(p)).map(|(_, p)| p.match_index).collect();
         let own =
             if self.bugs().leader_counts_itself_before_fsync { self.log.last_index() } else { self.log.persisted() };
-        matched.push(own);
+        if self.is_voter() {
+            matched.push(own);
+        }
+        if matched.len() < self.quorum() {
+            return;
+        }
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.quorum() - 1];
         let current_term_entry = self.log.term_at(candidate) == Some(self.current_term);

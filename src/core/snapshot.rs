@@ -13,6 +13,7 @@
 //! much of that snapshot it holds, so a transfer offered again — by a restarted or new leader,
 //! or after losses — continues from there.
 
+use super::membership::Membership;
 use super::message::{
     snapshot_chunk_len, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message,
     SNAPSHOT_CHUNK_BYTES_MAX,
@@ -97,7 +98,9 @@ impl Raft {
     /// else starts over from it; the next Ready carries the install and, waiting for it to be
     /// durable, the acknowledgement of `index`. A bad image is discarded and the transfer
     /// starts over. Returns true when the snapshot was adopted (the next Ready installs it).
-    pub fn snapshot_received(&mut self, index: LogIndex, term: Term, ok: bool) -> bool {
+    /// `membership` is the one the image records (None: the image is damaged).
+    pub fn snapshot_received(&mut self, index: LogIndex, term: Term, membership: Option<Membership>) -> bool {
+        let ok = membership.is_some();
         let Some(incoming) = self.incoming.filter(|i| (i.index, i.term) == (index, term) && i.complete()) else {
             return false; // superseded by a newer transfer meanwhile
         };
@@ -118,7 +121,8 @@ impl Raft {
             self.acknowledge_snapshot(incoming.leader, index);
             return false;
         }
-        let retain_log = self.log.restore_snapshot(index, term);
+        let retain_log = self.log.restore_snapshot(index, term, membership.expect("checked: the image is good"));
+        self.sync_membership();
         log::info!(
             "{}: installing snapshot {index} (term {term}) from {}; log {}",
             self.id,

@@ -250,7 +250,7 @@ fn a_follower_takes_chunks_in_order_answers_what_it_holds_and_installs_when_told
     assert!(written[0].last);
     assert_eq!(next_offset(&out), Some(6));
     // The driver checked the image: the core adopts it and discards its log (no entry 50).
-    assert!(r.snapshot_received(LogIndex(50), Term(2), true));
+    assert!(r.snapshot_received(LogIndex(50), Term(2), Some(r.membership().clone())));
     let (_, install, out) = take(&mut r);
     assert_eq!(install, Some(SnapshotInstall { index: LogIndex(50), term: Term(2), retain_log: false }));
     assert_eq!((r.commit_index(), r.last_applied(), r.last_index()), (LogIndex(50), LogIndex(50), LogIndex(50)));
@@ -265,7 +265,7 @@ fn a_bad_image_is_discarded_and_the_transfer_starts_over() {
     let mut r = follower();
     r.step(NodeId(1), chunk(0, b"abc", 3, 50));
     take(&mut r);
-    assert!(!r.snapshot_received(LogIndex(50), Term(2), false));
+    assert!(!r.snapshot_received(LogIndex(50), Term(2), None));
     let (_, install, out) = take(&mut r);
     assert!(install.is_none());
     assert_eq!(next_offset(&out), Some(0));
@@ -303,7 +303,7 @@ fn a_snapshot_of_an_entry_the_log_holds_keeps_the_entries_after_it() {
     });
     r.step(NodeId(1), m);
     take(&mut r);
-    assert!(r.snapshot_received(LogIndex(6), Term(1), true));
+    assert!(r.snapshot_received(LogIndex(6), Term(1), Some(r.membership().clone())));
     let (_, install, _) = take(&mut r);
     assert_eq!(install, Some(SnapshotInstall { index: LogIndex(6), term: Term(1), retain_log: true }));
     assert_eq!(r.last_index(), LogIndex(10));

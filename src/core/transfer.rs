@@ -63,7 +63,7 @@ impl Raft {
         }
         let target = match to {
             Some(id) if id == self.id => return Ok(id),
-            Some(id) if !self.peers.contains(&id) => return Err(TransferError::UnknownServer(id)),
+            Some(id) if !self.membership().is_voter(id) => return Err(TransferError::UnknownServer(id)),
             Some(id) => id,
             None => self.most_up_to_date_follower().ok_or(TransferError::NoOtherServer)?,
         };
@@ -86,6 +86,7 @@ impl Raft {
     fn most_up_to_date_follower(&self) -> Option<NodeId> {
         self.progress
             .iter()
+            .filter(|(id, _)| self.membership().is_voter(**id))
             .max_by_key(|(id, p)| (p.match_index, self.recent_active.contains(id), std::cmp::Reverse(**id)))
             .map(|(id, _)| *id)
     }

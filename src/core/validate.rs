@@ -152,6 +152,9 @@ fn validate_append_shape(from: NodeId, m: &AppendEntries) -> Result<(), Invalid>
         if entry.term.0 == 0 || entry.term < previous_term || entry.term > m.term {
             return Err(Invalid::EntryTermsInvalid);
         }
+        if matches!(super::Membership::decode(&entry.data), Some(Err(_))) {
+            return Err(Invalid::MembershipEntryInvalid);
+        }
         previous_term = entry.term;
     }
     Ok(())

@@ -38,6 +38,10 @@ pub enum VoteVerdict {
     LeaderAlive,
     /// Refused pre-vote: its term is not above ours, so it could not win it (§9.6).
     TermNotAhead,
+    /// Refused: this server is a learner or not a member; it does not vote (thesis §4.2.1).
+    NotAVoter,
+    /// Refused: the candidate is not a voter of the membership in force here.
+    CandidateNotVoter,
 }
 
 impl VoteVerdict {
@@ -50,6 +54,8 @@ impl VoteVerdict {
             VoteVerdict::StaleLog => "refused: candidate's log is behind ours".into(),
             VoteVerdict::LeaderAlive => "ignored: the leader is still alive".into(),
             VoteVerdict::TermNotAhead => "refused: term not ahead of ours".into(),
+            VoteVerdict::NotAVoter => "refused: this server is not a voter".into(),
+            VoteVerdict::CandidateNotVoter => "refused: the candidate is not a voter".into(),
         }
     }
 }

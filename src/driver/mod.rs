@@ -39,7 +39,7 @@ mod snapshot_tests;
 mod tests;
 
 pub use reads::{Lease, CLOCK_DRIFT_MAX};
-pub use snapshot::{image_len, SnapshotPolicy, SnapshotWrite};
+pub use snapshot::{image_len, recovered_log, snapshot_membership, SnapshotPolicy, SnapshotWrite};
 
 /// Proposals waiting for commitment at once; beyond it they are refused `Busy`. Bounds memory
 /// and the latency a new proposal would queue behind.
@@ -248,6 +248,9 @@ impl<M: StateMachine, T> Driver<M, T> {
                     ProposeError::NotLeader { leader_hint } => ClientError::NotLeader { leader: leader_hint },
                     ProposeError::Empty => ClientError::BadRequest("empty command".into()),
                     ProposeError::Transferring { to } => ClientError::NotLeader { leader: Some(to) },
+                    ProposeError::Reserved => {
+                        ClientError::BadRequest("the command starts with the membership entry magic (reserved)".into())
+                    }
                 };
                 for token in tokens {
                     io.answer(token, Err(error.clone()));

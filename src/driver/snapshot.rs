@@ -11,10 +11,12 @@
 //! durable the log is the only copy of them.
 
 use super::{Driver, Io, Waiting, WriteRequest};
-use crate::codec::encode;
-use crate::core::{snapshot_chunk_len, IndexRange, Invalid, LogIndex, Message, NodeId, Outgoing, SnapshotChunk};
+use crate::core::{
+    snapshot_chunk_len, Entry, IndexRange, Invalid, LogIndex, Membership, Message, NodeId, Outgoing, RaftLog,
+    SnapshotChunk,
+};
 use crate::kv::StateMachine;
-use crate::storage::{Snapshot, SnapshotMeta};
+use crate::storage::{Snapshot, SnapshotMeta, SNAPSHOT_CONFIG_BYTES_MAX};
 
 /// When a server takes a snapshot of its state machine and compacts its log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,12 +99,39 @@ impl Snapshots {
     }
 }
 
-/// The configuration recorded in a snapshot: the voters, sorted (pids as bincode `u64`s). Fixed
-/// by config.json today; recorded so that a restore knows whom it belonged to.
-fn config_bytes(raft: &crate::core::Raft) -> Vec<u8> {
-    let mut voters: Vec<u64> = raft.peers().iter().map(|p| p.0).chain([raft.id().0]).collect();
-    voters.sort_unstable();
-    encode(&voters)
+/// The configuration recorded in a snapshot at `index`: the membership in force there, encoded
+/// as a membership entry's data (docs/storage.md; thesis §4: a server restarting from the
+/// snapshot has no entries left to read it from).
+fn config_bytes(raft: &crate::core::Raft, index: LogIndex) -> Vec<u8> {
+    raft.membership_at(index).encode()
+}
+
+/// The membership a snapshot file's configuration records: an encoded [`Membership`], or, in
+/// files written before memberships changed at runtime, the sorted voter pids (bincode
+/// `Vec<u64>`).
+pub fn snapshot_membership(config: &[u8]) -> Result<Membership, String> {
+    match Membership::decode(config) {
+        Some(decoded) => decoded.map_err(|e| format!("its membership does not decode: {e:?}")),
+        None => {
+            let voters: Vec<u64> = crate::codec::decode(config, SNAPSHOT_CONFIG_BYTES_MAX)
+                .map_err(|e| format!("its configuration is neither a membership nor a voter list: {e:?}"))?;
+            if voters.is_empty() || voters.contains(&0) {
+                return Err(format!("its voter list {voters:?} is empty or names pid 0"));
+            }
+            Ok(Membership::of_voters(voters.into_iter().map(NodeId)))
+        }
+    }
+}
+
+/// The core's log as recovered from storage: after the snapshot (its position and membership),
+/// the durable entries. The one place the node and the simulator build it.
+pub fn recovered_log(snapshot: Option<&SnapshotMeta>, entries: Vec<Entry>) -> Result<RaftLog, String> {
+    let Some(meta) = snapshot else {
+        return Ok(RaftLog::from_entries(entries));
+    };
+    let mut log = RaftLog::from_snapshot(meta.last_index, meta.last_term, entries);
+    log.set_snapshot_membership(snapshot_membership(&meta.config)?);
+    Ok(log)
 }
 
 impl<M: StateMachine, T> Driver<M, T> {
@@ -168,21 +197,24 @@ impl<M: StateMachine, T> Driver<M, T> {
         }
         let checked = io.received_snapshot().and_then(|snapshot| {
             let named = (snapshot.meta.last_index, snapshot.meta.last_term);
-            if named == (chunk.index, chunk.term) {
-                Ok(snapshot)
-            } else {
-                Err(format!("the image holds snapshot {:?}, the chunks named {:?}", named, (chunk.index, chunk.term)))
+            if named != (chunk.index, chunk.term) {
+                return Err(format!(
+                    "the image holds snapshot {named:?}, the chunks named {:?}",
+                    (chunk.index, chunk.term)
+                ));
             }
+            let membership = snapshot_membership(&snapshot.meta.config)?;
+            Ok((snapshot, membership))
         });
         match checked {
-            Ok(snapshot) => {
-                if self.raft.snapshot_received(chunk.index, chunk.term, true) {
+            Ok((snapshot, membership)) => {
+                if self.raft.snapshot_received(chunk.index, chunk.term, Some(membership)) {
                     self.received = Some(snapshot); // installed by the next Ready
                 }
             }
             Err(reason) => {
                 log::warn!("{}: received snapshot image refused: {reason}", self.raft.id());
-                self.raft.snapshot_received(chunk.index, chunk.term, false);
+                self.raft.snapshot_received(chunk.index, chunk.term, None);
             }
         }
     }
@@ -213,7 +245,7 @@ impl<M: StateMachine, T> Driver<M, T> {
             index = index.max(self.raft.log().persisted()); // names entries it never applied
         }
         let Some(term) = self.raft.log().term_at(index) else { return };
-        let meta = SnapshotMeta { last_index: index, last_term: term, config: config_bytes(&self.raft) };
+        let meta = SnapshotMeta { last_index: index, last_term: term, config: config_bytes(&self.raft, index) };
         log::info!("{}: taking a snapshot at index {index}", self.raft.id());
         self.snapshots.in_progress = true;
         self.snapshots.requested = false;

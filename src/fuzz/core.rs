@@ -244,7 +244,8 @@ impl Scenario {
         let last = last.or(ready.install.map(|i| (i.index, i.term)));
         // A complete image: the runtime says whether it checks out.
         for chunk in ready.snapshot_chunks.iter().filter(|c| c.last) {
-            self.raft.snapshot_received(chunk.index, chunk.term, rng.range(0, 4) != 0);
+            let image = (rng.range(0, 4) != 0).then(|| self.raft.membership().clone());
+            self.raft.snapshot_received(chunk.index, chunk.term, image);
         }
         match (rng.range(0, 3), last) {
             (0, Some((index, term))) => self.raft.persisted(index, term),

@@ -19,7 +19,7 @@ use super::transfers::{TransferReply, TransferWaiter};
 use super::writer::{Write, Writer};
 use super::{lock, Command, InboxMessage, NodeError, RoleChange, Shared, Target};
 use crate::config::{Config, ServerConfig};
-use crate::core::{HardState, LogIndex, Message, NodeId, Options, Raft, RaftLog, Role, SnapshotChunk, SoftState, Term};
+use crate::core::{HardState, LogIndex, Message, NodeId, Options, Raft, Role, SnapshotChunk, SoftState, Term};
 use crate::driver::{image_len, Driver, Io, Lease, Outcome, WriteRequest};
 use crate::kv::{SnapshotJob, StateMachine};
 use crate::storage::{Snapshot, SnapshotMeta, Storage, StorageError};
@@ -278,7 +278,13 @@ impl Runtime {
             })?;
             snapshots.loaded(s);
         }
-        let log = RaftLog::from_snapshot(base, base_term, storage.take_entries());
+        let log = crate::driver::recovered_log(snapshot.as_ref().map(|s| &s.meta), storage.take_entries()).map_err(
+            |reason| StorageError::Corrupt {
+                path: "snap".into(),
+                offset: 0,
+                detail: format!("snapshot {base} (term {base_term}): {reason}"),
+            },
+        )?;
         log::info!(
             "server {pid}: recovered term {}, snapshot at {base}, log to {}",
             hard_state.current_term,

@@ -16,9 +16,9 @@
 
 use super::events::Time;
 use crate::core::{
-    Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, RaftLog, SnapshotChunk, Term,
+    Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, SnapshotChunk, Term,
 };
-use crate::driver::{image_len, Driver, Io, Lease, Outcome, SnapshotPolicy, WriteRequest};
+use crate::driver::{image_len, recovered_log, Driver, Io, Lease, Outcome, SnapshotPolicy, WriteRequest};
 use crate::kv::{KvStore, SnapshotJob, StateMachine};
 use crate::storage::{
     decode_snapshot_image, encode_snapshot_image, MemStorage, Snapshot, SnapshotMeta, SnapshotSource, Storage,
@@ -402,8 +402,12 @@ impl SimNode {
         for e in &entries {
             self.view.push(e);
         }
-        let mut raft =
-            Raft::restore(options, self.storage.hard_state(), RaftLog::from_snapshot(base, base_term, entries));
+        let mut raft = Raft::restore(
+            options,
+            self.storage.hard_state(),
+            recovered_log(snapshot.as_ref().map(|s| &s.meta), entries)
+                .expect("the simulator writes every snapshot itself"),
+        );
         let state_machine = match self.crashed_state_machine.take() {
             Some(kept) if self.bugs().apply_twice_after_restart => kept,
             _ => {
