@@ -116,21 +116,38 @@ impl Raft {
     }
 
     /// Bring `peers` and the leader's progress in line with the membership in force; called
-    /// whenever the log may have changed it. Progress of a new member starts at our log's end
-    /// (it is probed backwards, §5.3); a removed member's is dropped.
+    /// whenever the log or the commit index may have changed it. While a removal is not
+    /// committed, the removed server is still sent the log (so it learns it was removed); once
+    /// it is, the leader sends it a last append carrying the commit index and forgets it. A new
+    /// member's progress starts at the entry before our last (it is probed backwards, §5.3).
     pub(super) fn sync_membership(&mut self) {
-        let members: Vec<NodeId> = self.membership().members.keys().copied().filter(|p| *p != self.id).collect();
-        if members == self.peers {
+        let mut targets: Vec<NodeId> = self.membership().members.keys().copied().collect();
+        if self.membership_index() > self.commit_index {
+            targets.extend(self.membership_at(self.commit_index).members.keys().copied());
+        }
+        targets.retain(|p| *p != self.id);
+        targets.sort_unstable();
+        targets.dedup();
+        if targets == self.peers {
             return;
         }
-        self.peers = members;
         if self.role == Role::Leader {
-            let last = self.log.last_index();
-            self.progress.retain(|p, _| self.peers.contains(p));
-            for p in &self.peers {
-                self.progress.entry(*p).or_insert_with(|| Progress::new(last));
+            let dropped: Vec<NodeId> = self.peers.iter().copied().filter(|p| !targets.contains(p)).collect();
+            for p in dropped {
+                let next = self.progress.get(&p).map(|pr| pr.next_index).filter(|n| *n > self.log.compacted().0);
+                if let Some(next) = next {
+                    self.send_append_from(p, next, false); // what it lacks, and the commit index
+                }
+                self.progress.remove(&p);
+                self.recent_active.remove(&p);
             }
-            self.recent_active.retain(|p| self.peers.contains(p));
+            let before_last = LogIndex(self.log.last_index().0.saturating_sub(1));
+            for p in &targets {
+                self.progress.entry(*p).or_insert_with(|| Progress::new(before_last));
+            }
+        }
+        self.peers = targets;
+        if self.role == Role::Leader {
             self.broadcast_append();
         }
     }

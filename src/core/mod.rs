@@ -8,6 +8,8 @@ mod election;
 mod invariants;
 mod membership;
 mod membership_change;
+#[cfg(test)]
+mod membership_tests;
 mod message;
 mod options;
 mod planted;
@@ -25,6 +27,8 @@ mod rng;
 mod snapshot;
 #[cfg(test)]
 mod snapshot_tests;
+#[cfg(test)]
+mod test_net;
 #[cfg(test)]
 mod tests;
 mod transfer;

@@ -529,6 +529,7 @@ impl Raft {
         self.log.mark_persisted();
         if self.role == Role::Leader {
             self.maybe_commit();
+            self.sync_membership(); // a committed removal: its server is let go
         }
         self.assert_invariants();
     }
@@ -543,6 +544,7 @@ impl Raft {
         }
         if self.role == Role::Leader {
             self.maybe_commit();
+            self.sync_membership();
         }
         self.assert_invariants();
     }

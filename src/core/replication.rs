@@ -74,7 +74,7 @@ impl Raft {
 
     /// Queue one AppendEntries for `peer` starting at `next`; returns the last index it carries
     /// (or `next - 1` when empty).
-    fn send_append_from(&mut self, peer: NodeId, next: LogIndex, with_entries: bool) -> LogIndex {
+    pub(super) fn send_append_from(&mut self, peer: NodeId, next: LogIndex, with_entries: bool) -> LogIndex {
         let prev_log_index = LogIndex(next.0 - 1);
         let prev_log_term = self.log.term_at(prev_log_index).expect("next_index is within the log + 1");
         let entries = if with_entries {

@@ -1,8 +1,8 @@
 //! Unit tests of log replication (§5.3) and commitment (§5.4): the paper's Figure 7 follower
 //! cases, Figure 8, fast back-tracking, flow control, and durability ordering.
 
+use super::test_net::Net;
 use super::*;
-use std::collections::{BTreeMap, VecDeque};
 
 const E: u32 = 10;
 const H: u32 = 3;
@@ -46,68 +46,6 @@ fn elect(mut r: Raft) -> Raft {
     }
     assert_eq!(r.role(), Role::Leader);
     r
-}
-
-/// A lossless in-order network of cores whose storage persists every Ready at once.
-struct Net {
-    nodes: BTreeMap<NodeId, Raft>,
-    queue: VecDeque<(NodeId, Outgoing)>,
-    applied: BTreeMap<NodeId, Vec<Entry>>,
-    /// Messages delivered so far.
-    delivered: usize,
-    /// Servers whose messages are dropped (both directions).
-    down: Vec<NodeId>,
-}
-
-impl Net {
-    fn new(nodes: Vec<Raft>) -> Net {
-        let nodes: BTreeMap<NodeId, Raft> = nodes.into_iter().map(|r| (r.id(), r)).collect();
-        Net {
-            applied: nodes.keys().map(|id| (*id, vec![])).collect(),
-            nodes,
-            queue: VecDeque::new(),
-            delivered: 0,
-            down: vec![],
-        }
-    }
-
-    /// Handle every node's Ready (persist = accept, then send, then apply, then advance).
-    fn flush(&mut self) {
-        for (id, node) in self.nodes.iter_mut() {
-            while node.has_ready() {
-                let ready = node.ready();
-                for out in ready.messages {
-                    self.queue.push_back((*id, out));
-                }
-                let applied = self.applied.get_mut(id).unwrap();
-                for e in node.entries(ready.committed_entries).to_vec() {
-                    assert_eq!(e.index.0, applied.len() as u64 + 1, "{id} applies in order without gaps");
-                    applied.push(e);
-                }
-                node.advance();
-            }
-        }
-    }
-
-    /// Deliver messages until the network is quiet; returns how many were delivered.
-    fn run(&mut self) -> usize {
-        let start = self.delivered;
-        self.flush();
-        while let Some((from, out)) = self.queue.pop_front() {
-            if self.down.contains(&from) || self.down.contains(&out.to) {
-                continue;
-            }
-            self.delivered += 1;
-            assert!(self.delivered - start < 100_000, "network never quiets down");
-            self.nodes.get_mut(&out.to).unwrap().step(from, out.message);
-            self.flush();
-        }
-        self.delivered - start
-    }
-
-    fn node(&mut self, id: u64) -> &mut Raft {
-        self.nodes.get_mut(&NodeId(id)).unwrap()
-    }
 }
 
 #[test]
