@@ -12,6 +12,7 @@
 //! no encoding crate), so a peer in another language decodes it like every other message.
 
 use super::types::NodeId;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The first bytes of a membership entry's data: `ff` then `leaderm`. A client command that
@@ -27,8 +28,8 @@ pub const MEMBERS_MAX: usize = 255;
 /// Longest peer or client url of a member, in bytes.
 pub const MEMBER_URL_BYTES_MAX: usize = 1024;
 
-/// What a member does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a member does. (On the client wire too: variants are only ever appended.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MemberRole {
     /// Votes and counts towards commit and elections.
     Voter,
@@ -58,8 +59,9 @@ pub struct Membership {
     pub members: BTreeMap<NodeId, Member>,
 }
 
-/// One change (thesis §4.1: one server at a time).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One change (thesis §4.1: one server at a time). On the client wire (`ChangeMembership`):
+/// variants are only ever appended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipChange {
     /// Add `pid` as a learner at these urls; with `promote`, the leader promotes it once it has
     /// caught up.

@@ -87,6 +87,15 @@ impl Raft {
         self.log.membership().map_or(LogIndex(0), |(i, _)| i)
     }
 
+    /// Whether this server was a member and a committed membership no longer lists it: it has
+    /// been removed and should stop (thesis §4.2.2). A server not yet added is not removed.
+    /// (A server that restarts after its removal committed starts as a non-member instead.)
+    pub fn is_removed(&self) -> bool {
+        self.was_member
+            && !self.membership().contains(self.id)
+            && !self.membership_at(self.commit_index).contains(self.id)
+    }
+
     /// Whether this server votes in the membership in force.
     pub fn is_voter(&self) -> bool {
         self.membership().is_voter(self.id)
@@ -121,6 +130,7 @@ impl Raft {
     /// it is, the leader sends it a last append carrying the commit index and forgets it. A new
     /// member's progress starts at the entry before our last (it is probed backwards, §5.3).
     pub(super) fn sync_membership(&mut self) {
+        self.was_member |= self.membership().contains(self.id);
         let mut targets: Vec<NodeId> = self.membership().members.keys().copied().collect();
         if self.membership_index() > self.commit_index {
             targets.extend(self.membership_at(self.commit_index).members.keys().copied());

@@ -19,6 +19,20 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
+impl Entry {
+    /// Whether this is a membership entry ([`MEMBERSHIP_MAGIC`](super::MEMBERSHIP_MAGIC)): the
+    /// core's, never handed to the state machine.
+    pub fn is_membership(&self) -> bool {
+        self.data.starts_with(&super::MEMBERSHIP_MAGIC)
+    }
+
+    /// Whether the state machine applies this entry: neither the leader's no-op nor a
+    /// membership entry.
+    pub fn is_command(&self) -> bool {
+        !self.data.is_empty() && !self.is_membership()
+    }
+}
+
 /// RequestVote RPC arguments (§5.2, Figure 2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestVote {

@@ -57,6 +57,9 @@ pub struct Options {
     /// This server is not in the bootstrap membership (`peers` are the cluster it joins): it
     /// never campaigns and waits to be added as a learner (thesis §4.2.1).
     pub joining: bool,
+    /// Peer and client urls of the bootstrap servers (config.json's), recorded in the first
+    /// membership entry so that servers added later learn where everyone is from the log.
+    pub urls: std::collections::BTreeMap<NodeId, (String, String)>,
     /// A learner added with `promote` is made a voter once its log is within this many entries
     /// of the leader's.
     pub promote_lag: u64,
@@ -82,6 +85,7 @@ impl Options {
             committed_per_ready_max: 8192,
             leader_check_every_heartbeat: false,
             joining: false,
+            urls: std::collections::BTreeMap::new(),
             promote_lag: 1000,
             planted: PlantedBugs::NONE,
         }

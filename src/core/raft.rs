@@ -53,6 +53,8 @@ pub struct Raft {
     /// The membership of `Options` (config.json), in force until the log or a snapshot holds
     /// one.
     pub(super) bootstrap: Membership,
+    /// This server has been a member since it started (so leaving the membership is a removal).
+    pub(super) was_member: bool,
     /// Leader: replication progress per follower (Figure 2 nextIndex/matchIndex).
     pub(super) progress: BTreeMap<NodeId, Progress>,
     rng: SplitMix64,
@@ -103,9 +105,15 @@ impl Raft {
         if !options.joining {
             voters.push(options.id);
         }
-        let bootstrap = Membership::of_voters(voters);
+        let mut bootstrap = Membership::of_voters(voters);
+        for (pid, member) in bootstrap.members.iter_mut() {
+            if let Some((peer_url, client_url)) = options.urls.get(pid) {
+                (member.peer_url, member.client_url) = (peer_url.clone(), client_url.clone());
+            }
+        }
         let in_force = log.membership().map_or(&bootstrap, |(_, m)| m);
         let peers: Vec<NodeId> = in_force.members.keys().copied().filter(|p| *p != options.id).collect();
+        let was_member = in_force.contains(options.id);
         let soft = SoftState { role: Role::Follower, term: hard_state.current_term, leader_id: None };
         // The commit hint may be ahead of a log that lost an unsynced tail; never overstate it.
         let commit_index = hard_state.commit_index.min(log.last_index()).max(log.compacted().0);
@@ -139,6 +147,7 @@ impl Raft {
             pre_candidate: false,
             recent_active: BTreeSet::new(),
             last_active: BTreeSet::new(),
+            was_member,
             bootstrap,
             progress: BTreeMap::new(),
             rng: SplitMix64::new(options.seed),

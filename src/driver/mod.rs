@@ -259,6 +259,19 @@ impl<M: StateMachine, T> Driver<M, T> {
         }
     }
 
+    /// Propose one membership change (thesis §4.1); `token` is answered once its entry is
+    /// applied (with an empty result), or at once with why it was refused. Call
+    /// [`Driver::drive`] after.
+    pub fn change_membership(&mut self, token: T, change: crate::core::MembershipChange, io: &mut impl Io<T>) {
+        match self.raft.propose_membership(change) {
+            Ok(index) => drop(self.pending.insert(index, (self.raft.current_term(), token))),
+            Err(crate::core::MembershipError::NotLeader(leader)) => {
+                io.answer(token, Err(ClientError::NotLeader { leader }))
+            }
+            Err(e) => io.answer(token, Err(ClientError::Unavailable(e.to_string()))),
+        }
+    }
+
     /// Take every Ready the core has: submit its write, send what may go now, and hold back
     /// the rest behind the writes in flight. At most `rounds_max` Readies (a turn must end so
     /// that timers and inbound traffic are not starved).
@@ -420,8 +433,8 @@ impl<M: StateMachine, T> Driver<M, T> {
         }
         let Driver { raft, state_machine, pending, snapshots, applied, .. } = self;
         for entry in raft.entries(committed) {
-            let response =
-                if entry.data.is_empty() { Vec::new() } else { state_machine.apply(entry.index, &entry.data) };
+            // No-ops and membership entries are the core's: the state machine never sees them.
+            let response = if entry.is_command() { state_machine.apply(entry.index, &entry.data) } else { Vec::new() };
             *applied = entry.index;
             snapshots.applied_bytes += entry.data.len() as u64;
             io.applied(entry, &response);

@@ -24,6 +24,8 @@ pub(super) enum Replier {
     Client { route: Vec<Vec<u8>>, request_id: u64 },
     /// A caller of `Server::propose` in this process.
     Local(mpsc::Sender<Outcome>),
+    /// A client's `ChangeMembership`: answered `MembershipChanged` once the entry is applied.
+    Membership { route: Vec<Vec<u8>>, request_id: u64 },
 }
 
 impl Replier {
@@ -39,6 +41,13 @@ impl Replier {
             }
             // The caller may have given up waiting; then nobody needs the answer.
             Replier::Local(sender) => drop(sender.send(outcome)),
+            Replier::Membership { route, request_id } => {
+                let body = match outcome {
+                    Ok((index, _)) => Response::MembershipChanged { index },
+                    Err(e) => Response::Error(e),
+                };
+                send_response(client, route, ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body });
+            }
         }
     }
 }
@@ -105,6 +114,18 @@ impl Runtime {
             match self.check_request(body) {
                 Ok(ClientRequest { request_id, body: Request::Status, .. }) => {
                     statuses.push(StatusRequest { route: frames, request_id, inspect: false })
+                }
+                Ok(ClientRequest { request_id, body: Request::Membership, .. }) => {
+                    let body = Response::Membership(self.membership_info());
+                    send_response(
+                        &self.client,
+                        frames,
+                        ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body },
+                    );
+                }
+                Ok(ClientRequest { request_id, body: Request::ChangeMembership { change }, .. }) => {
+                    let (driver, mut io) = self.io();
+                    driver.change_membership(Replier::Membership { route: frames, request_id }, change, &mut io);
                 }
                 Ok(ClientRequest { request_id, body: Request::Inspect, .. }) => {
                     statuses.push(StatusRequest { route: frames, request_id, inspect: true })

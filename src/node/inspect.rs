@@ -2,9 +2,22 @@
 //! operator asks why there is no leader.
 
 use super::runtime::Runtime;
-use crate::transport::client_wire::{Counter, Inspection, PeerContact, VoteSeen};
+use crate::transport::client_wire::{Counter, Inspection, MemberInfo, MembershipInfo, PeerContact, VoteSeen};
 
 impl Runtime {
+    /// The membership in force, with every member's urls.
+    pub(super) fn membership_info(&self) -> MembershipInfo {
+        let raft = &self.driver.raft;
+        let index = raft.membership_index();
+        let members = raft.membership().members.iter().map(|(pid, m)| MemberInfo {
+            pid: *pid,
+            role: m.role,
+            peer_url: m.peer_url.clone(),
+            client_url: m.client_url.clone(),
+        });
+        MembershipInfo { index, committed: index <= raft.commit_index(), members: members.collect() }
+    }
+
     /// Everything [`Inspection`] reports, from this turn's state.
     pub(super) fn inspection(&self) -> Inspection {
         let tick_ms = self.tick.as_millis() as u64;

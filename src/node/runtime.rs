@@ -255,6 +255,10 @@ impl Runtime {
         let mut options = Options::new(pid, peer_ids.clone(), election_ticks, heartbeat_ticks, seed);
         // Lease reads need a confirmed round every heartbeat, or leases lapse between reads.
         options.leader_check_every_heartbeat = config.lease_reads;
+        // The first membership entry records where the bootstrap servers listen (thesis §4:
+        // from then on the log, not config.json, says who and where the members are).
+        options.urls =
+            config.servers.iter().map(|s| (s.pid, (s.endpoint.clone(), s.client_endpoint.clone()))).collect();
         let receiver = Receiver {
             cluster_id: config.cluster_id,
             me: pid,

@@ -4,7 +4,7 @@
 //! frame); the server answers with one [`ClientResponse`] carrying the same `request_id`.
 //! Byte layout: docs/wire.md. Variants are only ever appended.
 
-use crate::core::{LogIndex, NodeId, Role, Term, VoteKind, VoteVerdict};
+use crate::core::{LogIndex, MemberRole, MembershipChange, NodeId, Role, Term, VoteKind, VoteVerdict};
 use serde::{Deserialize, Serialize};
 
 /// Version of the client protocol; the first two bytes of every request and response.
@@ -89,6 +89,17 @@ pub enum Request {
     /// requests with their reasons, the last contact with each peer, election counts and every
     /// counter. Any server; `leader status --verbose` and `leader top` use it.
     Inspect,
+    /// Change the membership by one server (thesis §4.1); answered with
+    /// [`Response::MembershipChanged`] once the change is committed, or refused
+    /// ([`ClientError::Unavailable`] with the reason: a change in flight, no live quorum, …).
+    /// Only the leader accepts it.
+    ChangeMembership {
+        /// The change.
+        change: MembershipChange,
+    },
+    /// The membership in force on this server (answered with [`Response::Membership`]), so a
+    /// client can follow servers that were added at runtime. Any server.
+    Membership,
 }
 
 /// How a [`Request::Read`] finds its read index.
@@ -170,6 +181,37 @@ pub enum Response {
     },
     /// Answer to [`Request::Inspect`].
     Inspection(Box<Inspection>),
+    /// Answer to [`Request::ChangeMembership`]: the change's entry is committed at `index`.
+    MembershipChanged {
+        /// Its entry's index.
+        index: LogIndex,
+    },
+    /// Answer to [`Request::Membership`].
+    Membership(MembershipInfo),
+}
+
+/// The membership in force on a server, as [`Request::Membership`] answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipInfo {
+    /// Index of the entry that holds it (0: the snapshot's or config.json's).
+    pub index: LogIndex,
+    /// Whether that entry is committed on this server.
+    pub committed: bool,
+    /// Every member, in pid order.
+    pub members: Vec<MemberInfo>,
+}
+
+/// One member, as [`MembershipInfo`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Its pid.
+    pub pid: NodeId,
+    /// Voter or learner.
+    pub role: MemberRole,
+    /// Its peer url (empty for members of config.json's bootstrap membership: see the config).
+    pub peer_url: String,
+    /// Its client url (empty likewise).
+    pub client_url: String,
 }
 
 /// A server's answer to [`Request::Inspect`]: why it is in the state it is in.
