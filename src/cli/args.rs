@@ -2,7 +2,7 @@
 //! appears only on the commands that use it: `--config` and `--cluster-key` ([`ClusterArgs`])
 //! on those that talk to or start a cluster, not on `sim`, `fuzz`, `keygen` or `completions`.
 
-use super::{bench, failover, sim};
+use super::{bench, failover, member, sim};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -101,6 +101,18 @@ pub enum Cmd {
         /// How long to wait for each server's answer, in ms.
         #[arg(long, default_value_t = 500)]
         timeout_ms: u64,
+    },
+    /// Show or change the membership (thesis §4): `list`, `add PID URL` (joins as a learner,
+    /// promoted once caught up), `remove PID`, `promote PID` — one server at a time.
+    #[command(after_help = help_tail!("leader member add 4 127.0.0.1:7004\n  leader member remove 2\n  leader member list"))]
+    Member {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(subcommand)]
+        action: member::MemberCmd,
+        /// Give up after this long (ms).
+        #[arg(long, default_value_t = 30_000, global = true)]
+        deadline_ms: u64,
     },
     /// A live view, one row per server (role, term, leader, lag, writes/s, last contact,
     /// indexes), redrawn in place; q or Ctrl-C quits. Not a terminal: prints frames in turn.
@@ -328,6 +340,7 @@ impl Cmd {
             Cmd::Up { cluster, .. }
             | Cmd::Status { cluster, .. }
             | Cmd::Top { cluster, .. }
+            | Cmd::Member { cluster, .. }
             | Cmd::Health { cluster, .. }
             | Cmd::Put { cluster, .. }
             | Cmd::Get { cluster, .. }
@@ -349,6 +362,7 @@ impl Cmd {
             Cmd::Up { .. } => "up",
             Cmd::Status { .. } => "status",
             Cmd::Top { .. } => "top",
+            Cmd::Member { .. } => "member",
             Cmd::Health { .. } => "health",
             Cmd::Put { .. } => "put",
             Cmd::Get { .. } => "get",

@@ -7,6 +7,7 @@ mod failover;
 mod fuzz;
 mod health;
 mod kv;
+mod member;
 mod restore;
 mod sim;
 mod snapshot;
@@ -151,6 +152,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             };
             load_config(config_path, key_file).and_then(|c| status::run(c, options))
         }
+        (Some(Cmd::Member { action, deadline_ms, .. }), None) => {
+            load_config(config_path, key_file).and_then(|c| member::run(c, action, Duration::from_millis(deadline_ms)))
+        }
         (Some(Cmd::Top { interval_ms, count, .. }), None) => {
             load_config(config_path, key_file).and_then(|c| top::run(c, Duration::from_millis(interval_ms), count))
         }
@@ -258,6 +262,9 @@ fn run_server(config_path: &PathBuf, key: Option<&PathBuf>, pid: u64, options: N
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
+    }
+    if server.was_removed() {
+        eprintln!("leader: server {pid}: removed from the cluster by a membership change; exiting");
     }
     server.stop().map_err(|e| {
         eprintln!("leader: server {pid}: {e}");

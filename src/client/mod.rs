@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 mod attempts;
 mod error;
+mod membership;
 mod retry;
 
 /// Largest response accepted, without its tag (16 MiB): the largest is a `get` of a 1.5 MiB

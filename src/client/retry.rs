@@ -93,6 +93,13 @@ impl Client {
                 Err(CallError::Refused(ClientError::NotLeader { leader })) => {
                     seen.record(target, Seen::Refused(ClientError::NotLeader { leader }));
                     self.leader_hint = leader.filter(|l| *l != target);
+                    if let Some(l) = self.leader_hint.filter(|l| self.config.server(*l).is_err()) {
+                        // A leader added at runtime: learn where it listens from the server
+                        // that named it (thesis §4: the membership is in the log).
+                        if self.membership(target).is_err() || self.config.server(l).is_err() {
+                            self.leader_hint = None;
+                        }
+                    }
                     if self.leader_hint.is_none() || from != ReadFrom::Leader {
                         std::thread::sleep(Duration::from_millis(20)); // an election is under way
                     }

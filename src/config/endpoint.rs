@@ -134,3 +134,15 @@ pub fn parse_metrics_url(url: &str) -> Result<String, String> {
         _ => Err(format!("port \"{port}\" is not a number in 1-65535 ({EXPECTED})")),
     }
 }
+
+/// A member's peer and client endpoints as `leader member add` takes them: `url` as in
+/// config.json (`127.0.0.1:7004`, `tcp://…`, `ipc://…`), `client_url` likewise or derived from
+/// `url` as config.json derives it. Both normalized (`tcp://127.0.0.1:7004`).
+pub fn member_endpoints(url: &str, client_url: Option<&str>) -> Result<(String, String), String> {
+    let peer = parse_endpoint(url).map_err(|e| format!("URL {url:?}: {e}"))?;
+    let client = match client_url {
+        Some(c) => parse_endpoint(c).map_err(|e| format!("--client-url {c:?}: {e}"))?,
+        None => default_client(&peer).map_err(|e| format!("URL {url:?}: {e}"))?,
+    };
+    Ok((peer.render(), client.render()))
+}

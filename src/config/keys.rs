@@ -32,6 +32,7 @@ pub(super) const OBJECT_KEYS: &[&str] = &[
     "snapshot_bytes",
     "snapshot_trailing_entries",
     "lease_reads",
+    "initial_members",
 ];
 
 /// The keys a server of `object.Servers` may hold.

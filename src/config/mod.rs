@@ -13,8 +13,8 @@
 
 use crate::core::NodeId;
 use crate::driver::SnapshotPolicy;
-pub use endpoint::parse_metrics_url;
 use endpoint::{default_client, parse_endpoint, Endpoint};
+pub use endpoint::{member_endpoints, parse_metrics_url};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
@@ -89,6 +89,10 @@ pub struct Config {
     /// lease (thesis §6.4.1) instead of a round of leadership checks. Safe only under the
     /// clock assumption of [`CLOCK_DRIFT_MAX`](crate::driver::CLOCK_DRIFT_MAX) (README, "Reads").
     pub lease_reads: bool,
+    /// `object.initial_members` (default: every server): the pids of the bootstrap membership,
+    /// all voters. A server of the file that is not listed starts as a non-member and waits to
+    /// be added (`leader member add`); once the log holds a membership, it rules (thesis §4).
+    pub initial_members: Vec<NodeId>,
 }
 
 /// Why a config file could not be used. Every message starts with the config file's path and
@@ -258,8 +262,8 @@ fn fnv1a_64(bytes: &[u8]) -> u64 {
 }
 
 /// The default cluster id of servers already sorted by pid.
-fn default_cluster_id(servers: &[ServerConfig]) -> u64 {
-    let canonical: String = servers.iter().map(|s| format!("{}={};", s.pid, s.url)).collect();
+fn default_cluster_id<'a>(servers: impl Iterator<Item = &'a ServerConfig>) -> u64 {
+    let canonical: String = servers.map(|s| format!("{}={};", s.pid, s.url)).collect();
     fnv1a_64(canonical.as_bytes())
 }
 
@@ -382,9 +386,12 @@ impl Checker<'_> {
             ));
         }
         let data_dir = self.data_dir(obj)?;
+        let initial_members = self.initial_members(obj, &servers)?;
+        // Over the bootstrap members only, so a file that lists servers to be added later
+        // names the same cluster as the one the cluster started from.
         let cluster_id = match self.optional_u64(obj, "cluster_id")? {
             Some(id) => id,
-            None => default_cluster_id(&servers),
+            None => default_cluster_id(servers.iter().filter(|s| initial_members.contains(&s.pid))),
         };
         let cluster_key_file = match obj.get("cluster_key_file") {
             None => None,
@@ -410,7 +417,37 @@ impl Checker<'_> {
             cluster_key_file,
             snapshot,
             lease_reads: self.optional_bool(obj, "lease_reads")?.unwrap_or(false),
+            initial_members,
         })
+    }
+
+    fn initial_members(&self, obj: &Map<String, Value>, servers: &[ServerConfig]) -> Result<Vec<NodeId>, ConfigError> {
+        const FIELD: &str = "object.initial_members";
+        let Some(v) = obj.get("initial_members") else {
+            return Ok(servers.iter().map(|s| s.pid).collect());
+        };
+        let Value::Array(list) = v else {
+            return Err(self.wrong_type(FIELD, "a list of pids, e.g. [1, 2, 3]", v));
+        };
+        let mut pids = Vec::new();
+        for (i, p) in list.iter().enumerate() {
+            let pid = p.as_u64().ok_or_else(|| self.wrong_type(&format!("{FIELD}[{i}]"), "a pid", p))?;
+            if !servers.iter().any(|s| s.pid.0 == pid) {
+                let known: Vec<u64> = servers.iter().map(|s| s.pid.0).collect();
+                return Err(
+                    self.invalid(format!("{FIELD}[{i}]"), format!("pid {pid} is not in object.Servers {known:?}"))
+                );
+            }
+            if pids.contains(&NodeId(pid)) {
+                return Err(self.invalid(format!("{FIELD}[{i}]"), format!("pid {pid} is listed twice")));
+            }
+            pids.push(NodeId(pid));
+        }
+        if pids.is_empty() {
+            return Err(self.invalid(FIELD, "[] is empty; a cluster needs at least one member"));
+        }
+        pids.sort_unstable();
+        Ok(pids)
     }
 
     fn data_dir(&self, obj: &Map<String, Value>) -> Result<PathBuf, ConfigError> {

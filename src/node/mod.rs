@@ -8,6 +8,7 @@
 
 mod clients;
 mod inspect;
+mod members;
 mod metrics;
 mod runtime;
 mod snapshots;
@@ -146,6 +147,8 @@ struct Shared {
     stats: stats::Stats,
     stop: AtomicBool,
     stopped: AtomicBool,
+    /// The server stopped because a committed membership removed it.
+    removed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -158,6 +161,7 @@ enum Command {
     Send { target: Target, msg_id: u64, payload: Vec<u8> },
     Propose { command: Vec<u8>, reply: mpsc::Sender<Outcome> },
     Transfer { to: Option<NodeId>, reply: mpsc::Sender<TransferOutcome> },
+    ChangeMembership { change: crate::core::MembershipChange, reply: mpsc::Sender<Outcome> },
 }
 
 /// Why [`Server::propose`] has no result.
@@ -267,6 +271,7 @@ impl Server {
             stats: stats::Stats::new(&peers, hard_state.current_term),
             stop: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
         });
         let ctx = crate::transport::zmq_transport::context_for(config);
         let (wake, wake_endpoint) = runtime::wake_pair(&ctx, pid)?;
@@ -394,6 +399,24 @@ impl Server {
     ) -> Result<(crate::core::LogIndex, Vec<u8>), ProposeFailure> {
         let (reply, outcome) = mpsc::channel();
         self.call(Command::Propose { command, reply }, &outcome, timeout)
+    }
+
+    /// Change the membership by one server (thesis §4.1: add a learner, promote one, remove a
+    /// member) and wait up to `timeout` for the change to be committed; returns its entry's
+    /// index. This server must lead (`Refused(NotLeader)` otherwise); a change the rules refuse
+    /// (one in flight, no live quorum after it, …) is `Refused(Unavailable(why))`.
+    pub fn change_membership(
+        &self,
+        change: crate::core::MembershipChange,
+        timeout: Duration,
+    ) -> Result<crate::core::LogIndex, ProposeFailure> {
+        let (reply, outcome) = mpsc::channel();
+        self.call(Command::ChangeMembership { change, reply }, &outcome, timeout).map(|(index, _)| index)
+    }
+
+    /// Whether this server stopped because a committed membership change removed it.
+    pub fn was_removed(&self) -> bool {
+        self.shared.removed.load(Ordering::Acquire)
     }
 
     /// Hand `command` to the runtime and wait up to `timeout` for its answer on `outcome`.

@@ -104,8 +104,13 @@ pub(super) struct RuntimeParts<'a> {
 pub(super) struct Runtime {
     /// The core, its state machine and the proposals waiting for their entries.
     pub(super) driver: Driver<Box<dyn StateMachine>, Replier>,
-    net: Net,
-    receiver: Receiver,
+    pub(super) net: Net,
+    pub(super) receiver: Receiver,
+    /// config.json's other servers and their peer endpoints (for members the log names
+    /// without a url, and whose envelopes are always accepted).
+    pub(super) config_peers: std::collections::BTreeMap<NodeId, String>,
+    /// The core's peers the sockets were last brought in line with (members.rs).
+    pub(super) followed: Vec<NodeId>,
     pub(super) client: ClientEndpoint,
     key: Option<ClusterKey>,
     wake: zmq::Socket,
@@ -134,8 +139,8 @@ pub(super) struct Runtime {
 }
 
 /// The peer side of the world: the PUSH sockets and what every envelope carries.
-struct Net {
-    transport: ZmqTransport,
+pub(super) struct Net {
+    pub(super) transport: ZmqTransport,
     key: Option<ClusterKey>,
     cluster_id: u64,
     me: NodeId,
@@ -252,7 +257,10 @@ impl Runtime {
         context(wake.bind(&wake_endpoint), || format!("bind {wake_endpoint}"))?;
         let (tick, election_ticks, heartbeat_ticks) = tick_plan(config.election_timeout_ms, config.heartbeat_ms);
         let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
-        let mut options = Options::new(pid, peer_ids.clone(), election_ticks, heartbeat_ticks, seed);
+        // The bootstrap membership is config.json's initial_members (all servers by default).
+        let voters: Vec<NodeId> = config.initial_members.iter().copied().filter(|p| *p != pid).collect();
+        let mut options = Options::new(pid, voters, election_ticks, heartbeat_ticks, seed);
+        options.joining = !config.initial_members.contains(&pid);
         // Lease reads need a confirmed round every heartbeat, or leases lapse between reads.
         options.leader_check_every_heartbeat = config.lease_reads;
         // The first membership entry records where the bootstrap servers listen (thesis §4:
@@ -323,6 +331,8 @@ impl Runtime {
             writer,
             metrics,
             receiver,
+            config_peers: peers.iter().cloned().collect(),
+            followed: Vec::new(),
             client: ClientEndpoint { socket: client, key: key.clone() },
             key,
             wake,
@@ -388,6 +398,9 @@ impl Runtime {
             self.take_completions()?;
             let (driver, mut io) = self.io();
             driver.drive(&mut io, READY_ROUNDS_MAX);
+            if self.follow_membership() {
+                break;
+            }
             self.publish_status();
             self.answer_statuses(statuses);
             self.answer_snapshot_waiters();
@@ -454,6 +467,10 @@ impl Runtime {
                 Command::Send { target, msg_id, payload } => self.send_app(target, msg_id, payload),
                 Command::Propose { command, reply } => proposals.push((Replier::Local(reply), command)),
                 Command::Transfer { to, reply } => self.transfer_request(TransferReply::Local(reply), to),
+                Command::ChangeMembership { change, reply } => {
+                    let (driver, mut io) = self.io();
+                    driver.change_membership(Replier::Local(reply), change, &mut io);
+                }
             }
         }
         let (driver, mut io) = self.io();

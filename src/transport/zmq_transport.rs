@@ -70,8 +70,10 @@ pub(crate) fn context<T>(result: zmq::Result<T>, action: impl FnOnce() -> String
 
 /// The peer sockets of one server. Not `Sync`: owned by the runtime's loop thread.
 pub struct ZmqTransport {
+    ctx: zmq::Context,
     pull: zmq::Socket,
-    pushes: BTreeMap<NodeId, zmq::Socket>,
+    /// One PUSH per peer, with the endpoint it connects to.
+    pushes: BTreeMap<NodeId, (String, zmq::Socket)>,
     /// Sends dropped because the peer was unreachable or its queue full.
     pub send_dropped: u64,
 }
@@ -92,21 +94,41 @@ impl ZmqTransport {
         // libzmq drops larger messages before they reach us and closes the offending connection.
         context(pull.set_maxmsgsize(envelope_bytes_max as i64), what)?;
         context(pull.bind(endpoint), || format!("bind {endpoint} (PULL of server {me})"))?;
-        let mut pushes = BTreeMap::new();
+        let mut transport = ZmqTransport { ctx: ctx.clone(), pull, pushes: BTreeMap::new(), send_dropped: 0 };
         for (pid, peer_endpoint) in peers {
-            let push = context(ctx.socket(zmq::PUSH), || "create PUSH socket".into())?;
-            let what = || format!("configure PUSH socket to server {pid}");
-            context(push.set_immediate(true), what)?;
-            context(push.set_sndhwm(PEER_SNDHWM), what)?;
-            context(push.set_linger(0), what)?;
-            context(push.set_reconnect_ivl(RECONNECT_IVL_MS), what)?;
-            context(push.set_reconnect_ivl_max(RECONNECT_IVL_MAX_MS), what)?;
-            context(push.set_heartbeat_ivl(ZMTP_HEARTBEAT_IVL_MS), what)?;
-            context(push.set_heartbeat_timeout(ZMTP_HEARTBEAT_TIMEOUT_MS), what)?;
-            context(push.connect(peer_endpoint), || format!("connect to {peer_endpoint} (server {pid})"))?;
-            pushes.insert(*pid, push);
+            transport.connect(*pid, peer_endpoint)?;
         }
-        Ok(ZmqTransport { pull, pushes, send_dropped: 0 })
+        Ok(transport)
+    }
+
+    /// Open (or move) the PUSH socket to `pid` at `endpoint`: a member added at runtime, or one
+    /// that moved (thesis §4: the membership in the log says where each member listens).
+    pub fn connect(&mut self, pid: NodeId, endpoint: &str) -> Result<(), TransportError> {
+        if self.pushes.get(&pid).is_some_and(|(at, _)| at == endpoint) {
+            return Ok(());
+        }
+        let push = context(self.ctx.socket(zmq::PUSH), || "create PUSH socket".into())?;
+        let what = || format!("configure PUSH socket to server {pid}");
+        context(push.set_immediate(true), what)?;
+        context(push.set_sndhwm(PEER_SNDHWM), what)?;
+        context(push.set_linger(0), what)?;
+        context(push.set_reconnect_ivl(RECONNECT_IVL_MS), what)?;
+        context(push.set_reconnect_ivl_max(RECONNECT_IVL_MAX_MS), what)?;
+        context(push.set_heartbeat_ivl(ZMTP_HEARTBEAT_IVL_MS), what)?;
+        context(push.set_heartbeat_timeout(ZMTP_HEARTBEAT_TIMEOUT_MS), what)?;
+        context(push.connect(endpoint), || format!("connect to {endpoint} (server {pid})"))?;
+        self.pushes.insert(pid, (endpoint.to_string(), push));
+        Ok(())
+    }
+
+    /// Close the PUSH socket to `pid` (a member removed).
+    pub fn disconnect(&mut self, pid: NodeId) {
+        self.pushes.remove(&pid);
+    }
+
+    /// The peers with a PUSH socket, and where each connects.
+    pub fn peers(&self) -> impl Iterator<Item = (NodeId, &str)> {
+        self.pushes.iter().map(|(p, (at, _))| (*p, at.as_str()))
     }
 
     /// The PULL socket, for the runtime's `zmq::poll`.
@@ -116,7 +138,7 @@ impl ZmqTransport {
 
     /// Send `bytes` to `to` without blocking. Returns false (and counts) when dropped.
     pub fn send(&mut self, to: NodeId, bytes: &[u8]) -> bool {
-        let Some(push) = self.pushes.get(&to) else {
+        let Some((_, push)) = self.pushes.get(&to) else {
             self.send_dropped += 1;
             return false;
         };
