@@ -325,11 +325,12 @@ pub enum Cmd {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ClusterArgs {
     /// The cluster's config.json (default: config.json).
-    #[arg(long, value_name = "FILE")]
+    // global: `leader member add … --config FILE` (after the sub-subcommand) works too.
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// The cluster key file (default: the config's cluster_key_file, if any): every message is
     /// authenticated with it (see docs/security.md).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub cluster_key: Option<PathBuf>,
 }
 

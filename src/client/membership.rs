@@ -3,8 +3,9 @@
 
 use super::{CallError, Client, ReadFrom};
 use crate::config::ServerConfig;
+use crate::core::MemberRole;
 use crate::core::{LogIndex, MembershipChange, NodeId};
-use crate::transport::client_wire::{MembershipInfo, Request, Response};
+use crate::transport::client_wire::{ClientError, MembershipInfo, Request, Response};
 use std::time::{Duration, Instant};
 
 impl Client {
@@ -41,14 +42,27 @@ impl Client {
         // Committing may take a replication round to a new learner, and a leader elected
         // meanwhile must first commit an entry of its term.
         let wait = self.timeout + Duration::from_millis(self.config.election_timeout_ms * 4);
-        self.retry(ReadFrom::Leader, true, |client, target| {
+        let mut maybe_applied = false;
+        let result = self.retry(ReadFrom::Leader, true, |client, target| {
             let request_id = client.send(target, Request::ChangeMembership { change: change.clone() })?;
-            match client.receive(target, request_id, Instant::now() + wait)? {
+            let answer = client.receive(target, request_id, Instant::now() + wait);
+            maybe_applied |= matches!(answer, Err(CallError::Unreachable) | Ok(Response::Error(ClientError::Dropped)));
+            match answer? {
                 Response::MembershipChanged { index } => Ok(index),
+                // A retry of a change that did take effect is refused as no longer possible
+                // (already a member, not a member): stop retrying and look.
+                Response::Error(ClientError::Unavailable(why)) if maybe_applied => Err(CallError::Local(why)),
                 Response::Error(e) => Err(CallError::Refused(e)),
                 other => Err(CallError::BadResponse(format!("{other:?} to a membership change"))),
             }
-        })
+        });
+        match result {
+            Err(CallError::Local(why)) if maybe_applied => match self.leader_membership() {
+                Ok(info) if holds(&info, &change) => Ok(info.index),
+                _ => Err(CallError::Refused(ClientError::Unavailable(why))),
+            },
+            other => other,
+        }
     }
 
     /// Add to this client's view every member of `info` its config.json does not list, at the
@@ -67,5 +81,15 @@ impl Client {
             });
             self.config.servers.sort_by_key(|s| s.pid);
         }
+    }
+}
+
+/// Whether `info` shows `change` made (a retried change that took effect the first time).
+fn holds(info: &MembershipInfo, change: &MembershipChange) -> bool {
+    let role = |pid: NodeId| info.members.iter().find(|m| m.pid == pid).map(|m| m.role);
+    match change {
+        MembershipChange::AddLearner { pid, .. } => role(*pid).is_some(),
+        MembershipChange::Promote { pid } => role(*pid) == Some(MemberRole::Voter),
+        MembershipChange::Remove { pid } => role(*pid).is_none(),
     }
 }

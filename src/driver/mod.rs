@@ -268,6 +268,16 @@ impl<M: StateMachine, T> Driver<M, T> {
             Err(crate::core::MembershipError::NotLeader(leader)) => {
                 io.answer(token, Err(ClientError::NotLeader { leader }))
             }
+            // Passing states (a new leader's first commit, a transfer, the previous change —
+            // often the leader's own promotion of a learner): the client retries shortly.
+            Err(
+                e @ (crate::core::MembershipError::NoCommitInTerm
+                | crate::core::MembershipError::Transferring(_)
+                | crate::core::MembershipError::ChangeInFlight(_)),
+            ) => {
+                log::debug!("{}: membership change deferred: {e}", self.raft.id());
+                io.answer(token, Err(ClientError::Busy))
+            }
             Err(e) => io.answer(token, Err(ClientError::Unavailable(e.to_string()))),
         }
     }

@@ -3,7 +3,7 @@
 //! config.json's servers, and stops a server whose removal is committed.
 
 use super::runtime::Runtime;
-use crate::core::NodeId;
+use crate::core::{NodeId, Role};
 use std::sync::atomic::Ordering;
 
 impl Runtime {
@@ -11,7 +11,9 @@ impl Runtime {
     /// removed and must stop.
     pub(super) fn follow_membership(&mut self) -> bool {
         let raft = &self.driver.raft;
-        if raft.is_removed() {
+        // Stop once the removal is applied (its proposer has its answer) and, for a leader,
+        // once it has handed over (thesis §4.2.2; the core does that on its next heartbeat).
+        if raft.is_removed() && self.driver.applied() >= raft.membership_index() && raft.role() != Role::Leader {
             let index = raft.membership_index();
             log::warn!(
                 "server {}: removed from the cluster by the membership entry at index {index}; stopping",
