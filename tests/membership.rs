@@ -161,3 +161,38 @@ fn the_leader_removes_itself_hands_over_and_exits() {
     let acked = writer.finish();
     assert_all_kept(test.config.clone(), &acked);
 }
+
+#[test]
+fn a_server_is_replaced_under_load_removed_wiped_and_a_new_pid_added_at_a_new_address() {
+    let mut test = TestConfig::new(4, ELECTION_MS, HEARTBEAT_MS);
+    test.set("initial_members", serde_json::json!([1, 2, 3]));
+    let mut cluster = ProcessCluster::new(BIN, &test.path, ChildLogs::Dir(test.dir.path().to_path_buf()));
+    for pid in 1..=4 {
+        cluster.start(NodeId(pid)).expect("start a server");
+    }
+    let mut client = Client::new(test.config.clone()).with_timeout(Duration::from_millis(500));
+    wait_for(DEADLINE, "the 3 initial voters", || roles(&mut client).filter(|(v, _)| v.len() == 3));
+    let writer = Writer::start(test.config.clone());
+    wait_for(DEADLINE, "writes", || (writer.count() > 20).then_some(()));
+    // The machine of server 3 is retired: remove it, and its disk goes.
+    member(&test.path, &["remove", "3"]);
+    wait_for(DEADLINE, "server 3 to exit", || {
+        cluster.reap_exited().into_iter().find(|(p, _)| p.0 == 3).map(|(_, status)| status)
+    });
+    std::fs::remove_dir_all(test.config.data_dir_for(NodeId(3))).expect("wipe server 3's data");
+    // Its replacement, pid 4 at another address, joins, catches up and is promoted.
+    let (url, client_url) = (test.servers[3].1.clone(), test.servers[3].2.clone());
+    member(&test.path, &["add", "4", &url, "--client-url", &client_url]);
+    let (voters, learners) =
+        wait_for(DEADLINE, "4 promoted", || roles(&mut client).filter(|(v, l)| v.contains(&4) && l.is_empty()));
+    assert_eq!((voters, learners), (vec![1, 2, 4], vec![]));
+    let before = writer.count();
+    wait_for(DEADLINE, "writes after the replacement", || (writer.count() > before + 20).then_some(()));
+    let acked = writer.finish();
+    assert_all_kept(test.config.clone(), &acked);
+    // The new server holds every acknowledged write too: read from it alone.
+    let mut from_4 = Client::new(test.config.clone())
+        .with_reads(leader::client::ReadPath::ReadIndex, leader::client::ReadFrom::Server(NodeId(4)));
+    let (key, value) = acked.last().expect("writes were acknowledged");
+    assert_eq!(from_4.get(key.as_bytes()).unwrap().as_deref(), Some(value.as_bytes()));
+}

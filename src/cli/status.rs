@@ -5,8 +5,9 @@
 use super::{health, EXIT_FAILURE};
 use leader::client::{CallError, Client};
 use leader::config::Config;
-use leader::core::NodeId;
+use leader::core::{MemberRole, NodeId, Role};
 use leader::transport::client_wire::{ClientError, Inspection, Status};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What `leader status` prints.
@@ -40,6 +41,26 @@ pub fn gather(client: &mut Client) -> Vec<(NodeId, Answer)> {
             (pid, answer)
         })
         .collect()
+}
+
+/// What each answering server is in its own membership (thesis §4): `voter`, `learner` or
+/// `non-member` (not added yet, or removed); absent for servers that do not serve `Membership`.
+pub fn member_roles(client: &mut Client, answers: &[(NodeId, Answer)]) -> BTreeMap<NodeId, &'static str> {
+    let mut roles = BTreeMap::new();
+    for (pid, answer) in answers {
+        if answer.is_err() {
+            continue;
+        }
+        if let Ok(info) = client.membership(*pid) {
+            let role = match info.members.iter().find(|m| m.pid == *pid).map(|m| m.role) {
+                Some(MemberRole::Voter) => "voter",
+                Some(MemberRole::Learner { .. }) => "learner",
+                None => "non-member",
+            };
+            roles.insert(*pid, role);
+        }
+    }
+    roles
 }
 
 /// The statuses alone, as `leader health` judges them.
@@ -99,7 +120,7 @@ pub fn json_line(pid: NodeId, answer: &Answer) -> String {
     value.to_string()
 }
 
-fn table(config: &Config, answers: &[(NodeId, Answer)]) -> String {
+fn table(config: &Config, answers: &[(NodeId, Answer)], members: &BTreeMap<NodeId, &'static str>) -> String {
     let row = |cells: [&str; 8], url: &str| {
         format!(
             "{:<5} {:>7} {:<10} {:>6} {:>6} {:>9} {:>7} {:>7}  {url}\n",
@@ -114,7 +135,11 @@ fn table(config: &Config, answers: &[(NodeId, Answer)]) -> String {
             Ok((s, i)) => [
                 pid.to_string(),
                 i.as_ref().map_or("-".into(), |i| i.os_pid.to_string()),
-                s.role.as_str().into(),
+                // A follower that does not vote says why: a learner, or not (yet) a member.
+                match members.get(pid).copied() {
+                    Some(m @ ("learner" | "non-member")) if s.role == Role::Follower => m.to_string(),
+                    _ => s.role.as_str().into(),
+                },
                 s.term.to_string(),
                 opt(s.leader),
                 opt(s.voted_for),
@@ -141,7 +166,7 @@ pub fn ago(ms: u64) -> String {
 }
 
 /// `--verbose`: per server, why it is where it is.
-pub fn details(config: &Config, answers: &[(NodeId, Answer)]) -> String {
+pub fn details(config: &Config, answers: &[(NodeId, Answer)], members: &BTreeMap<NodeId, &'static str>) -> String {
     let mut out = String::new();
     for (pid, answer) in answers {
         let Ok((_, Some(i))) = answer else { continue };
@@ -152,6 +177,11 @@ pub fn details(config: &Config, answers: &[(NodeId, Answer)]) -> String {
             i.elections_started,
             i.elections_won
         );
+        match members.get(pid) {
+            Some(&"non-member") => out += "  member: no (not added yet, or removed): it waits to be added\n",
+            Some(role) => out += &format!("  member: {role}\n"),
+            None => {}
+        }
         if i.votes.is_empty() {
             out += "  votes: no vote request seen\n";
         }
@@ -191,15 +221,18 @@ pub fn details(config: &Config, answers: &[(NodeId, Answer)]) -> String {
 /// the cluster is unhealthy.
 pub fn run(config: Config, options: Options) -> Result<(), i32> {
     let mut client = Client::new(config).with_timeout(options.timeout);
+    // Servers added at runtime are listed too: learn them from the leader's membership.
+    let _ = client.leader_membership();
     let answers = gather(&mut client);
+    let members = if options.json { BTreeMap::new() } else { member_roles(&mut client, &answers) };
     if options.json {
         for (pid, answer) in &answers {
             println!("{}", json_line(*pid, answer));
         }
     } else {
-        print!("{}", table(client.config(), &answers));
+        print!("{}", table(client.config(), &answers, &members));
         if options.verbose {
-            print!("{}", details(client.config(), &answers));
+            print!("{}", details(client.config(), &answers, &members));
         }
     }
     if answers.iter().all(|(_, a)| a.is_err()) {
@@ -268,17 +301,27 @@ mod tests {
     fn verbose_says_why_each_vote_went_as_it_did_and_when_each_peer_was_heard() {
         let i = inspection();
         let answers = vec![(NodeId(2), Ok((i.status, Some(i)))), (NodeId(1), Err(CallError::Unreachable))];
-        let text = details(&config(), &answers);
+        let members = BTreeMap::from([(NodeId(2), "learner")]);
+        let text = details(&config(), &answers, &members);
         assert_eq!(
             text,
             "\nserver 2 (os pid 4242, up 3m07s; elections started 2, won 1)\n\
+             \x20 member: learner\n\
              \x20 vote for 3 in term 5: granted (1.5 s ago)\n\
              \x20 pre-vote for 1 in term 5: refused: candidate's log is behind ours (40 ms ago)\n\
              \x20 last contact: 1 never, 3 40 ms ago\n\
              \x20 dropped or ignored: bad_mac 7\n"
         );
-        let table = table(&config(), &answers);
-        assert!(table.lines().nth(1).unwrap().starts_with("2        4242 follower"), "{table}");
+        assert!(table(&config(), &answers, &BTreeMap::new())
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("2        4242 follower"));
+        let table = table(&config(), &answers, &members);
+        assert!(
+            table.lines().nth(1).unwrap().starts_with("2        4242 learner"),
+            "a follower that cannot vote: {table}"
+        );
     }
 
     #[test]

@@ -304,6 +304,11 @@ impl Runtime {
         );
         let writer = Writer::spawn(pid.0, storage, &ctx, &wake_endpoint, shared.stats.fsync_seconds.clone())?;
         let mut raft = Raft::restore(options, hard_state, log);
+        if !raft.membership().contains(pid) {
+            log::warn!(
+                "server {pid}: not a member of the cluster (yet): waiting to be added (`leader member add {pid} URL`)"
+            );
+        }
         if let Some(s) = &snapshot {
             raft.set_snapshot(base, base_term, image_len(&s.meta, s.data.len()));
         }
