@@ -4,6 +4,7 @@
 //! `--rolling`, a rolling restart of every server under a write load. A benchmark, not a test:
 //! it reports figures, it asserts nothing.
 
+mod membership;
 mod probe;
 mod rolling;
 
@@ -36,8 +37,16 @@ pub struct FailoverArgs {
     /// server of the config in turn; report the longest write stall and the slowest write.
     #[arg(long, conflicts_with_all = ["rounds", "mode"])]
     pub rolling: bool,
-    /// --rolling: concurrent writing clients.
-    #[arg(long, default_value_t = 16, requires = "rolling", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Instead of rounds: under a write load of --clients clients, add the first server outside
+    /// the config's initial_members (a learner, promoted once caught up) and remove it again;
+    /// report the time to promotion and the longest write stall.
+    #[arg(long, conflicts_with_all = ["rounds", "mode", "rolling"])]
+    pub membership: bool,
+    /// --membership: write this many distinct keys first (the state the new server catches up on).
+    #[arg(long, default_value_t = 0, requires = "membership")]
+    pub keys: u64,
+    /// --rolling, --membership: concurrent writing clients.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub clients: u32,
     /// Print one JSON object with the figures instead of text.
     #[arg(long)]
@@ -160,6 +169,9 @@ fn spawn_probe(config: &Config) -> (mpsc::Sender<Option<NodeId>>, mpsc::Receiver
 pub fn run(config: &Config, args: &FailoverArgs) -> Result<(), i32> {
     if args.rolling {
         return rolling::run(config, args.clients as usize, args.json);
+    }
+    if args.membership {
+        return membership::run(config, args.clients as usize, args.keys, args.json);
     }
     let rounds = args.rounds;
     let mut cluster = start_cluster(config)?;
