@@ -2,7 +2,7 @@
 """A voting Raft peer for a `leader` cluster, written from docs/wire.md (sections 2-4).
 
     python3 peer.py --pid N --config FILE [--data-dir DIR] [--no-campaign] [--no-pre-vote]
-                    [--no-client] [--cluster-key FILE] [--verbose]
+                    [--no-client] [--joining] [--cluster-key FILE] [--verbose]
 
 It is a full member of the cluster: it votes, replicates the log and, unless --no-campaign is
 given, campaigns when it hears from no leader and may become leader. It keeps the log only: it
@@ -48,6 +48,23 @@ RequestVote of a higher term. A server that predates pre-vote drops tags 4 and 5
 a pre-voting peer.py cannot become leader with only such servers to ask (use --no-pre-vote
 there); as a voter it works with them unchanged, as they never send a PreVote.
 
+Membership (thesis §4; docs/wire.md §4 "Membership entries"): the membership in force is the
+latest membership entry in its log, committed or not (a truncation that removes it reverts to
+the one before), else the one its snapshot's configuration records, else config.json's
+initial_members (default: every server), all voters. Quorums -- votes, pre-votes, commit,
+check-quorum -- count the voters in force only. A learner, or a server that is not a member
+(left out of initial_members, or started --joining), never campaigns, ignores TimeoutNow and
+refuses every RequestVote/PreVote/TransferVote; a voter refuses a candidate that is not a
+voter. It opens a PUSH socket to every member the log names (at its peer_url, else
+config.json's url), and to the members of the committed membership while a removal is in
+flight; it accepts envelopes from members and from config.json's servers. An AppendEntries
+carrying a membership entry that does not decode is dropped whole (invalid_membership_entry).
+When a committed membership no longer lists it (having listed it), it says so on stderr
+("peer: server N: removed from the cluster by the membership entry at index I; stopping"),
+sends that turn's answers, and exits 0. It never proposes changes (it never leads for long,
+rule 10): ChangeMembership is answered NotLeader (the leader, or the hand-over target), and
+Membership (Request tag 9) with the membership in force here.
+
 stdout, one JSON object per line, flushed after each:
     {"role": "follower"|"candidate"|"leader", "term": T}   at start, and whenever its role or
                         its term changes (checked once per batch of inputs, so a candidacy won at
@@ -76,7 +93,7 @@ stdin, one command per line (EOF is not an exit; the peer keeps running):
 msg_id starts at 1 and increases by one per send/broadcast command. <text> is everything
 after the single space that follows `send <pid>` / `broadcast`, sent as UTF-8.
 
-SIGTERM or SIGINT: close the sockets and exit 0. Exit 2: bad arguments or config; exit 1:
+SIGTERM or SIGINT (or its removal from the membership): close the sockets and exit 0. Exit 2: bad arguments or config; exit 1:
 the data directory is in use or unreadable, or the PULL socket cannot bind.
 
 Data directory (default `<config data_dir>/<pid>`, i.e. `<config dir>/data/<pid>`; created):
