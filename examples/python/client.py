@@ -9,6 +9,10 @@
     python3 client.py [--config FILE] status [--json | --table] [--timeout-ms MS]
     python3 client.py [--config FILE] transfer [--to N] [--deadline-ms MS]  prints the new leader
     python3 client.py [--config FILE] snapshot [--pid N] [--timeout-ms MS]
+    python3 client.py [--config FILE] member list [--pid N] [--json] [--timeout-ms MS]
+    python3 client.py [--config FILE] member add PID URL [--client-url URL] [--learner] [--deadline-ms MS]
+    python3 client.py [--config FILE] member remove PID   [--deadline-ms MS]
+    python3 client.py [--config FILE] member promote PID  [--deadline-ms MS]
 
 Output and exit codes are those of the Rust CLI (`leader put|get|delete|cas|status`):
 0 ok; 1 runtime failure (a missing key for get, a cas that did not swap, a timeout, no server
@@ -35,6 +39,22 @@ the Get through the log as a Propose (the path of every get before reads without
 `transfer` asks the leader to hand leadership to server `--to N` (or the follower it chooses)
 and prints `server N leads (term T), M ms` once the new leader leads (the Rust CLI's line). `snapshot` asks server N (or
 every server) to take a snapshot now and prints the Rust CLI's lines.
+
+`member` (docs/wire.md §4 "Membership entries", Request tags 8 and 9; thesis §4): `member list`
+asks server N (or the first server that answers, in pid order) for the membership in force
+there (Request Membership) and prints one line per member, `PID ROLE PEER_URL CLIENT_URL`
+(ROLE `voter`, `learner` or `learner(promote)`; an empty url prints as `-`), and on stderr
+`leader: server P: membership at index I, committed|not committed` (index 0: config.json's or
+a snapshot's). `--json` prints one JSON object instead: {"server", "index", "committed",
+"members": [{"pid", "role", "peer_url", "client_url"}]}. `member add` adds PID as a learner
+(AddLearner) that the leader promotes to voter once it has caught up, or, with --learner, that
+stays a learner; URL is its peer url (host:port or a ZeroMQ endpoint, sent as the endpoint,
+e.g. tcp://127.0.0.1:7006), --client-url defaults as config.json's client_url does (port +
+1000). `member remove` and `member promote` change one member. Each follows NotLeader
+redirects (also to servers config.json does not list, whose client_url it learns from the
+membership), retries a leader that is not ready for a change yet (an earlier change not yet
+committed, no entry of its term committed yet), and prints `membership changed at index N`
+once the change's entry is committed; a refusal prints `leader: member ...: <why>` (exit 1).
 """
 
 import argparse
@@ -247,6 +267,7 @@ class Client:
         self.client_id = random.getrandbits(64) | 1  # never 0: 0 means "no duplicate detection"
         self.seq = 0
         self.leader_hint = None
+        self.learned = {}  # pid -> client endpoint of members config.json does not list
 
     def close(self) -> None:
         for s in self.sockets.values():
@@ -259,7 +280,8 @@ class Client:
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.IMMEDIATE, 1)  # send only over a completed connection
             s.setsockopt(zmq.MAXMSGSIZE, w.RESPONSE_BYTES_MAX + w.TAG_BYTES)
-            s.connect(self.config.server(pid).client_endpoint)
+            pids = self.config.pids()
+            s.connect(self.config.server(pid).client_endpoint if pid in pids else self.learned[pid])
             self.sockets[pid] = s
         return self.sockets[pid]
 
@@ -514,6 +536,88 @@ class Client:
             return body.leader, body.term
         raise Timeout()
 
+    def membership(self, pids=None):
+        """(pid, MembershipInfo) from the first of `pids` (default: every server, in pid order)
+        that answers Request Membership; the last error when none does."""
+        error = None
+        for pid in (self.config.pids() if pids is None else pids):
+            try:
+                body = self._request(pid, w.MembershipRequest())
+            except CallError as e:
+                error = e
+                continue
+            if not isinstance(body, w.MembershipInfo):
+                error = BadResponse(f"{body!r} to a membership request")
+                continue
+            self.learn(body)
+            return pid, body
+        raise error if error is not None else NothingReachable(0)
+
+    def learn(self, info: "w.MembershipInfo") -> None:
+        """Remember where members config.json does not list take requests (their client_url)."""
+        for m in info.members:
+            if m.pid not in self.config.pids() and m.client_url:
+                try:
+                    self.learned[m.pid] = w._render(w._parse_endpoint(m.client_url))
+                except ValueError:
+                    pass
+
+    def _known(self, pid) -> bool:
+        return pid in self.config.pids() or pid in self.learned
+
+    # Unavailable reasons a leader gives while it cannot take a change *yet* (src/core/
+    # membership_change.rs: ChangeInFlight -- an auto-promotion, say -- and NoCommitInTerm).
+    _NOT_YET = ("is not committed yet: one change at a time", "has not committed an entry of its term yet")
+
+    def change_membership(self, change) -> int:
+        """One membership change (Request tag 8) through the leader, following NotLeader
+        redirects: the index of its entry once committed (Response MembershipChanged). A leader
+        that refuses for a passing reason is asked again until the deadline; any other refusal
+        is Refused(Unavailable). No answer from the leader is not retried (the change may still
+        apply; a second try would be refused as already done): Timeout."""
+        deadline = time.monotonic() + self.deadline_s
+        # The leader answers once the entry is committed: allow it a few round trips.
+        wait = self.timeout_s + 4 * self.config.election_timeout_ms / 1000
+        seen = self._start(self.config.pids(), True, deadline)
+        for target in self._targets(deadline, seen=seen):
+            try:
+                # The deadline is checked before each attempt, not within one (docs/wire.md,
+                # "One key-value operation"): an attempt cut short would leave "may apply".
+                body = self._request(target, w.ChangeMembership(change), float("inf"), wait, ATTEMPT_CONNECT_WAIT_S)
+            except Refused as e:
+                seen.record(target, e)
+                if isinstance(e.error, w.NotLeader):
+                    hint = e.error.leader if e.error.leader != target else None
+                    if hint is not None and not self._known(hint):
+                        try:
+                            self.learn(self._request(target, w.MembershipRequest()))
+                        except CallError:
+                            pass
+                    self.leader_hint = hint if hint is not None and self._known(hint) else None
+                    if self.leader_hint is None:
+                        time.sleep(0.02)  # an election is under way
+                elif isinstance(e.error, (w.Busy, w.Dropped)):
+                    time.sleep(0.01)
+                elif isinstance(e.error, w.Unavailable) and any(s in e.error.reason for s in self._NOT_YET):
+                    self.leader_hint = target
+                    time.sleep(0.05)
+                else:
+                    raise
+                continue
+            except (Unreachable, BadResponse, BadKey) as e:
+                seen.record(target, e)
+                if self.leader_hint == target and isinstance(e, Unreachable) and not isinstance(e, NotConnected):
+                    raise Timeout() from None  # the leader took it and went silent: it may apply
+                self.leader_hint = None
+                if seen.conclusive():
+                    raise seen.conclusive() from None
+                continue
+            if not isinstance(body, w.MembershipChanged):
+                raise BadResponse(f"{body!r} to a membership change")
+            self.leader_hint = target
+            return body.index
+        raise seen.verdict()
+
     def snapshot(self, pid: int, timeout_s: float = 10.0):
         """Server `pid` takes a snapshot now (Request tag 3): (index, term, total_len)."""
         body = self._request(pid, w.SnapshotRequest(), timeout_s=timeout_s)
@@ -645,10 +749,55 @@ def status_table(config: w.Config, answers) -> str:
     return out
 
 
+def member_line(m: "w.MemberInfo") -> str:
+    """`member list`'s line for one member: PID ROLE PEER_URL CLIENT_URL (`-`: empty)."""
+    return f"{m.pid} {m.role} {m.peer_url or '-'} {m.client_url or '-'}"
+
+
+def membership_json(pid: int, info: "w.MembershipInfo") -> str:
+    members = [{"pid": m.pid, "role": str(m.role), "peer_url": m.peer_url, "client_url": m.client_url}
+               for m in info.members]
+    value = {"server": pid, "index": info.index, "committed": info.committed, "members": members}
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def default_client_url(peer_url: str) -> str:
+    """What config.json's client_url defaults to for this peer url (docs/wire.md §2)."""
+    ep = w._parse_endpoint(peer_url)
+    if ep[0] == "tcp":
+        if ep[2] + w.CLIENT_PORT_OFFSET > 65535:
+            raise ValueError(f"the default client url (port {ep[2]} + {w.CLIENT_PORT_OFFSET}) is out of range; "
+                             "give --client-url")
+        return w._render(("tcp", ep[1], ep[2] + w.CLIENT_PORT_OFFSET))
+    return w._render((ep[0], ep[1] + ".client"))
+
+
+def add_learner_change(pid: int, url: str, client_url, learner: bool) -> "w.AddLearner":
+    """The AddLearner of `member add`, urls checked and written as ZeroMQ endpoints; ValueError
+    says what is wrong."""
+    if pid <= 0 or pid >= 1 << 64:
+        raise ValueError(f"pid {pid}: pids are positive integers")
+    try:
+        peer = w._render(w._parse_endpoint(url))
+    except ValueError as e:
+        raise ValueError(f"url {url!r}: {e}") from None
+    if client_url is None:
+        client = default_client_url(url)
+    else:
+        try:
+            client = w._render(w._parse_endpoint(client_url))
+        except ValueError as e:
+            raise ValueError(f"--client-url {client_url!r}: {e}") from None
+    for u in (peer, client):
+        if len(u.encode("utf-8")) > w.MEMBER_URL_BYTES_MAX:
+            raise ValueError(f"url {u!r} is over {w.MEMBER_URL_BYTES_MAX} bytes")
+    return w.AddLearner(pid, peer, client, promote=not learner)
+
+
 def normalize_go_flags(argv):
     """`-config x`, `-json`, `-deadline-ms=5` -> their `--` forms, as the Rust CLI accepts."""
     long = {"config", "json", "table", "timeout-ms", "deadline-ms", "expected", "new", "cluster-key", "from",
-            "via-log", "lease", "to", "pid"}
+            "via-log", "lease", "to", "pid", "client-url", "learner"}
     out = []
     for a in argv:
         if a.startswith("-") and not a.startswith("--") and a[1:].split("=", 1)[0] in long:
@@ -692,6 +841,23 @@ def parse_args(argv):
     sp = sub.add_parser("snapshot", parents=[common], help="servers take a snapshot now")
     sp.add_argument("--pid", type=int, default=None, metavar="N", help="only server N (default: every server)")
     sp.add_argument("--timeout-ms", type=int, default=10_000, help="wait this long for each (default 10000)")
+    sp = sub.add_parser("member", parents=[common], help="list or change the members (thesis §4)")
+    msub = sp.add_subparsers(dest="member_command", required=True, metavar="ACTION")
+    mp = msub.add_parser("list", parents=[common], help="the membership in force on a server")
+    mp.add_argument("--pid", type=int, default=None, metavar="N", help="ask server N (default: the first to answer)")
+    mp.add_argument("--json", action="store_true", help="one JSON object instead of one line per member")
+    mp.add_argument("--timeout-ms", type=int, default=500, help="wait this long for each answer (default 500)")
+    mp = msub.add_parser("add", parents=[common], help="add PID (a learner, promoted once caught up)")
+    mp.add_argument("pid", type=int)
+    mp.add_argument("url", help="its peer url: host:port or a ZeroMQ endpoint")
+    mp.add_argument("--client-url", default=None, metavar="URL", help="its client url (default: peer port + 1000)")
+    mp.add_argument("--learner", action="store_true", help="keep it a learner (never promoted automatically)")
+    for name in ("remove", "promote"):
+        mp = msub.add_parser(name, parents=[common], help=f"{name} member PID")
+        mp.add_argument("pid", type=int)
+    for name in ("add", "remove", "promote"):
+        msub.choices[name].add_argument("--deadline-ms", type=int, default=10_000,
+                                        help="give up after this long (default 10000)")
     sp = sub.add_parser("status", parents=[common], help="each server's role, term and leader")
     out = sp.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per line per server (the default)")
@@ -753,6 +919,9 @@ def main(argv) -> int:
         finally:
             client.close()
         return 0 if ok == len(pids) else EXIT_FAILURE
+
+    if args.command == "member":
+        return member_main(config, args)
 
     client = Client(config, PER_REQUEST_TIMEOUT_S, args.deadline_ms / 1000)
     if args.command == "transfer":
@@ -818,6 +987,55 @@ def main(argv) -> int:
         return EXIT_FAILURE
     finally:
         client.close()
+    return 0
+
+
+def member_main(config: "w.Config", args) -> int:
+    """`member list|add|remove|promote` (the lines of `leader member ...`)."""
+    action = args.member_command
+    if action == "list":
+        if args.pid is not None and args.pid not in config.pids():
+            print(f"leader: {config.path}: no server {args.pid}", file=sys.stderr)
+            return EXIT_CONFIG
+        client = Client(config, args.timeout_ms / 1000)
+        try:
+            pid, info = client.membership(None if args.pid is None else [args.pid])
+        except CallError as e:
+            print(f"leader: member list: {e}", file=sys.stderr)
+            return EXIT_FAILURE
+        finally:
+            client.close()
+        if args.json:
+            print(membership_json(pid, info))
+        else:
+            for m in info.members:
+                print(member_line(m))
+            print(f"leader: server {pid}: membership at index {info.index}, "
+                  f"{'committed' if info.committed else 'not committed'}", file=sys.stderr)
+        return 0
+    try:
+        if action == "add":
+            change = add_learner_change(args.pid, args.url, args.client_url, args.learner)
+        elif args.pid <= 0 or args.pid >= 1 << 64:
+            raise ValueError(f"pid {args.pid}: pids are positive integers")
+        else:
+            change = w.Promote(args.pid) if action == "promote" else w.Remove(args.pid)
+    except ValueError as e:
+        print(f"leader: member {action}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    client = Client(config, PER_REQUEST_TIMEOUT_S, args.deadline_ms / 1000)
+    try:
+        index = client.change_membership(change)
+    except Refused as e:
+        why = e.error.reason if isinstance(e.error, w.Unavailable) else str(e)
+        print(f"leader: member {action}: {why}", file=sys.stderr)
+        return EXIT_FAILURE
+    except CallError as e:
+        print(f"leader: member {action}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        client.close()
+    print(f"membership changed at index {index}")
     return 0
 
 

@@ -32,6 +32,9 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
                          | SnapshotRequest() | FetchSnapshot(index, term, offset)  tags 3, 4
                          | Read(query, mode) | TransferLeadership(to)            tags 5, 6
                          | InspectRequest()                                     tag 7
+                         | ChangeMembership(change) | MembershipRequest()         tags 8, 9
+      change (MembershipChange)  AddLearner(pid, peer_url, client_url, promote)
+                         | Promote(pid) | Remove(pid)                           tags 0, 1, 2
     ClientResponse(version, request_id, body)
       body (Response)    Status(pid, role, term, leader, voted_for, commit_index,
                                 last_applied, last_index)                   tag 0
@@ -46,8 +49,15 @@ docs/wire.md. Integers are Python ``int``; byte strings are ``bytes``; ``Option<
                          Inspection(status, os_pid, uptime_ms, votes: [VoteSeen],
                                 last_contact: [PeerContact], elections_started,
                                 elections_won, counters)                     tag 7
+                         MembershipChanged(index)                            tag 8
+                         MembershipInfo(index, committed, members: [MemberInfo(pid, role,
+                                peer_url, client_url)])                      tag 9
+      MemberRole         Voter() | Learner(promote)                          tags 0, 1
       Role               IntEnum: FOLLOWER=0, CANDIDATE=1, LEADER=2
       ReadMode           IntEnum: READ_INDEX=0, LEASE=1
+
+    Membership(members: (MemberInfo, ...))   a membership entry's data (docs/wire.md §4,
+                         "Membership entries"): MEMBERSHIP_MAGIC, then version 1 and the members
 
     KvCommand(client_id, seq, op)
       op (KvOp)          Put(key, value) | Get(key) | Delete(key) | Cas(key, expected, new)
@@ -64,6 +74,8 @@ API
     encode_kv_command(cmd)                 decode_kv_command(data, limit=KV_BYTES_MAX)
     encode_kv_response(resp)              decode_kv_response(data, limit=RESPONSE_BYTES_MAX)
     encode_entry(entry)                    decode_entry(data, limit=ENVELOPE_BYTES_MAX)
+    encode_membership(membership)          decode_membership(data) -> Membership | None (no magic)
+    snapshot_membership(config) -> Membership | None   (a snapshot file's configuration)
     encode_snapshot_image(SnapshotImage)   decode_snapshot_image(image, last_index=None, last_term=None)
     decode_snapshot_header(image)          (the LDSN snapshot file of docs/storage.md; SnapshotImageError)
     snapshot_chunks(term, leader_id, image) -> [InstallSnapshot]   snapshot_chunk_len(total_len, offset)
@@ -339,8 +351,111 @@ class InspectRequest:         # Request tag 7: why the server is where it is (an
     pass
 
 
+# Membership (docs/wire.md §4 "Membership entries", §5 Request 8-9, Response 8-9; thesis §4)
+
+MEMBERSHIP_MAGIC = b"\xffleaderm"   # a membership entry's data starts with these 8 bytes
+MEMBERSHIP_VERSION = 1              # the byte after the magic
+MEMBERS_MAX = 255                   # members one membership may list
+MEMBER_URL_BYTES_MAX = 1024         # longest peer_url / client_url, in bytes
+
+
+@dataclass(frozen=True)
+class Voter:                  # MemberRole tag 0: votes, counts towards commit and elections
+    def __str__(self) -> str:
+        return "voter"
+
+
+@dataclass(frozen=True)
+class Learner:                # MemberRole tag 1: receives the log, never votes nor counts
+    promote: bool = False     # the leader makes it a voter once it has caught up
+
+    def __str__(self) -> str:
+        return "learner(promote)" if self.promote else "learner"
+
+
+MemberRole = Union[Voter, Learner]
+
+
+@dataclass(frozen=True)
+class MemberInfo:             # one member: in a membership entry, and in MembershipInfo
+    pid: int
+    role: MemberRole
+    peer_url: str = ""        # where its PULL socket listens; "" = as in config.json
+    client_url: str = ""      # where clients reach it; "" = as in config.json
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Who votes, who learns, where each listens: what a membership entry holds. `members` in
+    strictly ascending pid order, at least one voter (decode_membership checks both)."""
+    members: tuple
+
+    @staticmethod
+    def of_voters(pids, urls=None) -> "Membership":
+        """Every pid a voter; `urls` maps a pid to (peer_url, client_url)."""
+        urls = urls or {}
+        return Membership(tuple(MemberInfo(p, Voter(), *urls.get(p, ("", ""))) for p in sorted(pids)))
+
+    def get(self, pid: int) -> Optional[MemberInfo]:
+        for m in self.members:
+            if m.pid == pid:
+                return m
+        return None
+
+    def contains(self, pid: int) -> bool:
+        return self.get(pid) is not None
+
+    def is_voter(self, pid: int) -> bool:
+        m = self.get(pid)
+        return m is not None and isinstance(m.role, Voter)
+
+    def pids(self) -> List[int]:
+        return [m.pid for m in self.members]
+
+    def voters(self) -> List[int]:
+        return [m.pid for m in self.members if isinstance(m.role, Voter)]
+
+    def learners(self) -> List[int]:
+        return [m.pid for m in self.members if not isinstance(m.role, Voter)]
+
+    def quorum(self) -> int:
+        """Votes or acknowledgements needed: a majority of the voters (thesis §4)."""
+        return len(self.voters()) // 2 + 1
+
+
+@dataclass(frozen=True)
+class AddLearner:             # MembershipChange tag 0: add `pid` as a learner at these urls
+    pid: int
+    peer_url: str
+    client_url: str
+    promote: bool = True      # the leader promotes it to voter once caught up
+
+
+@dataclass(frozen=True)
+class Promote:                # MembershipChange tag 1: make learner `pid` a voter
+    pid: int
+
+
+@dataclass(frozen=True)
+class Remove:                 # MembershipChange tag 2: remove `pid` (voter or learner)
+    pid: int
+
+
+MembershipChange = Union[AddLearner, Promote, Remove]
+
+
+@dataclass(frozen=True)
+class ChangeMembership:       # Request tag 8: one change; answered MembershipChanged once applied
+    change: MembershipChange
+
+
+@dataclass(frozen=True)
+class MembershipRequest:      # Request tag 9: the membership in force on that server
+    pass
+
+
 Request = Union[StatusRequest, Propose, CountersRequest, SnapshotRequest, FetchSnapshot, Read, TransferLeadership,
-                InspectRequest]
+                InspectRequest, ChangeMembership, MembershipRequest]
 
 
 @dataclass(frozen=True)
@@ -463,11 +578,13 @@ class VoteKind(enum.IntEnum):  # VoteSeen.kind (enum, no fields)
 @dataclass(frozen=True)
 class VoteVerdict:            # VoteSeen.verdict (enum; variants only appended)
     tag: int                  # 0 granted, 1 stale term, 2 already voted (for `voted_for`),
-    voted_for: Optional[int] = None  # 3 stale log, 4 leader alive, 5 term not ahead
+    voted_for: Optional[int] = None  # 3 stale log, 4 leader alive, 5 term not ahead,
+    #                                  6 not a voter (us), 7 candidate not a voter (thesis §4)
 
     NAMES = ("granted", "refused: stale term", "refused: already voted for {}",
              "refused: candidate's log is behind ours", "ignored: the leader is still alive",
-             "refused: term not ahead of ours")
+             "refused: term not ahead of ours", "refused: this server is not a voter",
+             "refused: the candidate is not a voter")
 
     def __str__(self) -> str:
         return self.NAMES[self.tag].format(self.voted_for)
@@ -500,7 +617,20 @@ class Inspection:             # Response tag 7: answer to InspectRequest
     counters: List[Counter]
 
 
-Response = Union[Status, ClientError, Applied, Counters, Snapshot, SnapshotChunk, Transferred, Inspection]
+@dataclass(frozen=True)
+class MembershipChanged:      # Response tag 8: the change's entry is committed (and applied) at `index`
+    index: int
+
+
+@dataclass(frozen=True)
+class MembershipInfo:         # Response tag 9: answer to MembershipRequest
+    index: int                # the entry holding it; 0: the snapshot's or config.json's
+    committed: bool           # whether that entry is committed on the answering server
+    members: List[MemberInfo]  # in pid order
+
+
+Response = Union[Status, ClientError, Applied, Counters, Snapshot, SnapshotChunk, Transferred, Inspection,
+                 MembershipChanged, MembershipInfo]
 
 
 @dataclass(frozen=True)
@@ -895,6 +1025,104 @@ def decode_entry(data: bytes, limit: int = ENVELOPE_BYTES_MAX) -> Entry:
 
 
 # ---------------------------------------------------------------------------------------------
+# Membership entries (docs/wire.md §4 "Membership entries"; src/core/membership.rs)
+
+_MEMBER_MIN_SIZE = 8 + 4 + 1 + 8 + 8  # pid, role, promote, two empty urls
+
+
+def is_membership_entry(data: bytes) -> bool:
+    """Whether an entry's data is a membership entry (starts with MEMBERSHIP_MAGIC)."""
+    return bytes(data[:len(MEMBERSHIP_MAGIC)]) == MEMBERSHIP_MAGIC
+
+
+def encode_membership(m: Membership) -> bytes:
+    """The data of a membership entry holding `m`: the magic, version 1, then every member
+    (u64 pid, u32 role 0 voter / 1 learner, u8 promote, peer_url, client_url)."""
+    w = Writer()
+    w.parts.append(MEMBERSHIP_MAGIC)
+    w.parts.append(bytes([MEMBERSHIP_VERSION]))
+    w.u64(len(m.members))
+    for member in m.members:
+        w.u64(member.pid)
+        if isinstance(member.role, Voter):
+            w.u32(0); w.parts.append(b"\x00")
+        else:
+            w.u32(1); w.parts.append(b"\x01" if member.role.promote else b"\x00")
+        w.string(member.peer_url)
+        w.string(member.client_url)
+    return w.done()
+
+
+def decode_membership(data: bytes) -> Optional[Membership]:
+    """The membership in an entry's data: None when it is not a membership entry (no magic);
+    WireError when it is one that does not decode -- reason "truncated" (too short, or bytes
+    after the last member: the Rust decoder's Truncated), "wrong_version", or "garbage" (more
+    than 255 members, pid 0 or not strictly ascending, an unknown role, a promote byte other
+    than 0/1 or 1 for a voter, a url over 1,024 bytes or not UTF-8, no voter). A Rust server
+    drops the whole AppendEntries carrying such an entry (invalid_membership_entry)."""
+    if not is_membership_entry(data):
+        return None
+    r = Reader(bytes(data[len(MEMBERSHIP_MAGIC):]), ENVELOPE_BYTES_MAX)
+    version = r._take(1)[0]
+    if version != MEMBERSHIP_VERSION:
+        raise WireError("wrong_version", f"membership version {version} (this peer knows {MEMBERSHIP_VERSION})")
+    count = r.u64()
+    if count > MEMBERS_MAX:
+        raise WireError("garbage", f"{count} members (at most {MEMBERS_MAX})")
+    if count * _MEMBER_MIN_SIZE > len(r.data) - r.pos:
+        raise WireError("truncated", f"{count} members cannot fit in the bytes left")
+    members, last = [], 0
+    for _ in range(count):
+        at = r.pos
+        pid = r.u64()
+        if pid <= last:
+            raise WireError("garbage", f"member pid {pid} at byte {at} is 0 or not above {last}")
+        last = pid
+        role, promote = r.u32(), r._take(1)[0]
+        if (role, promote) == (0, 0):
+            member_role: MemberRole = Voter()
+        elif role == 1 and promote in (0, 1):
+            member_role = Learner(promote == 1)
+        else:
+            raise WireError("garbage", f"member {pid}: role {role} with promote {promote}")
+        urls = []
+        for _ in range(2):
+            n = r.u64()
+            if n > MEMBER_URL_BYTES_MAX:
+                raise WireError("garbage", f"member {pid}: a {n}-byte url (at most {MEMBER_URL_BYTES_MAX})")
+            raw = bytes(r._take(n))
+            try:
+                urls.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise WireError("garbage", f"member {pid}: a url that is not UTF-8") from None
+        members.append(MemberInfo(pid, member_role, urls[0], urls[1]))
+    if r.pos != len(r.data):
+        raise WireError("truncated", f"{len(r.data) - r.pos} bytes after the last member")
+    if not any(isinstance(m.role, Voter) for m in members):
+        raise WireError("garbage", "a membership without a voter")
+    return Membership(tuple(members))
+
+
+def snapshot_membership(config: bytes) -> Optional[Membership]:
+    """The membership a snapshot file's configuration records (src/driver/snapshot.rs): a
+    membership entry's data, or, in files written before memberships changed at runtime, the
+    sorted voter pids (bincode Vec<u64>). None when it is neither (an image from a server that
+    records no membership); WireError when it has the magic but does not decode."""
+    m = decode_membership(config)
+    if m is not None:
+        return m
+    try:
+        r = Reader(config, SNAPSHOT_CONFIG_BYTES_MAX)
+        voters = [r.u64() for _ in range(r.count(8))]
+        r.end()
+    except WireError:
+        return None
+    if not voters or 0 in voters:
+        return None
+    return Membership.of_voters(set(voters))
+
+
+# ---------------------------------------------------------------------------------------------
 # Snapshot images (docs/storage.md "Snapshots") and InstallSnapshot chunks
 
 SNAPSHOT_MAGIC = b"LDSN"
@@ -1028,6 +1256,11 @@ def encode_client_request(req: ClientRequest) -> bytes:
         w.option_u64(req.body.to)
     elif isinstance(req.body, InspectRequest):
         w.u32(7)
+    elif isinstance(req.body, ChangeMembership):
+        w.u32(8)
+        _write_membership_change(w, req.body.change)
+    elif isinstance(req.body, MembershipRequest):
+        w.u32(9)
     else:
         raise TypeError(f"not a Request: {req.body!r}")
     return w.done()
@@ -1037,7 +1270,7 @@ def decode_client_request(data: bytes, limit: int = CLIENT_REQUEST_BYTES_MAX) ->
     r = Reader(data, limit)
     version, cluster_id, request_id = r.u16(), r.u64(), r.u64()
     body: Request
-    tag = r.tag("Request", 8)
+    tag = r.tag("Request", 10)
     if tag == 0:
         body = StatusRequest()
     elif tag == 1:
@@ -1052,8 +1285,12 @@ def decode_client_request(data: bytes, limit: int = CLIENT_REQUEST_BYTES_MAX) ->
         body = Read(query=r.bytes(), mode=ReadMode(r.tag("ReadMode", 2)))
     elif tag == 6:
         body = TransferLeadership(to=r.option_u64())
-    else:
+    elif tag == 7:
         body = InspectRequest()
+    elif tag == 8:
+        body = ChangeMembership(_read_membership_change(r))
+    else:
+        body = MembershipRequest()
     r.end()
     return ClientRequest(version, cluster_id, request_id, body)
 
@@ -1103,6 +1340,17 @@ def encode_client_response(resp: ClientResponse) -> bytes:
         for c in b.counters:
             w.string(c.name)
             w.u64(c.value)
+    elif isinstance(b, MembershipChanged):
+        w.u32(8)
+        w.u64(b.index)
+    elif isinstance(b, MembershipInfo):
+        w.u32(9)
+        w.u64(b.index); w.bool(b.committed)
+        w.u64(len(b.members))
+        for m in b.members:
+            w.u64(m.pid)
+            _write_member_role(w, m.role)
+            w.string(m.peer_url); w.string(m.client_url)
     else:
         w.u32(1)
         if isinstance(b, BadRequest):
@@ -1127,7 +1375,7 @@ def encode_client_response(resp: ClientResponse) -> bytes:
 def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> ClientResponse:
     r = Reader(data, limit)
     version, request_id = r.u16(), r.u64()
-    tag = r.tag("Response", 8)
+    tag = r.tag("Response", 10)
     body: Response
     if tag == 0:
         body = _decode_status(r)
@@ -1158,10 +1406,57 @@ def decode_client_response(data: bytes, limit: int = RESPONSE_BYTES_MAX) -> Clie
         body = SnapshotChunk(index=r.u64(), term=r.u64(), total_len=r.u64(), offset=r.u64(), data=r.bytes())
     elif tag == 6:
         body = Transferred(leader=r.u64(), term=r.u64())
-    else:
+    elif tag == 7:
         body = _decode_inspection(r)
+    elif tag == 8:
+        body = MembershipChanged(index=r.u64())
+    else:
+        index, committed = r.u64(), r.bool()
+        members = [MemberInfo(r.u64(), _read_member_role(r), r.string(), r.string())
+                   for _ in range(r.count(_MEMBER_INFO_MIN_SIZE))]
+        body = MembershipInfo(index, committed, members)
     r.end()
     return ClientResponse(version, request_id, body)
+
+
+_MEMBER_INFO_MIN_SIZE = 8 + 4 + 8 + 8  # pid, MemberRole Voter, two empty urls
+
+
+def _write_member_role(w: "Writer", role: MemberRole) -> None:
+    """MemberRole on the client wire (a serde enum): u32 0 Voter, or u32 1 then promote: bool.
+    (A membership *entry* lays the role out differently: u32 role, then always a u8 promote.)"""
+    if isinstance(role, Voter):
+        w.u32(0)
+    else:
+        w.u32(1)
+        w.bool(role.promote)
+
+
+def _read_member_role(r: "Reader") -> MemberRole:
+    return Voter() if r.tag("MemberRole", 2) == 0 else Learner(r.bool())
+
+
+def _write_membership_change(w: "Writer", c: MembershipChange) -> None:
+    if isinstance(c, AddLearner):
+        w.u32(0)
+        w.u64(c.pid); w.string(c.peer_url); w.string(c.client_url); w.bool(c.promote)
+    elif isinstance(c, Promote):
+        w.u32(1)
+        w.u64(c.pid)
+    elif isinstance(c, Remove):
+        w.u32(2)
+        w.u64(c.pid)
+    else:
+        raise TypeError(f"not a MembershipChange: {c!r}")
+
+
+def _read_membership_change(r: "Reader") -> MembershipChange:
+    tag = r.tag("MembershipChange", 3)
+    if tag == 0:
+        return AddLearner(pid=r.u64(), peer_url=r.string(), client_url=r.string(), promote=r.bool())
+    if tag == 1:
+        return Promote(r.u64())
+    return Remove(r.u64())
 
 
 def _encode_status(w: "Writer", b: Status) -> None:
@@ -1187,7 +1482,7 @@ def _decode_inspection(r: "Reader") -> Inspection:
     votes = []
     for _ in range(r.count(_VOTE_SEEN_MIN_SIZE)):
         candidate, term, kind = r.u64(), r.u64(), VoteKind(r.tag("VoteKind", 3))
-        vtag = r.tag("VoteVerdict", 6)
+        vtag = r.tag("VoteVerdict", len(VoteVerdict.NAMES))
         verdict = VoteVerdict(vtag, r.u64() if vtag == 2 else None)
         votes.append(VoteSeen(candidate, term, kind, verdict, ms_ago=r.u64()))
     contacts = [PeerContact(pid=r.u64(), ms_ago=r.u64()) for _ in range(r.count(_PEER_CONTACT_SIZE))]
@@ -1303,6 +1598,19 @@ class Config:
     data_dir: str                 # already resolved against the config file's directory
     cluster_id: int
     cluster_key_file: Optional[str] = None  # resolved like data_dir; None: no authentication
+    # object.initial_members: the pids of the bootstrap membership, all voters, sorted (default:
+    # every server). A server of the file not listed starts as a non-member, waiting to be added.
+    initial_members: Optional[List[int]] = None
+
+    def bootstrap_members(self) -> List[int]:
+        return list(self.initial_members) if self.initial_members is not None else self.pids()
+
+    def bootstrap_membership(self) -> "Membership":
+        """The membership in force until the log or a snapshot holds one (docs/wire.md §4,
+        "Membership entries" rule 1): initial_members, all voters, with config.json's endpoints
+        (a Rust server records them in its first membership entry, Options::urls)."""
+        urls = {s.pid: (s.endpoint, s.client_endpoint) for s in self.servers}
+        return Membership.of_voters(self.bootstrap_members(), urls)
 
     def server(self, pid: int) -> ServerConfig:
         for s in self.servers:
@@ -1536,9 +1844,30 @@ def load_config(path: str) -> Config:
         raise invalid("object.data_dir", '"" is empty; omit it for "data"')
     # Relative to the config file's directory, not the working directory.
     data_dir = os.path.join(os.path.dirname(path), data_dir)
+    initial_members = None
+    if "initial_members" in obj:
+        fld, v = "object.initial_members", obj["initial_members"]
+        if not isinstance(v, list):
+            raise wrong_type(fld, "a list of pids, e.g. [1, 2, 3]", v)
+        known = [s.pid for s in servers]
+        initial_members = []
+        for i, p in enumerate(v):
+            if not _is_uint(p):
+                raise wrong_type(f"{fld}[{i}]", "a pid", p)
+            if p not in known:
+                raise invalid(f"{fld}[{i}]", f"pid {p} is not in object.Servers [{', '.join(map(str, known))}]")
+            if p in initial_members:
+                raise invalid(f"{fld}[{i}]", f"pid {p} is listed twice")
+            initial_members.append(p)
+        if not initial_members:
+            raise invalid(fld, "[] is empty; a cluster needs at least one member")
+        initial_members.sort()
     cluster_id = optional_uint("cluster_id")
     if cluster_id is None:
-        cluster_id = default_cluster_id(servers)
+        # Over the bootstrap members only (as the Rust loader), so a file that also lists
+        # servers to be added later names the cluster the cluster started as.
+        boot = servers if initial_members is None else [s for s in servers if s.pid in initial_members]
+        cluster_id = default_cluster_id(boot)
     key_file = obj.get("cluster_key_file")
     if key_file is not None:
         if not isinstance(key_file, str):
@@ -1546,7 +1875,7 @@ def load_config(path: str) -> Config:
         if key_file == "":
             raise invalid("object.cluster_key_file", '"" is empty; omit it for no key')
         key_file = os.path.join(os.path.dirname(path), key_file)
-    return Config(path, servers, election_ms, heartbeat_ms, data_dir, cluster_id, key_file)
+    return Config(path, servers, election_ms, heartbeat_ms, data_dir, cluster_id, key_file, initial_members)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 """A voting Raft peer for a `leader` cluster, written from docs/wire.md (sections 2-4).
 
     python3 peer.py --pid N --config FILE [--data-dir DIR] [--no-campaign] [--no-pre-vote]
-                    [--no-client] [--cluster-key FILE] [--verbose]
+                    [--no-client] [--joining] [--cluster-key FILE] [--verbose]
 
 It is a full member of the cluster: it votes, replicates the log and, unless --no-campaign is
 given, campaigns when it hears from no leader and may become leader. It keeps the log only: it
@@ -48,6 +48,23 @@ RequestVote of a higher term. A server that predates pre-vote drops tags 4 and 5
 a pre-voting peer.py cannot become leader with only such servers to ask (use --no-pre-vote
 there); as a voter it works with them unchanged, as they never send a PreVote.
 
+Membership (thesis §4; docs/wire.md §4 "Membership entries"): the membership in force is the
+latest membership entry in its log, committed or not (a truncation that removes it reverts to
+the one before), else the one its snapshot's configuration records, else config.json's
+initial_members (default: every server), all voters. Quorums -- votes, pre-votes, commit,
+check-quorum -- count the voters in force only. A learner, or a server that is not a member
+(left out of initial_members, or started --joining), never campaigns, ignores TimeoutNow and
+refuses every RequestVote/PreVote/TransferVote; a voter refuses a candidate that is not a
+voter. It opens a PUSH socket to every member the log names (at its peer_url, else
+config.json's url), and to the members of the committed membership while a removal is in
+flight; it accepts envelopes from members and from config.json's servers. An AppendEntries
+carrying a membership entry that does not decode is dropped whole (invalid_membership_entry).
+When a committed membership no longer lists it (having listed it), it says so on stderr
+("peer: server N: removed from the cluster by the membership entry at index I; stopping"),
+sends that turn's answers, and exits 0. It never proposes changes (it never leads for long,
+rule 10): ChangeMembership is answered NotLeader (the leader, or the hand-over target), and
+Membership (Request tag 9) with the membership in force here.
+
 stdout, one JSON object per line, flushed after each:
     {"role": "follower"|"candidate"|"leader", "term": T}   at start, and whenever its role or
                         its term changes (checked once per batch of inputs, so a candidacy won at
@@ -76,7 +93,7 @@ stdin, one command per line (EOF is not an exit; the peer keeps running):
 msg_id starts at 1 and increases by one per send/broadcast command. <text> is everything
 after the single space that follows `send <pid>` / `broadcast`, sent as UTF-8.
 
-SIGTERM or SIGINT: close the sockets and exit 0. Exit 2: bad arguments or config; exit 1:
+SIGTERM or SIGINT (or its removal from the membership): close the sockets and exit 0. Exit 2: bad arguments or config; exit 1:
 the data directory is in use or unreadable, or the PULL socket cannot bind.
 
 Data directory (default `<config data_dir>/<pid>`, i.e. `<config dir>/data/<pid>`; created):
@@ -215,6 +232,9 @@ class Log:
             os.remove(self.tmp)  # a rewrite that never got renamed: the old raft.log stands
         self.entries = []   # w.Entry, index base_index + 1 + i at position i
         self.offsets = []   # file offset of each entry's record
+        # (index, w.Membership) of every membership entry held, in log order (docs/wire.md §4,
+        # "Membership entries"): the last is in force, committed or not; a truncation reverts.
+        self.memberships = []
         self.base_index, self.base_term = 0, 0
         if not os.path.exists(self.path):
             self._write_file(0, 0, [])
@@ -273,11 +293,14 @@ class Log:
                 raise StorageError(f"{self.path}: bad checksum in the record at byte {pos}")
             try:
                 entry = w.decode_entry(payload)
+                membership = w.decode_membership(entry.data)
             except w.WireError as e:
                 raise StorageError(f"{self.path}: undecodable record at byte {pos}: {e}") from None
             if entry.index != self.last_index() + 1 or entry.term < self.last_term():
                 raise StorageError(f"{self.path}: record at byte {pos} breaks the log order "
                                    f"(index {entry.index}, term {entry.term})")
+            if membership is not None:
+                self.memberships.append((entry.index, membership))
             self.entries.append(entry)
             self.offsets.append(pos)
             pos = good_end = end
@@ -321,8 +344,12 @@ class Log:
         return self.base_index if self.base_index and self.base_term == term else None
 
     def append(self, entries) -> None:
+        """Append `entries` (membership entries among them already checked to decode)."""
         for e in entries:
             assert e.index == self.last_index() + 1 and e.term >= self.last_term()
+            membership = w.decode_membership(e.data)
+            if membership is not None:
+                self.memberships.append((e.index, membership))  # in force at once (thesis §4.1)
             payload = w.encode_entry(e)
             self.file.write(self.HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
             self.offsets.append(self.end)
@@ -339,6 +366,8 @@ class Log:
         os.ftruncate(self.file.fileno(), self.end)
         del self.entries[pos:]
         del self.offsets[pos:]
+        # A membership entry removed with the suffix is no longer in force: the one before is.
+        self.memberships = [(i, m) for i, m in self.memberships if i < index]
         self.persisted_index = min(self.persisted_index, self.last_index())
         self.dirty = True
 
@@ -352,13 +381,21 @@ class Log:
         kept = self.entries[index - self.base_index:] if keep else []
         self.file.close()
         self._write_file(index, term, kept)
-        self.entries, self.offsets = [], []
+        self.entries, self.offsets, self.memberships = [], [], []
         self.base_index, self.base_term = index, term
         self._load()
         self.file = open(self.path, "ab")
         self.dirty = False
         self.persisted_index = self.last_index()
         return keep
+
+    def membership_at(self, index: int):
+        """(entry index, membership) of the latest membership entry at or below `index`, or
+        None when the log holds none there."""
+        for i, m in reversed(self.memberships):
+            if i <= index:
+                return i, m
+        return None
 
     def sync(self) -> None:
         if self.dirty:
@@ -390,6 +427,10 @@ class SnapshotStore:
         if os.path.exists(self.incoming_path):
             os.remove(self.incoming_path)  # a transfer cut short by a restart: start over
         self.index, self.term, self.size = 0, 0, 0
+        # The membership the snapshot's configuration records (thesis §4: a log that starts
+        # after the snapshot has no entry left to read it from); None: it records none we read.
+        self.membership = None
+        self.checked_membership = None  # that of the incoming image, once checked
         if os.path.exists(self.path):
             with open(self.path, "rb") as f:
                 image = f.read()
@@ -398,6 +439,10 @@ class SnapshotStore:
             except w.SnapshotImageError as e:
                 # Refuse rather than start without it: the log after it may not reach back.
                 raise StorageError(f"{self.path}: corrupt snapshot {e}") from None
+            try:
+                self.membership = w.snapshot_membership(img.config)
+            except w.WireError as e:
+                raise StorageError(f"{self.path}: its membership does not decode: {e}") from None
             self.index, self.term, self.size = img.last_index, img.last_term, len(image)
         self.incoming = None  # the file being written, while a transfer is under way
 
@@ -421,9 +466,13 @@ class SnapshotStore:
         with open(self.incoming_path, "rb") as f:
             image = f.read()
         try:
-            w.decode_snapshot_image(image, index, term)
+            img = w.decode_snapshot_image(image, index, term)
         except w.SnapshotImageError as e:
             return str(e)
+        try:
+            self.checked_membership = w.snapshot_membership(img.config)
+        except w.WireError as e:
+            return f"its membership does not decode: {e}"
         return None
 
     def install(self, index: int, term: int) -> None:
@@ -436,16 +485,27 @@ class SnapshotStore:
         os.replace(self.incoming_path, self.path)
         fsync_dir(self.directory)
         self.index, self.term = index, term
+        self.membership, self.checked_membership = self.checked_membership, None
 
 
 class Peer:
     def __init__(self, config: w.Config, pid: int, data_dir: str, campaign: bool, client: bool, verbose: bool,
-                 pre_vote: bool = True):
+                 pre_vote: bool = True, joining: bool = False):
         self.config = config
         self.key = w.load_cluster_key(config.cluster_key_file) if config.cluster_key_file else None
         self.me = pid
-        self.peers = [s.pid for s in config.peers(pid)]
-        self.quorum = (len(self.peers) + 1) // 2 + 1
+        # The bootstrap membership (docs/wire.md §4, "Membership entries" rule 1): config.json's
+        # initial_members (default every server), all voters, at config.json's endpoints. A
+        # server left out of it (or started --joining) is not yet a member: it never campaigns
+        # nor votes, and waits for a leader to add it.
+        boot = [p for p in config.bootstrap_members() if p != pid]
+        if pid in config.bootstrap_members() and not joining:
+            boot.append(pid)
+        urls = {s.pid: (s.endpoint, s.client_endpoint) for s in config.servers}
+        self.bootstrap = w.Membership.of_voters(boot, urls)
+        self.config_peers = [s.pid for s in config.peers(pid)]  # their envelopes are always accepted
+        self.peers = []             # the members we send to (sync_membership keeps it right)
+        self.removed = False        # a committed membership no longer lists us: stop (rule 4)
         self.campaign = campaign
         self.pre_vote = pre_vote
         self.verbose = verbose
@@ -514,7 +574,7 @@ class Peer:
         self.drops = {k: 0 for k in ("oversize", "truncated", "garbage", "wrong_version", "wrong_cluster",
                                      "wrong_receiver", "unknown_sender", "bad_mac", "invalid", "conflicting_leader",
                                      "term_too_large", "invalid_snapshot_chunk", "invalid_snapshot_chunk_checksum",
-                                     "invalid_snapshot_image")}
+                                     "invalid_snapshot_image", "invalid_membership_entry")}
         self.send_dropped = 0
         # What became of vote requests, for the stdin command `votes` (tests read it to see that
         # a PreVote was answered). "ignored" = not answered because a leader is heard from.
@@ -524,7 +584,7 @@ class Peer:
                                            "vote_granted", "vote_refused", "vote_ignored",
                                            "pre_campaigns", "campaigns", "transfer_vote_granted",
                                            "transfer_vote_refused", "transfer_campaigns", "timeout_now_ignored",
-                                           "handovers")}
+                                           "handovers", "refused_not_a_voter", "refused_candidate_not_voter")}
 
         self.ctx = zmq.Context()
         me = config.server(pid)
@@ -533,16 +593,11 @@ class Peer:
         self.pull.setsockopt(zmq.RCVHWM, PULL_RCVHWM)
         self.pull.setsockopt(zmq.MAXMSGSIZE, w.ENVELOPE_BYTES_MAX)
         self.pull.bind(me.endpoint)
-        self.push = {}
-        for s in config.peers(pid):
-            sock = self.ctx.socket(zmq.PUSH)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
-            sock.setsockopt(zmq.RECONNECT_IVL, 100)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-            sock.connect(s.endpoint)
-            self.push[s.pid] = sock
+        self.push = {}              # pid -> (endpoint, PUSH socket), one per member we send to
+        self.unreachable = set()    # members without a url we could use (warned once)
+        self.accepted = []          # senders whose envelopes we accept: members and config.json's
+        self.was_member = self.membership().contains(pid)
+        self.sync_membership()
         self.router = None
         if client:
             self.router = self.ctx.socket(zmq.ROUTER)
@@ -593,8 +648,11 @@ class Peer:
             self.send_dropped += 1
             print(f"peer: not sending a {len(data)}-byte envelope to {to}: over the 1 MiB limit", file=sys.stderr)
             return False
+        if to not in self.push:
+            self.send_dropped += 1  # no longer a member: nowhere to send it
+            return False
         try:
-            self.push[to].send(data, zmq.DONTWAIT)
+            self.push[to][1].send(data, zmq.DONTWAIT)
             return True
         except zmq.Again:  # no live connection (IMMEDIATE) or queue full: a lost message
             self.send_dropped += 1
@@ -602,6 +660,123 @@ class Peer:
 
     def send(self, to: int, message) -> None:
         self.outbox.append((to, message))
+
+    # -- membership (docs/wire.md §4 "Membership entries"; thesis §4) ---------------------------
+
+    def membership(self) -> w.Membership:
+        """The membership in force (rule 1): the latest membership entry in the log, committed
+        or not (thesis §4.1); with none, the snapshot's; else the bootstrap one."""
+        if self.log.memberships:
+            return self.log.memberships[-1][1]
+        return self.snap.membership if self.snap.membership is not None else self.bootstrap
+
+    def membership_index(self) -> int:
+        """Index of the entry holding the membership in force (0: the snapshot's or bootstrap)."""
+        return self.log.memberships[-1][0] if self.log.memberships else 0
+
+    def membership_at(self, index: int) -> w.Membership:
+        """The membership in force at `index` (at the commit index: the committed one)."""
+        found = self.log.membership_at(index)
+        if found is not None:
+            return found[1]
+        return self.snap.membership if self.snap.membership is not None else self.bootstrap
+
+    def is_voter(self, pid=None) -> bool:
+        return self.membership().is_voter(self.me if pid is None else pid)
+
+    def quorum(self) -> int:
+        """A majority of the voters in force (rule 2: quorums count voters only)."""
+        return self.membership().quorum()
+
+    def count_voters(self, pids) -> int:
+        m = self.membership()
+        return sum(1 for p in set(pids) if m.is_voter(p))
+
+    def voter_peers(self):
+        return [p for p in self.peers if self.is_voter(p)]
+
+    def membership_info(self) -> w.MembershipInfo:
+        """Response tag 9: the membership in force here, with every member's urls."""
+        index = self.membership_index()
+        return w.MembershipInfo(index, index <= self.commit_index, list(self.membership().members))
+
+    def peer_endpoint(self, pid: int, *memberships):
+        """Where to send to `pid`: the peer_url a membership records (thesis §4: the log says
+        where members are), else config.json's; None if neither knows."""
+        for m in memberships:
+            member = m.get(pid)
+            if member is not None and member.peer_url:
+                try:
+                    return w._render(w._parse_endpoint(member.peer_url))
+                except ValueError as e:
+                    print(f"peer: member {pid}'s peer_url {member.peer_url!r} is unusable ({e}); "
+                          "trying config.json's", file=sys.stderr)
+                break
+        return self.config.server(pid).endpoint if pid in self.config_peers else None
+
+    def open_push(self, endpoint: str):
+        sock = self.ctx.socket(zmq.PUSH)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        sock.connect(endpoint)
+        return sock
+
+    def sync_membership(self) -> None:
+        """Bring peers, sockets and the leader's progress in line with the membership in force;
+        called whenever the log or the commit index may have changed it. While a removal is not
+        committed the removed server is still sent to (so it learns of it, rule 4); a server
+        whose removal is committed stops (`removed`; run() exits once this turn's answers are
+        out). Sockets to servers no longer sent to are closed in flush(), after the outbox."""
+        in_force, committed = self.membership(), self.membership_at(self.commit_index)
+        self.was_member |= in_force.contains(self.me)
+        if self.was_member and not in_force.contains(self.me) and not committed.contains(self.me) \
+                and not self.removed:
+            self.removed = True
+            print(f"peer: server {self.me}: removed from the cluster by the membership entry at index "
+                  f"{self.membership_index()}; stopping", file=sys.stderr, flush=True)
+        targets = set(in_force.pids())
+        if self.membership_index() > self.commit_index:
+            targets |= set(committed.pids())
+        targets.discard(self.me)
+        for p in sorted(targets):
+            endpoint = self.peer_endpoint(p, in_force, committed)
+            have = self.push.get(p)
+            if endpoint is None:
+                if have is None and p not in self.unreachable:
+                    self.unreachable.add(p)
+                    print(f"peer: member {p} has no peer url in the log or config.json", file=sys.stderr)
+                continue
+            if have is None or have[0] != endpoint:
+                if have is not None:
+                    have[1].close(linger=0)
+                self.push[p] = (endpoint, self.open_push(endpoint))
+        self.accepted = sorted(set(self.config_peers) | targets)
+        targets = sorted(targets)
+        if targets == self.peers:
+            return
+        if self.role == LEADER:
+            last = self.log.last_index()
+            for p in self.peers:
+                if p not in targets:
+                    self.send_append(p)  # a committed removal: what it lacks, and the commit index
+                    for d in (self.next_index, self.match_index):
+                        d.pop(p, None)
+                    self.recent_active.discard(p)
+            for p in targets:
+                if p not in self.next_index:
+                    self.next_index[p], self.match_index[p] = last + 1, 0
+        self.log_debug(f"members to send to: {targets} (voters {in_force.voters()})")
+        self.peers = targets
+        if self.role == LEADER:
+            for p in self.peers:
+                self.send_append(p)
+
+    def close_stale_sockets(self) -> None:
+        for p in [p for p in self.push if p not in self.peers]:
+            self.push.pop(p)[1].close(linger=0)
 
     # -- timers and roles -----------------------------------------------------------------------
 
@@ -629,11 +804,11 @@ class Peer:
         self.vote_counts["pre_campaigns"] += 1
         self.reset_election_timer(now)
         self.log_debug(f"pre-campaigning for term {self.term + 1}")
-        if len(self.pre_votes) >= self.quorum:
+        if self.count_voters(self.pre_votes) >= self.quorum():
             self.become_candidate(now)
             return
         pv = w.PreVote(self.term + 1, self.me, self.log.last_index(), self.log.last_term())
-        for p in self.peers:
+        for p in self.voter_peers():  # only voters vote (rule 2)
             self.send(p, pv)
 
     def become_candidate(self, now: float, transfer: bool = False) -> None:
@@ -647,12 +822,12 @@ class Peer:
         self.vote_counts["transfer_campaigns" if transfer else "campaigns"] += 1
         self.reset_election_timer(now)
         self.log_debug(f"campaigning in term {self.term}{' (leadership transfer)' if transfer else ''}")
-        if len(self.votes) >= self.quorum:
+        if self.count_voters(self.votes) >= self.quorum():
             self.become_leader(now)
             return
         kind = w.TransferVote if transfer else w.RequestVote
         rv = kind(self.term, self.me, self.log.last_index(), self.log.last_term())
-        for p in self.peers:
+        for p in self.voter_peers():
             self.send(p, rv)
 
     def become_leader(self, now: float) -> None:
@@ -683,13 +858,15 @@ class Peer:
                 self.quorum_check_due = now + self.election_s
                 # Check quorum (thesis §6.2), as the Rust servers do: a leader that has not
                 # heard from a majority for an election timeout steps down.
-                if len(self.recent_active) + 1 < self.quorum:
+                if self.count_voters(self.recent_active | {self.me}) < self.quorum():
                     self.log_debug(f"lost contact with a majority in term {self.term}; stepping down")
                     self.become_follower(self.term, None, now)
                 self.recent_active.clear()
             self.maybe_hand_over(now)
         elif now >= self.election_due:
-            if not self.campaign:
+            if not self.campaign or not self.is_voter():
+                # A learner or a non-member never campaigns (rule 2): it waits to be promoted
+                # or added; a voter started --no-campaign never does either.
                 self.reset_election_timer(now)
             elif self.pre_vote:
                 self.become_pre_candidate(now)
@@ -723,7 +900,7 @@ class Peer:
             h["tried"].add(h["target"])
             h["target"] = None
         last = self.log.last_index()
-        ready = [p for p in self.peers if self.match_index.get(p, 0) >= last]
+        ready = [p for p in self.voter_peers() if self.match_index.get(p, 0) >= last]  # a learner cannot lead
         if h["wanted"] is not None:
             ready = [p for p in ready if p == h["wanted"]]
         if not ready:
@@ -766,8 +943,9 @@ class Peer:
         if self.role != LEADER:
             self.answer(route, request_id, w.NotLeader(self.leader_id))
             return
-        if to is not None and to not in self.peers:
-            why = "it has no state machine" if to == self.me else "it is not in the cluster"
+        if to is not None and (to not in self.peers or not self.is_voter(to)):
+            why = ("it has no state machine" if to == self.me else
+                   "it is a learner" if to in self.peers else "it is not in the cluster")
             self.answer(route, request_id, w.Unavailable(f"cannot hand leadership to server {to}: {why}"))
             return
         h = self.handover
@@ -780,9 +958,25 @@ class Peer:
     # -- Raft messages (docs/wire.md §4) --------------------------------------------------------
 
     def step(self, frm: int, m, now: float) -> None:
+        self.step_message(frm, m, now)
+        # The log or the commit index may hold a new membership now (in force once appended).
+        self.sync_membership()
+
+    def step_message(self, frm: int, m, now: float) -> None:
         if m.term > w.TERM_MAX:  # forged or corrupt; adopting it would leave no room to grow
             self.drops["term_too_large"] += 1
             return
+        if isinstance(m, w.AppendEntries):
+            # Membership rule 5: an entry with the magic that does not decode makes the whole
+            # message invalid; dropped before it touches the term, the log or the timers.
+            for e in m.entries:
+                try:
+                    w.decode_membership(e.data)
+                except w.WireError as err:
+                    self.drops["invalid_membership_entry"] += 1
+                    print(f"peer: dropped an AppendEntries from {frm}: entry {e.index} is an invalid "
+                          f"membership entry ({err})", file=sys.stderr)
+                    return
         # Pre-vote messages are handled before rule 1: a PreVote's term is only a question
         # ("could I win term T?"), so adopting it would be the very disruption pre-vote avoids.
         if isinstance(m, w.PreVote):
@@ -838,7 +1032,7 @@ class Peer:
         elif isinstance(m, w.RequestVoteResponse):
             if self.role == CANDIDATE and m.vote_granted:
                 self.votes.add(frm)
-                if len(self.votes) >= self.quorum:
+                if self.count_voters(self.votes) >= self.quorum():  # a majority of the voters
                     self.become_leader(now)
         elif isinstance(m, w.AppendEntries):
             self.on_append_entries(frm, m, now)
@@ -853,7 +1047,9 @@ class Peer:
         # Rule 2: one vote per term, only for an up-to-date log, only for the sender itself.
         can_vote = self.voted_for is None or self.voted_for == m.candidate_id
         up_to_date = (m.last_log_term, m.last_log_index) >= (self.log.last_term(), self.log.last_index())
-        granted = can_vote and up_to_date and m.candidate_id == frm
+        # Membership rule 2 (thesis §4.2.1): only a voter votes, and only for a voter of the
+        # membership in force here.
+        granted = can_vote and up_to_date and m.candidate_id == frm and self.voters_allow(m.candidate_id)
         if granted:
             self.voted_for = m.candidate_id
             self.reset_election_timer(now)
@@ -862,6 +1058,16 @@ class Peer:
         self.log_debug(f"vote for {frm} in term {self.term}: {granted}")
         self.send(frm, w.RequestVoteResponse(self.term, granted))  # after the vote is saved
 
+    def voters_allow(self, candidate: int) -> bool:
+        """Membership rule 2: False (and counted) when we do not vote or the candidate does not."""
+        if not self.is_voter():
+            self.vote_counts["refused_not_a_voter"] += 1
+            return False
+        if not self.is_voter(candidate):
+            self.vote_counts["refused_candidate_not_voter"] += 1
+            return False
+        return True
+
     def on_timeout_now(self, frm: int, now: float) -> None:
         """Rule 9, as the target: the leader we follow hands over (rule 1 has made the sender
         of a higher term our leader). Campaign at once, without pre-vote, with TransferVotes."""
@@ -869,7 +1075,7 @@ class Peer:
             self.drops["conflicting_leader"] += 1
             print(f"peer: TimeoutNow from {frm} claims leadership of my term {self.term}", file=sys.stderr)
             return
-        if self.role != FOLLOWER or self.leader_id != frm or not self.campaign:
+        if self.role != FOLLOWER or self.leader_id != frm or not self.campaign or not self.is_voter():
             # Not from the leader we follow (a candidate has none), or --no-campaign: we never
             # stand for election, so the leader's transfer runs out and it tries another.
             self.vote_counts["timeout_now_ignored"] += 1
@@ -918,7 +1124,7 @@ class Peer:
             return
         up_to_date = (m.last_log_term, m.last_log_index) >= (self.log.last_term(), self.log.last_index())
         # No "one vote per term" here: a pre-vote promises nothing, so granting several is fine.
-        granted = m.term > self.term and m.candidate_id == frm and up_to_date
+        granted = m.term > self.term and m.candidate_id == frm and up_to_date and self.voters_allow(m.candidate_id)
         self.vote_counts["pre_vote_granted" if granted else "pre_vote_refused"] += 1
         self.log_debug(f"pre-vote for {frm} for term {m.term}: {granted}")
         self.send(frm, w.PreVoteResponse(m.term if granted else self.term, granted))
@@ -929,7 +1135,7 @@ class Peer:
             # pre-campaign (a lower term) or one arriving after we moved on is ignored.
             if self.pre_votes is not None and m.term == self.term + 1:
                 self.pre_votes.add(frm)
-                if len(self.pre_votes) >= self.quorum:
+                if self.count_voters(self.pre_votes) >= self.quorum():
                     self.become_candidate(now)
         elif m.term > self.term:
             # The refuser is in a later term than ours (§5.1): we are behind; follow that term.
@@ -1098,8 +1304,15 @@ class Peer:
         is of our term (§5.4.2)."""
         if self.role != LEADER:
             return
-        matched = sorted(list(self.match_index.values()) + [self.log.persisted_index], reverse=True)
-        candidate = matched[self.quorum - 1]
+        # Voters only (rule 2): a learner's acknowledgement commits nothing; a leader that is no
+        # longer a voter (its removal in flight) does not count itself (rule 4).
+        m = self.membership()
+        matched = [self.match_index.get(p, 0) for p in m.voters() if p != self.me]
+        if m.is_voter(self.me):
+            matched.append(self.log.persisted_index)
+        if len(matched) < m.quorum():
+            return
+        candidate = sorted(matched, reverse=True)[m.quorum() - 1]
         if candidate > self.commit_index and self.log.term_at(candidate) == self.term:
             self.commit_index = candidate
 
@@ -1112,7 +1325,7 @@ class Peer:
             self.log_debug(f"dropped a {len(frame)}-byte frame: bad MAC")
             return
         try:
-            env = w.open_envelope(data, self.config.cluster_id, self.me, self.peers)
+            env = w.open_envelope(data, self.config.cluster_id, self.me, self.accepted)
         except w.WireError as e:
             self.drops[e.reason] += 1
             self.log_debug(f"dropped a {len(data)}-byte envelope: {e}")
@@ -1133,47 +1346,54 @@ class Peer:
                 frames = self.router.recv_multipart(zmq.DONTWAIT)
             except zmq.Again:
                 return
-            route, body = frames[:-1], w.unseal(self.key, frames[-1])
-            if body is None:
-                self.drops["bad_mac"] += 1  # unauthenticated: no answer at all
-                continue
-            try:
-                req = w.decode_client_request(body)
-            except w.WireError as e:
-                why = {"oversize": "request too large", "truncated": "request truncated"}.get(
-                    e.reason, "request is not a valid ClientRequest")
-                self.answer(route, 0, w.BadRequest(why))
-                continue
-            if req.version != w.CLIENT_WIRE_VERSION:
-                self.answer(route, req.request_id, w.BadRequest(
-                    f"client protocol version {req.version} (this server speaks {w.CLIENT_WIRE_VERSION})"))
-            elif req.cluster_id != self.config.cluster_id:
-                self.answer(route, req.request_id, w.WrongCluster(self.config.cluster_id))
-            elif isinstance(req.body, (w.StatusRequest, w.InspectRequest)):
-                self.pending_status.append((route, req.request_id, isinstance(req.body, w.InspectRequest)))
-            elif isinstance(req.body, w.CountersRequest):
-                # Its own counters (those of the stdin command `drops`), not the Rust names.
-                counts = dict(self.drops, send_dropped=self.send_dropped)
-                self.answer(route, req.request_id, w.Counters([w.Counter(k, v) for k, v in counts.items()]))
-            elif isinstance(req.body, w.TransferLeadership):
-                self.transfer_request(route, req.request_id, req.body.to, time.monotonic())
-            elif isinstance(req.body, w.SnapshotRequest):
-                self.answer(route, req.request_id, self.snapshot_answer())
-            elif isinstance(req.body, w.FetchSnapshot):
-                self.answer(route, req.request_id, self.fetch_snapshot_answer(req.body))
-            elif isinstance(req.body, w.Propose) and not req.body.command:
-                self.answer(route, req.request_id, w.BadRequest("empty command"))
-            elif isinstance(req.body, w.Read) and not req.body.query:
-                self.answer(route, req.request_id, w.BadRequest("empty query"))
+            self.on_request(frames[:-1], frames[-1])
+
+    def on_request(self, route, frame: bytes) -> None:
+        """One client request frame from `route` (the ROUTER's routing frames)."""
+        body = w.unseal(self.key, frame)
+        if body is None:
+            self.drops["bad_mac"] += 1  # unauthenticated: no answer at all
+            return
+        try:
+            req = w.decode_client_request(body)
+        except w.WireError as e:
+            why = {"oversize": "request too large", "truncated": "request truncated"}.get(
+                e.reason, "request is not a valid ClientRequest")
+            self.answer(route, 0, w.BadRequest(why))
+            return
+        if req.version != w.CLIENT_WIRE_VERSION:
+            self.answer(route, req.request_id, w.BadRequest(
+                f"client protocol version {req.version} (this server speaks {w.CLIENT_WIRE_VERSION})"))
+        elif req.cluster_id != self.config.cluster_id:
+            self.answer(route, req.request_id, w.WrongCluster(self.config.cluster_id))
+        elif isinstance(req.body, (w.StatusRequest, w.InspectRequest)):
+            self.pending_status.append((route, req.request_id, isinstance(req.body, w.InspectRequest)))
+        elif isinstance(req.body, w.CountersRequest):
+            # Its own counters (those of the stdin command `drops`), not the Rust names.
+            counts = dict(self.drops, send_dropped=self.send_dropped)
+            self.answer(route, req.request_id, w.Counters([w.Counter(k, v) for k, v in counts.items()]))
+        elif isinstance(req.body, w.TransferLeadership):
+            self.transfer_request(route, req.request_id, req.body.to, time.monotonic())
+        elif isinstance(req.body, w.SnapshotRequest):
+            self.answer(route, req.request_id, self.snapshot_answer())
+        elif isinstance(req.body, w.FetchSnapshot):
+            self.answer(route, req.request_id, self.fetch_snapshot_answer(req.body))
+        elif isinstance(req.body, w.Propose) and not req.body.command:
+            self.answer(route, req.request_id, w.BadRequest("empty command"))
+        elif isinstance(req.body, w.Read) and not req.body.query:
+            self.answer(route, req.request_id, w.BadRequest("empty query"))
+        elif isinstance(req.body, w.MembershipRequest):
+            self.answer(route, req.request_id, self.membership_info())
+        else:
+            # A Propose, a Read or a ChangeMembership. No state machine here, and we never
+            # lead for long (rule 10): never accept a command, a change nor answer a query;
+            # point at the leader if another, or, while we lead, at the follower we hand
+            # over to; None: the client pauses and tries another server.
+            if self.role == LEADER:
+                leader = self.handover_target()
             else:
-                # A Propose or a Read. No state machine here: never accept a command nor answer
-                # a query; point at the leader if another, or, while we lead, at the follower
-                # we hand over to (rule 10); None: the client pauses and tries another server.
-                if self.role == LEADER:
-                    leader = self.handover_target()
-                else:
-                    leader = self.leader_id if self.leader_id != self.me else None
-                self.answer(route, req.request_id, w.NotLeader(leader))
+                leader = self.leader_id if self.leader_id != self.me else None
+            self.answer(route, req.request_id, w.NotLeader(leader))
 
     def inspection(self, status):
         """Request tag 7: our status, OS pid, uptime and counters (this peer keeps no vote log
@@ -1262,9 +1482,11 @@ class Peer:
             self.hard.save(self.term, self.voted_for)
         self.log.sync()
         self.maybe_commit()  # our own entries now count
+        self.sync_membership()  # a commit may have settled a removal
         outbox, self.outbox = self.outbox, []
         for to, m in outbox:
             self.send_envelope(to, m)
+        self.close_stale_sockets()
         if self.pending_status:
             status = self.status()
             for route, request_id, inspect in self.pending_status:
@@ -1316,11 +1538,13 @@ class Peer:
                     self.on_command(line.decode("utf-8", "surrogateescape"))
             self.tick(time.monotonic())
             self.flush()
+            if self.removed:
+                break  # said so on stderr; this turn's answers have left
         self.close()
 
     def close(self) -> None:
         self.log_debug(f"stopping; dropped inbound: {self.drops}, sends dropped: {self.send_dropped}")
-        for s in [self.pull, self.router, *self.push.values()]:
+        for s in [self.pull, self.router, *(sock for _, sock in self.push.values())]:
             if s is not None:
                 s.close(linger=0)
         self.ctx.term()
@@ -1341,6 +1565,9 @@ def main(argv) -> int:
     p.add_argument("--no-client", action="store_true", help="do not bind the client endpoint (no status)")
     p.add_argument("--cluster-key", default=None, metavar="FILE",
                    help="cluster key file (default: the config's cluster_key_file, if any)")
+    p.add_argument("--joining", action="store_true",
+                   help="start as a non-member (as if left out of initial_members): never campaign nor vote "
+                        "until a leader adds this server")
     p.add_argument("--verbose", action="store_true", help="log to stderr")
     args = p.parse_args(argv)
     try:
@@ -1356,7 +1583,7 @@ def main(argv) -> int:
     data_dir = args.data_dir or config.data_dir_for(args.pid)
     try:
         peer = Peer(config, args.pid, data_dir, not args.no_campaign, not args.no_client, args.verbose,
-                    pre_vote=not args.no_pre_vote)
+                    pre_vote=not args.no_pre_vote, joining=args.joining)
     except (StorageError, OSError) as e:
         print(f"peer: server {args.pid}: {e}", file=sys.stderr)
         return 1

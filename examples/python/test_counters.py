@@ -79,7 +79,7 @@ class WireTests(unittest.TestCase):
             return cm.exception.reason
         req = w.encode_client_request(w.ClientRequest(1, CLUSTER, 3, w.CountersRequest()))
         self.assertEqual(reason(w.decode_client_request, req + b"\0"), "garbage")          # trailing byte
-        self.assertEqual(reason(w.decode_client_request, req[:-4] + b"\x08\0\0\0"), "garbage")  # unknown tag
+        self.assertEqual(reason(w.decode_client_request, req[:-4] + b"\x0a\0\0\0"), "garbage")  # unknown tag
         self.assertEqual(reason(w.decode_client_request, req[:-1]), "truncated")
         resp = w.encode_client_response(w.ClientResponse(1, 3, w.Counters([w.Counter("bad_mac", 2)])))
         dec = w.decode_client_response

@@ -170,9 +170,9 @@ class WireTests(unittest.TestCase):
         self.assertEqual(reason(w.decode_client_request, read + u32(2)), "garbage")      # no ReadMode 2
         self.assertEqual(reason(w.decode_client_request, read + u32(0) + b"\0"), "garbage")
         self.assertEqual(reason(w.decode_client_request, head + u32(6) + b"\x02"), "garbage")  # Option tag
-        self.assertEqual(reason(w.decode_client_request, head + u32(8)), "garbage")       # no Request tag 8
+        self.assertEqual(reason(w.decode_client_request, head + u32(10)), "garbage")      # no Request tag 10
         resp = b"\x01\x00" + u64(7)
-        self.assertEqual(reason(w.decode_client_response, resp + u32(8)), "garbage")     # no Response tag 8
+        self.assertEqual(reason(w.decode_client_response, resp + u32(10)), "garbage")    # no Response tag 10
         self.assertEqual(reason(w.decode_client_response, resp + u32(1) + u32(7)), "garbage")  # no error 7
         self.assertEqual(reason(w.decode_client_response, resp + u32(6) + u64(3)), "truncated")
 
