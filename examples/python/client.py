@@ -43,9 +43,9 @@ every server) to take a snapshot now and prints the Rust CLI's lines.
 `member` (docs/wire.md §4 "Membership entries", Request tags 8 and 9; thesis §4): `member list`
 asks server N (or the first server that answers, in pid order) for the membership in force
 there (Request Membership) and prints one line per member, `PID ROLE PEER_URL CLIENT_URL`
-(ROLE `voter`, `learner` or `learner(promote)`; an empty url prints as `-`), and on stderr
-`leader: server P: membership at index I, committed|not committed` (index 0: config.json's or
-a snapshot's). `--json` prints one JSON object instead: {"server", "index", "committed",
+after a first line `membership at index I (committed)` (or `(not yet committed)`; index 0:
+config.json's or a snapshot's), as `leader member list` does (ROLE `voter`, `learner` or
+`learner (promoted once caught up)`; an empty url prints as `(as in config.json)`). `--json` prints one JSON object instead: {"server", "index", "committed",
 "members": [{"pid", "role", "peer_url", "client_url"}]}. `member add` adds PID as a learner
 (AddLearner) that the leader promotes to voter once it has caught up, or, with --learner, that
 stays a learner; URL is its peer url (host:port or a ZeroMQ endpoint, sent as the endpoint,
@@ -750,8 +750,11 @@ def status_table(config: w.Config, answers) -> str:
 
 
 def member_line(m: "w.MemberInfo") -> str:
-    """`member list`'s line for one member: PID ROLE PEER_URL CLIENT_URL (`-`: empty)."""
-    return f"{m.pid} {m.role} {m.peer_url or '-'} {m.client_url or '-'}"
+    """`member list`'s line for one member, as `leader member list` prints it:
+    PID ROLE PEER_URL CLIENT_URL (an empty url: `(as in config.json)`)."""
+    role = {"learner(promote)": "learner (promoted once caught up)"}.get(str(m.role), str(m.role))
+    url = lambda u: u or "(as in config.json)"  # noqa: E731
+    return f"{m.pid} {role} {url(m.peer_url)} {url(m.client_url)}"
 
 
 def membership_json(pid: int, info: "w.MembershipInfo") -> str:
@@ -1008,10 +1011,10 @@ def member_main(config: "w.Config", args) -> int:
         if args.json:
             print(membership_json(pid, info))
         else:
+            state = "committed" if info.committed else "not yet committed"
+            print(f"membership at index {info.index} ({state})")
             for m in info.members:
                 print(member_line(m))
-            print(f"leader: server {pid}: membership at index {info.index}, "
-                  f"{'committed' if info.committed else 'not committed'}", file=sys.stderr)
         return 0
     try:
         if action == "add":
