@@ -26,6 +26,9 @@ const TRANSFER_END: &str = "<!-- END TRANSFER AND READ EXAMPLES -->";
 /// The Inspect request and its answer (issue 13), after the transfer examples.
 const INSPECT_BEGIN: &str = "<!-- BEGIN INSPECT EXAMPLES -->";
 const INSPECT_END: &str = "<!-- END INSPECT EXAMPLES -->";
+/// Membership entries and requests (issue 14), after the inspect examples.
+const MEMBERSHIP_BEGIN: &str = "<!-- BEGIN MEMBERSHIP EXAMPLES -->";
+const MEMBERSHIP_END: &str = "<!-- END MEMBERSHIP EXAMPLES -->";
 const CLUSTER: u64 = 0x1122_3344_5566_7788;
 
 fn envelope(body: Body) -> Envelope {
@@ -231,6 +234,51 @@ fn inspect_examples() -> Vec<(&'static str, String, Vec<u8>)> {
     ]
 }
 
+/// docs/wire.md §7's examples of a membership entry's data and Request/Response tags 8-9;
+/// examples/python/test_membership.py decodes the same bytes with leader_wire.py.
+fn membership_examples() -> Vec<(&'static str, String, Vec<u8>)> {
+    use leader::core::{MemberRole, Membership, MembershipChange};
+    use leader::transport::client_wire::{MemberInfo, MembershipInfo};
+    let add = MembershipChange::AddLearner {
+        pid: NodeId(4),
+        peer_url: "tcp://127.0.0.1:7004".into(),
+        client_url: "tcp://127.0.0.1:8004".into(),
+        promote: true,
+    };
+    let membership = Membership::of_voters([NodeId(1), NodeId(2)]).after(&add).expect("a valid change");
+    let request =
+        |request_id, body| ClientRequest { version: CLIENT_WIRE_VERSION, cluster_id: CLUSTER, request_id, body };
+    let response = |request_id, body| ClientResponse { version: CLIENT_WIRE_VERSION, request_id, body };
+    let change = request(10, Request::ChangeMembership { change: add });
+    let changed = response(10, Response::MembershipChanged { index: LogIndex(12) });
+    let ask = request(11, Request::Membership);
+    let info = MembershipInfo {
+        index: LogIndex(12),
+        committed: true,
+        members: vec![
+            MemberInfo { pid: NodeId(1), role: MemberRole::Voter, peer_url: String::new(), client_url: String::new() },
+            MemberInfo {
+                pid: NodeId(4),
+                role: MemberRole::Learner { promote: true },
+                peer_url: "tcp://127.0.0.1:7004".into(),
+                client_url: "tcp://127.0.0.1:8004".into(),
+            },
+        ],
+    };
+    let answer = response(11, Response::Membership(info));
+    vec![
+        (
+            "Membership entry data: voters 1 and 2 (urls as in config.json), learner 4 to promote",
+            format!("{membership:?}"),
+            membership.encode(),
+        ),
+        ("ClientRequest: ChangeMembership (AddLearner 4)", format!("{change:?}"), encode(&change)),
+        ("ClientResponse: MembershipChanged", format!("{changed:?}"), encode(&changed)),
+        ("ClientRequest: Membership", format!("{ask:?}"), encode(&ask)),
+        ("ClientResponse: Membership", format!("{answer:?}"), encode(&answer)),
+    ]
+}
+
 /// Examples under `heading`: title, the value as Rust prints it, its bytes in rows of 16.
 fn render(heading: &str, examples: Vec<(&'static str, String, Vec<u8>)>) -> String {
     let mut text = String::new();
@@ -281,6 +329,11 @@ fn wire_md_transfer_and_read_examples_match_the_encoding() {
 #[test]
 fn wire_md_inspect_examples_match_the_encoding() {
     check_block(INSPECT_BEGIN, INSPECT_END, render("####", inspect_examples()));
+}
+
+#[test]
+fn wire_md_membership_examples_match_the_encoding() {
+    check_block(MEMBERSHIP_BEGIN, MEMBERSHIP_END, render("####", membership_examples()));
 }
 
 #[test]

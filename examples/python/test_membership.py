@@ -620,5 +620,32 @@ class ClientArgumentTests(unittest.TestCase):
                          "4 learner (promoted once caught up) tcp://h:1 (as in config.json)")
 
 
+class DocumentedBytes(unittest.TestCase):
+    """docs/wire.md §7's membership examples (generated from the Rust types by
+    tests/wire_doc.rs) decode and re-encode with leader_wire.py."""
+
+    def test_the_membership_entry_example(self):
+        from test_transfer import doc_hex
+        data = doc_hex("Membership entry data: voters 1 and 2 (urls as in config.json), learner 4 to promote")
+        m = w.decode_membership(data)
+        self.assertEqual(m.voters(), [1, 2])
+        self.assertEqual(m.learners(), [4])
+        self.assertEqual(m.get(4), w.MemberInfo(4, w.Learner(True), "tcp://127.0.0.1:7004", "tcp://127.0.0.1:8004"))
+        self.assertEqual(w.encode_membership(m), data)
+
+    def test_the_membership_requests_and_answers(self):
+        from test_transfer import CLUSTER, doc_hex
+        change = w.ChangeMembership(w.AddLearner(4, "tcp://127.0.0.1:7004", "tcp://127.0.0.1:8004", True))
+        self.assertEqual(w.encode_client_request(w.ClientRequest(1, CLUSTER, 10, change)),
+                         doc_hex("ClientRequest: ChangeMembership (AddLearner 4)"))
+        self.assertEqual(w.encode_client_request(w.ClientRequest(1, CLUSTER, 11, w.MembershipRequest())),
+                         doc_hex("ClientRequest: Membership"))
+        changed = w.decode_client_response(doc_hex("ClientResponse: MembershipChanged"))
+        self.assertEqual(changed.body, w.MembershipChanged(12))
+        info = w.decode_client_response(doc_hex("ClientResponse: Membership")).body
+        self.assertEqual((info.index, info.committed, [m.pid for m in info.members]), (12, True, [1, 4]))
+        self.assertEqual(info.members[1].role, w.Learner(True))
+
+
 if __name__ == "__main__":
     unittest.main()
