@@ -133,6 +133,14 @@ fn a_cluster_grows_from_3_to_5_and_shrinks_back_under_writes_losing_nothing() {
     wait_for(DEADLINE, "writes after the change", || (writer.count() > before + 20).then_some(()));
     let acked = writer.finish();
     assert_all_kept(test.config.clone(), &acked);
+    // The membership lives in the log: a full restart comes back with it, not config.json's.
+    cluster.stop_all();
+    for pid in 3..=5 {
+        cluster.start(NodeId(pid)).expect("restart a server");
+    }
+    let after = wait_for(DEADLINE, "the cluster back after a restart", || roles(&mut client));
+    assert_eq!(after, (vec![3, 4, 5], vec![]));
+    assert_all_kept(test.config.clone(), &acked);
 }
 
 #[test]

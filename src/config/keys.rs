@@ -33,6 +33,7 @@ pub(super) const OBJECT_KEYS: &[&str] = &[
     "snapshot_trailing_entries",
     "lease_reads",
     "initial_members",
+    "promote_lag",
 ];
 
 /// The keys a server of `object.Servers` may hold.

@@ -93,6 +93,9 @@ pub struct Config {
     /// all voters. A server of the file that is not listed starts as a non-member and waits to
     /// be added (`leader member add`); once the log holds a membership, it rules (thesis §4).
     pub initial_members: Vec<NodeId>,
+    /// `object.promote_lag` (default 1000): a learner added to be promoted becomes a voter once
+    /// its log is within this many entries of the leader's.
+    pub promote_lag: u64,
 }
 
 /// Why a config file could not be used. Every message starts with the config file's path and
@@ -418,6 +421,7 @@ impl Checker<'_> {
             snapshot,
             lease_reads: self.optional_bool(obj, "lease_reads")?.unwrap_or(false),
             initial_members,
+            promote_lag: self.optional_u64(obj, "promote_lag")?.unwrap_or(1000),
         })
     }
 

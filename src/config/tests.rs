@@ -431,3 +431,26 @@ fn the_metrics_flag_overrides_the_file_and_is_checked_like_it() {
         "config.json: pid 9 is not in object.Servers (pids: 1, 2)"
     );
 }
+
+#[test]
+fn initial_members_and_promote_lag_are_checked_and_default_to_all_servers_and_1000() {
+    let servers = r#"[{"mypid": 1, "url": "127.0.0.1:1"}, {"mypid": 2, "url": "127.0.0.1:2"}]"#;
+    let file = |extra: &str| format!(r#"{{"object": {{"total": 2, {extra} "Servers": {servers}}}}}"#);
+    let plain = Config::parse(&file(""), "c.json").expect("valid");
+    assert_eq!((plain.initial_members.clone(), plain.promote_lag), (vec![NodeId(1), NodeId(2)], 1000));
+    let one = Config::parse(&file(r#""initial_members": [2], "promote_lag": 5,"#), "c.json").expect("valid");
+    assert_eq!((one.initial_members.clone(), one.promote_lag), (vec![NodeId(2)], 5));
+    // The cluster id covers the initial members only: the same as a file of server 2 alone.
+    let alone = r#"{"object": {"total": 1, "Servers": [{"mypid": 2, "url": "127.0.0.1:2"}]}}"#;
+    assert_eq!(one.cluster_id, Config::parse(alone, "c.json").unwrap().cluster_id);
+    for (extra, want) in [
+        (r#""initial_members": [3],"#, "object.initial_members[0]: pid 3 is not in object.Servers [1, 2]"),
+        (r#""initial_members": [1, 1],"#, "object.initial_members[1]: pid 1 is listed twice"),
+        (r#""initial_members": [],"#, "object.initial_members: [] is empty"),
+        (r#""initial_members": 1,"#, "object.initial_members"),
+        (r#""promote_lag": -1,"#, "object.promote_lag"),
+    ] {
+        let e = Config::parse(&file(extra), "c.json").expect_err(extra).to_string();
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+}

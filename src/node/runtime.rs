@@ -261,6 +261,7 @@ impl Runtime {
         let voters: Vec<NodeId> = config.initial_members.iter().copied().filter(|p| *p != pid).collect();
         let mut options = Options::new(pid, voters, election_ticks, heartbeat_ticks, seed);
         options.joining = !config.initial_members.contains(&pid);
+        options.promote_lag = config.promote_lag;
         // Lease reads need a confirmed round every heartbeat, or leases lapse between reads.
         options.leader_check_every_heartbeat = config.lease_reads;
         // The first membership entry records where the bootstrap servers listen (thesis §4:
