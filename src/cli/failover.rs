@@ -60,6 +60,34 @@ pub enum Mode {
     Term,
 }
 
+/// A closed-loop load (`leader bench`'s) on a thread of its own until [`Background::finish`]:
+/// what `--rolling` and `--membership` measure around.
+struct Background {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Result<super::bench::load::LoadResult, String>>,
+}
+
+impl Background {
+    fn start(config: &Config, spec: super::bench::load::LoadSpec, leader: NodeId) -> Background {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (config, flag) = (config.clone(), std::sync::Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            super::bench::load::Load::new(config, spec, leader)
+                .map(|mut load| load.measure(super::bench::load::Until::Flag(flag), false))
+        });
+        Background { stop, thread }
+    }
+
+    /// Stop the load and return what it saw.
+    fn finish(self) -> Result<super::bench::load::LoadResult, i32> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| fail("the load thread panicked".into()))?
+            .map_err(|e| fail(format!("the load: {e}")))
+    }
+}
+
 fn fail(msg: String) -> i32 {
     eprintln!("leader: failover: {msg}");
     EXIT_FAILURE

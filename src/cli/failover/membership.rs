@@ -6,12 +6,10 @@
 
 use super::super::bench::load::{Load, LoadSpec, Until};
 use super::super::bench::stats::{Summary, Workload};
-use super::{fail, start_cluster, wait_for_leader};
+use super::{fail, start_cluster, wait_for_leader, Background};
 use leader::client::{Client, ReadFrom, ReadPath};
 use leader::config::Config;
 use leader::core::{MemberRole, MembershipChange, NodeId, Term};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Load before the change and after, so both ends are steady state.
@@ -50,13 +48,7 @@ pub fn run(config: &Config, clients: usize, keys: u64, json: bool) -> Result<(),
             eprintln!("{keys} keys written in {:.1} s", started.elapsed().as_secs_f64());
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (config, stop, spec) = (config.clone(), Arc::clone(&stop), spec(clients, None));
-        std::thread::spawn(move || {
-            Load::new(config, spec, leader).map(|mut load| load.measure(Until::Flag(stop), false))
-        })
-    };
+    let load = Background::start(config, spec(clients, None), leader);
     std::thread::sleep(SETTLE);
     let pid = joiner.pid;
     let started = Instant::now();
@@ -75,11 +67,7 @@ pub fn run(config: &Config, clients: usize, keys: u64, json: bool) -> Result<(),
     client.change_membership(MembershipChange::Remove { pid }).map_err(|e| fail(format!("remove {pid}: {e}")))?;
     let removed_ms = removing.elapsed().as_secs_f64() * 1000.0;
     std::thread::sleep(SETTLE);
-    stop.store(true, Ordering::Relaxed);
-    let result = load
-        .join()
-        .map_err(|_| fail("the load thread panicked".into()))?
-        .map_err(|e| fail(format!("the load: {e}")))?;
+    let result = load.finish()?;
     cluster.stop_all();
     let writes = Summary::of(&result.write_latencies_us, result.secs);
     let stall_ms = result.longest_write_stall.as_secs_f64() * 1000.0;

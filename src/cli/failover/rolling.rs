@@ -3,14 +3,12 @@
 //! (a leader hands over first), exits, is restarted and catches up; what clients see is the
 //! longest time in which no write was acknowledged, and the slowest write.
 
-use super::super::bench::load::{Load, LoadSpec, Until};
+use super::super::bench::load::LoadSpec;
 use super::super::bench::stats::{Summary, Workload};
-use super::{fail, restart_and_rejoin, start_cluster, wait_for_leader};
+use super::{fail, restart_and_rejoin, start_cluster, wait_for_leader, Background};
 use leader::client::{Client, ReadFrom, ReadPath};
 use leader::config::Config;
 use leader::core::{Role, Term};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Load before the first restart and after the last, so both ends are steady state.
@@ -29,13 +27,7 @@ pub fn run(config: &Config, clients: usize, json: bool) -> Result<(), i32> {
         read_path: ReadPath::ReadIndex,
         read_from: ReadFrom::Leader,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (config, stop) = (config.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            Load::new(config, spec, leader).map(|mut load| load.measure(Until::Flag(stop), false))
-        })
-    };
+    let load = Background::start(config, spec, leader);
     std::thread::sleep(SETTLE);
     let mut restarts = Vec::new();
     for pid in config.pids() {
@@ -53,11 +45,7 @@ pub fn run(config: &Config, clients: usize, json: bool) -> Result<(), i32> {
         restarts.push(serde_json::json!({"pid": pid.0, "was_leader": led, "exit_ms": exit_ms, "rejoined_ms": back_ms}));
     }
     std::thread::sleep(SETTLE);
-    stop.store(true, Ordering::Relaxed);
-    let result = load
-        .join()
-        .map_err(|_| fail("the load thread panicked".into()))?
-        .map_err(|e| fail(format!("the load: {e}")))?;
+    let result = load.finish()?;
     cluster.stop_all();
     let writes = Summary::of(&result.write_latencies_us, result.secs);
     let stall_ms = result.longest_write_stall.as_secs_f64() * 1000.0;
