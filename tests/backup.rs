@@ -127,6 +127,14 @@ fn synthetic_backup(keys: u64) -> Vec<u8> {
     encode_snapshot_image(&meta, &data)
 }
 
+/// Size of the one snapshot file a restore installed into `dir` (the backup's image, its
+/// configuration rewritten to the new membership: docs/cli.md, `leader restore`).
+fn installed_len(dir: &Path) -> u64 {
+    let files: Vec<_> = std::fs::read_dir(dir.join("snap")).unwrap().filter_map(|e| e.ok()).collect();
+    assert_eq!(files.len(), 1, "one snapshot file: {files:?}");
+    files[0].metadata().unwrap().len()
+}
+
 /// The number in `line` after `word ` (e.g. "index 12" → 12).
 fn number_after(line: &str, word: &str) -> u64 {
     let rest =
@@ -285,7 +293,7 @@ fn restore_refuses_a_data_directory_that_holds_state() {
             "restored {} into {}: snapshot at index 10 (term 2), {} bytes, 20 keys (recorded configuration: servers 1, 2, 3)",
             file.display(),
             target.display(),
-            std::fs::metadata(&file).unwrap().len()
+            installed_len(&target)
         )
     );
     let again = leader(dir, "restore-again", &["restore", path_str(&file), "--data-dir", path_str(&target)]);

@@ -165,10 +165,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             .and_then(|c| snapshot::run_snapshot(c, pid, Duration::from_millis(timeout_ms))),
         (Some(Cmd::Backup { out, pid, force, timeout_ms, .. }), None) => load_config(config_path, key_file)
             .and_then(|c| snapshot::run_backup(c, &out, pid, force, Duration::from_millis(timeout_ms))),
-        (Some(Cmd::Restore { file, data_dir: Some(dir), .. }), None) => restore::run(&file, &dir),
+        (Some(Cmd::Restore { file, data_dir: Some(dir), .. }), None) => restore::run(&file, &dir, None),
         (Some(Cmd::Restore { file, pid: Some(pid), data_dir: None, .. }), None) => load_config(config_path, key_file)
             .and_then(|c| {
-                snapshot::pids_of(&c, Some(pid)).and_then(|_| restore::run(&file, &c.data_dir_for(NodeId(pid))))
+                snapshot::pids_of(&c, Some(pid))
+                    .and_then(|_| restore::run(&file, &c.data_dir_for(NodeId(pid)), Some(&c)))
             }),
         (Some(Cmd::Restore { pid: None, data_dir: None, .. }), None) => {
             unreachable!("clap requires --pid or --data-dir")

@@ -3,8 +3,12 @@
 
 use super::snapshot::{check_image, recorded_configuration};
 use super::EXIT_FAILURE;
-use leader::core::{HardState, LogIndex};
-use leader::storage::{DiskStorage, SnapshotSource, Storage, HARD_STATE_FILE};
+use leader::config::Config;
+use leader::core::{HardState, LogIndex, Membership};
+use leader::driver::snapshot_membership;
+use leader::storage::{
+    encode_snapshot_image, DiskStorage, Snapshot, SnapshotMeta, SnapshotSource, Storage, HARD_STATE_FILE,
+};
 use std::path::Path;
 
 /// What a data directory already holds, or None when it holds no state (a new server).
@@ -26,9 +30,36 @@ fn existing_state(storage: &DiskStorage) -> Option<String> {
     (!held.is_empty()).then(|| held.join(", "))
 }
 
+/// The membership a restored snapshot records. A backup seeds a NEW cluster, whose membership
+/// is its own config.json's (`initial_members`, at that file's addresses): the servers the
+/// backup came from may be elsewhere, or gone. Without a config (`--data-dir`), the backup's
+/// members are kept but their addresses dropped, so they are taken from whatever config.json
+/// the server is started with.
+pub fn new_membership(config: Option<&Config>, backup: &Membership) -> Membership {
+    match config {
+        Some(config) => {
+            let mut m = Membership::of_voters(config.initial_members.iter().copied());
+            for (pid, member) in m.members.iter_mut() {
+                if let Ok(s) = config.server(*pid) {
+                    (member.peer_url, member.client_url) = (s.endpoint.clone(), s.client_endpoint.clone());
+                }
+            }
+            m
+        }
+        None => {
+            let mut m = backup.clone();
+            for member in m.members.values_mut() {
+                (member.peer_url, member.client_url) = (String::new(), String::new());
+            }
+            m
+        }
+    }
+}
+
 /// Check the backup `file` completely, refuse a data directory `dir` that holds state, then
-/// install the backup's snapshot as the directory's only state.
-pub fn run(file: &Path, dir: &Path) -> Result<(), i32> {
+/// install the backup's snapshot as the directory's only state, recording the membership of
+/// [`new_membership`].
+pub fn run(file: &Path, dir: &Path, config: Option<&Config>) -> Result<(), i32> {
     let fail = |what: String| {
         eprintln!("leader: restore: {what}");
         EXIT_FAILURE
@@ -44,6 +75,11 @@ pub fn run(file: &Path, dir: &Path) -> Result<(), i32> {
             dir.display()
         )));
     }
+    let backup =
+        snapshot_membership(&snapshot.meta.config).map_err(|why| fail(format!("{}: {why}", file.display())))?;
+    let meta = SnapshotMeta { config: new_membership(config, &backup).encode(), ..snapshot.meta.clone() };
+    let snapshot = Snapshot { meta, data: snapshot.data };
+    let image = encode_snapshot_image(&snapshot.meta, &snapshot.data);
     let bytes = image.len();
     storage
         .install_snapshot(&snapshot.meta, SnapshotSource::Image(image), false)

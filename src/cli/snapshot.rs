@@ -6,7 +6,7 @@ use leader::client::{CallError, Client};
 use leader::config::Config;
 use leader::core::{LogIndex, NodeId, Role, Term};
 use leader::kv::{KvStore, StateMachine};
-use leader::storage::{decode_snapshot_image, Snapshot, SNAPSHOT_CONFIG_BYTES_MAX};
+use leader::storage::{decode_snapshot_image, Snapshot};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -96,11 +96,19 @@ fn find_leader(config: &Config, deadline: Duration) -> Option<NodeId> {
 /// The cluster configuration a snapshot records (the sorted pids of its voters), as text:
 /// `servers 1, 2, 3`.
 pub fn recorded_configuration(snapshot: &Snapshot) -> String {
-    match leader::codec::decode::<Vec<u64>>(&snapshot.meta.config, SNAPSHOT_CONFIG_BYTES_MAX) {
-        Ok(pids) => {
-            format!("servers {}", pids.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+    match leader::driver::snapshot_membership(&snapshot.meta.config) {
+        Ok(m) => {
+            let list =
+                |pids: Vec<leader::core::NodeId>| pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+            let learners: Vec<_> = m.learners().collect();
+            let voters = format!("servers {}", list(m.voters().collect()));
+            if learners.is_empty() {
+                voters
+            } else {
+                format!("{voters}; learners {}", list(learners))
+            }
         }
-        Err(e) => format!("unreadable ({e:?})"),
+        Err(e) => format!("unreadable ({e})"),
     }
 }
 
