@@ -55,8 +55,8 @@ initial_members (default: every server), all voters. Quorums -- votes, pre-votes
 check-quorum -- count the voters in force only. A learner, or a server that is not a member
 (left out of initial_members, or started --joining), never campaigns, ignores TimeoutNow and
 refuses every RequestVote/PreVote/TransferVote; a voter refuses a candidate that is not a
-voter. It opens a PUSH socket to every member the log names (at its peer_url, else
-config.json's url), and to the members of the committed membership while a removal is in
+voter. It opens a PUSH socket to every member the log names (at config.json's url when the
+file lists it, else the peer_url the log records), and to the members of the committed membership while a removal is in
 flight; it accepts envelopes from members and from config.json's servers. An AppendEntries
 carrying a membership entry that does not decode is dropped whole (invalid_membership_entry).
 When a committed membership no longer lists it (having listed it), it says so on stderr
@@ -701,8 +701,11 @@ class Peer:
         return w.MembershipInfo(index, index <= self.commit_index, list(self.membership().members))
 
     def peer_endpoint(self, pid: int, *memberships):
-        """Where to send to `pid`: the peer_url a membership records (thesis §4: the log says
-        where members are), else config.json's; None if neither knows."""
+        """Where to send to `pid`: config.json's address if the file lists it (where that
+        server binds, and what operators edit to move it; as the Rust servers do), else the
+        peer_url a membership records (a server added at runtime); None if neither knows."""
+        if pid in self.config_peers:
+            return self.config.server(pid).endpoint
         for m in memberships:
             member = m.get(pid)
             if member is not None and member.peer_url:

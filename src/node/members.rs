@@ -30,8 +30,11 @@ impl Runtime {
             .peers()
             .iter()
             .filter_map(|pid| {
-                let recorded = membership.members.get(pid).map(|m| m.peer_url.clone()).filter(|u| !u.is_empty());
-                let url = recorded.or_else(|| self.config_peers.get(pid).cloned());
+                // config.json's address first: it is where that server binds (its own file
+                // says so) and what operators edit to move one; the log's for servers the file
+                // does not list (added at runtime).
+                let recorded = || membership.members.get(pid).map(|m| m.peer_url.clone()).filter(|u| !u.is_empty());
+                let url = self.config_peers.get(pid).cloned().or_else(recorded);
                 if url.is_none() {
                     log::warn!("server {}: member {pid} has no peer url in the log or config.json", raft.id());
                 }
