@@ -72,7 +72,8 @@ pub(crate) struct Stats {
     /// What the contact times count from.
     epoch: Instant,
     /// Per peer: nanoseconds since `epoch`, plus one, when an envelope from it last passed
-    /// authentication and decoding; 0: never. Peers are fixed by config.json, so no lock.
+    /// authentication and decoding; 0: never. config.json's servers, fixed at start (no lock);
+    /// a member added at runtime that the file does not list has no contact time here.
     contact: Vec<(NodeId, AtomicU64)>,
     /// Proposals handed to the driver (as it counts them: clients and `Server::propose`).
     pub(crate) proposals: AtomicU64,
