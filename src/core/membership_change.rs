@@ -3,7 +3,7 @@
 //! log. The membership in force is the latest in the log, committed or not.
 
 use super::membership::{MemberRole, Membership, MembershipChange};
-use super::message::Entry;
+use super::message::{Entry, Message};
 use super::progress::Progress;
 use super::raft::Raft;
 use super::ready::Role;
@@ -118,10 +118,15 @@ impl Raft {
             + usize::from(with_self && m.is_voter(self.id))
     }
 
-    /// Whether `from` may send us messages: a member, or a server of the bootstrap
-    /// configuration (a server being added knows the cluster only from there).
-    pub(super) fn knows(&self, from: NodeId) -> bool {
-        from != self.id && (self.membership().contains(from) || self.options.peers.contains(&from))
+    /// Whether `from` may send us `message`: a member, or a server of the bootstrap
+    /// configuration (a server being added knows the cluster only from there) — or, for a
+    /// leader's replication (AppendEntries, InstallSnapshot), anyone: thesis §4.1, a server
+    /// accepts AppendEntries from a leader that is not in its latest configuration, else a
+    /// server whose log ends before that leader was added could never learn the membership
+    /// that names it (found by the simulator: the cluster never settled).
+    pub(super) fn knows(&self, from: NodeId, message: &Message) -> bool {
+        let replication = matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_));
+        from != self.id && (replication || self.membership().contains(from) || self.options.peers.contains(&from))
     }
 
     /// Bring `peers` and the leader's progress in line with the membership in force; called

@@ -319,3 +319,32 @@ fn a_snapshot_records_the_membership_in_force_at_its_index() {
     assert_eq!(learners(net.node(1)), [4]);
     assert_eq!(net.node(1).membership_index(), LogIndex(0), "now the snapshot's");
 }
+
+/// Found by the simulator (seed 15 of `leader sim --membership-percent 100`, liveness): a
+/// server whose log ends before a new member was added does not know that member, and it
+/// dropped the appends of that member once it led — so it never caught up, and the cluster
+/// never settled. Thesis §4.1: a server accepts AppendEntries from a leader that is not in its
+/// latest configuration (else a server behind could never learn the configuration that
+/// names the leader).
+#[test]
+fn a_follower_behind_accepts_the_appends_of_a_leader_it_does_not_know_yet() {
+    let mut net = cluster(&[1, 2, 3], &[4]);
+    lead(&mut net, 1);
+    net.down = vec![NodeId(3)]; // 3 misses everything from here on
+    net.node(1).propose_membership(learner(4, false)).unwrap();
+    net.run();
+    heartbeats(&mut net, 1);
+    net.node(1).propose_membership(MembershipChange::Promote { pid: NodeId(4) }).unwrap();
+    net.run();
+    heartbeats(&mut net, 1);
+    assert_eq!(voters(net.node(1)), [1, 2, 3, 4]);
+    net.node(1).transfer_leadership(Some(NodeId(4))).expect("4 is caught up");
+    net.run();
+    assert_eq!(net.node(4).role(), Role::Leader);
+    assert_eq!(voters(net.node(3)), [1, 2, 3], "3 has not heard of 4");
+    net.down = vec![];
+    heartbeats(&mut net, 4);
+    assert_eq!(voters(net.node(3)), [1, 2, 3, 4], "3 took 4's appends and learned the membership");
+    assert_eq!(net.node(3).commit_index(), net.node(4).commit_index());
+    assert_eq!(net.node(3).ignored().unknown_peer, 0);
+}

@@ -305,7 +305,7 @@ impl Raft {
     }
 
     fn step_message(&mut self, from: NodeId, message: Message) {
-        if !self.knows(from) {
+        if !self.knows(from, &message) {
             self.ignored.unknown_peer += 1;
             log::debug!("{}: ignoring {} from unknown server {}", self.id, message.kind(), from);
             return;
