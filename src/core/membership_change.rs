@@ -101,6 +101,22 @@ impl Raft {
         self.membership().is_voter(self.id)
     }
 
+    /// Whether `pid` takes part in elections here (campaigns, votes, is voted for): a voter of
+    /// the membership in force — or, while that membership's entry is not known committed, of
+    /// the one before it. Thesis §4.1: votes are answered without consulting the latest
+    /// configuration; the membership before an uncommitted change is what the cluster falls
+    /// back to if the change is lost, so its voters must still be able to elect — and the one
+    /// with the most up-to-date log may be a leader that removed itself and lost touch before
+    /// committing it (§4.2.2: it manages the cluster until its removal is committed). Found by
+    /// the simulator: without this such a cluster never elected a leader again. Votes are
+    /// still counted by the candidate's membership in force, so a server it removes adds
+    /// nothing to its own count; a learner never takes part (no membership lists it as voter).
+    pub(super) fn elects(&self, pid: NodeId) -> bool {
+        let index = self.membership_index();
+        self.membership().is_voter(pid)
+            || (index > self.commit_index && self.membership_at(LogIndex(index.0 - 1)).is_voter(pid))
+    }
+
     /// Votes or acknowledgements needed (a majority of the voters in force).
     pub(super) fn quorum(&self) -> usize {
         self.membership().quorum()

@@ -348,3 +348,60 @@ fn a_follower_behind_accepts_the_appends_of_a_leader_it_does_not_know_yet() {
     assert_eq!(net.node(3).commit_index(), net.node(4).commit_index());
     assert_eq!(net.node(3).ignored().unknown_peer, 0);
 }
+
+/// Found by the simulator (seed 799 of `leader sim --membership-percent 100`, liveness): a
+/// leader of {1, 2} appends its own removal, loses touch before 2 has the entry, and steps
+/// down. Its log is the most up to date, so 2 cannot win; and it took itself for a non-voter
+/// (the change is in force once appended), so it never campaigned: no leader, ever. While the
+/// latest membership is not known committed, the one before it still elects (thesis §4.1:
+/// votes are answered without consulting the latest configuration; §4.2.2: a removed leader
+/// manages the cluster until its removal is committed). The server campaigns, wins with the
+/// votes of the new membership ({2}), commits its removal and hands over.
+#[test]
+fn a_leader_whose_removal_is_uncommitted_still_campaigns_and_commits_it() {
+    let mut net = cluster(&[1, 2], &[]);
+    lead(&mut net, 1);
+    net.down = vec![NodeId(2)];
+    net.node(1).propose_membership(MembershipChange::Remove { pid: NodeId(1) }).unwrap();
+    for _ in 0..3 * E {
+        net.node(1).tick(); // check-quorum: no word from 2, so 1 steps down
+        net.run();
+    }
+    assert_ne!(net.node(1).role(), Role::Leader);
+    assert!(!net.node(1).is_voter() && net.node(2).is_voter());
+    net.down = vec![];
+    for _ in 0..20 * E {
+        net.node(1).tick();
+        net.node(2).tick();
+        net.run();
+    }
+    assert_eq!(net.node(2).role(), Role::Leader, "the cluster has a leader again");
+    assert_eq!(voters(net.node(2)), [2], "the removal of 1 is in 2's log");
+    assert!(net.node(2).commit_index() >= net.node(2).membership_index(), "and committed");
+    assert!(net.node(1).is_removed());
+}
+
+/// The voting half of the same rule: a follower whose latest (uncommitted) membership removes
+/// it still answers a candidate of the membership before it (which the cluster falls back to
+/// if the change is lost) — here with a vote, the candidate's log being as up to date.
+#[test]
+fn a_server_removed_by_an_uncommitted_change_still_votes() {
+    let mut net = cluster(&[1, 2, 3], &[]);
+    lead(&mut net, 1);
+    net.down = vec![NodeId(2)];
+    net.node(1).propose_membership(MembershipChange::Remove { pid: NodeId(3) }).unwrap();
+    net.run();
+    let r = net.node(3);
+    assert!(!r.is_voter() && r.commit_index() < r.membership_index(), "3 has its removal, uncommitted");
+    let request = RequestVote {
+        term: Term(r.current_term().0 + 1),
+        candidate_id: NodeId(2),
+        last_log_index: r.log().last_index(),
+        last_log_term: r.log().last_term(),
+    };
+    r.step(NodeId(2), Message::RequestVote(request));
+    let ready = r.ready();
+    let granted =
+        ready.messages.iter().any(|o| matches!(&o.message, Message::RequestVoteResponse(v) if v.vote_granted));
+    assert!(granted, "3 voted for 2: {:?}", r.vote_log());
+}

@@ -195,7 +195,7 @@ impl World {
             stability,
             calm_until: 0,
             pauses: 0,
-            trace: Trace::new(60, opts.keep_trace),
+            trace: Trace::new(if std::env::var("SIM_TRACE_ALL").is_ok() { 1 << 22 } else { 60 }, opts.keep_trace),
             faults_on: opts.faults,
             opts,
             rng,
