@@ -136,12 +136,15 @@ impl Raft {
 
     /// Whether `from` may send us `message`: a member, or a server of the bootstrap
     /// configuration (a server being added knows the cluster only from there) — or, for a
-    /// leader's replication (AppendEntries, InstallSnapshot), anyone: thesis §4.1, a server
-    /// accepts AppendEntries from a leader that is not in its latest configuration, else a
-    /// server whose log ends before that leader was added could never learn the membership
-    /// that names it (found by the simulator: the cluster never settled).
+    /// leader's own messages (AppendEntries, InstallSnapshot, TimeoutNow), anyone. Thesis §4.1:
+    /// a server accepts AppendEntries from a leader that is not in its latest configuration,
+    /// else a server whose log ends before that leader was added could never learn the
+    /// membership that names it; and a removed leader's handover (§4.2.2) reaches servers whose
+    /// membership no longer lists it (a TimeoutNow is acted on only from the leader followed).
+    /// Both found by the simulator: the cluster never settled.
     pub(super) fn knows(&self, from: NodeId, message: &Message) -> bool {
-        let replication = matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_));
+        let replication =
+            matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_) | Message::TimeoutNow(_));
         from != self.id && (replication || self.membership().contains(from) || self.options.peers.contains(&from))
     }
 
