@@ -129,10 +129,13 @@ fn a_learner_gets_the_log_but_never_votes_campaigns_or_counts_towards_commit() {
         net.node(4).tick();
     }
     assert_eq!((net.node(4).role(), net.node(4).current_term()), (Role::Follower, term));
-    // It refuses to vote, saying why.
+    // It answers a vote (thesis §4.1: votes are answered without consulting one's own
+    // configuration; see a_server_that_does_not_know_it_was_promoted_still_votes), but no
+    // candidate of this membership counts it: 2 with the learner's vote alone is no majority.
     let ask = RequestVote { term: Term(9), candidate_id: NodeId(2), last_log_index: LogIndex(99), last_log_term: term };
     net.node(4).step(NodeId(2), Message::RequestVote(ask));
-    assert_eq!(net.node(4).vote_log().last().unwrap().verdict, VoteVerdict::NotAVoter);
+    assert_eq!(net.node(4).vote_log().last().unwrap().verdict, VoteVerdict::Granted);
+    assert_eq!(net.node(2).count_voters(&[NodeId(4)], true), 1, "the learner's vote does not count");
     // Its acknowledgement does not make a majority: with 2 and 3 down, nothing commits.
     net.down = vec![NodeId(2), NodeId(3)];
     let index = write(&mut net, 1, b"needs a voter");
@@ -437,4 +440,35 @@ fn a_removed_leader_that_joined_later_hands_over_to_a_bootstrap_server() {
     let leader = [1, 2].into_iter().find(|&id| net.node(id).role() == Role::Leader);
     assert!(leader.is_some(), "3 handed over to 1 or 2; ignored by 1: {:?}", net.node(1).ignored());
     assert!(net.node(3).is_removed());
+}
+
+/// Found by the simulator (seed 1294 of `leader sim --membership-percent 100`, liveness): a
+/// learner promoted before its log held the entry that promoted it (or even the one that
+/// added it) took itself for a non-voter and refused every vote — but the candidate's
+/// membership counts it, so a cluster of {1, 2} whose leader stepped down right after
+/// promoting 2 could never elect anyone. Thesis §4.1: a server answers votes without
+/// consulting its own configuration (its vote counts only where the candidate's membership
+/// makes it a voter). Here: a cluster of one grows to two and its leader loses touch at once.
+#[test]
+fn a_server_that_does_not_know_it_was_promoted_still_votes() {
+    let mut net = cluster(&[1], &[2]);
+    lead(&mut net, 1);
+    net.node(1).propose_membership(learner(2, false)).unwrap();
+    net.run();
+    heartbeats(&mut net, 1);
+    net.down = vec![NodeId(2)];
+    net.node(1).propose_membership(MembershipChange::Promote { pid: NodeId(2) }).unwrap();
+    for _ in 0..3 * E {
+        net.node(1).tick(); // check-quorum: 2 is silent, so 1 steps down
+        net.run();
+    }
+    assert_ne!(net.node(1).role(), Role::Leader);
+    assert_eq!(learners(net.node(2)), [2], "2 does not know it was promoted");
+    net.down = vec![];
+    for _ in 0..10 * E {
+        net.node(1).tick();
+        net.run();
+    }
+    assert_eq!(net.node(1).role(), Role::Leader, "2 voted for 1: {:?}", net.node(2).vote_log());
+    assert_eq!(voters(net.node(2)), [1, 2]);
 }
