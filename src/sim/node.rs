@@ -117,6 +117,8 @@ pub struct SimNode {
     /// Stopped for good: it saw its removal committed (`Raft::is_removed`) and exited, as the
     /// server does; only a wipe ([`SimNode::wipe`]) brings the id back.
     pub retired: bool,
+    /// This incarnation started on a wiped disk under the old id ([`SimNode::wipe`]).
+    pub wiped: bool,
 }
 
 /// What the driver hands back to the simulation after an input.
@@ -287,6 +289,7 @@ impl SimNode {
             clock: Clock::REAL,
             lease: None,
             retired: false,
+            wiped: false,
         }
     }
 
@@ -311,6 +314,7 @@ impl SimNode {
         self.crashed_state_machine = None;
         self.last_done_at = 0;
         self.retired = false;
+        self.wiped = true;
         let seed = options.seed ^ self.incarnation;
         let raft = Raft::new(Options { seed, ..options }, HardState::default());
         let mut driver = Driver::new(raft, KvStore::new(), self.policy);

@@ -13,6 +13,10 @@
 //! A removed server stops once it sees its removal committed and is no longer leader
 //! (`Raft::is_removed`, as the server exits): it is never restarted, unless wiped and added
 //! again. A removed leader keeps running until it has handed over and stepped down (§4.2.2).
+//! A server wiped and added again under its old id stays idle instead when removed: catching
+//! up, it replays the log of its earlier life — its old removal included, committed — before
+//! it reaches the entry that adds it again, and stopping there (as `is_removed` says) would
+//! lose the new member (seed 2233 with every seed changing the membership).
 //! A server being added is first restarted with the current members as the cluster it knows
 //! (an operator writing its config), so it accepts the leader's appends.
 
@@ -156,7 +160,7 @@ impl World {
         let rejoinable: Vec<NodeId> = self
             .nodes
             .iter()
-            .filter(|n| n.retired && !membership.contains(n.id))
+            .filter(|n| n.retired && !n.wiped && !membership.contains(n.id))
             .filter(|n| self.changes.retired_at[n.id.0 as usize - 1].is_some_and(|at| at + rejoin_after <= now))
             .map(|n| n.id)
             .collect();
@@ -272,7 +276,10 @@ impl World {
     /// for good (the server exits; a removed leader first hands over, §4.2.2).
     pub(super) fn retire_if_removed(&mut self, id: NodeId) {
         let node = &self.nodes[id.0 as usize - 1];
-        if !self.changes.on || !node.raft().is_some_and(|r| r.is_removed() && r.role() != Role::Leader) {
+        if !self.changes.on
+            || node.wiped
+            || !node.raft().is_some_and(|r| r.is_removed() && r.role() != Role::Leader)
+        {
             return;
         }
         let unsynced = node.unsynced();
