@@ -16,14 +16,12 @@ impl Raft {
         let up_to_date =
             self.log.is_up_to_date(m.last_log_index, m.last_log_term) || self.bugs().vote_without_log_check;
         // Only for a voter (`Raft::elects`: of the membership in force, or of the one before
-        // it while that is uncommitted). Whatever our own role: thesis §4.1, a server answers
-        // votes without consulting its configuration — its log may not hold the entry that
-        // made it a voter yet, and the candidate's membership, which counts the vote, does
-        // (a learner's vote counts for nothing where it is a learner, §4.2.1).
-        let candidate_votes = self.elects(m.candidate_id);
-        let vote_granted = can_vote && up_to_date && m.candidate_id == from && candidate_votes;
+        // it while that is uncommitted), and only as a member (`Raft::answers_votes`).
+        let (voter, candidate_votes) = (self.answers_votes(), self.elects(m.candidate_id));
+        let vote_granted = can_vote && up_to_date && m.candidate_id == from && voter && candidate_votes;
         let verdict = match (self.voted_for, up_to_date) {
             _ if vote_granted => VoteVerdict::Granted,
+            _ if !voter => VoteVerdict::NotAVoter,
             _ if !candidate_votes => VoteVerdict::CandidateNotVoter,
             (Some(other), _) if !can_vote => VoteVerdict::AlreadyVoted(other),
             _ => VoteVerdict::StaleLog,
@@ -143,11 +141,12 @@ impl Raft {
     /// election timer, so a pre-vote can never disrupt anything.
     pub(super) fn handle_pre_vote(&mut self, from: NodeId, m: RequestVote) {
         let ahead = m.term > self.current_term;
-        // As for a vote: whatever our own role (thesis §4.1), only for a voter.
-        let candidate_votes = self.elects(m.candidate_id);
-        let vote_granted = ahead && self.log.is_up_to_date(m.last_log_index, m.last_log_term) && candidate_votes;
+        let (voter, candidate_votes) = (self.answers_votes(), self.elects(m.candidate_id));
+        let vote_granted =
+            ahead && self.log.is_up_to_date(m.last_log_index, m.last_log_term) && voter && candidate_votes;
         let verdict = match (vote_granted, ahead) {
             (true, _) => VoteVerdict::Granted,
+            _ if !voter => VoteVerdict::NotAVoter,
             _ if !candidate_votes => VoteVerdict::CandidateNotVoter,
             (false, true) => VoteVerdict::StaleLog,
             (false, false) => VoteVerdict::TermNotAhead,

@@ -117,6 +117,20 @@ impl Raft {
             || (index > self.commit_index && self.membership_at(LogIndex(index.0 - 1)).is_voter(pid))
     }
 
+    /// Whether this server answers (pre-)votes: as a member of the membership in force, learner
+    /// or voter, or as a voter of the one before it (`elects`). Thesis §4.1: votes are answered
+    /// without consulting one's own role — a learner's log may not hold the entry that promoted
+    /// it yet, while the candidate's membership, which counts the vote, does (found by the
+    /// simulator: a cluster of {1, 2} whose leader stepped down right after promoting 2 never
+    /// elected again); a learner's vote counts for nothing where it is a learner (§4.2.1). A
+    /// server that is not a member in its own log does not answer: one added but not caught up
+    /// to its addition may be a wiped server back under its old id, whose empty log would let a
+    /// removed server with a stale membership win (found by the simulator too). Leaders promote
+    /// only learners that hold the membership in force (`promote_caught_up_learners`).
+    pub(super) fn answers_votes(&self) -> bool {
+        self.membership().contains(self.id) || self.elects(self.id)
+    }
+
     /// Votes or acknowledgements needed (a majority of the voters in force).
     pub(super) fn quorum(&self) -> usize {
         self.membership().quorum()
@@ -204,6 +218,16 @@ impl Raft {
         if self.log.term_at(self.commit_index) != Some(self.current_term) && !self.bugs().membership_before_own_commit {
             return Err(MembershipError::NoCommitInTerm);
         }
+        if let MembershipChange::Promote { pid } = &change {
+            // It must know it is a learner before it is counted as a voter, or it refuses the
+            // votes a candidate then needs (`answers_votes`).
+            let holds = self.progress.get(pid).is_some_and(|p| p.match_index >= in_flight);
+            if self.membership().contains(*pid) && !holds && !self.membership().is_voter(*pid) {
+                return Err(MembershipError::Invalid(format!(
+                    "learner {pid} has not yet received the membership entry {in_flight} that lists it"
+                )));
+            }
+        }
         let next = self.membership().after(&change)?;
         let live = next.voters().filter(|v| *v == self.id || self.recently_heard(*v)).count();
         if live < next.quorum() {
@@ -231,7 +255,12 @@ impl Raft {
         let last = self.log.last_index();
         let lag = self.options.promote_lag;
         let ready = self.membership().members.iter().find_map(|(pid, m)| {
-            let caught_up = self.progress.get(pid).is_some_and(|p| p.match_index.0 + lag >= last.0);
+            // Within the lag, and holding the membership that lists it as learner (else it
+            // would refuse the votes it is then counted for: `answers_votes`).
+            let caught_up = self
+                .progress
+                .get(pid)
+                .is_some_and(|p| p.match_index.0 + lag >= last.0 && p.match_index >= self.membership_index());
             (m.role == MemberRole::Learner { promote: true } && caught_up).then_some(*pid)
         });
         if let Some(pid) = ready {
