@@ -490,7 +490,10 @@ fn a_learner_is_promoted_only_once_it_holds_the_membership_that_lists_it() {
     heartbeats(&mut net, 1);
     assert_eq!(learners(net.node(1)), [2], "not promoted: 2 has not received its addition");
     let refused = net.node(1).propose_membership(MembershipChange::Promote { pid: NodeId(2) });
-    assert!(matches!(&refused, Err(MembershipError::Invalid(why)) if why.contains("has not yet received")), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(MembershipError::Invalid(why)) if why.contains("has not yet received")),
+        "{refused:?}"
+    );
     net.down = vec![];
     heartbeats(&mut net, 1);
     heartbeats(&mut net, 1);

@@ -114,8 +114,13 @@ impl Checker {
         *entry = (commit, node.incarnation);
 
         if raft.role() == Role::Leader {
-            // Election Safety: at most one leader per term.
-            let first = *self.leaders.entry(term).or_insert(changed);
+            // Election Safety: at most one leader per term — counting a leader once its term is
+            // durable. A voter alone in its membership wins the moment it campaigns, before its
+            // term is on disk; until then it can send nothing (the driver holds its messages)
+            // nor commit anything (its entries are in the same write), and a crash erases the
+            // term it led, as if it had never campaigned (it may then vote in that term).
+            let durable = node.driver.as_ref().is_some_and(|d| d.durable_hard_state().current_term == term);
+            let first = if durable { *self.leaders.entry(term).or_insert(changed) } else { changed };
             if first != changed {
                 return violation("Election Safety", format!("servers {first} and {changed} both lead term {term}"));
             }

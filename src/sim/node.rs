@@ -15,9 +15,10 @@
 //! not its clock.
 
 use super::events::Time;
+pub use super::view::{entry_hash, LogView, SnapshotViews};
 use crate::core::{
-    Entry, HardState, LogIndex, MembershipChange, Message, NodeId, Options, Outgoing, PlantedBugs, Raft,
-    SnapshotChunk, Term,
+    Entry, HardState, LogIndex, MembershipChange, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, SnapshotChunk,
+    Term,
 };
 use crate::driver::{image_len, recovered_log, Driver, Io, Lease, Outcome, SnapshotPolicy, WriteRequest};
 use crate::kv::{KvStore, SnapshotJob, StateMachine};
@@ -26,7 +27,6 @@ use crate::storage::{
 };
 use crate::transport::client_wire::{ClientError, ReadMode};
 use std::collections::VecDeque;
-pub use super::view::{entry_hash, LogView, SnapshotViews};
 
 /// Rounds of Readies per input: the simulated loop takes everything the core has.
 const ROUNDS_MAX: usize = usize::MAX;

@@ -68,4 +68,3 @@ impl LogView {
 /// it, up to its index (a server installing it adopts that prefix). Shared by the servers of
 /// one world: the simulation's bookkeeping, not state a server could see.
 pub type SnapshotViews = Rc<RefCell<BTreeMap<(LogIndex, Term), LogView>>>;
-

@@ -5,8 +5,8 @@ mod attack;
 mod clients;
 mod clocks;
 mod effects;
-mod membership;
 mod faults;
+mod membership;
 #[cfg(test)]
 mod tests;
 
@@ -133,10 +133,7 @@ impl World {
         // is the run it was before they existed). Not in stability runs (every server must
         // follow the stable leader) nor lease attacks (the attack is the fault).
         let mut changes_rng = SplitMix64::new(opts.seed ^ 0x3e3b_e45e_1a11);
-        let on = opts.faults
-            && !stability
-            && !profile.attack
-            && changes_rng.range(0, 100) < opts.membership_percent;
+        let on = opts.faults && !stability && !profile.attack && changes_rng.range(0, 100) < opts.membership_percent;
         let mut profile = profile;
         let spares = if on { changes_rng.range(1, 3) } else { 0 };
         let promote_lag = changes_rng.range(0, 30);
@@ -164,7 +161,8 @@ impl World {
                 node
             })
             .collect();
-        let mut changes = membership::Changes::new(on, changes_rng, ids.len() + spares as usize, profile.election_ticks);
+        let mut changes =
+            membership::Changes::new(on, changes_rng, ids.len() + spares as usize, profile.election_ticks);
         for id in (ids.len() as u64 + 1..=ids.len() as u64 + spares).map(NodeId) {
             // Not in the bootstrap membership: knows the voters, never campaigns, waits.
             let seed = changes.rng.next_u64();
@@ -195,7 +193,7 @@ impl World {
             stability,
             calm_until: 0,
             pauses: 0,
-            trace: Trace::new(if std::env::var("SIM_TRACE_ALL").is_ok() { 1 << 22 } else { 60 }, opts.keep_trace),
+            trace: Trace::new(60, opts.keep_trace),
             faults_on: opts.faults,
             opts,
             rng,
@@ -323,7 +321,13 @@ impl World {
                 None if n.retired => format!("{}:stopped", n.id),
                 None => format!("{}:down", n.id),
                 Some(r) => {
-                    let what = if r.is_voter() { "" } else if r.membership().contains(r.id()) { "(learner)" } else { "(out)" };
+                    let what = if r.is_voter() {
+                        ""
+                    } else if r.membership().contains(r.id()) {
+                        "(learner)"
+                    } else {
+                        "(out)"
+                    };
                     let (term, commit, applied) = (r.current_term(), r.commit_index(), n.applied.len());
                     format!("{}{what}:{}/t{term}/c{commit}/a{applied}", n.id, r.role())
                 }
@@ -368,12 +372,12 @@ impl World {
         let members = leader.membership();
         leader.is_voter()
             && self.nodes.iter().filter(|n| members.contains(n.id)).all(|n| {
-            n.raft().is_some_and(|r| {
-                r.leader_id() == Some(leader.id())
-                    && r.current_term() == leader.current_term()
-                    && n.applied.len() as u64 >= self.acked_index.0
+                n.raft().is_some_and(|r| {
+                    r.leader_id() == Some(leader.id())
+                        && r.current_term() == leader.current_term()
+                        && n.applied.len() as u64 >= self.acked_index.0
+                })
             })
-        })
     }
 
     /// Handle one event; returns the server whose state it changed.

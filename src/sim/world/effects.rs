@@ -13,10 +13,6 @@ impl World {
     /// answers to clients, applied entries to the checker.
     pub(super) fn apply_effects(&mut self, id: NodeId, effects: Effects) -> Result<(), Violation> {
         for out in effects.messages {
-            if std::env::var("SIM_DEBUG_SENDS").is_ok() {
-                let now = self.now;
-                self.trace.line(|| format!("{now:>7} SEND {id}->{} {:?}", out.to, out.message));
-            }
             self.checker.sent(id, out.to, &out.message)?;
             self.send(id, out.to, out.message);
         }

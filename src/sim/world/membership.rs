@@ -44,13 +44,19 @@ pub(in crate::sim) struct Changes {
     pub rng: SplitMix64,
     /// Per server (`id - 1`): never a member in this life (fresh, or wiped), so it may be added.
     addable: Vec<bool>,
-    /// Per server: when it stopped after its removal.
-    retired_at: Vec<Option<Time>>,
+    /// Per server: when it stopped after its removal, and its commit index then (its removal
+    /// is at or before it).
+    retired_at: Vec<Option<(Time, LogIndex)>>,
     /// Learners added with automatic promotion, not yet seen promoted.
     auto: BTreeSet<NodeId>,
     /// Numbers the nemesis's requests (its tokens' attempt).
     next_attempt: u64,
-    /// A removed server is wiped and added again only this long after it stopped: longer than
+    /// A removed server is wiped and added again under its old id only once the leader has
+    /// compacted its log past the removal (the newcomer then starts from a snapshot), and only
+    /// this long after it stopped. Replaying the log of its earlier life, a newcomer under an
+    /// old id finds memberships that list it as a voter and answers votes as one, with a log
+    /// far behind: a removed server with a stale membership was elected with its vote and
+    /// lacked committed entries (seed 25 of the 3-server hunt settings). The second rule: longer than
     /// any stale leader of an older membership can stay leader without a quorum (check-quorum
     /// steps it down within two election timeouts, even with a clock at half speed), so no such
     /// leader can count the empty newcomer's acknowledgements.
@@ -100,9 +106,7 @@ pub(super) fn refusal(error: &ClientError) -> Refusal {
     match error {
         ClientError::NotLeader { .. } => Refusal::NotLeader,
         ClientError::Unavailable(text) if text.contains("one change at a time") => Refusal::InFlight,
-        ClientError::Unavailable(text) if text.contains("has not committed an entry of its term") => {
-            Refusal::OwnCommit
-        }
+        ClientError::Unavailable(text) if text.contains("has not committed an entry of its term") => Refusal::OwnCommit,
         ClientError::Unavailable(text) if text.contains("voters would be live") => Refusal::LiveQuorum,
         ClientError::Unavailable(text) if text.starts_with("leadership is being handed over") => Refusal::Transfer,
         _ => Refusal::Other,
@@ -157,11 +161,15 @@ impl World {
             .map(|n| n.id)
             .collect();
         let (now, rejoin_after) = (self.now, self.changes.rejoin_after);
+        let compacted = self.nodes[leader.0 as usize - 1].raft().expect("a leader is up").log().compacted().0;
         let rejoinable: Vec<NodeId> = self
             .nodes
             .iter()
             .filter(|n| n.retired && !n.wiped && !membership.contains(n.id))
-            .filter(|n| self.changes.retired_at[n.id.0 as usize - 1].is_some_and(|at| at + rejoin_after <= now))
+            .filter(|n| {
+                self.changes.retired_at[n.id.0 as usize - 1]
+                    .is_some_and(|(at, removed)| at + rejoin_after <= now && compacted >= removed)
+            })
             .map(|n| n.id)
             .collect();
         let roll = self.changes.rng.range(0, 100);
@@ -199,8 +207,12 @@ impl World {
         self.changes.next_attempt += 1;
         let attempt = self.changes.next_attempt;
         let (now, rng) = (self.now, &mut self.rng);
-        let effects =
-            self.nodes[leader.0 as usize - 1].change_membership(now, &mut || disk_latency(rng), attempt, change.clone());
+        let effects = self.nodes[leader.0 as usize - 1].change_membership(
+            now,
+            &mut || disk_latency(rng),
+            attempt,
+            change.clone(),
+        );
         let refused = effects.membership.iter().any(|(a, _)| *a == attempt);
         self.trace.mix(&[self.now, 20, leader.0, attempt, u64::from(refused)]);
         self.trace.line(|| format!("{now:>7} MEMBERSHIP {leader}: {change:?} (refused: {refused})"));
@@ -276,17 +288,15 @@ impl World {
     /// for good (the server exits; a removed leader first hands over, §4.2.2).
     pub(super) fn retire_if_removed(&mut self, id: NodeId) {
         let node = &self.nodes[id.0 as usize - 1];
-        if !self.changes.on
-            || node.wiped
-            || !node.raft().is_some_and(|r| r.is_removed() && r.role() != Role::Leader)
-        {
+        if !self.changes.on || node.wiped || !node.raft().is_some_and(|r| r.is_removed() && r.role() != Role::Leader) {
             return;
         }
         let unsynced = node.unsynced();
+        let commit = node.raft().expect("up").commit_index();
         let node = self.node(id);
         node.crash(unsynced);
         node.retired = true;
-        self.changes.retired_at[id.0 as usize - 1] = Some(self.now);
+        self.changes.retired_at[id.0 as usize - 1] = Some((self.now, commit));
         self.changes.counts.stopped += 1;
         self.trace.mix(&[self.now, 22, id.0]);
         self.trace.line(|| format!("{:>7} STOP {id}: removed", self.now));
