@@ -1,7 +1,7 @@
 //! `leader sim`: run the deterministic simulator for one seed or sweep a range of seeds.
 
 use super::{EXIT_CONFIG, EXIT_FAILURE};
-use leader::sim::{run, run_explained, SimOptions, SimReport};
+use leader::sim::{run, run_explained, MembershipCounts, SimOptions, SimReport};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,6 +39,11 @@ pub struct SimArgs {
     /// outside the assumption (rates 0.5-2.0).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=100))]
     pub wild_clock_percent: u64,
+    /// Percent of the chaos seeds (not stability runs nor lease attacks) that change the
+    /// membership: servers outside it wait to be added; learners are added, promoted and
+    /// removed, followers and leaders removed, removed servers wiped and added again.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub membership_percent: u64,
     /// Worker threads for a sweep (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -53,6 +58,7 @@ fn options(args: &SimArgs, seed: u64) -> SimOptions {
         stability_percent: args.stability_percent,
         lease_percent: args.lease_percent,
         wild_clock_percent: args.wild_clock_percent,
+        membership_percent: args.membership_percent,
         ..SimOptions::new(seed)
     }
 }
@@ -103,6 +109,25 @@ pub fn run_cli(args: &SimArgs) -> Result<(), i32> {
             c.transfers_done,
             c.lease_cuts
         );
+        if report.membership {
+            let m = &c.membership;
+            println!(
+                "  membership changes: {} made ({} applied, {} lost with their leader), {} learners promoted by the leader, {} refused ({} in flight, {} before an own-term commit, {} no live quorum, {} transfer, {} not leader, {} other); {} removed servers stopped, {} wiped and added again",
+                m.proposed,
+                m.applied,
+                m.lost,
+                m.auto_promoted,
+                m.refused(),
+                m.refused_in_flight,
+                m.refused_own_commit,
+                m.refused_live_quorum,
+                m.refused_transfer,
+                m.refused_not_leader,
+                m.refused_other,
+                m.stopped,
+                m.wiped
+            );
+        }
         if report.violation.is_some() {
             print_failure(&report);
             return Err(EXIT_FAILURE);
@@ -127,11 +152,14 @@ fn sweep(args: &SimArgs, first: u64, end: u64) -> Result<(), i32> {
     let events = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let failure: Arc<Mutex<Option<SimReport>>> = Arc::new(Mutex::new(None));
+    // Seeds that changed the membership, and what their nemesis did.
+    let changes: Arc<Mutex<(u64, MembershipCounts)>> = Arc::default();
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let (next, done, events, stop, failure) =
                 (Arc::clone(&next), Arc::clone(&done), Arc::clone(&events), Arc::clone(&stop), Arc::clone(&failure));
+            let changes = Arc::clone(&changes);
             let base = options(args, 0);
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
@@ -141,6 +169,11 @@ fn sweep(args: &SimArgs, first: u64, end: u64) -> Result<(), i32> {
                     }
                     let report = run(&SimOptions { seed, ..base.clone() });
                     events.fetch_add(report.events, Ordering::Relaxed);
+                    if report.membership {
+                        let mut c = changes.lock().unwrap_or_else(|e| e.into_inner());
+                        c.0 += 1;
+                        c.1.add(&report.counts.membership);
+                    }
                     done.fetch_add(1, Ordering::Relaxed);
                     if report.violation.is_some() {
                         stop.store(true, Ordering::Relaxed);
@@ -185,5 +218,24 @@ fn sweep(args: &SimArgs, first: u64, end: u64) -> Result<(), i32> {
         n as f64 / secs,
         ev as f64 / secs
     );
+    let (seeds, m) = *changes.lock().unwrap_or_else(|e| e.into_inner());
+    if seeds > 0 {
+        println!(
+            "membership changes in {seeds} seeds: {} made ({} applied, {} lost), {} auto-promotions, {} refused ({} in flight, {} before an own-term commit, {} no live quorum, {} transfer, {} not leader, {} other); {} removed servers stopped, {} wiped and added again",
+            m.proposed,
+            m.applied,
+            m.lost,
+            m.auto_promoted,
+            m.refused(),
+            m.refused_in_flight,
+            m.refused_own_commit,
+            m.refused_live_quorum,
+            m.refused_transfer,
+            m.refused_not_leader,
+            m.refused_other,
+            m.stopped,
+            m.wiped
+        );
+    }
     Ok(())
 }

@@ -15,8 +15,9 @@ impl Raft {
         let can_vote = self.voted_for.is_none() || self.voted_for == Some(m.candidate_id);
         let up_to_date =
             self.log.is_up_to_date(m.last_log_index, m.last_log_term) || self.bugs().vote_without_log_check;
-        // Thesis §4.2.1: only voters vote, and only for a voter of the membership in force.
-        let (voter, candidate_votes) = (self.is_voter(), self.membership().is_voter(m.candidate_id));
+        // Only for a voter (`Raft::elects`: of the membership in force, or of the one before
+        // it while that is uncommitted), and only as a member (`Raft::answers_votes`).
+        let (voter, candidate_votes) = (self.answers_votes(), self.elects(m.candidate_id));
         let vote_granted = can_vote && up_to_date && m.candidate_id == from && voter && candidate_votes;
         let verdict = match (self.voted_for, up_to_date) {
             _ if vote_granted => VoteVerdict::Granted,
@@ -140,7 +141,7 @@ impl Raft {
     /// election timer, so a pre-vote can never disrupt anything.
     pub(super) fn handle_pre_vote(&mut self, from: NodeId, m: RequestVote) {
         let ahead = m.term > self.current_term;
-        let (voter, candidate_votes) = (self.is_voter(), self.membership().is_voter(m.candidate_id));
+        let (voter, candidate_votes) = (self.answers_votes(), self.elects(m.candidate_id));
         let vote_granted =
             ahead && self.log.is_up_to_date(m.last_log_index, m.last_log_term) && voter && candidate_votes;
         let verdict = match (vote_granted, ahead) {

@@ -3,7 +3,7 @@
 //! log. The membership in force is the latest in the log, committed or not.
 
 use super::membership::{MemberRole, Membership, MembershipChange};
-use super::message::Entry;
+use super::message::{Entry, Message};
 use super::progress::Progress;
 use super::raft::Raft;
 use super::ready::Role;
@@ -101,6 +101,36 @@ impl Raft {
         self.membership().is_voter(self.id)
     }
 
+    /// Whether `pid` takes part in elections here (campaigns, votes, is voted for): a voter of
+    /// the membership in force — or, while that membership's entry is not known committed, of
+    /// the one before it. Thesis §4.1: votes are answered without consulting the latest
+    /// configuration; the membership before an uncommitted change is what the cluster falls
+    /// back to if the change is lost, so its voters must still be able to elect — and the one
+    /// with the most up-to-date log may be a leader that removed itself and lost touch before
+    /// committing it (§4.2.2: it manages the cluster until its removal is committed). Found by
+    /// the simulator: without this such a cluster never elected a leader again. Votes are
+    /// still counted by the candidate's membership in force, so a server it removes adds
+    /// nothing to its own count; a learner never takes part (no membership lists it as voter).
+    pub(super) fn elects(&self, pid: NodeId) -> bool {
+        let index = self.membership_index();
+        self.membership().is_voter(pid)
+            || (index > self.commit_index && self.membership_at(LogIndex(index.0 - 1)).is_voter(pid))
+    }
+
+    /// Whether this server answers (pre-)votes: as a member of the membership in force, learner
+    /// or voter, or as a voter of the one before it (`elects`). Thesis §4.1: votes are answered
+    /// without consulting one's own role — a learner's log may not hold the entry that promoted
+    /// it yet, while the candidate's membership, which counts the vote, does (found by the
+    /// simulator: a cluster of {1, 2} whose leader stepped down right after promoting 2 never
+    /// elected again); a learner's vote counts for nothing where it is a learner (§4.2.1). A
+    /// server that is not a member in its own log does not answer: one added but not caught up
+    /// to its addition may be a wiped server back under its old id, whose empty log would let a
+    /// removed server with a stale membership win (found by the simulator too). Leaders promote
+    /// only learners that hold the membership in force (`promote_caught_up_learners`).
+    pub(super) fn answers_votes(&self) -> bool {
+        self.membership().contains(self.id) || self.elects(self.id)
+    }
+
     /// Votes or acknowledgements needed (a majority of the voters in force).
     pub(super) fn quorum(&self) -> usize {
         self.membership().quorum()
@@ -118,10 +148,18 @@ impl Raft {
             + usize::from(with_self && m.is_voter(self.id))
     }
 
-    /// Whether `from` may send us messages: a member, or a server of the bootstrap
-    /// configuration (a server being added knows the cluster only from there).
-    pub(super) fn knows(&self, from: NodeId) -> bool {
-        from != self.id && (self.membership().contains(from) || self.options.peers.contains(&from))
+    /// Whether `from` may send us `message`: a member, or a server of the bootstrap
+    /// configuration (a server being added knows the cluster only from there) — or, for a
+    /// leader's own messages (AppendEntries, InstallSnapshot, TimeoutNow), anyone. Thesis §4.1:
+    /// a server accepts AppendEntries from a leader that is not in its latest configuration,
+    /// else a server whose log ends before that leader was added could never learn the
+    /// membership that names it; and a removed leader's handover (§4.2.2) reaches servers whose
+    /// membership no longer lists it (a TimeoutNow is acted on only from the leader followed).
+    /// Both found by the simulator: the cluster never settled.
+    pub(super) fn knows(&self, from: NodeId, message: &Message) -> bool {
+        let replication =
+            matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_) | Message::TimeoutNow(_));
+        from != self.id && (replication || self.membership().contains(from) || self.options.peers.contains(&from))
     }
 
     /// Bring `peers` and the leader's progress in line with the membership in force; called
@@ -180,6 +218,16 @@ impl Raft {
         if self.log.term_at(self.commit_index) != Some(self.current_term) && !self.bugs().membership_before_own_commit {
             return Err(MembershipError::NoCommitInTerm);
         }
+        if let MembershipChange::Promote { pid } = &change {
+            // It must know it is a learner before it is counted as a voter, or it refuses the
+            // votes a candidate then needs (`answers_votes`).
+            let holds = self.progress.get(pid).is_some_and(|p| p.match_index >= in_flight);
+            if self.membership().contains(*pid) && !holds && !self.membership().is_voter(*pid) {
+                return Err(MembershipError::Invalid(format!(
+                    "learner {pid} has not yet received the membership entry {in_flight} that lists it"
+                )));
+            }
+        }
         let next = self.membership().after(&change)?;
         let live = next.voters().filter(|v| *v == self.id || self.recently_heard(*v)).count();
         if live < next.quorum() {
@@ -207,7 +255,12 @@ impl Raft {
         let last = self.log.last_index();
         let lag = self.options.promote_lag;
         let ready = self.membership().members.iter().find_map(|(pid, m)| {
-            let caught_up = self.progress.get(pid).is_some_and(|p| p.match_index.0 + lag >= last.0);
+            // Within the lag, and holding the membership that lists it as learner (else it
+            // would refuse the votes it is then counted for: `answers_votes`).
+            let caught_up = self
+                .progress
+                .get(pid)
+                .is_some_and(|p| p.match_index.0 + lag >= last.0 && p.match_index >= self.membership_index());
             (m.role == MemberRole::Learner { promote: true } && caught_up).then_some(*pid)
         });
         if let Some(pid) = ready {

@@ -129,10 +129,13 @@ fn a_learner_gets_the_log_but_never_votes_campaigns_or_counts_towards_commit() {
         net.node(4).tick();
     }
     assert_eq!((net.node(4).role(), net.node(4).current_term()), (Role::Follower, term));
-    // It refuses to vote, saying why.
+    // It answers a vote (thesis §4.1: votes are answered without consulting one's own
+    // configuration; see a_server_that_does_not_know_it_was_promoted_still_votes), but no
+    // candidate of this membership counts it: 2 with the learner's vote alone is no majority.
     let ask = RequestVote { term: Term(9), candidate_id: NodeId(2), last_log_index: LogIndex(99), last_log_term: term };
     net.node(4).step(NodeId(2), Message::RequestVote(ask));
-    assert_eq!(net.node(4).vote_log().last().unwrap().verdict, VoteVerdict::NotAVoter);
+    assert_eq!(net.node(4).vote_log().last().unwrap().verdict, VoteVerdict::Granted);
+    assert_eq!(net.node(2).count_voters(&[NodeId(4)], true), 1, "the learner's vote does not count");
     // Its acknowledgement does not make a majority: with 2 and 3 down, nothing commits.
     net.down = vec![NodeId(2), NodeId(3)];
     let index = write(&mut net, 1, b"needs a voter");
@@ -318,4 +321,181 @@ fn a_snapshot_records_the_membership_in_force_at_its_index() {
     net.node(1).compact(commit);
     assert_eq!(learners(net.node(1)), [4]);
     assert_eq!(net.node(1).membership_index(), LogIndex(0), "now the snapshot's");
+}
+
+/// Found by the simulator (seed 15 of `leader sim --membership-percent 100`, liveness): a
+/// server whose log ends before a new member was added does not know that member, and it
+/// dropped the appends of that member once it led — so it never caught up, and the cluster
+/// never settled. Thesis §4.1: a server accepts AppendEntries from a leader that is not in its
+/// latest configuration (else a server behind could never learn the configuration that
+/// names the leader).
+#[test]
+fn a_follower_behind_accepts_the_appends_of_a_leader_it_does_not_know_yet() {
+    let mut net = cluster(&[1, 2, 3], &[4]);
+    lead(&mut net, 1);
+    net.down = vec![NodeId(3)]; // 3 misses everything from here on
+    net.node(1).propose_membership(learner(4, false)).unwrap();
+    net.run();
+    heartbeats(&mut net, 1);
+    net.node(1).propose_membership(MembershipChange::Promote { pid: NodeId(4) }).unwrap();
+    net.run();
+    heartbeats(&mut net, 1);
+    assert_eq!(voters(net.node(1)), [1, 2, 3, 4]);
+    net.node(1).transfer_leadership(Some(NodeId(4))).expect("4 is caught up");
+    net.run();
+    assert_eq!(net.node(4).role(), Role::Leader);
+    assert_eq!(voters(net.node(3)), [1, 2, 3], "3 has not heard of 4");
+    net.down = vec![];
+    heartbeats(&mut net, 4);
+    assert_eq!(voters(net.node(3)), [1, 2, 3, 4], "3 took 4's appends and learned the membership");
+    assert_eq!(net.node(3).commit_index(), net.node(4).commit_index());
+    assert_eq!(net.node(3).ignored().unknown_peer, 0);
+}
+
+/// Found by the simulator (seed 799 of `leader sim --membership-percent 100`, liveness): a
+/// leader of {1, 2} appends its own removal, loses touch before 2 has the entry, and steps
+/// down. Its log is the most up to date, so 2 cannot win; and it took itself for a non-voter
+/// (the change is in force once appended), so it never campaigned: no leader, ever. While the
+/// latest membership is not known committed, the one before it still elects (thesis §4.1:
+/// votes are answered without consulting the latest configuration; §4.2.2: a removed leader
+/// manages the cluster until its removal is committed). The server campaigns, wins with the
+/// votes of the new membership ({2}), commits its removal and hands over.
+#[test]
+fn a_leader_whose_removal_is_uncommitted_still_campaigns_and_commits_it() {
+    let mut net = cluster(&[1, 2], &[]);
+    lead(&mut net, 1);
+    net.down = vec![NodeId(2)];
+    net.node(1).propose_membership(MembershipChange::Remove { pid: NodeId(1) }).unwrap();
+    for _ in 0..3 * E {
+        net.node(1).tick(); // check-quorum: no word from 2, so 1 steps down
+        net.run();
+    }
+    assert_ne!(net.node(1).role(), Role::Leader);
+    assert!(!net.node(1).is_voter() && net.node(2).is_voter());
+    net.down = vec![];
+    for _ in 0..20 * E {
+        net.node(1).tick();
+        net.node(2).tick();
+        net.run();
+    }
+    assert_eq!(net.node(2).role(), Role::Leader, "the cluster has a leader again");
+    assert_eq!(voters(net.node(2)), [2], "the removal of 1 is in 2's log");
+    assert!(net.node(2).commit_index() >= net.node(2).membership_index(), "and committed");
+    assert!(net.node(1).is_removed());
+}
+
+/// The voting half of the same rule: a follower whose latest (uncommitted) membership removes
+/// it still answers a candidate of the membership before it (which the cluster falls back to
+/// if the change is lost) — here with a vote, the candidate's log being as up to date.
+#[test]
+fn a_server_removed_by_an_uncommitted_change_still_votes() {
+    let mut net = cluster(&[1, 2, 3], &[]);
+    lead(&mut net, 1);
+    net.down = vec![NodeId(2)];
+    net.node(1).propose_membership(MembershipChange::Remove { pid: NodeId(3) }).unwrap();
+    net.run();
+    let r = net.node(3);
+    assert!(!r.is_voter() && r.commit_index() < r.membership_index(), "3 has its removal, uncommitted");
+    let request = RequestVote {
+        term: Term(r.current_term().0 + 1),
+        candidate_id: NodeId(2),
+        last_log_index: r.log().last_index(),
+        last_log_term: r.log().last_term(),
+    };
+    r.step(NodeId(2), Message::RequestVote(request));
+    let ready = r.ready();
+    let granted =
+        ready.messages.iter().any(|o| matches!(&o.message, Message::RequestVoteResponse(v) if v.vote_granted));
+    assert!(granted, "3 voted for 2: {:?}", r.vote_log());
+}
+
+/// Found by the simulator (seed 799 again, once the two fixes above were in): a leader that
+/// joined after the bootstrap removes itself and hands over (§4.2.2), but its TimeoutNow
+/// reaches a server whose membership no longer lists it and whose bootstrap never did — and
+/// was dropped as from an unknown server, so the handover never happened. A TimeoutNow is
+/// acted on only from the leader the server follows, so it is accepted from anyone, like the
+/// leader's appends.
+#[test]
+fn a_removed_leader_that_joined_later_hands_over_to_a_bootstrap_server() {
+    let mut net = cluster(&[1, 2], &[3]);
+    lead(&mut net, 1);
+    net.node(1).propose_membership(learner(3, false)).unwrap();
+    net.run();
+    heartbeats(&mut net, 1);
+    net.node(1).propose_membership(MembershipChange::Promote { pid: NodeId(3) }).unwrap();
+    net.run();
+    heartbeats(&mut net, 1);
+    net.node(1).transfer_leadership(Some(NodeId(3))).expect("3 is caught up");
+    net.run();
+    assert_eq!(net.node(3).role(), Role::Leader);
+    heartbeats(&mut net, 3); // an entry of its term committed
+    net.node(3).propose_membership(MembershipChange::Remove { pid: NodeId(3) }).unwrap();
+    net.run();
+    // Fewer ticks than an election timeout, and only the removed leader's clock runs: a new
+    // leader now can only come from the handover.
+    for _ in 0..E - 2 {
+        net.node(3).tick();
+        net.run();
+    }
+    let leader = [1, 2].into_iter().find(|&id| net.node(id).role() == Role::Leader);
+    assert!(leader.is_some(), "3 handed over to 1 or 2; ignored by 1: {:?}", net.node(1).ignored());
+    assert!(net.node(3).is_removed());
+}
+
+/// Found by the simulator (seed 1294 of `leader sim --membership-percent 100`, liveness): a
+/// learner promoted before its log held the entry that promoted it (or even the one that
+/// added it) took itself for a non-voter and refused every vote — but the candidate's
+/// membership counts it, so a cluster of {1, 2} whose leader stepped down right after
+/// promoting 2 could never elect anyone. Thesis §4.1: a server answers votes without
+/// consulting its own configuration (its vote counts only where the candidate's membership
+/// makes it a voter). Here: a cluster of one grows to two and its leader loses touch at once.
+#[test]
+fn a_server_that_does_not_know_it_was_promoted_still_votes() {
+    let mut net = cluster(&[1], &[2]);
+    lead(&mut net, 1);
+    net.node(1).propose_membership(learner(2, false)).unwrap();
+    net.run();
+    heartbeats(&mut net, 1);
+    net.down = vec![NodeId(2)];
+    net.node(1).propose_membership(MembershipChange::Promote { pid: NodeId(2) }).unwrap();
+    for _ in 0..3 * E {
+        net.node(1).tick(); // check-quorum: 2 is silent, so 1 steps down
+        net.run();
+    }
+    assert_ne!(net.node(1).role(), Role::Leader);
+    assert_eq!(learners(net.node(2)), [2], "2 does not know it was promoted");
+    net.down = vec![];
+    for _ in 0..10 * E {
+        net.node(1).tick();
+        net.run();
+    }
+    assert_eq!(net.node(1).role(), Role::Leader, "2 voted for 1: {:?}", net.node(2).vote_log());
+    assert_eq!(voters(net.node(2)), [1, 2]);
+}
+
+/// Found by the simulator (seed 1294 with every seed changing the membership, and seed 63 of
+/// the 3-server hunt settings without a bug once non-members answered votes): a learner was
+/// promoted (within `promote_lag`, by default 1000 entries) before its log held even the entry
+/// that added it, so it took itself for a non-member and refused the votes the leader's
+/// membership then counted. A learner is promoted — automatically or on request — only once
+/// it holds the membership in force.
+#[test]
+fn a_learner_is_promoted_only_once_it_holds_the_membership_that_lists_it() {
+    let mut nodes = vec![Raft::new(Options { promote_lag: 1000, ..options(1, &[], false) }, HardState::default())];
+    nodes.push(Raft::new(options(2, &[1], true), HardState::default()));
+    let mut net = Net::new(nodes);
+    lead(&mut net, 1);
+    net.down = vec![NodeId(2)];
+    net.node(1).propose_membership(learner(2, true)).unwrap();
+    heartbeats(&mut net, 1);
+    assert_eq!(learners(net.node(1)), [2], "not promoted: 2 has not received its addition");
+    let refused = net.node(1).propose_membership(MembershipChange::Promote { pid: NodeId(2) });
+    assert!(
+        matches!(&refused, Err(MembershipError::Invalid(why)) if why.contains("has not yet received")),
+        "{refused:?}"
+    );
+    net.down = vec![];
+    heartbeats(&mut net, 1);
+    heartbeats(&mut net, 1);
+    assert_eq!(voters(net.node(1)), [1, 2], "promoted once it holds the membership");
 }

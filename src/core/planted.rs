@@ -45,8 +45,7 @@ pub struct PlantedBugs {
     /// whose clock runs fast has voted for a new leader.
     pub lease_without_drift_margin: bool,
     /// A leader proposes a membership change while the previous one is not committed (thesis
-    /// §4.1: two changes in flight can make disjoint majorities). Not in [`PlantedBugs::each`]
-    /// until the simulator changes membership (issue 14).
+    /// §4.1: two changes in flight can make disjoint majorities).
     pub membership_changes_overlap: bool,
     /// A new leader changes the membership before committing an entry of its term (the bug in
     /// single-server changes the thesis's §4.1 fix closes).
@@ -107,6 +106,9 @@ impl PlantedBugs {
             ("install_older_snapshot", PlantedBugs { install_older_snapshot: true, ..none }),
             ("snapshot_without_sessions", PlantedBugs { snapshot_without_sessions: true, ..none }),
             ("lease_without_drift_margin", PlantedBugs { lease_without_drift_margin: true, ..none }),
+            ("membership_changes_overlap", PlantedBugs { membership_changes_overlap: true, ..none }),
+            ("membership_before_own_commit", PlantedBugs { membership_before_own_commit: true, ..none }),
+            ("learner_counts_towards_commit", PlantedBugs { learner_counts_towards_commit: true, ..none }),
         ]
     }
 }

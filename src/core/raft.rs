@@ -258,7 +258,7 @@ impl Raft {
                 self.tick_reads();
                 // §5.2: no word from a leader (or a vote granted) within the timeout: campaign
                 // — if this server votes (a learner or a server not yet added never does).
-                if self.election_elapsed >= self.randomized_election_timeout && self.is_voter() {
+                if self.election_elapsed >= self.randomized_election_timeout && self.elects(self.id) {
                     if self.options.pre_vote {
                         self.become_pre_candidate();
                     } else {
@@ -305,7 +305,7 @@ impl Raft {
     }
 
     fn step_message(&mut self, from: NodeId, message: Message) {
-        if !self.knows(from) {
+        if !self.knows(from, &message) {
             self.ignored.unknown_peer += 1;
             log::debug!("{}: ignoring {} from unknown server {}", self.id, message.kind(), from);
             return;

@@ -331,7 +331,11 @@ impl<M: StateMachine, T> Driver<M, T> {
             }
             None => (None, None),
         };
-        let early = send_before_persist
+        // A leader's messages may leave before its own write (§10.2.1) — but only once the
+        // term they carry is durable: a voter alone in its membership wins the moment it
+        // campaigns, and its first heartbeats (to learners) follow while that term's write is
+        // in flight (§3.8; found by the simulator: a crash then took the term back).
+        let early = (send_before_persist && self.term_and_vote_durable())
             || (bugs.vote_before_persist && hard_state.is_some())
             || (bugs.ack_before_durable && !entries.is_empty() && self.raft.role() != Role::Leader);
         let mut waiting = Waiting {

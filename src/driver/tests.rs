@@ -268,3 +268,55 @@ fn a_follower_without_a_leader_refuses_a_read_and_stopping_refuses_the_rest() {
     d.fail_all(ClientError::Dropped, &mut io);
     assert_eq!(io.answers.last(), Some(&(2, Err(ClientError::Dropped))));
 }
+
+/// Found by the simulator (a membership run: `leader sim --seed 120 --servers 3 --steps
+/// 16000 --membership-percent 100 --stability-percent 0 --lease-percent 0
+/// --wild-clock-percent 0`, "terms never go backwards"): a voter alone in its membership, with
+/// a learner to replicate to, wins an election at once — its new term is in a write still in
+/// flight when its first heartbeat comes. A leader's Ready may send before its own write
+/// (§10.2.1), but not before the term it carries is durable (§3.8): the server crashed, came
+/// back in the older term, and had told the learner the newer one.
+#[test]
+fn a_leader_that_won_alone_sends_nothing_before_its_term_is_durable() {
+    let (mut d, mut io) = (driver(1, &[]), Recorder::default());
+    let settle = |d: &mut Driver<KvStore, u32>, io: &mut Recorder| {
+        d.drive(io, 8);
+        while d.writes_in_flight() > 0 {
+            d.write_done(io, 8);
+        }
+    };
+    while d.raft.role() != crate::core::Role::Leader {
+        d.raft.tick();
+    }
+    settle(&mut d, &mut io);
+    let learner = crate::core::MembershipChange::AddLearner {
+        pid: NodeId(2),
+        peer_url: "tcp://127.0.0.1:7002".into(),
+        client_url: "tcp://127.0.0.1:8002".into(),
+        promote: false,
+    };
+    d.change_membership(7, learner, &mut io);
+    settle(&mut d, &mut io);
+    // The learner answers from a later term: the leader follows it, then campaigns alone.
+    let later = AppendEntriesResponse {
+        term: Term(5),
+        success: false,
+        match_index: LogIndex(0),
+        conflict_index: LogIndex(0),
+        conflict_term: Term(0),
+    };
+    d.raft.step(NodeId(2), Message::AppendEntriesResponse(later));
+    settle(&mut d, &mut io);
+    while d.raft.role() != crate::core::Role::Leader {
+        d.raft.tick();
+    }
+    io.events.clear();
+    d.drive(&mut io, 8);
+    d.raft.tick(); // a heartbeat to the learner
+    d.drive(&mut io, 8);
+    let term = d.raft.current_term().0;
+    let wrote = io.events.iter().position(|e| *e == format!("write 1 entries hs t{term}")).expect("the term's write");
+    assert!(!io.events[..].iter().any(|e| e.starts_with("send")), "nothing leaves before the write: {:?}", io.events);
+    d.write_done(&mut io, 8);
+    assert!(io.events[wrote..].iter().any(|e| e.starts_with("send")), "then it leaves: {:?}", io.events);
+}

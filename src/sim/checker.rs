@@ -1,8 +1,10 @@
 //! Safety properties of Raft (Figure 3) and a few more, checked after every event; and, in
-//! the stability run mode, that a healthy leader is never deposed.
+//! the stability run mode, that a healthy leader is never deposed. Two are about membership
+//! (thesis §4.1): at most one membership change is pending across all logs that continue the
+//! committed log, and a leader commits only what a majority of its voters store.
 
 use super::node::SimNode;
-use crate::core::{LogIndex, Message, NodeId, Role, Term};
+use crate::core::{LogIndex, Message, NodeId, Role, Term, MEMBERSHIP_MAGIC};
 use crate::kv::{KvStore, StateMachine};
 use std::collections::BTreeMap;
 
@@ -101,7 +103,8 @@ impl Checker {
                 );
             }
         }
-        let entry = self.progress.entry(changed).or_insert((commit, node.incarnation));
+        let entry = self.progress.entry(changed).or_insert((LogIndex(0), node.incarnation));
+        let previous_commit = if entry.1 == node.incarnation { entry.0 } else { LogIndex(0) };
         if node.incarnation == entry.1 && commit < entry.0 {
             return violation(
                 "commit index never goes backwards",
@@ -111,8 +114,13 @@ impl Checker {
         *entry = (commit, node.incarnation);
 
         if raft.role() == Role::Leader {
-            // Election Safety: at most one leader per term.
-            let first = *self.leaders.entry(term).or_insert(changed);
+            // Election Safety: at most one leader per term — counting a leader once its term is
+            // durable. A voter alone in its membership wins the moment it campaigns, before its
+            // term is on disk; until then it can send nothing (the driver holds its messages)
+            // nor commit anything (its entries are in the same write), and a crash erases the
+            // term it led, as if it had never campaigned (it may then vote in that term).
+            let durable = node.driver.as_ref().is_some_and(|d| d.durable_hard_state().current_term == term);
+            let first = if durable { *self.leaders.entry(term).or_insert(changed) } else { changed };
             if first != changed {
                 return violation("Election Safety", format!("servers {first} and {changed} both lead term {term}"));
             }
@@ -143,7 +151,11 @@ impl Checker {
             self.leading.remove(&changed);
         }
 
+        if raft.role() == Role::Leader && commit > previous_commit {
+            self.check_commit_quorum(nodes, changed)?;
+        }
         self.record_commits(node)?;
+        self.check_one_change_pending(nodes)?;
         if self.watch_stability {
             self.check_stability(nodes, changed)?;
         }
@@ -272,7 +284,10 @@ impl Checker {
     ) -> Result<(), Violation> {
         let at = index.0 as usize - 1;
         if at == self.responses.len() {
-            let expected = if command.is_empty() { Vec::new() } else { self.model.apply(index, command) };
+            // The state machine sees commands only: no no-ops, no membership entries (the
+            // driver skips them: `Entry::is_command`).
+            let is_command = !command.is_empty() && !command.starts_with(&MEMBERSHIP_MAGIC);
+            let expected = if is_command { self.model.apply(index, command) } else { Vec::new() };
             self.responses.push(expected);
         }
         match self.responses.get(at) {
@@ -284,6 +299,85 @@ impl Checker {
             // Applied beyond what the reference has seen: the apply check reports it.
             None => Ok(()),
         }
+    }
+
+    /// Thesis §4.1: single-server changes are safe only while at most one is pending — every
+    /// two memberships in force anywhere then differ by one server, so their majorities
+    /// overlap. Across every log that continues the committed log (equal chain at the highest
+    /// index known committed), at most one membership entry lies beyond it. Two changes in one
+    /// leader's log break this; so does a new leader's change made before it committed an entry
+    /// of its term while another server still holds an earlier leader's uncommitted change
+    /// (the bug the §4.1 fix closes: that change was never undone by a commit).
+    fn check_one_change_pending(&self, nodes: &[SimNode]) -> Result<(), Violation> {
+        let known = self.committed.len();
+        let committed_chain = known.checked_sub(1).map(|i| self.committed[i].chain);
+        let mut pending: Option<(NodeId, LogIndex, u64)> = None;
+        for node in nodes.iter().filter(|n| !n.retired) {
+            let view = &node.view;
+            let beyond = view.memberships.partition_point(|i| i.0 as usize <= known);
+            if beyond == view.memberships.len() {
+                continue;
+            }
+            if let Some(chain) = committed_chain {
+                if view.chain.get(known - 1) != Some(&chain) {
+                    continue; // diverged from the committed log: its tail will be truncated
+                }
+            }
+            for &index in &view.memberships[beyond..] {
+                let hash = view.hashes[index.0 as usize - 1];
+                match pending {
+                    None => pending = Some((node.id, index, hash)),
+                    Some((_, i, h)) if (i, h) == (index, hash) => {}
+                    Some((other, i, _)) => {
+                        return violation(
+                            "one membership change pending",
+                            format!(
+                                "membership entries {i} (server {other}) and {index} (server {}) are both beyond \
+                                 the committed index {known} in logs that continue the committed log",
+                                node.id
+                            ),
+                        )
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Leader `leader` just advanced its commit index: a majority of the voters of its
+    /// membership (thesis §4.2.1: learners do not count) store the entry there, as the leader
+    /// has it (logs as handed to storage).
+    fn check_commit_quorum(&self, nodes: &[SimNode], leader: NodeId) -> Result<(), Violation> {
+        let node = &nodes[leader.0 as usize - 1];
+        let raft = node.raft().expect("a leader is up");
+        let commit = raft.commit_index().0 as usize;
+        let Some(chain) = node.view.chain.get(commit.wrapping_sub(1)) else { return Ok(()) };
+        let membership = raft.membership();
+        let holding = membership
+            .voters()
+            .filter(|v| nodes.get(v.0 as usize - 1).is_some_and(|n| n.view.chain.get(commit - 1) == Some(chain)))
+            .count();
+        if holding < membership.quorum() {
+            let voters: Vec<NodeId> = membership.voters().collect();
+            return violation(
+                "commit needs a majority of voters",
+                format!(
+                    "leader {leader} committed index {commit} stored by {holding} of its voters {voters:?} (a \
+                     majority is {})",
+                    membership.quorum()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// `id`'s disk was wiped: a new server under the old id, with no term, vote or log to
+    /// keep to. What it announced and voted before is forgotten.
+    pub fn forget(&mut self, id: NodeId) {
+        self.announced.remove(&id);
+        self.progress.remove(&id);
+        self.leading.remove(&id);
+        self.votes.retain(|(node, _), _| *node != id);
     }
 
     /// Highest index known committed.

@@ -33,6 +33,10 @@ pub enum Event {
     Resume { node: NodeId, pause: u64 },
     /// Every link works again (the stability nemesis ends a cut).
     Heal,
+    /// The membership nemesis acts (`periodic`: and schedules its next turn).
+    Membership { periodic: bool },
+    /// Cut a server off both ways (right after it took a membership change).
+    Isolate(NodeId),
     /// A server's snapshot thread finished writing a snapshot (for that incarnation).
     SnapshotTaken { node: NodeId, incarnation: u64, meta: crate::storage::SnapshotMeta, len: u64 },
 }

@@ -8,7 +8,11 @@
 //! far outside it). Clients read through the log, with ReadIndex on the leader, from
 //! followers, and in lease runs with leases; a targeted fault cuts a leader with a slow clock
 //! off right after it renewed its lease. Some seeds are stability runs: only one follower at a
-//! time is faulted, and the stable leader must never be deposed.
+//! time is faulted, and the stable leader must never be deposed. In membership runs, servers
+//! outside the bootstrap membership wait to be added, and a nemesis changes the membership
+//! through the leader's driver (adds learners, promotes, removes followers and the leader,
+//! re-adds a removed server with a wiped disk); removed servers stop ([`world`]'s membership
+//! nemesis).
 //! Safety properties are checked after every event ([`checker`]); client histories are checked
 //! for linearizability at the end ([`linearizability`]); then faults stop and the cluster must
 //! make progress within a bounded virtual time (liveness).
@@ -17,6 +21,7 @@ pub mod checker;
 mod events;
 pub mod linearizability;
 mod node;
+mod view;
 mod world;
 
 use crate::core::PlantedBugs;
@@ -50,6 +55,12 @@ pub struct SimOptions {
     /// Percent of the other seeds (no lease, not stability runs) whose clocks run far outside
     /// the assumption (rates 0.5–2.0).
     pub wild_clock_percent: u64,
+    /// Percent of the chaos seeds (not stability runs, not lease attacks) that change the
+    /// membership: one or two servers start outside it, waiting to be added, and the
+    /// membership nemesis adds, promotes and removes servers. A seed without membership
+    /// changes runs exactly as it did before they existed (the choices come from a stream of
+    /// their own).
+    pub membership_percent: u64,
 }
 
 impl SimOptions {
@@ -67,6 +78,7 @@ impl SimOptions {
             stability_percent: 25,
             lease_percent: 50,
             wild_clock_percent: 30,
+            membership_percent: 50,
         }
     }
 }
@@ -100,6 +112,8 @@ pub struct SimReport {
     pub clocks: Clocks,
     /// What happened, counted.
     pub counts: Counts,
+    /// The run changed the membership.
+    pub membership: bool,
 }
 
 /// Counts of what a run did, so tests can show the fault space covers it.
@@ -119,6 +133,80 @@ pub struct Counts {
     pub transfers_done: u64,
     /// Lease attacks: a leader with a slow clock cut off right after it renewed its lease.
     pub lease_cuts: u64,
+    /// What the membership nemesis did and what the core answered.
+    pub membership: MembershipCounts,
+}
+
+impl Counts {
+    /// Add `other`'s counts to these.
+    pub fn add(&mut self, other: &Counts) {
+        self.log_reads += other.log_reads;
+        self.leader_reads += other.leader_reads;
+        self.follower_reads += other.follower_reads;
+        self.lease_reads += other.lease_reads;
+        self.transfers += other.transfers;
+        self.transfers_done += other.transfers_done;
+        self.lease_cuts += other.lease_cuts;
+        self.membership.add(&other.membership);
+    }
+}
+
+/// Membership changes asked of leaders, by outcome. A refusal is counted by the reason the
+/// core gave (`MembershipError`, through the driver's answer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MembershipCounts {
+    /// Changes the leader took (its entry appended).
+    pub proposed: u64,
+    /// Of those, answered once applied.
+    pub applied: u64,
+    /// Of those, lost with the leader's term (answered Dropped: the entry may or may not stay).
+    pub lost: u64,
+    /// Learners promoted by the leader itself once caught up (seen in the log).
+    pub auto_promoted: u64,
+    /// Refused: the previous change was not committed yet (§4.1: one at a time).
+    pub refused_in_flight: u64,
+    /// Refused: a new leader had not committed an entry of its term yet (§4.1's fix).
+    pub refused_own_commit: u64,
+    /// Refused: too few live voters after the change.
+    pub refused_live_quorum: u64,
+    /// Refused: a leadership transfer was in progress.
+    pub refused_transfer: u64,
+    /// Refused: the server asked was no longer the leader.
+    pub refused_not_leader: u64,
+    /// Refused otherwise (a member already, not a member, the last voter).
+    pub refused_other: u64,
+    /// Removed servers that saw their removal committed and stopped.
+    pub stopped: u64,
+    /// Removed servers whose disk was wiped and that were added again.
+    pub wiped: u64,
+}
+
+impl MembershipCounts {
+    /// Add `other`'s counts to these.
+    pub fn add(&mut self, other: &MembershipCounts) {
+        self.proposed += other.proposed;
+        self.applied += other.applied;
+        self.lost += other.lost;
+        self.auto_promoted += other.auto_promoted;
+        self.refused_in_flight += other.refused_in_flight;
+        self.refused_own_commit += other.refused_own_commit;
+        self.refused_live_quorum += other.refused_live_quorum;
+        self.refused_transfer += other.refused_transfer;
+        self.refused_not_leader += other.refused_not_leader;
+        self.refused_other += other.refused_other;
+        self.stopped += other.stopped;
+        self.wiped += other.wiped;
+    }
+
+    /// Every refusal.
+    pub fn refused(&self) -> u64 {
+        self.refused_in_flight
+            + self.refused_own_commit
+            + self.refused_live_quorum
+            + self.refused_transfer
+            + self.refused_not_leader
+            + self.refused_other
+    }
 }
 
 /// Run one seed. A panic inside the core (a broken assertion) is reported as a violation.
@@ -140,6 +228,7 @@ pub fn run(options: &SimOptions) -> SimReport {
             lease: false,
             clocks: Clocks::Within,
             counts: Counts::default(),
+            membership: false,
         }
     })
 }

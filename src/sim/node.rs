@@ -15,8 +15,10 @@
 //! not its clock.
 
 use super::events::Time;
+pub use super::view::{entry_hash, LogView, SnapshotViews};
 use crate::core::{
-    Entry, HardState, LogIndex, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, SnapshotChunk, Term,
+    Entry, HardState, LogIndex, MembershipChange, Message, NodeId, Options, Outgoing, PlantedBugs, Raft, SnapshotChunk,
+    Term,
 };
 use crate::driver::{image_len, recovered_log, Driver, Io, Lease, Outcome, SnapshotPolicy, WriteRequest};
 use crate::kv::{KvStore, SnapshotJob, StateMachine};
@@ -24,15 +26,17 @@ use crate::storage::{
     decode_snapshot_image, encode_snapshot_image, MemStorage, Snapshot, SnapshotMeta, SnapshotSource, Storage,
 };
 use crate::transport::client_wire::{ClientError, ReadMode};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
-use std::rc::Rc;
+use std::collections::VecDeque;
 
 /// Rounds of Readies per input: the simulated loop takes everything the core has.
 const ROUNDS_MAX: usize = usize::MAX;
 
 /// A proposal's token: (client, attempt).
 type Token = (usize, u64);
+
+/// The client slot of the membership nemesis's tokens: its answers go to
+/// [`Effects::membership`], never to a simulated client.
+pub const MEMBERSHIP_CLIENT: usize = usize::MAX;
 
 /// A server's clock: `offset + rate × virtual time` (ms). The rate is fixed per run; the clock
 /// is the machine's monotonic clock, so it runs on while the process is paused or down.
@@ -53,62 +57,6 @@ impl Clock {
         std::time::Duration::from_secs_f64((self.offset_ms + self.rate * now as f64) / 1000.0)
     }
 }
-
-/// Hash of an entry's identity and content (FNV-1a), chained along the log: equal chain
-/// values at an index mean equal logs up to it (Log Matching in one comparison).
-pub fn chain(previous: u64, entry: &Entry) -> u64 {
-    let mut h = previous ^ 0xcbf2_9ce4_8422_2325;
-    for b in entry.term.0.to_le_bytes().iter().chain(entry.index.0.to_le_bytes().iter()).chain(entry.data.iter()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// Hash of one entry's own (term, index, data): what the checker compares an applied entry
-/// with, so State Machine Safety is about the entry handed to the state machine, not about
-/// the log around it.
-pub fn entry_hash(entry: &Entry) -> u64 {
-    chain(0, entry)
-}
-
-/// The checker's view of a log from index 1, whatever was compacted: per index, the hash
-/// chain (equal values mean equal logs up to there), the entry's term and its own hash.
-#[derive(Clone, Debug, Default)]
-pub struct LogView {
-    /// Hash chain, entry `i + 1` at `chain[i]`.
-    pub chain: Vec<u64>,
-    /// Terms.
-    pub terms: Vec<Term>,
-    /// [`entry_hash`] of each entry.
-    pub hashes: Vec<u64>,
-}
-
-impl LogView {
-    fn truncate(&mut self, len: usize) {
-        self.chain.truncate(len);
-        self.terms.truncate(len);
-        self.hashes.truncate(len);
-    }
-
-    fn push(&mut self, entry: &Entry) {
-        let previous = self.chain.last().copied().unwrap_or(0);
-        self.chain.push(chain(previous, entry));
-        self.terms.push(entry.term);
-        self.hashes.push(entry_hash(entry));
-    }
-
-    fn prefix(&self, len: usize) -> LogView {
-        let mut view = self.clone();
-        view.truncate(len);
-        view
-    }
-}
-
-/// What each snapshot stands for in the checker's terms: the log view of the server that took
-/// it, up to its index (a server installing it adopts that prefix). Shared by the servers of
-/// one world: the simulation's bookkeeping, not state a server could see.
-pub type SnapshotViews = Rc<RefCell<BTreeMap<(LogIndex, Term), LogView>>>;
 
 /// An input that reached a paused process: handled when it resumes.
 pub enum Inbound {
@@ -166,6 +114,11 @@ pub struct SimNode {
     pub clock: Clock,
     /// The lease its driver serves lease reads with (every incarnation), if any.
     lease: Option<Lease>,
+    /// Stopped for good: it saw its removal committed (`Raft::is_removed`) and exited, as the
+    /// server does; only a wipe ([`SimNode::wipe`]) brings the id back.
+    pub retired: bool,
+    /// This incarnation started on a wiped disk under the old id ([`SimNode::wipe`]).
+    pub wiped: bool,
 }
 
 /// What the driver hands back to the simulation after an input.
@@ -188,6 +141,8 @@ pub struct Effects {
     pub answered: Vec<(usize, u64, Vec<u8>)>,
     /// Reads answered at once from the lease (no round, no wait: [`SimNode::read`]).
     pub lease_reads: usize,
+    /// Membership changes answered (tokens of [`MEMBERSHIP_CLIENT`]): (attempt, outcome).
+    pub membership: Vec<(u64, Result<(), ClientError>)>,
 }
 
 /// The simulated world as the driver sees it for one input.
@@ -253,6 +208,10 @@ impl Io<Token> for SimIo<'_> {
     }
 
     fn answer(&mut self, (client, attempt): Token, outcome: Outcome) {
+        if client == MEMBERSHIP_CLIENT {
+            self.effects.membership.push((attempt, outcome.map(|_| ())));
+            return;
+        }
         match outcome {
             Ok((_, response)) => self.effects.answered.push((client, attempt, response)),
             Err(ClientError::NotLeader { leader }) => self.effects.redirected.push((client, attempt, leader)),
@@ -329,6 +288,48 @@ impl SimNode {
             options,
             clock: Clock::REAL,
             lease: None,
+            retired: false,
+            wiped: false,
+        }
+    }
+
+    /// The options the next incarnation starts with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Start a new incarnation on an empty disk with `options` (an operator removed the server,
+    /// wiped its disk and starts it again to be added anew): nothing of the old log, term or
+    /// vote survives. Crashes the current incarnation first if it is up.
+    pub fn wipe(&mut self, options: Options) {
+        if self.is_up() {
+            self.crash(0);
+        }
+        self.incarnation += 1;
+        self.options = options.clone();
+        self.storage = MemStorage::new();
+        self.view = LogView::default();
+        self.applied.clear();
+        self.apply_error = None;
+        self.crashed_state_machine = None;
+        self.last_done_at = 0;
+        self.retired = false;
+        self.wiped = true;
+        let seed = options.seed ^ self.incarnation;
+        let raft = Raft::new(Options { seed, ..options }, HardState::default());
+        let mut driver = Driver::new(raft, KvStore::new(), self.policy);
+        driver.set_lease(self.lease);
+        self.driver = Some(driver);
+    }
+
+    /// Restart this (non-member) server with `peers` as the cluster it knows (an operator
+    /// edits the config of a server waiting to be added and restarts it); its disk is kept.
+    pub fn reconfigure(&mut self, peers: Vec<NodeId>, seed: u64) {
+        self.options.peers = peers;
+        if self.is_up() {
+            let unsynced = self.unsynced();
+            self.crash(unsynced);
+            self.restart(seed);
         }
     }
 
@@ -515,6 +516,21 @@ impl SimNode {
             self.storage.save_hard_state(&hs).expect("mem storage");
         }
         self.with_driver(now, latency, |driver, io| driver.write_done(io, ROUNDS_MAX))
+    }
+
+    /// The membership nemesis asks this server (the leader, it hopes) for `change`, through
+    /// the driver as the runtime does; the answer comes in [`Effects::membership`].
+    pub fn change_membership(
+        &mut self,
+        now: Time,
+        latency: &mut dyn FnMut() -> Time,
+        attempt: u64,
+        change: MembershipChange,
+    ) -> Effects {
+        self.with_driver(now, latency, |driver, io| {
+            driver.change_membership((MEMBERSHIP_CLIENT, attempt), change, io);
+            driver.drive(io, ROUNDS_MAX);
+        })
     }
 
     /// A peer's message (through the driver, which checks what the core cannot).

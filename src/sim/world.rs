@@ -4,12 +4,14 @@
 mod attack;
 mod clients;
 mod clocks;
+mod effects;
 mod faults;
+mod membership;
 #[cfg(test)]
 mod tests;
 
 use super::checker::{Checker, Violation};
-use super::events::{ClientOutcome, Event, Queue, Time, Trace};
+use super::events::{Event, Queue, Time, Trace};
 use super::linearizability::{self, Operation};
 use super::node::{Effects, Inbound, SimNode, SnapshotViews};
 use super::{Counts, SimOptions, SimReport};
@@ -99,6 +101,8 @@ pub(super) struct World {
     /// A transfer asked for: (target, term it was asked in).
     transfer_to: Option<(NodeId, u64)>,
     counts: Counts,
+    /// The membership nemesis ([`membership`]).
+    changes: membership::Changes,
 }
 
 impl World {
@@ -125,7 +129,15 @@ impl World {
         let every = if rng.range(0, 3) == 0 { rng.range(300, 3000) } else { rng.range(4, 60) };
         let policy = SnapshotPolicy { entries: every, bytes: 0, trailing: rng.range(0, 3) * rng.range(0, 8) };
         let views: SnapshotViews = Default::default();
-        let nodes = ids
+        // Membership runs: their choices come from a stream of their own (a run without them
+        // is the run it was before they existed). Not in stability runs (every server must
+        // follow the stable leader) nor lease attacks (the attack is the fault).
+        let mut changes_rng = SplitMix64::new(opts.seed ^ 0x3e3b_e45e_1a11);
+        let on = opts.faults && !stability && !profile.attack && changes_rng.range(0, 100) < opts.membership_percent;
+        let mut profile = profile;
+        let spares = if on { changes_rng.range(1, 3) } else { 0 };
+        let promote_lag = changes_rng.range(0, 30);
+        let mut nodes: Vec<SimNode> = ids
             .iter()
             .map(|&id| {
                 let peers = ids.iter().copied().filter(|p| *p != id).collect();
@@ -138,12 +150,36 @@ impl World {
                 options.in_flight_max = limits.1;
                 // A lease is renewed only by a confirmed round: one every heartbeat.
                 options.leader_check_every_heartbeat = profile.lease;
+                // Learners are promoted soon after they catch up (the default lag is for logs
+                // far longer than a simulated run's).
+                if on {
+                    options.promote_lag = promote_lag;
+                }
                 let mut node = SimNode::new(id, options, policy, views.clone());
                 node.clock = profile.clock[id.0 as usize - 1];
                 node.set_lease(profile.lease.then(|| clocks::lease(profile.election_ticks)));
                 node
             })
             .collect();
+        let mut changes =
+            membership::Changes::new(on, changes_rng, ids.len() + spares as usize, profile.election_ticks);
+        for id in (ids.len() as u64 + 1..=ids.len() as u64 + spares).map(NodeId) {
+            // Not in the bootstrap membership: knows the voters, never campaigns, waits.
+            let seed = changes.rng.next_u64();
+            let mut options = Options::new(id, ids.clone(), profile.election_ticks, HEARTBEAT_TICKS, seed);
+            options.joining = true;
+            (options.planted, options.pre_vote) = (opts.bugs, pre_vote);
+            (options.entries_per_message_max, options.in_flight_max) = limits;
+            options.leader_check_every_heartbeat = profile.lease;
+            options.promote_lag = promote_lag;
+            profile.add_clock(&mut changes.rng);
+            let mut node = SimNode::new(id, options, policy, views.clone());
+            node.clock = profile.clock[id.0 as usize - 1];
+            node.set_lease(profile.lease.then(|| clocks::lease(profile.election_ticks)));
+            nodes.push(node);
+            changes.spare(id);
+        }
+
         let clients = (0..opts.clients)
             .map(|c| SimClient { client_id: c as u64 + 1, seq: 0, next_attempt: 0, current: None, leader_guess: None })
             .collect();
@@ -177,6 +213,7 @@ impl World {
             attack: attack::Phase::Idle { until: 0 },
             transfer_to: None,
             counts: Counts::default(),
+            changes,
         }
     }
 
@@ -207,6 +244,10 @@ impl World {
             let at = self.rng.range(20, 100);
             self.queue.push(at, Event::Fault);
         }
+        if self.faults_on && self.changes.on {
+            let at = self.changes.rng.range(50, 200);
+            self.queue.push(at, Event::Membership { periodic: true });
+        }
     }
 
     pub(super) fn run(mut self) -> SimReport {
@@ -231,7 +272,8 @@ impl World {
             committed: self.checker.committed_len(),
             lease: self.profile.lease,
             clocks: self.profile.clocks,
-            counts: self.counts,
+            counts: Counts { membership: self.changes.counts, ..self.counts },
+            membership: self.changes.on,
         }
     }
 
@@ -254,6 +296,7 @@ impl World {
             };
             if let Some(id) = changed {
                 self.checker.check(&self.nodes, id)?;
+                self.retire_if_removed(id);
             }
             if let Some(deadline) = self.liveness_deadline {
                 if self.is_settled() {
@@ -275,9 +318,18 @@ impl World {
             .nodes
             .iter()
             .map(|n| match n.raft() {
+                None if n.retired => format!("{}:stopped", n.id),
                 None => format!("{}:down", n.id),
                 Some(r) => {
-                    format!("{}:{}/t{}/c{}/a{}", n.id, r.role(), r.current_term(), r.commit_index(), n.applied.len())
+                    let what = if r.is_voter() {
+                        ""
+                    } else if r.membership().contains(r.id()) {
+                        "(learner)"
+                    } else {
+                        "(out)"
+                    };
+                    let (term, commit, applied) = (r.current_term(), r.commit_index(), n.applied.len());
+                    format!("{}{what}:{}/t{term}/c{commit}/a{applied}", n.id, r.role())
                 }
             })
             .collect();
@@ -294,7 +346,7 @@ impl World {
                 self.resume(id, pause)?;
                 self.checker.check(&self.nodes, id)?;
             }
-            if !self.nodes[i].is_up() {
+            if !self.nodes[i].is_up() && !self.nodes[i].retired {
                 let seed = self.rng.next_u64();
                 self.nodes[i].restart(seed);
                 let id = self.nodes[i].id;
@@ -307,8 +359,9 @@ impl World {
         Ok(())
     }
 
-    /// Liveness reached: a leader acknowledged by every server, every client idle, and every
-    /// acknowledged operation applied everywhere.
+    /// Liveness reached: a leader that is a voter, acknowledged by every member of its
+    /// membership (servers outside it are not part of the cluster), every client idle, and
+    /// every acknowledged operation applied on every member.
     fn is_settled(&self) -> bool {
         if self.clients.iter().any(|c| c.current.is_some()) {
             return false;
@@ -316,13 +369,15 @@ impl World {
         let Some(leader) = self.nodes.iter().filter_map(|n| n.raft()).find(|r| r.role() == Role::Leader) else {
             return false;
         };
-        self.nodes.iter().all(|n| {
-            n.raft().is_some_and(|r| {
-                r.leader_id() == Some(leader.id())
-                    && r.current_term() == leader.current_term()
-                    && n.applied.len() as u64 >= self.acked_index.0
+        let members = leader.membership();
+        leader.is_voter()
+            && self.nodes.iter().filter(|n| members.contains(n.id)).all(|n| {
+                n.raft().is_some_and(|r| {
+                    r.leader_id() == Some(leader.id())
+                        && r.current_term() == leader.current_term()
+                        && n.applied.len() as u64 >= self.acked_index.0
+                })
             })
-        })
     }
 
     /// Handle one event; returns the server whose state it changed.
@@ -379,6 +434,14 @@ impl World {
                 self.apply_effects(node, effects)?;
                 Ok(Some(node))
             }
+            Event::Membership { periodic } => {
+                self.membership_event(periodic)?;
+                Ok(None)
+            }
+            Event::Isolate(node) => {
+                self.isolate(node);
+                Ok(None)
+            }
             Event::Heal => {
                 if self.faults_on {
                     self.heal();
@@ -406,7 +469,7 @@ impl World {
                 Ok(None)
             }
             Event::Restart(node) => {
-                if self.faults_on && !self.node(node).is_up() {
+                if self.faults_on && !self.node(node).is_up() && !self.node(node).retired {
                     self.restart(node, 16)?;
                     return Ok(Some(node));
                 }
@@ -501,83 +564,10 @@ impl World {
             return;
         }
         let incarnation = node.incarnation;
+        self.maybe_change_at_new_leader();
         if self.chance(50) {
             let at = self.now + self.rng.range(1, 30);
             self.queue.push(at, Event::Crash { node: id, incarnation });
         }
-    }
-
-    /// Put a server's outputs into the world: messages on the network, an fsync in progress,
-    /// answers to clients, applied entries to the checker.
-    fn apply_effects(&mut self, id: NodeId, effects: Effects) -> Result<(), Violation> {
-        for out in effects.messages {
-            self.checker.sent(id, out.to, &out.message)?;
-            self.send(id, out.to, out.message);
-        }
-        let incarnation = self.node(id).incarnation;
-        for at in effects.done_at {
-            self.queue.push(at, Event::PersistDone { node: id, incarnation });
-        }
-        if !effects.applied.is_empty() {
-            // What this server now knows committed counts before its applies are judged.
-            self.checker.record_commits(&self.nodes[id.0 as usize - 1])?;
-        }
-        // An entry applied twice or out of order is reported as that (the check after this
-        // event), not as the different answer it leads to.
-        let in_order = self.nodes[id.0 as usize - 1].apply_error.is_none();
-        for (index, hash, response, command) in &effects.applied {
-            self.checker.applied(id, *index, *hash)?;
-            if in_order {
-                self.checker.response(id, *index, command, response)?;
-            }
-        }
-        for (meta, len) in effects.snapshots_taken {
-            let at = self.now + disk_latency(&mut self.rng);
-            self.queue.push(at, Event::SnapshotTaken { node: id, incarnation, meta, len });
-        }
-        self.counts.lease_reads += effects.lease_reads as u64;
-        for (client, attempt, response) in effects.answered {
-            self.count_answer(id, client, attempt);
-            let at = self.now + self.rng.range(1, 5);
-            self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::Applied(response) });
-        }
-        for (client, attempt, leader_hint) in effects.redirected {
-            let at = self.now + self.rng.range(1, 5);
-            self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::NotLeader(leader_hint) });
-        }
-        for (client, attempt) in effects.dropped {
-            let at = self.now + self.rng.range(1, 5);
-            self.queue.push(at, Event::ClientReply { client, attempt, outcome: ClientOutcome::Dropped });
-        }
-        // Remember where acknowledged operations were applied, for the liveness check.
-        for (index, _, response, _) in effects.applied {
-            if !response.is_empty() {
-                self.acked_index = self.acked_index.max(index);
-            }
-        }
-        Ok(())
-    }
-
-    /// The network: delay always; with faults, loss, duplication and long delays (reordering)
-    /// — except in stability runs, whose network only delays (the stability rule is fair only
-    /// if the healthy servers can hear each other), and in lease-attack runs, a LAN.
-    fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
-        let mut delay = self.rng.range(1, 8);
-        if self.profile.attack {
-            delay = 1 + delay % 2; // a LAN: the same draws, 1-2 ms, in order
-        }
-        if self.faults_on && !self.stability && !self.profile.attack {
-            if self.chance(self.loss_percent) {
-                return; // lost
-            }
-            if self.chance(5) {
-                delay = self.rng.range(20, 300); // overtaken by later messages
-            }
-            if self.chance(2) {
-                let again = self.now + self.rng.range(1, 100);
-                self.queue.push(again, Event::Deliver { from, to, message: message.clone() });
-            }
-        }
-        self.queue.push(self.now + delay, Event::Deliver { from, to, message });
     }
 }

@@ -95,6 +95,17 @@ impl Profile {
         Profile { lease, clocks, clock, attack, election_ticks }
     }
 
+    /// A clock for one more server (a server outside the bootstrap membership), drawn from
+    /// `rng` as the run's clocks are: wild in a wild run, fast at the extremes, else within.
+    pub fn add_clock(&mut self, rng: &mut SplitMix64) {
+        let rate = match self.clocks {
+            Clocks::Wild => 2f64.powf(rng.range(0, 2001) as f64 / 1000.0 - 1.0),
+            Clocks::Extremes { .. } => 1.0 + CLOCK_DRIFT_MAX,
+            Clocks::Within => 1.0 + CLOCK_DRIFT_MAX * (rng.range(0, 2001) as f64 / 1000.0 - 1.0),
+        };
+        self.clock.push(Clock { rate, offset_ms: rng.range(0, 1 << 40) as f64 });
+    }
+
     /// Virtual time of the tick after one at `at` of server `id`: a tick every `TICK_MS` of its
     /// own clock. Exact (f64); the event is scheduled at the next whole millisecond, never
     /// earlier — a timer fires late, not early.

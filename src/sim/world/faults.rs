@@ -34,11 +34,15 @@ impl World {
         self.apply_effects(id, effects)
     }
 
-    /// True when one more server may go down and a majority stays up (the new-leader nemesis
-    /// may take one more).
-    fn may_crash_one(&self) -> bool {
-        let down = self.nodes.iter().filter(|x| !x.is_up()).count();
-        down < (self.nodes.len() - 1) / 2
+    /// True when `id` may go down and a majority of the voters stays up (the new-leader
+    /// nemesis may take one more); a server that is not a voter may always crash.
+    fn may_crash(&self, id: NodeId) -> bool {
+        let voters = self.voters_now();
+        if !voters.contains(&id) {
+            return true;
+        }
+        let down = voters.iter().filter(|v| !self.nodes[v.0 as usize - 1].is_up()).count();
+        down < (voters.len() - 1) / 2
     }
 
     /// `id`'s oldest write in flight finished its fsync. Sometimes (random nemesis) the process
@@ -52,7 +56,7 @@ impl World {
         if self.attacked().is_some() {
             return false; // the lease attack needs its majority up
         }
-        if !self.may_crash_one() || !self.chance(SYNC_THEN_CRASH_PERCENT) {
+        if !self.may_crash(id) || !self.chance(SYNC_THEN_CRASH_PERCENT) {
             return false;
         }
         self.node(id).sync_then_crash();
@@ -121,10 +125,10 @@ impl World {
             _ => random,
         };
         match roll {
-            0..=19 if self.nodes[id.0 as usize - 1].is_up() && self.may_crash_one() => {
+            0..=19 if self.nodes[id.0 as usize - 1].is_up() && self.may_crash(id) => {
                 self.crash(id, 10, "CRASH");
             }
-            20..=39 if !self.nodes[id.0 as usize - 1].is_up() => {
+            20..=39 if !self.nodes[id.0 as usize - 1].is_up() && !self.nodes[id.0 as usize - 1].retired => {
                 self.restart(id, 11)?;
                 self.checker.check(&self.nodes, id)?;
             }
