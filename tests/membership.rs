@@ -204,3 +204,33 @@ fn a_server_is_replaced_under_load_removed_wiped_and_a_new_pid_added_at_a_new_ad
     let (key, value) = acked.last().expect("writes were acknowledged");
     assert_eq!(from_4.get(key.as_bytes()).unwrap().as_deref(), Some(value.as_bytes()));
 }
+
+#[test]
+fn the_library_adds_and_removes_a_server_and_the_removed_one_stops() {
+    use leader::node::{NodeOptions, Server};
+    let mut test = TestConfig::new(4, ELECTION_MS, HEARTBEAT_MS);
+    test.set("initial_members", serde_json::json!([1, 2, 3]));
+    let servers: Vec<Server> =
+        (1..=4).map(|p| Server::start_with(&test.config, NodeId(p), NodeOptions::default()).expect("start")).collect();
+    let leader =
+        wait_for(DEADLINE, "a leader", || servers.iter().find(|s| s.status().role == leader::core::Role::Leader));
+    let four = &test.config.servers[3];
+    let add = leader::core::MembershipChange::AddLearner {
+        pid: NodeId(4),
+        peer_url: four.endpoint.clone(),
+        client_url: four.client_endpoint.clone(),
+        promote: true,
+    };
+    let added = wait_for(DEADLINE, "the addition committed", || leader.change_membership(add.clone(), DEADLINE).ok());
+    assert!(added.0 > 0);
+    let mut client = Client::new(test.config.clone()).with_timeout(Duration::from_millis(500));
+    wait_for(DEADLINE, "4 promoted", || roles(&mut client).filter(|(v, _)| v == &[1, 2, 3, 4]));
+    let removal = leader::core::MembershipChange::Remove { pid: NodeId(4) };
+    let removed = leader.change_membership(removal.clone(), DEADLINE).expect("the removal commits");
+    assert!(removed > added);
+    wait_for(DEADLINE, "server 4 to stop by itself", || servers[3].is_stopped().then_some(()));
+    assert!(servers[3].was_removed());
+    // A change the rules refuse says why: 4 is no member any more.
+    let again = leader.change_membership(removal, DEADLINE).unwrap_err();
+    assert!(again.to_string().contains("server 4 is not a member"), "{again}");
+}
