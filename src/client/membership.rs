@@ -31,7 +31,15 @@ impl Client {
         let up = answers.iter().filter_map(|(_, a)| a.as_ref().ok());
         let leader = up.clone().filter(|s| s.role == crate::core::Role::Leader).max_by_key(|s| s.term);
         let Some(pid) = leader.or_else(|| up.clone().next()).map(|s| s.pid) else {
-            return Err(answers.into_iter().find_map(|(_, a)| a.err()).unwrap_or(CallError::Unreachable));
+            let servers = answers.len();
+            let errors: Vec<CallError> = answers.into_iter().filter_map(|(_, a)| a.err()).collect();
+            if errors.iter().all(|e| matches!(e, CallError::Unreachable)) {
+                return Err(CallError::NothingReachable { servers });
+            }
+            return Err(errors
+                .into_iter()
+                .find(|e| !matches!(e, CallError::Unreachable))
+                .unwrap_or(CallError::Unreachable));
         };
         self.membership(pid)
     }
