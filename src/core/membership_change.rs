@@ -83,8 +83,25 @@ impl Raft {
     }
 
     /// Index of the entry holding the membership in force (0: the snapshot's or bootstrap).
+    /// Not what a follower must hold to know that membership: see `membership_held_from`.
     pub fn membership_index(&self) -> LogIndex {
         self.log.membership().map_or(LogIndex(0), |(i, _)| i)
+    }
+
+    /// The log position a follower must hold to hold the membership in force: its entry's
+    /// index — or, once compaction or a snapshot took that entry (`membership_index` is then
+    /// 0), the log's compacted index: a follower holding entries up to there holds the entry
+    /// or a snapshot recording the membership. (The bootstrap membership: 0.) What a learner
+    /// must hold before it is promoted (thesis §4.2.1; `answers_votes`). Found by the simulator (seed 538 of
+    /// the 3-server hunt settings, liveness): compared with `membership_index`, 0 after the
+    /// leader compacted past a learner's addition, the guard let through a learner whose log
+    /// ended before it; the leader then lost touch, and the new voter refused its votes.
+    pub(super) fn membership_held_from(&self) -> LogIndex {
+        match self.log.membership() {
+            Some((LogIndex(0), _)) => self.log.compacted().0,
+            Some((index, _)) => index,
+            None => LogIndex(0),
+        }
     }
 
     /// Whether this server was a member and a committed membership no longer lists it: it has
@@ -221,10 +238,11 @@ impl Raft {
         if let MembershipChange::Promote { pid } = &change {
             // It must know it is a learner before it is counted as a voter, or it refuses the
             // votes a candidate then needs (`answers_votes`).
-            let holds = self.progress.get(pid).is_some_and(|p| p.match_index >= in_flight);
+            let held_from = self.membership_held_from();
+            let holds = self.progress.get(pid).is_some_and(|p| p.match_index >= held_from);
             if self.membership().contains(*pid) && !holds && !self.membership().is_voter(*pid) {
                 return Err(MembershipError::Invalid(format!(
-                    "learner {pid} has not yet received the membership entry {in_flight} that lists it"
+                    "learner {pid} has not yet received the membership (log up to {held_from}) that lists it"
                 )));
             }
         }
@@ -254,13 +272,12 @@ impl Raft {
     pub(super) fn promote_caught_up_learners(&mut self) {
         let last = self.log.last_index();
         let lag = self.options.promote_lag;
+        let held_from = self.membership_held_from();
         let ready = self.membership().members.iter().find_map(|(pid, m)| {
             // Within the lag, and holding the membership that lists it as learner (else it
             // would refuse the votes it is then counted for: `answers_votes`).
-            let caught_up = self
-                .progress
-                .get(pid)
-                .is_some_and(|p| p.match_index.0 + lag >= last.0 && p.match_index >= self.membership_index());
+            let caught_up =
+                self.progress.get(pid).is_some_and(|p| p.match_index.0 + lag >= last.0 && p.match_index >= held_from);
             (m.role == MemberRole::Learner { promote: true } && caught_up).then_some(*pid)
         });
         if let Some(pid) = ready {

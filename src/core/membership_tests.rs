@@ -499,3 +499,49 @@ fn a_learner_is_promoted_only_once_it_holds_the_membership_that_lists_it() {
     heartbeats(&mut net, 1);
     assert_eq!(voters(net.node(1)), [1, 2], "promoted once it holds the membership");
 }
+
+/// Found by the simulator (seed 538 of the 3-server hunt settings, liveness): once the leader
+/// compacted past a learner's addition, the membership's entry index read 0, and the rule
+/// above let through a learner whose log ended before that entry. The leader promoted it, lost
+/// touch, and could never be elected again: the new voter, not knowing it is a member, refused
+/// its votes (`answers_votes`). What a learner must hold is then the log up to the compacted
+/// index (the entry, or the snapshot recording the membership). Here: 2 has caught up to
+/// entry 2 of the leader's log, its addition is at 4, and the leader compacts up to 4.
+#[test]
+fn a_learner_is_not_promoted_after_compaction_before_it_holds_its_addition() {
+    let leader = Options { promote_lag: 1000, entries_per_message_max: 1, in_flight_max: 1, ..options(1, &[], false) };
+    let mut net = Net::new(vec![
+        Raft::new(leader, HardState::default()),
+        Raft::new(options(2, &[1], true), HardState::default()),
+    ]);
+    lead(&mut net, 1);
+    write(&mut net, 1, b"a");
+    write(&mut net, 1, b"b");
+    let added = net.node(1).propose_membership(learner(2, true)).unwrap();
+    assert_eq!(added, LogIndex(4));
+    // One message at a time until 2 holds entry 2 (its answer reaches 1), then 2 goes silent.
+    net.flush();
+    while net.node(2).log().last_index() < LogIndex(2) {
+        let (from, out) = net.queue.pop_front().expect("1 replicates to 2");
+        net.node(out.to.0).step(from, out.message);
+        net.flush();
+    }
+    let answers: Vec<_> = net.queue.drain(..).filter(|(from, _)| *from == NodeId(2)).collect();
+    for (from, out) in answers {
+        net.node(out.to.0).step(from, out.message);
+    }
+    assert_eq!(net.node(1).progress(NodeId(2)).map(|p| p.match_index), Some(LogIndex(2)));
+    net.down = vec![NodeId(2)];
+    net.run();
+    let term = net.node(1).current_term();
+    net.node(1).set_snapshot(added, term, 1);
+    net.node(1).compact(added);
+    assert_eq!(learners(net.node(1)), [2], "the compacted addition stays in force");
+    for _ in 0..3 {
+        net.node(1).tick(); // to a heartbeat: 2 is within the lag, and heard from recently
+        net.run();
+    }
+    assert_eq!(learners(net.node(1)), [2], "not promoted: 2's log ends before its addition");
+    let refused = net.node(1).propose_membership(MembershipChange::Promote { pid: NodeId(2) });
+    assert!(matches!(&refused, Err(MembershipError::Invalid(why)) if why.contains("(log up to 4)")), "{refused:?}");
+}
