@@ -72,9 +72,11 @@ pub(crate) struct Stats {
     /// What the contact times count from.
     epoch: Instant,
     /// Per peer: nanoseconds since `epoch`, plus one, when an envelope from it last passed
-    /// authentication and decoding; 0: never. config.json's servers, fixed at start (no lock);
-    /// a member added at runtime that the file does not list has no contact time here.
+    /// authentication and decoding; 0: never. config.json's servers, fixed at start (no lock).
     contact: Vec<(NodeId, AtomicU64)>,
+    /// The same for other senders the runtime accepts: members added at runtime that
+    /// config.json does not list (rare, so a lock is fine).
+    contact_added: Mutex<std::collections::BTreeMap<NodeId, u64>>,
     /// Proposals handed to the driver (as it counts them: clients and `Server::propose`).
     pub(crate) proposals: AtomicU64,
     /// Log entries this server learned committed since it started (commit index advances).
@@ -106,6 +108,7 @@ impl Stats {
         Stats {
             epoch: Instant::now(),
             contact: peers.iter().map(|p| (*p, AtomicU64::new(0))).collect(),
+            contact_added: Mutex::new(std::collections::BTreeMap::new()),
             proposals: AtomicU64::new(0),
             entries_committed: AtomicU64::new(0),
             elections_started: AtomicU64::new(0),
@@ -126,11 +129,14 @@ impl Stats {
     /// order; peers never heard from are absent.
     pub(crate) fn last_contact(&self) -> Vec<(NodeId, Duration)> {
         let now = self.epoch.elapsed();
-        self.contact
-            .iter()
-            .filter_map(|(peer, at)| match at.load(Ordering::Relaxed) {
+        let added = self.contact_added.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut all: Vec<(NodeId, u64)> =
+            self.contact.iter().map(|(peer, at)| (*peer, at.load(Ordering::Relaxed))).chain(added).collect();
+        all.sort_unstable();
+        all.into_iter()
+            .filter_map(|(peer, at)| match at {
                 0 => None,
-                at => Some((*peer, now.saturating_sub(Duration::from_nanos(at - 1)))),
+                at => Some((peer, now.saturating_sub(Duration::from_nanos(at - 1)))),
             })
             .collect()
     }
@@ -150,10 +156,11 @@ impl Stats {
     /// An envelope from `peer` passed authentication and decoding, carrying `body`.
     pub(crate) fn received(&self, peer: NodeId, body: &Body) {
         self.messages_in[message_kind(body)].fetch_add(1, Ordering::Relaxed);
-        if let Some((_, at)) = self.contact.iter().find(|(p, _)| *p == peer) {
-            // +1: 0 means never (and the epoch itself is a possible contact time).
-            let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
-            at.store(nanos + 1, Ordering::Relaxed);
+        // +1: 0 means never (and the epoch itself is a possible contact time).
+        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
+        match self.contact.iter().find(|(p, _)| *p == peer) {
+            Some((_, at)) => at.store(nanos, Ordering::Relaxed),
+            None => drop(self.contact_added.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, nanos)),
         }
     }
 
@@ -315,16 +322,17 @@ mod tests {
     }
 
     #[test]
-    fn last_contact_lists_only_peers_heard_from() {
+    fn last_contact_lists_every_peer_heard_from_and_only_those() {
         let stats = Stats::new(&[NodeId(2), NodeId(3)], Term(0));
         assert!(stats.last_contact().is_empty());
         let body = Body::Raft(Message::AppendEntriesResponse(ack(0, true)));
         stats.received(NodeId(3), &body);
-        stats.received(NodeId(9), &body); // not a peer: counted as a message, no contact
+        // A sender config.json does not list (a member added at runtime: the runtime accepts
+        // only members and config.json's servers) is tracked too.
+        stats.received(NodeId(9), &body);
         let contact = stats.last_contact();
-        assert_eq!(contact.len(), 1);
-        assert_eq!(contact[0].0, NodeId(3));
-        assert!(contact[0].1 < Duration::from_secs(5));
+        assert_eq!(contact.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [NodeId(3), NodeId(9)], "2 never heard");
+        assert!(contact.iter().all(|(_, ago)| *ago < Duration::from_secs(5)));
         let in_out: Vec<_> = stats.messages().into_iter().filter(|(_, i, o)| i + o > 0).collect();
         assert_eq!(in_out, [("append_entries_response", 2, 0)]);
     }
