@@ -696,9 +696,10 @@ class Client:
         raise seen.verdict()
 
 
-def status_json_line(pid: int, answer) -> str:
+def status_json_line(pid: int, answer, member=None) -> str:
     """The line `leader status --json` prints (serde_json: keys sorted, compact); `answer` is
-    (Status, Inspection or None) or a CallError."""
+    (Status, Inspection or None) or a CallError; `member` the server's role in its own
+    membership (voter, learner, non-member), when it answered a Membership request."""
     if isinstance(answer, tuple):
         s, i = answer
         value = {
@@ -723,12 +724,27 @@ def status_json_line(pid: int, answer) -> str:
                 "last_contact_ms": {str(c.pid): c.ms_ago for c in i.last_contact},
                 "dropped": {c.name: c.value for c in i.counters},
             })
+        if member is not None:
+            value["member"] = member
     else:
         value = {"pid": pid, "error": str(answer)}
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 _VOTE_KINDS = {w.VoteKind.VOTE: "Vote", w.VoteKind.PRE_VOTE: "PreVote", w.VoteKind.TRANSFER: "Transfer"}
+
+
+def member_role(client: "Client", pid: int):
+    """Server `pid`'s role in its own membership, as `leader status` shows it: voter, learner
+    or non-member; None when it does not answer a Membership request."""
+    try:
+        _, info = client.membership([pid])
+    except CallError:
+        return None
+    m = next((m for m in info.members if m.pid == pid), None)
+    if m is None:
+        return "non-member"
+    return "voter" if isinstance(m.role, w.Voter) else "learner"
 
 
 def status_table(config: w.Config, answers) -> str:
@@ -890,7 +906,8 @@ def main(argv) -> int:
         client = Client(config, args.timeout_ms / 1000)
         try:
             answers = client.inspect_all()
-            lines = [status_json_line(pid, a) for pid, a in answers]
+            lines = [status_json_line(pid, a, member_role(client, pid) if isinstance(a, tuple) else None)
+                     for pid, a in answers]
         finally:
             client.close()
         if args.table:

@@ -185,6 +185,8 @@ class ClientTests(unittest.TestCase):
             def reply(req):
                 if isinstance(req.body, w.StatusRequest):
                     return status_body(pid)
+                if isinstance(req.body, w.MembershipRequest) and counters:
+                    return w.MembershipInfo(0, True, [w.MemberInfo(p, w.Voter(), "", "") for p in (1, 2, 3)])
                 if isinstance(req.body, w.InspectRequest):
                     if not counters:
                         return w.BadRequest("request is not a valid ClientRequest")
@@ -226,9 +228,13 @@ class ClientTests(unittest.TestCase):
         self.assertNotIn("dropped", lines[1])  # the older server: its plain status only
         self.assertEqual(lines[1]["state"], "leader")
         self.assertEqual(lines[2], {"pid": 3, "error": "unreachable"})
-        # One Inspect each; the server that refused it is asked for its plain status.
-        self.assertEqual([type(r.body) for r in self.servers[0].requests], [w.InspectRequest])
-        self.assertEqual([type(r.body) for r in self.servers[1].requests], [w.InspectRequest, w.StatusRequest])
+        self.assertEqual(lines[0]["member"], "voter")
+        self.assertNotIn("member", lines[1], "the older server answers no Membership request")
+        # One Inspect each (the server that refused it is asked for its plain status), then
+        # its role in its own membership.
+        self.assertEqual([type(r.body) for r in self.servers[0].requests], [w.InspectRequest, w.MembershipRequest])
+        self.assertEqual([type(r.body) for r in self.servers[1].requests],
+                         [w.InspectRequest, w.StatusRequest, w.MembershipRequest])
 
     def test_the_table_has_the_rust_cli_columns(self):
         out = io.StringIO()

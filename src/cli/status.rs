@@ -70,7 +70,7 @@ pub fn statuses(answers: &[(NodeId, Answer)]) -> Vec<(NodeId, Result<Status, Cal
 
 /// One server's answer as the JSON line `leader status --json` prints. `dropped` holds its
 /// counters of dropped and ignored input by name, when it answered them.
-pub fn json_line(pid: NodeId, answer: &Answer) -> String {
+pub fn json_line(pid: NodeId, answer: &Answer, member: Option<&str>) -> String {
     let value = match answer {
         Ok((s, inspection)) => {
             let mut v = serde_json::json!({
@@ -83,6 +83,9 @@ pub fn json_line(pid: NodeId, answer: &Answer) -> String {
                 "last_applied": s.last_applied.0,
                 "last_index": s.last_index.0,
             });
+            if let Some(member) = member {
+                v["member"] = member.into();
+            }
             if let Some(i) = inspection {
                 let votes: Vec<_> = i
                     .votes
@@ -224,10 +227,10 @@ pub fn run(config: Config, options: Options) -> Result<(), i32> {
     // Servers added at runtime are listed too: learn them from the leader's membership.
     let _ = client.leader_membership();
     let answers = gather(&mut client);
-    let members = if options.json { BTreeMap::new() } else { member_roles(&mut client, &answers) };
+    let members = member_roles(&mut client, &answers);
     if options.json {
         for (pid, answer) in &answers {
-            println!("{}", json_line(*pid, answer));
+            println!("{}", json_line(*pid, answer, members.get(pid).copied()));
         }
     } else {
         print!("{}", table(client.config(), &answers, &members));
@@ -327,12 +330,14 @@ mod tests {
     #[test]
     fn json_carries_the_os_pid_votes_contact_and_counters() {
         let i = inspection();
-        let line: serde_json::Value = serde_json::from_str(&json_line(NodeId(2), &Ok((i.status, Some(i))))).unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(&json_line(NodeId(2), &Ok((i.status, Some(i))), Some("learner"))).unwrap();
         assert_eq!(line["os_pid"], 4242);
         assert_eq!(line["votes"][1]["reason"], "refused: candidate's log is behind ours");
         assert_eq!(line["votes"][0]["granted"], true);
         assert_eq!(line["last_contact_ms"]["3"], 40);
         assert_eq!(line["dropped"]["bad_mac"], 7);
         assert_eq!(line["last_applied"], 11);
+        assert_eq!(line["member"], "learner");
     }
 }
