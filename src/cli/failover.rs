@@ -60,6 +60,10 @@ pub enum Mode {
     Term,
 }
 
+/// Load before the measured change (restarts, a membership change) and after it, so both
+/// ends are steady state.
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// A closed-loop load (`leader bench`'s) on a thread of its own until [`Background::finish`]:
 /// what `--rolling` and `--membership` measure around.
 struct Background {

@@ -110,23 +110,7 @@ pub fn run_cli(args: &SimArgs) -> Result<(), i32> {
             c.lease_cuts
         );
         if report.membership {
-            let m = &c.membership;
-            println!(
-                "  membership changes: {} made ({} applied, {} lost with their leader), {} learners promoted by the leader, {} refused ({} in flight, {} before an own-term commit, {} no live quorum, {} transfer, {} not leader, {} other); {} removed servers stopped, {} wiped and added again",
-                m.proposed,
-                m.applied,
-                m.lost,
-                m.auto_promoted,
-                m.refused(),
-                m.refused_in_flight,
-                m.refused_own_commit,
-                m.refused_live_quorum,
-                m.refused_transfer,
-                m.refused_not_leader,
-                m.refused_other,
-                m.stopped,
-                m.wiped
-            );
+            println!("  membership changes: {}", membership_line(&c.membership));
         }
         if report.violation.is_some() {
             print_failure(&report);
@@ -220,22 +204,29 @@ fn sweep(args: &SimArgs, first: u64, end: u64) -> Result<(), i32> {
     );
     let (seeds, m) = *changes.lock().unwrap_or_else(|e| e.into_inner());
     if seeds > 0 {
-        println!(
-            "membership changes in {seeds} seeds: {} made ({} applied, {} lost), {} auto-promotions, {} refused ({} in flight, {} before an own-term commit, {} no live quorum, {} transfer, {} not leader, {} other); {} removed servers stopped, {} wiped and added again",
-            m.proposed,
-            m.applied,
-            m.lost,
-            m.auto_promoted,
-            m.refused(),
-            m.refused_in_flight,
-            m.refused_own_commit,
-            m.refused_live_quorum,
-            m.refused_transfer,
-            m.refused_not_leader,
-            m.refused_other,
-            m.stopped,
-            m.wiped
-        );
+        println!("membership changes in {seeds} seeds: {}", membership_line(&m));
     }
     Ok(())
+}
+
+/// What the membership nemesis did, as one seed's summary and a sweep's total print it.
+fn membership_line(m: &leader::sim::MembershipCounts) -> String {
+    format!(
+        "{} made ({} applied, {} lost with their leader), {} learners promoted by the leader, {} refused ({} in \
+         flight, {} before an own-term commit, {} no live quorum, {} transfer, {} not leader, {} other); {} removed \
+         servers stopped, {} wiped and added again",
+        m.proposed,
+        m.applied,
+        m.lost,
+        m.auto_promoted,
+        m.refused(),
+        m.refused_in_flight,
+        m.refused_own_commit,
+        m.refused_live_quorum,
+        m.refused_transfer,
+        m.refused_not_leader,
+        m.refused_other,
+        m.stopped,
+        m.wiped
+    )
 }

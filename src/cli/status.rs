@@ -224,10 +224,14 @@ pub fn details(config: &Config, answers: &[(NodeId, Answer)], members: &BTreeMap
 /// the cluster is unhealthy.
 pub fn run(config: Config, options: Options) -> Result<(), i32> {
     let mut client = Client::new(config).with_timeout(options.timeout);
-    // Servers added at runtime are listed too: learn them from the leader's membership.
-    let _ = client.leader_membership();
-    let answers = gather(&mut client);
-    let members = member_roles(&mut client, &answers);
+    let mut answers = gather(&mut client);
+    // Asking each server its role also learns servers added at runtime that config.json does
+    // not list (Client::membership); ask again only when there are such servers.
+    let mut members = member_roles(&mut client, &answers);
+    if client.config().servers.len() > answers.len() {
+        answers = gather(&mut client);
+        members = member_roles(&mut client, &answers);
+    }
     if options.json {
         for (pid, answer) in &answers {
             println!("{}", json_line(*pid, answer, members.get(pid).copied()));

@@ -6,14 +6,12 @@
 
 use super::super::bench::load::{Load, LoadSpec, Until};
 use super::super::bench::stats::{Summary, Workload};
-use super::{fail, start_cluster, wait_for_leader, Background};
+use super::{fail, start_cluster, wait_for_leader, Background, SETTLE};
 use leader::client::{Client, ReadFrom, ReadPath};
 use leader::config::Config;
 use leader::core::{MemberRole, MembershipChange, NodeId, Term};
 use std::time::{Duration, Instant};
 
-/// Load before the change and after, so both ends are steady state.
-const SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait for a promotion (a large state is sent as a snapshot first).
 const PROMOTION_DEADLINE: Duration = Duration::from_secs(300);
 

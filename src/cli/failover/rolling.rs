@@ -5,14 +5,11 @@
 
 use super::super::bench::load::LoadSpec;
 use super::super::bench::stats::{Summary, Workload};
-use super::{fail, restart_and_rejoin, start_cluster, wait_for_leader, Background};
+use super::{fail, restart_and_rejoin, start_cluster, wait_for_leader, Background, SETTLE};
 use leader::client::{Client, ReadFrom, ReadPath};
 use leader::config::Config;
 use leader::core::{Role, Term};
 use std::time::{Duration, Instant};
-
-/// Load before the first restart and after the last, so both ends are steady state.
-const SETTLE: Duration = Duration::from_secs(1);
 
 /// Run it on a fresh cluster of `config`.
 pub fn run(config: &Config, clients: usize, json: bool) -> Result<(), i32> {
